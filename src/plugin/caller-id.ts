@@ -1,0 +1,54 @@
+// Caller id for the push: number and name from the first of Remote-Party-ID, P-Asserted-Identity,
+// P-Preferred-Identity, From (Kazoo pusher-role's order). Pure, no KSR.
+
+import { Caller } from "../protocol";
+
+export const CALLER_ID_HEADERS = ["Remote-Party-ID", "P-Asserted-Identity", "P-Preferred-Identity", "From"];
+
+function trim(text: string): string {
+  return text.replace(/^\s+|\s+$/g, "");
+}
+
+/**
+ * Parses a name-addr / addr-spec header value: `"Alice" <sip:+15551234@host>;tag=x` → {number: "+15551234",
+ * name: "Alice"}. Kazoo strips `"` from the name; we also unescape `\x` so the name is what the caller sent.
+ */
+export function parseCallerId(headerValue: string): Caller | null {
+  const value = trim(headerValue);
+  if (!value) return null;
+  let name = "";
+  let uri: string;
+  const open = value.indexOf("<");
+  if (open >= 0) {
+    const close = value.indexOf(">", open);
+    if (close < 0) return null;
+    name = trim(value.substring(0, open));
+    if (name.length >= 2 && name.charAt(0) === '"' && name.charAt(name.length - 1) === '"') {
+      name = name.substring(1, name.length - 1).replace(/\\(.)/g, "$1");
+    }
+    uri = value.substring(open + 1, close);
+  } else {
+    uri = value.split(";")[0];
+  }
+  const match = /^\s*(sips?|tel):([^@;?]*)/i.exec(uri);
+  if (!match) return null;
+  let number = match[2];
+  if (match[1].toLowerCase() !== "tel" && uri.indexOf("@") < 0) number = "";
+  try {
+    number = decodeURIComponent(number);
+  } catch (e) {
+    // keep the raw user part
+  }
+  return { number: number, name: name.replace(/"/g, "") };
+}
+
+/** The first header of CALLER_ID_HEADERS that parses wins; `values` maps header name → value (or null). */
+export function pickCallerId(values: { [header: string]: string | null }): Caller {
+  for (let i = 0; i < CALLER_ID_HEADERS.length; i++) {
+    const value = values[CALLER_ID_HEADERS[i]];
+    if (!value) continue;
+    const caller = parseCallerId(value);
+    if (caller && (caller.number || caller.name)) return caller;
+  }
+  return { number: "", name: "" };
+}

@@ -1,0 +1,37 @@
+// Messages from the helper, read in event_route[evapi:message-received] (the evapi dispatcher process).
+// A failed push for the last device of a call sets $var(pusher_fail)=1 with $var(pusher_tindex|tlabel):
+// cfg then continues the call into route PUSHER_PUSH_FAILED, which answers the caller at once.
+
+import { parseHelperMessage, PushResult } from "../protocol";
+import { removeDevice } from "./device-store";
+import { recordPushFailure } from "./hold-call";
+import { logError, logInfo, logWarn } from "./log";
+import { pvString, setVar } from "./sip-message";
+
+export function onHelperMessage(): void {
+  setVar("pusher_fail", 0);
+  const text = pvString("$evapi(msg)");
+  const message = parseHelperMessage(text);
+  if (!message) {
+    logError("malformed message from the helper ignored (" + text.length + " bytes)");
+    return;
+  }
+  if (message.type === "hello") {
+    logInfo("helper connected (pid " + message.pid + ", protocol " + message.version + ")");
+    return;
+  }
+  onPushResult(message);
+}
+
+function onPushResult(result: PushResult): void {
+  if (result.outcome === "sent") return;
+  logWarn("push failed call-id=" + result.callId + " aor=" + result.aor + " code=" + (result.code || "") + " reason=" + (result.reason || ""));
+  if (result.dropToken && removeDevice(result.aor, result.instance)) {
+    logInfo("device removed aor=" + result.aor + " instance=" + result.instance + ": the provider says its token is dead");
+  }
+  const call = recordPushFailure(result.aor, result.callRef, result.instance);
+  if (!call) return;
+  setVar("pusher_tindex", call.tindex);
+  setVar("pusher_tlabel", call.tlabel);
+  setVar("pusher_fail", 1);
+}

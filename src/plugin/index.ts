@@ -1,0 +1,23 @@
+// Entry points of dist/pusher.js, called from kamailio/pusher.cfg with jsdt_run("<name>").
+// app_jsdt finds functions as properties of the global object, so each is assigned there by name.
+
+import { onHelperMessage } from "./helper-messages";
+import { onCallEnded, onInvite, onInviteFirstFailed, sendPushes } from "./invite-flow";
+import { nextHeldCall, onRegister, repairContactHeader } from "./register-flow";
+
+declare var globalThis: { [name: string]: unknown };
+
+const entryPoints: { [name: string]: () => void } = {
+  pusher_repair_contact: repairContactHeader,
+  pusher_on_register: onRegister,
+  pusher_next_held_call: nextHeldCall,
+  pusher_on_invite: onInvite,
+  pusher_on_invite_first_failed: onInviteFirstFailed,
+  pusher_send_pushes: sendPushes,
+  pusher_on_call_ended: onCallEnded,
+  pusher_on_helper_message: onHelperMessage,
+};
+
+for (const name in entryPoints) {
+  if (Object.prototype.hasOwnProperty.call(entryPoints, name)) globalThis[name] = entryPoints[name];
+}

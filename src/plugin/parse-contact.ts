@@ -1,0 +1,103 @@
+// Splits a SIP Contact header value into contacts, each with its URI, URI params and header params.
+// Pure, no KSR: unit tested in Node and run in Duktape. Written by hand (not Kamailio's parser) because push
+// params appear in both places and Kazoo's sample puts a space inside a token.
+
+export interface ParsedContact {
+  /** The URI without angle brackets, e.g. `sip:alice@192.0.2.1:5060;transport=tcp`. */
+  uri: string;
+  /** Params inside the URI (after its first `;`), names lower-cased, values URL-decoded. */
+  uriParams: { [name: string]: string };
+  /** Params after the `>` (or after the URI when there are no brackets), names lower-cased, values unquoted. */
+  headerParams: { [name: string]: string };
+}
+
+/** URL-decodes a param value; a malformed escape leaves the raw text (Kazoo url-decodes, never fails). */
+export function decodeParam(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch (e) {
+    return value;
+  }
+}
+
+function unquote(value: string): string {
+  if (value.length >= 2 && value.charAt(0) === '"' && value.charAt(value.length - 1) === '"') {
+    return value.substring(1, value.length - 1).replace(/\\(.)/g, "$1");
+  }
+  return value;
+}
+
+/** Splits on `separator` outside double quotes and angle brackets. */
+function splitOutside(text: string, separator: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charAt(i);
+    if (quoted) {
+      if (c === "\\") i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === "<") depth++;
+    else if (c === ">") depth = depth > 0 ? depth - 1 : 0;
+    else if (c === separator && depth === 0) {
+      parts.push(text.substring(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.substring(start));
+  return parts;
+}
+
+function parseParams(parts: string[], decode: (value: string) => string): { [name: string]: string } {
+  const params: { [name: string]: string } = {};
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i].replace(/^\s+|\s+$/g, "");
+    if (!part) continue;
+    const equals = part.indexOf("=");
+    const name = (equals < 0 ? part : part.substring(0, equals)).replace(/\s+$/, "").toLowerCase();
+    const value = equals < 0 ? "" : decode(part.substring(equals + 1).replace(/^\s+/, ""));
+    // First occurrence wins: a later duplicate cannot override what the client put first.
+    if (!Object.prototype.hasOwnProperty.call(params, name)) params[name] = value;
+  }
+  return params;
+}
+
+function parseOne(text: string): ParsedContact | null {
+  const value = text.replace(/^\s+|\s+$/g, "");
+  if (!value || value === "*") return null;
+  const open = value.indexOf("<");
+  let uri: string;
+  let rest: string;
+  if (open >= 0) {
+    const close = value.indexOf(">", open);
+    if (close < 0) return null;
+    uri = value.substring(open + 1, close);
+    rest = value.substring(close + 1);
+  } else {
+    // Without brackets every `;param` belongs to the header, not the URI (RFC 3261 §20.10).
+    const semicolon = value.indexOf(";");
+    uri = semicolon < 0 ? value : value.substring(0, semicolon);
+    rest = semicolon < 0 ? "" : value.substring(semicolon);
+  }
+  uri = uri.replace(/^\s+|\s+$/g, "");
+  if (!/^sips?:/i.test(uri)) return null;
+  const uriSemicolon = uri.indexOf(";");
+  const uriParams = uriSemicolon < 0 ? {} : parseParams(uri.substring(uriSemicolon + 1).split("?")[0].split(";"), decodeParam);
+  const headerParams = parseParams(splitOutside(rest, ";"), function (raw: string) {
+    return decodeParam(unquote(raw));
+  });
+  return { uri: uri, uriParams: uriParams, headerParams: headerParams };
+}
+
+/** Parses every contact of a Contact header value; malformed ones are skipped. */
+export function parseContacts(headerValue: string): ParsedContact[] {
+  const contacts: ParsedContact[] = [];
+  const parts = splitOutside(headerValue, ",");
+  for (let i = 0; i < parts.length; i++) {
+    const contact = parseOne(parts[i]);
+    if (contact) contacts.push(contact);
+  }
+  return contacts;
+}

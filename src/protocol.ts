@@ -1,0 +1,136 @@
+// Messages between the plugin (inside Kamailio, Duktape ES5) and the helper (Node).
+// Transport: evapi netstrings over TCP on loopback; each frame is one JSON object.
+// This file holds types and pure functions only: it is compiled into both sides, so it must stay ES5-safe
+// (no Map/Set/Promise, no String#padStart, no regex flags beyond g/i/m).
+
+export const PROTOCOL_VERSION = 1;
+
+/** Push services a device record can name. `google`/`android` in a Contact are aliases of `firebase`. */
+export type PushProvider = "apple" | "firebase";
+
+/** Identifies one held INVITE transaction in Kamailio: `<tindex>:<tlabel>`. */
+export type CallRef = string;
+
+export interface PushDevice {
+  /** Device instance within its AOR (`+sip.instance`, else `reg-id`, else the contact URI). */
+  instance: string;
+  appId: string;
+  provider: PushProvider;
+  token: string;
+}
+
+export interface Caller {
+  number: string;
+  name: string;
+}
+
+/** plugin → helper: send one push to one device for one held call. */
+export interface PushRequest {
+  type: "push";
+  callRef: CallRef;
+  callId: string;
+  aor: string;
+  device: PushDevice;
+  caller: Caller;
+  /** SIP URI the woken app should register through (Kazoo's `proxy`). */
+  proxy: string;
+  /** Epoch ms after which the call stops ringing: no retry may be sent after it. */
+  ringsUntilMs: number;
+}
+
+/** How a push ended, as far as the call is concerned. */
+export type PushOutcome = "sent" | "failed";
+
+/** helper → plugin: the provider's answer to one PushRequest. */
+export interface PushResult {
+  type: "push-result";
+  callRef: CallRef;
+  callId: string;
+  aor: string;
+  instance: string;
+  outcome: PushOutcome;
+  /** Stable error code (PUSHER_ERR_*) when outcome is "failed". */
+  code?: string;
+  /** The provider's own words, e.g. APNs `Unregistered`. */
+  reason?: string;
+  /** The token is dead: the plugin removes the device record. */
+  dropToken?: boolean;
+}
+
+/** helper → plugin, once per connection. */
+export interface HelperHello {
+  type: "hello";
+  version: number;
+  pid: number;
+}
+
+export type HelperMessage = PushResult | HelperHello;
+export type PluginMessage = PushRequest;
+
+function isString(value: unknown): value is string {
+  return typeof value === "string";
+}
+
+/** Parses and checks a helper message; returns null for anything malformed (never throws). */
+export function parseHelperMessage(text: string): HelperMessage | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return null;
+  }
+  if (!value || typeof value !== "object") return null;
+  const message = value as { [key: string]: unknown };
+  if (message.type === "hello") {
+    return typeof message.version === "number" && typeof message.pid === "number"
+      ? { type: "hello", version: message.version, pid: message.pid }
+      : null;
+  }
+  if (message.type !== "push-result") return null;
+  if (!isString(message.callRef) || !isString(message.callId) || !isString(message.aor)) return null;
+  if (!isString(message.instance)) return null;
+  if (message.outcome !== "sent" && message.outcome !== "failed") return null;
+  const result: PushResult = {
+    type: "push-result",
+    callRef: message.callRef,
+    callId: message.callId,
+    aor: message.aor,
+    instance: message.instance,
+    outcome: message.outcome,
+  };
+  if (isString(message.code)) result.code = message.code;
+  if (isString(message.reason)) result.reason = message.reason;
+  if (message.dropToken === true) result.dropToken = true;
+  return result;
+}
+
+/** Parses and checks a plugin message on the helper side; returns null for anything malformed. */
+export function parsePluginMessage(text: string): PluginMessage | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return null;
+  }
+  if (!value || typeof value !== "object") return null;
+  const message = value as { [key: string]: unknown };
+  if (message.type !== "push") return null;
+  const device = message.device as { [key: string]: unknown } | undefined;
+  const caller = message.caller as { [key: string]: unknown } | undefined;
+  if (!device || typeof device !== "object" || !caller || typeof caller !== "object") return null;
+  if (!isString(message.callRef) || !isString(message.callId) || !isString(message.aor)) return null;
+  if (!isString(device.instance) || !isString(device.appId) || !isString(device.token)) return null;
+  if (device.provider !== "apple" && device.provider !== "firebase") return null;
+  if (!isString(caller.number) || !isString(caller.name) || !isString(message.proxy)) return null;
+  if (typeof message.ringsUntilMs !== "number") return null;
+  return {
+    type: "push",
+    callRef: message.callRef,
+    callId: message.callId,
+    aor: message.aor,
+    device: { instance: device.instance, appId: device.appId, provider: device.provider, token: device.token },
+    caller: { number: caller.number, name: caller.name },
+    proxy: message.proxy,
+    ringsUntilMs: message.ringsUntilMs,
+  };
+}

@@ -1,0 +1,184 @@
+// The spine, end to end: real Kamailio (started by `pusher start`), real sipp phones and callers, the real
+// helper, and a mock APNs on 127.0.0.1 over HTTP/2 + TLS trusted through NODE_EXTRA_CA_CERTS.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { MockApns } from "../support/mock-apns";
+import { PusherProcess, startPusher, TEST_CA_DIR } from "../support/pusher-process";
+import { freePort } from "../support/free-port";
+import { phoneKeys, runSipp } from "../support/sipp";
+
+const APP_ID = "com.app.mymobileapp";
+const USER_AGENT = "MyMobileApp iOS 1.0";
+const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 4000, afterWakeMs: 5000 };
+
+let apns: MockApns;
+let pusher: PusherProcess;
+let userCounter = 0;
+
+function nextUser(): string {
+  userCounter += 1;
+  return `user_${process.pid}_${userCounter}`;
+}
+
+function pushParams(token: string): string {
+  return `;app-id=${APP_ID};pn-tok=${token};pn-type=apple`;
+}
+
+function callKeys(callee: string): Record<string, string> {
+  return { callee, caller: "15551234567", domain: "127.0.0.1" };
+}
+
+/** The Call-ID shared by a caller and the phone that answers it (see register-and-answer.xml). */
+function sharedCallId(user: string): string {
+  return `${user}-call@127.0.0.1`;
+}
+
+async function registerPhone(user: string, token: string, userAgent = USER_AGENT): Promise<number> {
+  const port = await freePort();
+  const run = await runSipp({ scenario: "register.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), userAgent) });
+  expect(run.code, run.output).toBe(0);
+  return port;
+}
+
+async function waitForPush(token: string, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (apns.requestsFor(token).length === 0) {
+    if (Date.now() > deadline) throw new Error(`no push for ${token}; pusher output:\n${pusher.output().slice(-3000)}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
+
+function devicesTable(): string {
+  return pusher.rpc("htable.dump", "pusher_devices");
+}
+
+beforeAll(async () => {
+  apns = await MockApns.start({ caDir: TEST_CA_DIR });
+  pusher = await startPusher({
+    timers: TIMERS,
+    userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
+    apps: { [APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: `127.0.0.1:${apns.port}` } } },
+  });
+}, 30000);
+
+afterAll(async () => {
+  await pusher?.stop();
+  await apns?.close();
+});
+
+beforeEach(() => {
+  apns.requests.length = 0;
+});
+
+describe("a call to a phone with a push device record", () => {
+  it("relays the INVITE to an awake phone and sends no push", async () => {
+    const user = nextUser();
+    const token = `aa${userCounter}0123456789abcdef`;
+    const port = await freePort();
+    const phone = runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
+    await pusher.waitFor(new RegExp(`device stored aor=${user}@`));
+    const caller = await runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
+    expect(caller.code, caller.output).toBe(0);
+    expect((await phone).code).toBe(0);
+    expect(apns.requestsFor(token)).toHaveLength(0);
+  });
+
+  it("pushes an asleep phone, then hands the call to it when it registers again from a new port", async () => {
+    const user = nextUser();
+    const token = `bb${userCounter}0123456789abcdef`;
+    await registerPhone(user, token); // registered, but nothing listens there any more: asleep
+    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
+    await waitForPush(token);
+
+    const [push] = apns.requestsFor(token);
+    expect(push.method).toBe("POST");
+    expect(push.path).toBe(`/3/device/${token}`);
+    expect(push.headers["apns-topic"]).toBe(`${APP_ID}.voip`);
+    expect(push.headers["apns-push-type"]).toBe("voip");
+    expect(push.headers["apns-priority"]).toBe("10");
+    expect(push.headers["apns-expiration"]).toBe("0");
+    const body = push.body as Record<string, any>;
+    expect(body.aps.alert["loc-key"]).toBe("IC_SIL");
+    expect(body.aps.alert["loc-args"]).toEqual(["15551234567 - Caller Name"]);
+    expect(body.aps.sound).toBe("ring.caf");
+    expect(typeof body.aps["call-id"]).toBe("string");
+    expect(body["call-id"]).toBe(body.aps["call-id"]);
+    expect(body["caller-id-number"]).toBe("15551234567");
+    expect(body["caller-id-name"]).toBe("Caller Name");
+    expect(body.proxy).toBe(`sip:127.0.0.1:${pusher.sipPort};transport=udp`);
+    expect(body.utc_unix_timestamp_ms).toMatch(/^\d{13}$/);
+    expect(Math.abs(Number(body.utc_unix_timestamp_ms) - push.receivedAtMs)).toBeLessThan(5000);
+
+    const wokenPort = await freePort();
+    const phone = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: wokenPort, keys: phoneKeys(user, wokenPort, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
+    expect(phone.code, phone.output).toBe(0);
+    const call = await caller;
+    expect(call.code, call.output).toBe(0);
+  });
+
+  it("pushes at once, without the invite-first wait, when the phone has a record but no registration", async () => {
+    const user = nextUser();
+    const token = `cc${userCounter}0123456789abcdef`;
+    await registerPhone(user, token);
+    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`); // the binding lapsed; the device record stays
+    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
+    const startedAt = Date.now();
+    await waitForPush(token);
+    expect(apns.requestsFor(token)[0].receivedAtMs - startedAt).toBeLessThan(TIMERS.inviteFirstMs);
+
+    const port = await freePort();
+    const phone = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
+    expect(phone.code, phone.output).toBe(0);
+    expect((await caller).code).toBe(0);
+  });
+
+  it("answers 480 close to t2 when the phone never registers", async () => {
+    const user = nextUser();
+    const token = `dd${userCounter}0123456789abcdef`;
+    await registerPhone(user, token);
+    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
+    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    expect(caller.code, caller.output).toBe(0);
+    expect(apns.requestsFor(token)).toHaveLength(1);
+    const elapsed = caller.endedAtMs - caller.startedAtMs;
+    expect(elapsed).toBeGreaterThanOrEqual(TIMERS.pushWaitMs - 200);
+    expect(elapsed).toBeLessThan(TIMERS.pushWaitMs + 3000);
+  });
+
+  it("answers the caller at once when APNs says the token is unregistered, and forgets the device", async () => {
+    const user = nextUser();
+    const token = `ee${userCounter}0123456789abcdef`;
+    apns.replyFor(token, { status: 410, reason: "Unregistered" });
+    await registerPhone(user, token);
+    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
+    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    expect(caller.code, caller.output).toBe(0);
+    expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2);
+    expect(devicesTable()).not.toContain(`${user}@127.0.0.1`);
+  });
+
+  it("stores nothing for a User-Agent no rule matches, and the REGISTER still gets 200", async () => {
+    const user = nextUser();
+    await registerPhone(user, `ff${userCounter}0123456789abcdef`, "SomeDesktopPhone 2.0");
+    expect(pusher.rpc("ul.dump")).toContain(`${user}@127.0.0.1`);
+    expect(devicesTable()).not.toContain(`${user}@127.0.0.1`);
+  });
+
+  it("stores the record from the seed's sample Contact header as is", async () => {
+    const token = "34fretrwgtrvtrebyenbytrwvtrebytenytbyrtebytebytebyten yhtevtrw";
+    const contact =
+      "<sip:user_1234567@192.168.1.1:61767;transport=TCP;ob>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-00004e05965e>\";" +
+      `app-id=${APP_ID};pn-tok=${token};pn-type=apple`;
+    const run = await runSipp({
+      scenario: "register.xml",
+      remotePort: pusher.sipPort,
+      transport: "tcp",
+      keys: { user: "user_1234567", domain: "127.0.0.1", contact, user_agent: USER_AGENT, expires: "600" },
+    });
+    expect(run.code, run.output).toBe(0);
+    const table = devicesTable();
+    expect(table).toContain("user_1234567@127.0.0.1");
+    expect(table).toContain("urn:uuid:00000000-0000-0000-0000-00004e05965e");
+    expect(table).toContain(token);
+  });
+});

@@ -1,0 +1,32 @@
+// Free loopback ports for tests that run side by side: the OS picks, we check UDP and TCP both fit.
+import { createSocket } from "node:dgram";
+import { createServer } from "node:net";
+
+function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function udpPortIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket("udp4");
+    socket.on("error", () => resolve(false));
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+  });
+}
+
+/** A port free for both TCP and UDP on 127.0.0.1 (SIP listens on both). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freeTcpPort();
+    if (await udpPortIsFree(port)) return port;
+  }
+  throw new Error("no free port found on 127.0.0.1");
+}

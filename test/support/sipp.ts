@@ -1,0 +1,64 @@
+// Runs one sipp scenario from test/sipp against Kamailio on loopback.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { freePort } from "./free-port";
+
+export interface SippRun {
+  code: number | null;
+  output: string;
+  startedAtMs: number;
+  endedAtMs: number;
+}
+
+export interface SippOptions {
+  scenario: string;
+  /** Kamailio's SIP port on 127.0.0.1. */
+  remotePort: number;
+  /** Values for [key] in the scenario (sipp -key). */
+  keys: Record<string, string>;
+  transport?: "udp" | "tcp";
+  localPort?: number;
+  timeoutSeconds?: number;
+  /** A fixed Call-ID (sipp -cid_str): lets a phone scenario take the INVITE a caller scenario sends. */
+  callId?: string;
+}
+
+const SCENARIOS = join(import.meta.dirname, "..", "sipp");
+
+export async function runSipp(options: SippOptions): Promise<SippRun> {
+  const localPort = options.localPort ?? (await freePort());
+  const args = [
+    `127.0.0.1:${options.remotePort}`,
+    "-sf", join(SCENARIOS, options.scenario),
+    "-i", "127.0.0.1",
+    "-p", String(localPort),
+    "-mp", String(await freePort()),
+    "-t", options.transport === "tcp" ? "t1" : "u1",
+    "-m", "1",
+    "-timeout", `${options.timeoutSeconds ?? 30}s`,
+    "-timeout_error",
+    "-nostdin",
+  ];
+  if (options.callId) args.push("-cid_str", options.callId.replace(/%/g, "%%"));
+  for (const [name, value] of Object.entries(options.keys)) args.push("-key", name, value);
+  const startedAtMs = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn("sipp", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code, output, startedAtMs, endedAtMs: Date.now() }));
+  });
+}
+
+/** Keys for register*.xml: a phone of `user` at 127.0.0.1:`localPort` whose Contact carries `contactParams`. */
+export function phoneKeys(user: string, localPort: number, contactParams: string, userAgent: string, transport: "udp" | "tcp" = "udp"): Record<string, string> {
+  return {
+    user,
+    domain: "127.0.0.1",
+    contact: `<sip:${user}@127.0.0.1:${localPort};transport=${transport}>${contactParams}`,
+    user_agent: userAgent,
+    expires: "600",
+  };
+}
