@@ -3,7 +3,7 @@
 // Every change happens under the AOR's slot lock, so a REGISTER and a push failure cannot both take a call.
 
 import { Caller, CallRef, PushDevice } from "../protocol";
-import { CALLS_TABLE, getJson, remove, setJson, withLock } from "./shared-state";
+import { CALLS_TABLE, getJson, getString, remove, setJson, withLock } from "./shared-state";
 
 export interface HeldCall {
   callRef: CallRef;
@@ -11,6 +11,8 @@ export interface HeldCall {
   tlabel: number;
   aor: string;
   callId: string;
+  /** From tag of the INVITE: a CANCEL must match Call-ID and From tag to end the held call. */
+  fromTag: string;
   caller: Caller;
   proxy: string;
   devices: PushDevice[];
@@ -28,6 +30,10 @@ function waitKey(aor: string): string {
   return "wait:" + aor;
 }
 
+function callIdKey(callId: string): string {
+  return "callid:" + callId;
+}
+
 export function callRefOf(tindex: number, tlabel: number): CallRef {
   return tindex + ":" + tlabel;
 }
@@ -39,14 +45,16 @@ export function findHeldCall(callRef: CallRef): HeldCall | null {
 export function holdCall(call: HeldCall): void {
   withLock(CALLS_TABLE, waitKey(call.aor), function () {
     setJson(CALLS_TABLE, callKey(call.callRef), call);
+    KSR.htable.sht_sets(CALLS_TABLE, callIdKey(call.callId), call.callRef);
     const waiting = getJson<CallRef[]>(CALLS_TABLE, waitKey(call.aor)) || [];
     if (waiting.indexOf(call.callRef) < 0) waiting.push(call.callRef);
     setJson(CALLS_TABLE, waitKey(call.aor), waiting);
   });
 }
 
-function forget(aor: string, callRef: CallRef): void {
+function forget(aor: string, callRef: CallRef, callId: string): void {
   remove(CALLS_TABLE, callKey(callRef));
+  remove(CALLS_TABLE, callIdKey(callId));
   const waiting = getJson<CallRef[]>(CALLS_TABLE, waitKey(aor));
   if (!waiting) return;
   const left = waiting.filter(function (ref) {
@@ -64,8 +72,10 @@ export function takeWaitingCalls(aor: string): HeldCall[] {
     if (!waiting) return calls;
     for (let i = 0; i < waiting.length; i++) {
       const call = findHeldCall(waiting[i]);
-      if (call) calls.push(call);
-      remove(CALLS_TABLE, callKey(waiting[i]));
+      if (!call) continue;
+      calls.push(call);
+      remove(CALLS_TABLE, callKey(call.callRef));
+      remove(CALLS_TABLE, callIdKey(call.callId));
     }
     remove(CALLS_TABLE, waitKey(aor));
     return calls;
@@ -78,9 +88,16 @@ export function endHeldCall(callRef: CallRef): boolean {
   if (!call) return false;
   return withLock(CALLS_TABLE, waitKey(call.aor), function () {
     if (!findHeldCall(callRef)) return false;
-    forget(call.aor, callRef);
+    forget(call.aor, callRef, call.callId);
     return true;
   });
+}
+
+/** The held call a CANCEL (Call-ID + From tag) is for, or null. */
+export function findHeldCallByCallId(callId: string, fromTag: string): HeldCall | null {
+  const callRef = getString(CALLS_TABLE, callIdKey(callId));
+  const call = callRef ? findHeldCall(callRef) : null;
+  return call && call.fromTag === fromTag ? call : null;
 }
 
 /**
@@ -96,7 +113,7 @@ export function recordPushFailure(aor: string, callRef: CallRef, instance: strin
       setJson(CALLS_TABLE, callKey(callRef), call);
       return null;
     }
-    forget(aor, callRef);
+    forget(aor, callRef, call.callId);
     return call;
   });
 }

@@ -7,7 +7,7 @@
 import { PushDevice, PushRequest } from "../protocol";
 import { pickCallerId, CALLER_ID_HEADERS } from "./caller-id";
 import { DeviceRecord, devicesOf } from "./device-store";
-import { HeldCall, callRefOf, endHeldCall, findHeldCall, holdCall } from "./hold-call";
+import { HeldCall, callRefOf, endHeldCall, findHeldCall, findHeldCallByCallId, holdCall } from "./hold-call";
 import { logError, logInfo, maskToken } from "./log";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
@@ -72,6 +72,7 @@ function prepareHold(aor: string, devices: DeviceRecord[]): void {
     tlabel: Number(pvString("$T(id_label)")),
     aor: aor,
     callId: pvString("$ci"),
+    fromTag: pvString("$ft"),
     caller: pickCallerId(callerHeaders),
     proxy: devices[devices.length - 1].proxy,
     devices: pushed,
@@ -108,4 +109,18 @@ export function sendPushes(): void {
 /** failure_route of a held or delivered call: forget it (timeout, cancel, or the woken phone failed). */
 export function onCallEnded(): void {
   endHeldCall(currentCallRef());
+}
+
+/**
+ * request_route, CANCEL: a held call has no branch for tm to cancel, so the plugin ends it and cfg answers:
+ * $var(pusher_cancel)=1 with $var(pusher_tindex|tlabel) → 200 to the CANCEL, 487 to the INVITE.
+ */
+export function onCancel(): void {
+  setVar("pusher_cancel", 0);
+  const call = findHeldCallByCallId(pvString("$ci"), pvString("$ft"));
+  if (!call || !endHeldCall(call.callRef)) return;
+  logInfo("caller cancelled held call-id=" + call.callId + " aor=" + call.aor);
+  setVar("pusher_tindex", call.tindex);
+  setVar("pusher_tlabel", call.tlabel);
+  setVar("pusher_cancel", 1);
 }

@@ -181,4 +181,18 @@ describe("a call to a phone with a push device record", () => {
     expect(table).toContain("urn:uuid:00000000-0000-0000-0000-00004e05965e");
     expect(table).toContain(token);
   });
+
+  it("answers a CANCEL during the hold with 200 and 487, and a later REGISTER does not ring the phone", async () => {
+    const user = nextUser();
+    const token = `ab${userCounter}0123456789abcdef`;
+    await registerPhone(user, token);
+    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
+    const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    expect(caller.code, caller.output).toBe(0);
+    expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs);
+    expect(apns.requestsFor(token)).toHaveLength(1);
+    expect(pusher.rpc("htable.dump", "pusher_calls")).not.toContain(user);
+    await registerPhone(user, token);
+    expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${user}@`));
+  });
 });

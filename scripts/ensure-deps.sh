@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what `npm start` and `npm test` need and a fresh Debian 12 + Node 20 machine lacks:
+# Kamailio 5.6 with the modules the plugin uses, sipp (package sip-tester), duk (duktape), openssl,
+# and the npm dependencies. Does nothing when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
+packages=()
+[ -x /usr/sbin/kamailio ] && [ -f "$MODULES/app_jsdt.so" ] || packages+=(kamailio)
+[ -f "$MODULES/evapi.so" ] || packages+=(kamailio-extra-modules)
+[ -f "$MODULES/http_client.so" ] || packages+=(kamailio-utils-modules)
+[ -f "$MODULES/db_sqlite.so" ] || packages+=(kamailio-sqlite-modules)
+command -v sipp >/dev/null || packages+=(sip-tester)
+command -v duk >/dev/null || packages+=(duktape)
+command -v openssl >/dev/null || packages+=(openssl)
+
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${packages[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

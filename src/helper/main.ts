@@ -1,0 +1,117 @@
+// Entry of dist/pusher-helper.js: reads the config, connects to Kamailio's evapi, answers each PushRequest
+// with a PushResult. Usage: pusher-helper [--config FILE] [--link-port N]
+// Config file: --config, else $PUSHER_CONFIG, else ./pusher.json; a missing file means the defaults.
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { ConfigError, validateConfig, type PusherConfig } from "../config";
+import { ApnsSender } from "./apns-sender";
+import { KamailioLink, LINK_HOST } from "./kamailio-link";
+import { createLogger } from "./logger";
+import { createPushHandler } from "./push-handler";
+
+const DEFAULT_CONFIG_FILE = "pusher.json";
+// setInterval's largest delay; the interval only exists to hold the event loop open.
+const KEEP_ALIVE_MS = 2 ** 31 - 1;
+
+/** A startup problem reported as one line, e.g. `PUSHER_ERR_CONFIG pusher.json: link.port: must be …`. */
+class StartupError extends Error {}
+
+interface CommandLine {
+  configFile: string;
+  linkPort?: number;
+}
+
+function readCommandLine(args: string[]): CommandLine {
+  let values: { config?: string; "link-port"?: string };
+  try {
+    ({ values } = parseArgs({ args, options: { config: { type: "string" }, "link-port": { type: "string" } }, strict: true }));
+  } catch (error) {
+    throw new StartupError(`PUSHER_ERR_CONFIG ${(error as Error).message}; usage: pusher-helper [--config FILE] [--link-port N]`);
+  }
+  const commandLine: CommandLine = { configFile: values.config ?? process.env.PUSHER_CONFIG ?? DEFAULT_CONFIG_FILE };
+  if (values["link-port"] !== undefined) {
+    const port = Number(values["link-port"]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new StartupError("PUSHER_ERR_CONFIG --link-port: must be an integer from 1 to 65535");
+    }
+    commandLine.linkPort = port;
+  }
+  return commandLine;
+}
+
+async function loadConfig(file: string): Promise<{ config: PusherConfig; found: boolean }> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { config: validateConfig({}), found: false };
+    throw new StartupError(`PUSHER_ERR_CONFIG ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(text);
+  } catch (error) {
+    throw new StartupError(`PUSHER_ERR_CONFIG ${file}: invalid JSON: ${(error as Error).message}`);
+  }
+  try {
+    return { config: validateConfig(input), found: true };
+  } catch (error) {
+    if (error instanceof ConfigError) throw new StartupError(`${error.code} ${file}: ${error.message}`);
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  let commandLine: CommandLine;
+  let loaded: { config: PusherConfig; found: boolean };
+  try {
+    commandLine = readCommandLine(process.argv.slice(2));
+    loaded = await loadConfig(commandLine.configFile);
+  } catch (error) {
+    if (!(error instanceof StartupError)) throw error;
+    console.error(`pusher-helper: ${error.message.replace(/\s+/g, " ")}`);
+    process.exitCode = 1;
+    return;
+  }
+  const { config, found } = loaded;
+  const logger = createLogger(config.log.level);
+  const linkPort = commandLine.linkPort ?? config.link.port;
+  const appIds = Object.keys(config.apps);
+  logger.info(
+    `pusher-helper pid ${process.pid}: config ${commandLine.configFile}${found ? "" : " (not found, using defaults)"}, ` +
+      `${appIds.length} app(s), Kamailio evapi at ${LINK_HOST}:${linkPort}`,
+  );
+
+  const sender = new ApnsSender({ logger });
+  const handlePush = createPushHandler({ apps: config.apps, sender, logger });
+  const link = new KamailioLink({
+    port: linkPort,
+    logger,
+    onMessage(request) {
+      void handlePush(request).then((result) => {
+        if (!link.send(result)) logger.warn(`link: Kamailio not connected, result for call-id ${JSON.stringify(result.callId)} dropped`);
+      });
+    },
+  });
+  // The link's reconnect timers are unref'd, so while Kamailio is down nothing else would keep this daemon up.
+  const keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
+  link.start();
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`stopping on ${signal}`);
+    clearInterval(keepAlive);
+    void Promise.all([link.close(), sender.close()]).then(() => {
+      process.exitCode = 0;
+    });
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(`pusher-helper: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,264 @@
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ApnsSender } from "../../src/helper/apns-sender";
+import type { PushRequest } from "../../src/protocol";
+import { MockApns, testCaDir } from "../support/mock-apns";
+
+const APP_ID = "com.app.mymobileapp.dev";
+let caDir: string;
+let workDir: string;
+let mock: MockApns;
+let sender: ApnsSender;
+let tokenCounter = 0;
+
+function newToken(): string {
+  tokenCounter++;
+  return tokenCounter.toString(16).padStart(8, "0") + "c0ffee".repeat(9) + "beef";
+}
+
+function pushRequest(token: string, overrides: Partial<PushRequest> = {}): PushRequest {
+  return {
+    type: "push",
+    callRef: "17:4242",
+    callId: `call-${token.slice(0, 8)}@example.com`,
+    aor: "sip:alice@example.com",
+    device: { instance: "<urn:uuid:1>", appId: APP_ID, provider: "apple", token },
+    caller: { number: "+15551234567", name: "Bob" },
+    proxy: "sip:127.0.0.1:5060",
+    ringsUntilMs: Date.now() + 20_000,
+    ...overrides,
+  };
+}
+
+function credentials(certificateFile = join(caDir, "apple-app.pem")) {
+  return { host: mock.host, certificateFile };
+}
+
+beforeAll(async () => {
+  caDir = testCaDir();
+  workDir = mkdtempSync(join(tmpdir(), "apns-sender-test-"));
+  mock = await MockApns.start({ caDir });
+});
+
+afterEach(async () => {
+  await sender?.close();
+});
+
+afterAll(async () => {
+  await mock?.close();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+describe("ApnsSender", () => {
+  it("posts a VoIP push with the APNs headers and reports it sent", async () => {
+    sender = new ApnsSender();
+    const token = newToken();
+    const result = await sender.send(pushRequest(token), credentials());
+
+    expect(result).toMatchObject({ outcome: "sent", attempts: 1, status: 200 });
+    expect(result.code).toBeUndefined();
+    expect(result.apnsId).toMatch(/^[0-9a-f-]{36}$/);
+    const [received] = mock.requestsFor(token);
+    expect(received.method).toBe("POST");
+    expect(received.path).toBe(`/3/device/${token}`);
+    expect(received.headers).toMatchObject({
+      "apns-topic": "com.app.mymobileapp.voip",
+      "apns-push-type": "voip",
+      "apns-priority": "10",
+      "apns-expiration": "0",
+      "content-type": "application/json",
+    });
+    expect(received.clientSubject.CN).toBe("Apple VoIP Services: com.app.mymobileapp");
+  });
+
+  it("reuses one connection for pushes with the same host and certificate", async () => {
+    sender = new ApnsSender();
+    const before = mock.connectionCount;
+    const tokens = [newToken(), newToken(), newToken()];
+    const results = await Promise.all(tokens.map((token) => sender.send(pushRequest(token), credentials())));
+    await sender.send(pushRequest(newToken()), credentials());
+
+    expect(results.map((result) => result.outcome)).toEqual(["sent", "sent", "sent"]);
+    expect(mock.connectionCount - before).toBe(1);
+    expect(sender.sessionCount).toBe(1);
+  });
+
+  it("reports 410 Unregistered as failed with dropToken and does not retry", async () => {
+    sender = new ApnsSender();
+    const token = newToken();
+    mock.replyFor(token, { status: 410, reason: "Unregistered" });
+    const result = await sender.send(pushRequest(token), credentials());
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_UNREGISTERED", reason: "Unregistered", dropToken: true, attempts: 1 });
+    expect(mock.requestsFor(token)).toHaveLength(1);
+  });
+
+  it("keeps the token on 400 BadTopic (an app id that is not the certificate's)", async () => {
+    sender = new ApnsSender();
+    const token = newToken();
+    const result = await sender.send(pushRequest(token, { device: { instance: "i", appId: "com.other.app", provider: "apple", token } }), credentials());
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_REJECTED", reason: "BadTopic", attempts: 1 });
+    expect(result.dropToken).toBeUndefined();
+  });
+
+  it("retries a 503 once and reports the retry's answer", async () => {
+    sender = new ApnsSender();
+    const token = newToken();
+    mock.replyFor(token, { status: 503, reason: "ServiceUnavailable" }, { status: 200 });
+    const result = await sender.send(pushRequest(token), credentials());
+
+    expect(result).toMatchObject({ outcome: "sent", attempts: 2 });
+    expect(mock.requestsFor(token).map((request) => request.status)).toEqual([503, 200]);
+  });
+
+  it("gives up after one retry when APNs stays unavailable", async () => {
+    sender = new ApnsSender();
+    const token = newToken();
+    mock.replyFor(token, { status: 500, reason: "InternalServerError" });
+    const result = await sender.send(pushRequest(token), credentials());
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_UNAVAILABLE", reason: "InternalServerError", attempts: 2 });
+    expect(mock.requestsFor(token)).toHaveLength(2);
+  });
+
+  it("times out a stalled request, retries once on a new connection, then fails with PUSHER_ERR_APNS_TIMEOUT", async () => {
+    sender = new ApnsSender({ requestTimeoutMs: 300 });
+    const token = newToken();
+    mock.replyFor(token, { stall: true });
+    const result = await sender.send(pushRequest(token), credentials());
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_TIMEOUT", attempts: 2 });
+    const [first, second] = mock.requestsFor(token);
+    expect(second.connectionId).not.toBe(first.connectionId);
+  });
+
+  it("never waits beyond the call's ring window, and does not retry without time left", async () => {
+    sender = new ApnsSender({ requestTimeoutMs: 10_000 });
+    const token = newToken();
+    mock.replyFor(token, { stall: true });
+    const startedMs = Date.now();
+    const result = await sender.send(pushRequest(token, { ringsUntilMs: startedMs + 400 }), credentials());
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_TIMEOUT", attempts: 1 });
+    expect(Date.now() - startedMs).toBeLessThan(1500);
+  });
+
+  it("sends nothing once the call has stopped ringing", async () => {
+    sender = new ApnsSender();
+    const token = newToken();
+    const result = await sender.send(pushRequest(token, { ringsUntilMs: Date.now() - 1 }), credentials());
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_CALL_ENDED", attempts: 0 });
+    expect(mock.requestsFor(token)).toHaveLength(0);
+  });
+
+  it("reports an unreadable certificate file as a credentials problem, without retry", async () => {
+    sender = new ApnsSender();
+    const result = await sender.send(pushRequest(newToken()), credentials(join(workDir, "missing.pem")));
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS", attempts: 1 });
+    expect(result.reason).toContain("ENOENT");
+  });
+
+  it("reports a certificate whose key does not match as a credentials problem", async () => {
+    sender = new ApnsSender();
+    const appPem = readFileSync(join(caDir, "apple-app.pem"), "utf8");
+    const certificate = appPem.slice(0, appPem.indexOf("-----BEGIN PRIVATE KEY-----"));
+    const mismatched = join(workDir, "mismatched.pem");
+    writeFileSync(mismatched, certificate + readFileSync(join(caDir, "server.key"), "utf8"));
+    const result = await sender.send(pushRequest(newToken()), credentials(mismatched));
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS", attempts: 1 });
+  });
+
+  it("reports a connection closed after the handshake (client certificate refused by the mock) as a connection failure", async () => {
+    sender = new ApnsSender();
+    // The server certificate is from the right CA but only for serverAuth: the mock refuses it as a client's.
+    // Node's TLS server drops such a client without a TLS alert, so the sender sees only a closed connection
+    // (real APNs answers 403 BadCertificate, covered by the classification tests).
+    const wrongPurpose = join(workDir, "server-as-client.pem");
+    writeFileSync(wrongPurpose, readFileSync(join(caDir, "server.pem"), "utf8") + readFileSync(join(caDir, "server.key"), "utf8"));
+    const token = newToken();
+    const result = await sender.send(pushRequest(token), credentials(wrongPurpose));
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", attempts: 2 });
+    expect(mock.requestsFor(token)).toHaveLength(0);
+  });
+
+  it("reads the certificate once per connection and again on reconnect after GOAWAY", async () => {
+    sender = new ApnsSender();
+    const copy = join(workDir, "copy.pem");
+    copyFileSync(join(caDir, "apple-app.pem"), copy);
+    expect((await sender.send(pushRequest(newToken()), credentials(copy))).outcome).toBe("sent");
+
+    unlinkSync(copy);
+    // Same session: the file is not read again.
+    expect((await sender.send(pushRequest(newToken()), credentials(copy))).outcome).toBe("sent");
+
+    mock.goAwayAll();
+    await waitFor(() => sender.sessionCount === 0);
+    // New session: the file is read again, and is gone.
+    expect(await sender.send(pushRequest(newToken()), credentials(copy))).toMatchObject({ code: "PUSHER_ERR_APNS_CREDENTIALS" });
+
+    copyFileSync(join(caDir, "apple-app.pem"), copy);
+    const before = mock.connectionCount;
+    expect((await sender.send(pushRequest(newToken()), credentials(copy))).outcome).toBe("sent");
+    expect(mock.connectionCount - before).toBe(1);
+  });
+
+  it("retries once and reports a connection failure when APNs cannot be reached", async () => {
+    sender = new ApnsSender();
+    const closedPort = await freePort();
+    const result = await sender.send(pushRequest(newToken()), { host: `127.0.0.1:${closedPort}`, certificateFile: join(caDir, "apple-app.pem") });
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", attempts: 2 });
+    expect(result.reason).toContain("ECONNREFUSED");
+  });
+
+  it("refuses an APNs server whose certificate it cannot verify, without retry", async () => {
+    // A second CA, unknown to NODE_EXTRA_CA_CERTS: the sender must not trust its server.
+    const otherCaDir = join(workDir, "other-ca");
+    execFileSync(process.execPath, ["test/support/make-test-ca.mjs", otherCaDir]);
+    const untrusted = await MockApns.start({ caDir: otherCaDir });
+    try {
+      sender = new ApnsSender();
+      const token = newToken();
+      const result = await sender.send(pushRequest(token), { host: untrusted.host, certificateFile: join(caDir, "apple-app.pem") });
+
+      expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_SERVER_UNTRUSTED", attempts: 1 });
+      expect(untrusted.requests).toHaveLength(0);
+    } finally {
+      await untrusted.close();
+    }
+  });
+
+  it("closes its sessions on close()", async () => {
+    sender = new ApnsSender();
+    await sender.send(pushRequest(newToken()), credentials());
+    expect(sender.sessionCount).toBe(1);
+    await sender.close();
+    expect(sender.sessionCount).toBe(0);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A port nothing listens on: bound then released. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -1,0 +1,229 @@
+// A loopback APNs for tests: HTTP/2 over TLS on 127.0.0.1 (free port), client certificates required and
+// checked against the test CA (test/support/make-test-ca.mjs). It validates requests the way APNs does
+// (reason strings from Apple's "Handling notification responses from APNs"), records each one, answers 200
+// with an apns-id by default, and can be scripted per device token.
+import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { dirname, join } from "node:path";
+import type { TLSSocket } from "node:tls";
+
+/**
+ * The test CA directory. Node reads NODE_EXTRA_CA_CERTS only at startup, so the runner must create the CA and
+ * export the variable before vitest starts; this fails with the two commands when it did not.
+ */
+export function testCaDir(): string {
+  const caFile = process.env.NODE_EXTRA_CA_CERTS;
+  const dir = caFile ? dirname(caFile) : "";
+  if (!caFile || !existsSync(caFile) || !existsSync(join(dir, "apple-app.pem"))) {
+    throw new Error(
+      "TLS tests need the test CA trusted at Node startup: run " +
+        "`node test/support/make-test-ca.mjs build/test-ca && NODE_EXTRA_CA_CERTS=$PWD/build/test-ca/ca.pem npx vitest run`",
+    );
+  }
+  return dir;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  /** The token from `/3/device/<token>`, decoded. */
+  token: string;
+  headers: http2.IncomingHttpHeaders;
+  rawBody: string;
+  /** The parsed JSON body, or undefined when it was not JSON. */
+  body: unknown;
+  receivedAtMs: number;
+  /** Subject of the client certificate, e.g. { CN: "Apple VoIP Services: com.app.mymobileapp", UID: … }. */
+  clientSubject: { [field: string]: string | string[] | undefined };
+  /** Which TLS connection carried it (1, 2, …): tests count reconnects with it. */
+  connectionId: number;
+  /** The status the mock answered, or null for a stalled request. */
+  status: number | null;
+}
+
+/** A scripted answer: a status with an APNs reason, or a stall (never answered). */
+export type MockReply = { status: number; reason?: string } | { stall: true };
+
+export interface MockApnsOptions {
+  /** Directory made by makeTestCa: ca.pem, server.pem, server.key. */
+  caDir: string;
+}
+
+// APNs limits (sending-notification-requests-to-apns): 5 KB for VoIP, 4 KB for the rest.
+const MAX_VOIP_PAYLOAD_BYTES = 5120;
+const MAX_PAYLOAD_BYTES = 4096;
+const PUSH_TYPE_TOPIC_SUFFIX: { [pushType: string]: string } = {
+  alert: "",
+  background: "",
+  voip: ".voip",
+  complication: ".complication",
+  fileprovider: ".pushkit.fileprovider",
+  location: ".location-query",
+  liveactivity: ".push-type.liveactivity",
+  pushtotalk: ".voip-ptt",
+  mdm: "",
+  widgets: "",
+};
+
+export class MockApns {
+  readonly requests: RecordedRequest[] = [];
+  private readonly scripts = new Map<string, MockReply[]>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly stalled = new Set<http2.ServerHttp2Stream>();
+  private connections = 0;
+
+  private constructor(private readonly server: http2.Http2SecureServer) {
+    server.on("session", (session) => this.onSession(session));
+    server.on("stream", (stream, headers) => this.onStream(stream, headers));
+  }
+
+  static async start(options: MockApnsOptions): Promise<MockApns> {
+    const server = http2.createSecureServer({
+      key: readFileSync(join(options.caDir, "server.key")),
+      cert: readFileSync(join(options.caDir, "server.pem")),
+      ca: readFileSync(join(options.caDir, "ca.pem")),
+      // Like APNs with certificate auth: no client certificate from our CA, no connection.
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHTTP1: false,
+    });
+    const mock = new MockApns(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return mock;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** `host:port` as the helper's config wants it. */
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** TLS connections accepted so far. */
+  get connectionCount(): number {
+    return this.connections;
+  }
+
+  /**
+   * Scripts the answers for one token: each push takes the next reply, the last one repeats.
+   * `replyFor(t, {status: 503, reason: "ServiceUnavailable"}, {status: 200})` fails once, then succeeds.
+   */
+  replyFor(token: string, ...replies: MockReply[]): void {
+    this.scripts.set(token, replies);
+  }
+
+  /** The requests recorded for one token. */
+  requestsFor(token: string): RecordedRequest[] {
+    return this.requests.filter((request) => request.token === token);
+  }
+
+  /** Sends GOAWAY on every open connection, as APNs does before closing one. */
+  goAwayAll(reason = "Shutdown"): void {
+    for (const session of this.sessions) {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, 0, Buffer.from(JSON.stringify({ reason })));
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const stream of this.stalled) stream.close(http2.constants.NGHTTP2_CANCEL);
+    for (const session of this.sessions) session.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private onSession(session: http2.ServerHttp2Session): void {
+    this.connections++;
+    const connectionId = this.connections;
+    (session as http2.ServerHttp2Session & { connectionId?: number }).connectionId = connectionId;
+    this.sessions.add(session);
+    session.on("close", () => this.sessions.delete(session));
+    session.on("error", () => {}); // the client went away mid-request: nothing to assert on
+  }
+
+  private nextReply(token: string): MockReply | undefined {
+    const replies = this.scripts.get(token);
+    if (!replies || replies.length === 0) return undefined;
+    return replies.length > 1 ? replies.shift() : replies[0];
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("error", () => {});
+    stream.on("end", () => {
+      const rawBody = Buffer.concat(chunks).toString("utf8");
+      const path = String(headers[":path"] ?? "");
+      const deviceMatch = /^\/3\/device\/(.*)$/.exec(path);
+      let body: unknown;
+      try {
+        body = JSON.parse(rawBody);
+      } catch {
+        body = undefined;
+      }
+      const socket = stream.session?.socket as TLSSocket | undefined;
+      const record: RecordedRequest = {
+        method: String(headers[":method"]),
+        path,
+        token: deviceMatch ? decodeURIComponent(deviceMatch[1]) : "",
+        headers,
+        rawBody,
+        body,
+        receivedAtMs: Date.now(),
+        clientSubject: { ...(socket?.getPeerCertificate().subject ?? {}) },
+        connectionId: (stream.session as (http2.ServerHttp2Session & { connectionId?: number }) | undefined)?.connectionId ?? 0,
+        status: null,
+      };
+      this.requests.push(record);
+
+      const rejection = this.validate(record, Buffer.byteLength(rawBody));
+      const reply: MockReply = rejection ?? this.nextReply(record.token) ?? { status: 200 };
+      if ("stall" in reply) {
+        this.stalled.add(stream);
+        stream.on("close", () => this.stalled.delete(stream));
+        return;
+      }
+      record.status = reply.status;
+      this.answer(stream, headers, reply.status, reply.reason);
+    });
+  }
+
+  /** APNs' own checks, in pushy's order: method, topic, push type, path/token, payload. */
+  private validate(record: RecordedRequest, bodyBytes: number): MockReply | null {
+    if (record.method !== "POST") return { status: 405, reason: "MethodNotAllowed" };
+    const topic = record.headers["apns-topic"];
+    if (typeof topic !== "string" || topic === "") return { status: 400, reason: "MissingTopic" };
+    const pushType = typeof record.headers["apns-push-type"] === "string" ? record.headers["apns-push-type"] : "alert";
+    const suffix = PUSH_TYPE_TOPIC_SUFFIX[pushType];
+    if (suffix === undefined) return { status: 400, reason: "InvalidPushType" };
+    const priority = record.headers["apns-priority"];
+    if (priority !== undefined && !["1", "5", "10"].includes(String(priority))) return { status: 400, reason: "BadPriority" };
+    const expiration = record.headers["apns-expiration"];
+    if (expiration !== undefined && !/^\d+$/.test(String(expiration))) return { status: 400, reason: "BadExpirationDate" };
+    // Certificate auth: the certificate's UID is the bundle id; only its own topics are allowed, with the
+    // suffix the push type requires (the .voip rule).
+    const bundleId = record.clientSubject.UID;
+    if (typeof bundleId === "string" && topic !== bundleId + suffix) return { status: 400, reason: "BadTopic" };
+    if (!/^\/3\/device\//.test(record.path)) return { status: 404, reason: "BadPath" };
+    if (record.token === "") return { status: 400, reason: "MissingDeviceToken" };
+    if (bodyBytes === 0) return { status: 400, reason: "PayloadEmpty" };
+    if (bodyBytes > (pushType === "voip" ? MAX_VOIP_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES)) return { status: 413, reason: "PayloadTooLarge" };
+    // Apple documents no reason for a body that is not JSON; the mock uses its own word for it.
+    if (record.body === undefined || typeof record.body !== "object" || record.body === null) return { status: 400, reason: "BadPayload" };
+    return null;
+  }
+
+  private answer(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, status: number, reason?: string): void {
+    const apnsId = typeof headers["apns-id"] === "string" ? headers["apns-id"] : randomUUID();
+    if (status === 200) {
+      stream.respond({ ":status": 200, "apns-id": apnsId }, { endStream: true });
+      return;
+    }
+    // 410 carries the time APNs learnt the token was invalid, in epoch milliseconds.
+    const errorBody = status === 410 ? { reason, timestamp: Date.now() } : { reason };
+    stream.respond({ ":status": status, "apns-id": apnsId, "content-type": "application/json" });
+    stream.end(JSON.stringify(errorBody));
+  }
+}
