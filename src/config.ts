@@ -19,8 +19,26 @@ export interface UserAgentRule {
   regex: string;
 }
 
+/** How a call reaches a callee with push devices: see the README's "Call strategies". */
+export type CallStrategy = "invite-first" | "push-first";
+export const CALL_STRATEGIES: CallStrategy[] = ["invite-first", "push-first"];
+
+/** The provisional reply the caller gets while the phones are pushed ("none" sends nothing). */
+export type PushProvisional = "none" | "110" | "180" | "182";
+export const PUSH_PROVISIONALS: PushProvisional[] = ["none", "110", "180", "182"];
+
+export interface CallsConfig {
+  strategy: CallStrategy;
+  provisional: PushProvisional;
+  /** Alert push "missed call" to every pushed phone when the caller gives up. */
+  missedCallPush: boolean;
+  /** Alert push "answered elsewhere" to every pushed phone that did not answer. */
+  answeredElsewherePush: boolean;
+}
+
 export interface PusherConfig {
   sip: { listen: string[]; auth: boolean };
+  calls: CallsConfig;
   timers: { inviteFirstMs: number; pushWaitMs: number; afterWakeMs: number };
   userAgents: UserAgentRule[];
   apps: { [appId: string]: AppConfig };
@@ -38,6 +56,8 @@ export function defaultConfig(): PusherConfig {
     sip: { listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"], auth: false },
     // Kazoo pusher-role's t1/t2/t3.
     timers: { inviteFirstMs: 2000, pushWaitMs: 20000, afterWakeMs: 30000 },
+    // Kazoo's behaviour and reply: invite-first with "182 sending push notification".
+    calls: { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true },
     userAgents: [],
     apps: {},
     link: { port: 8448 },
@@ -133,6 +153,29 @@ function validateApps(value: unknown): { [appId: string]: AppConfig } {
   return result;
 }
 
+function booleanAt(value: unknown, path: string): boolean {
+  if (typeof value !== "boolean") throw new ConfigError(path, "must be true or false");
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, path: string, allowed: T[]): T {
+  if (typeof value !== "string" || allowed.indexOf(value as T) < 0) {
+    throw new ConfigError(path, "must be one of " + allowed.join(", "));
+  }
+  return value as T;
+}
+
+function validateCalls(value: unknown): CallsConfig {
+  const calls = objectAt(value, "calls");
+  checkKeys(calls, ["strategy", "provisional", "missedCallPush", "answeredElsewherePush"], "calls");
+  const result = defaultConfig().calls;
+  if (calls.strategy !== undefined) result.strategy = oneOf(calls.strategy, "calls.strategy", CALL_STRATEGIES);
+  if (calls.provisional !== undefined) result.provisional = oneOf(calls.provisional, "calls.provisional", PUSH_PROVISIONALS);
+  if (calls.missedCallPush !== undefined) result.missedCallPush = booleanAt(calls.missedCallPush, "calls.missedCallPush");
+  if (calls.answeredElsewherePush !== undefined) result.answeredElsewherePush = booleanAt(calls.answeredElsewherePush, "calls.answeredElsewherePush");
+  return result;
+}
+
 function validateUserAgents(value: unknown): UserAgentRule[] {
   if (!(value instanceof Array)) throw new ConfigError("userAgents", "must be a list of {name, regex}");
   const names: string[] = [];
@@ -154,7 +197,7 @@ function validateUserAgents(value: unknown): UserAgentRule[] {
 export function validateConfig(input: unknown): PusherConfig {
   const config = defaultConfig();
   const root = objectAt(input === undefined ? {} : input, "(root)");
-  checkKeys(root, ["sip", "timers", "userAgents", "apps", "link", "stateDir", "log"], "");
+  checkKeys(root, ["sip", "timers", "calls", "userAgents", "apps", "link", "stateDir", "log"], "");
 
   if (root.sip !== undefined) {
     const sip = objectAt(root.sip, "sip");
@@ -177,6 +220,7 @@ export function validateConfig(input: unknown): PusherConfig {
     if (timers.pushWaitMs !== undefined) config.timers.pushWaitMs = integerAt(timers.pushWaitMs, "timers.pushWaitMs", 1000, 600000);
     if (timers.afterWakeMs !== undefined) config.timers.afterWakeMs = integerAt(timers.afterWakeMs, "timers.afterWakeMs", 1000, 600000);
   }
+  if (root.calls !== undefined) config.calls = validateCalls(root.calls);
   if (root.userAgents !== undefined) config.userAgents = validateUserAgents(root.userAgents);
   if (root.apps !== undefined) config.apps = validateApps(root.apps);
   if (root.link !== undefined) {

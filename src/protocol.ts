@@ -24,9 +24,18 @@ export interface Caller {
   name: string;
 }
 
+/** Why a push is sent: to ring a call, or to tell a phone that showed the call that it is over. */
+export type PushPurpose = "call" | "call-ended";
+
+/** How a call ended, for `call-ended` pushes: the caller gave up, or another device answered. */
+export type CallEndReason = "cancelled" | "answered-elsewhere";
+
 /** plugin → helper: send one push to one device for one held call. */
 export interface PushRequest {
   type: "push";
+  /** Absent means "call". A `call-ended` push is always an alert push, never VoIP (iOS CallKit rule). */
+  purpose?: PushPurpose;
+  endReason?: CallEndReason;
   callRef: CallRef;
   callId: string;
   aor: string;
@@ -123,7 +132,9 @@ export function parsePluginMessage(text: string): PluginMessage | null {
   if (device.provider !== "apple" && device.provider !== "firebase") return null;
   if (!isString(caller.number) || !isString(caller.name) || !isString(message.proxy)) return null;
   if (typeof message.ringsUntilMs !== "number") return null;
-  return {
+  if (message.purpose !== undefined && message.purpose !== "call" && message.purpose !== "call-ended") return null;
+  if (message.endReason !== undefined && message.endReason !== "cancelled" && message.endReason !== "answered-elsewhere") return null;
+  const request: PushRequest = {
     type: "push",
     callRef: message.callRef,
     callId: message.callId,
@@ -133,4 +144,7 @@ export function parsePluginMessage(text: string): PluginMessage | null {
     proxy: message.proxy,
     ringsUntilMs: message.ringsUntilMs,
   };
+  if (message.purpose !== undefined) request.purpose = message.purpose;
+  if (message.endReason !== undefined) request.endReason = message.endReason;
+  return request;
 }

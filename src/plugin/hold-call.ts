@@ -1,23 +1,32 @@
-// Held calls: INVITEs suspended in tm while their callee's phones are pushed. The state lives in htable
-// (any process may resume a call): `call:<callRef>` → HeldCall, `wait:<aor>` → callRefs waiting for that AOR.
-// Every change happens under the AOR's slot lock, so a REGISTER and a push failure cannot both take a call.
+// Calls the plugin looks after, in htable (any process may resume or fork a call):
+//   call:<callRef>    → PushedCall: a call whose callee's phones were pushed
+//   wait:<aor>        → callRefs held (tm-suspended) until a phone of that AOR registers
+//   ringing:<aor>     → callRefs delivered and still ringing: a phone registering later is forked to them
+//   callid:<Call-ID>  → callRef, so a CANCEL finds its call
+// Every change happens under the AOR's slot lock, so a REGISTER, a CANCEL and a push failure cannot both
+// take the same call.
 
 import { Caller, CallRef, PushDevice } from "../protocol";
 import { CALLS_TABLE, getJson, getString, remove, setJson, withLock } from "./shared-state";
 
-export interface HeldCall {
+export type CallState = "held" | "ringing";
+
+export interface PushedCall {
   callRef: CallRef;
   tindex: number;
   tlabel: number;
+  state: CallState;
   aor: string;
   callId: string;
-  /** From tag of the INVITE: a CANCEL must match Call-ID and From tag to end the held call. */
+  /** From tag of the INVITE: a CANCEL must match Call-ID and From tag to end the call. */
   fromTag: string;
   caller: Caller;
   proxy: string;
   devices: PushDevice[];
-  /** Instances whose push failed for good; when every device has failed the caller is answered at once. */
+  /** Instances whose push failed for good; when every device has failed a held call is answered at once. */
   failedInstances: string[];
+  /** Instances that registered and got a branch of this call: each gets exactly one. */
+  forkedInstances: string[];
   heldAtMs: number;
   ringsUntilMs: number;
 }
@@ -30,6 +39,10 @@ function waitKey(aor: string): string {
   return "wait:" + aor;
 }
 
+function ringingKey(aor: string): string {
+  return "ringing:" + aor;
+}
+
 function callIdKey(callId: string): string {
   return "callid:" + callId;
 }
@@ -38,82 +51,115 @@ export function callRefOf(tindex: number, tlabel: number): CallRef {
   return tindex + ":" + tlabel;
 }
 
-export function findHeldCall(callRef: CallRef): HeldCall | null {
-  return getJson<HeldCall>(CALLS_TABLE, callKey(callRef));
+export function findCall(callRef: CallRef): PushedCall | null {
+  return getJson<PushedCall>(CALLS_TABLE, callKey(callRef));
 }
 
-export function holdCall(call: HeldCall): void {
+function addToList(key: string, callRef: CallRef): void {
+  const list = getJson<CallRef[]>(CALLS_TABLE, key) || [];
+  if (list.indexOf(callRef) < 0) list.push(callRef);
+  setJson(CALLS_TABLE, key, list);
+}
+
+function removeFromList(key: string, callRef: CallRef): void {
+  const list = getJson<CallRef[]>(CALLS_TABLE, key);
+  if (!list) return;
+  const left = list.filter(function (ref) {
+    return ref !== callRef;
+  });
+  if (left.length) setJson(CALLS_TABLE, key, left);
+  else remove(CALLS_TABLE, key);
+}
+
+function forget(call: PushedCall): void {
+  remove(CALLS_TABLE, callKey(call.callRef));
+  remove(CALLS_TABLE, callIdKey(call.callId));
+  removeFromList(waitKey(call.aor), call.callRef);
+  removeFromList(ringingKey(call.aor), call.callRef);
+}
+
+/** Records a call about to be suspended while its callee's phones are pushed. */
+export function holdCall(call: PushedCall): void {
   withLock(CALLS_TABLE, waitKey(call.aor), function () {
     setJson(CALLS_TABLE, callKey(call.callRef), call);
     KSR.htable.sht_sets(CALLS_TABLE, callIdKey(call.callId), call.callRef);
-    const waiting = getJson<CallRef[]>(CALLS_TABLE, waitKey(call.aor)) || [];
-    if (waiting.indexOf(call.callRef) < 0) waiting.push(call.callRef);
-    setJson(CALLS_TABLE, waitKey(call.aor), waiting);
+    addToList(waitKey(call.aor), call.callRef);
   });
 }
 
-function forget(aor: string, callRef: CallRef, callId: string): void {
-  remove(CALLS_TABLE, callKey(callRef));
-  remove(CALLS_TABLE, callIdKey(callId));
-  const waiting = getJson<CallRef[]>(CALLS_TABLE, waitKey(aor));
-  if (!waiting) return;
-  const left = waiting.filter(function (ref) {
-    return ref !== callRef;
-  });
-  if (left.length) setJson(CALLS_TABLE, waitKey(aor), left);
-  else remove(CALLS_TABLE, waitKey(aor));
-}
-
-/** Takes every call waiting for `aor`: each is handed to exactly one REGISTER. */
-export function takeWaitingCalls(aor: string): HeldCall[] {
+/**
+ * Takes every call held for `aor`: each is handed to exactly one REGISTER, that of `instance`, and from now on
+ * rings (later REGISTERs of other phones are forked to it).
+ */
+export function takeHeldCalls(aor: string, instance: string): PushedCall[] {
   return withLock(CALLS_TABLE, waitKey(aor), function () {
     const waiting = getJson<CallRef[]>(CALLS_TABLE, waitKey(aor));
-    const calls: HeldCall[] = [];
+    const calls: PushedCall[] = [];
     if (!waiting) return calls;
     for (let i = 0; i < waiting.length; i++) {
-      const call = findHeldCall(waiting[i]);
-      if (!call) continue;
+      const call = findCall(waiting[i]);
+      if (!call || call.state !== "held") continue;
+      call.state = "ringing";
+      call.forkedInstances.push(instance);
+      setJson(CALLS_TABLE, callKey(call.callRef), call);
+      addToList(ringingKey(aor), call.callRef);
       calls.push(call);
-      remove(CALLS_TABLE, callKey(call.callRef));
-      remove(CALLS_TABLE, callIdKey(call.callId));
     }
     remove(CALLS_TABLE, waitKey(aor));
     return calls;
   });
 }
 
-/** Forgets a call that ended (timeout, cancel, failure). Returns false when it was already gone. */
-export function endHeldCall(callRef: CallRef): boolean {
-  const call = findHeldCall(callRef);
-  if (!call) return false;
-  return withLock(CALLS_TABLE, waitKey(call.aor), function () {
-    if (!findHeldCall(callRef)) return false;
-    forget(call.aor, callRef, call.callId);
-    return true;
+/** Ringing calls of `aor` that `instance` has no branch of yet; each is marked as forked to it. */
+export function takeCallsToFork(aor: string, instance: string): PushedCall[] {
+  return withLock(CALLS_TABLE, waitKey(aor), function () {
+    const ringing = getJson<CallRef[]>(CALLS_TABLE, ringingKey(aor));
+    const calls: PushedCall[] = [];
+    if (!ringing) return calls;
+    for (let i = 0; i < ringing.length; i++) {
+      const call = findCall(ringing[i]);
+      if (!call || call.forkedInstances.indexOf(instance) >= 0) continue;
+      call.forkedInstances.push(instance);
+      setJson(CALLS_TABLE, callKey(call.callRef), call);
+      calls.push(call);
+    }
+    return calls;
   });
 }
 
-/** The held call a CANCEL (Call-ID + From tag) is for, or null. */
-export function findHeldCallByCallId(callId: string, fromTag: string): HeldCall | null {
+/** Forgets a call that ended (answered, timed out, cancelled, failed). Returns it, or null if already gone. */
+export function endCall(callRef: CallRef): PushedCall | null {
+  const call = findCall(callRef);
+  if (!call) return null;
+  return withLock(CALLS_TABLE, waitKey(call.aor), function () {
+    const current = findCall(callRef);
+    if (!current) return null;
+    forget(current);
+    return current;
+  });
+}
+
+/** The call a CANCEL (Call-ID + From tag) is for, or null. */
+export function findCallByCallId(callId: string, fromTag: string): PushedCall | null {
   const callRef = getString(CALLS_TABLE, callIdKey(callId));
-  const call = callRef ? findHeldCall(callRef) : null;
+  const call = callRef ? findCall(callRef) : null;
   return call && call.fromTag === fromTag ? call : null;
 }
 
 /**
- * Records that the push to one device failed for good. Returns the call when that was the last device
- * still able to ring: the call is then forgotten and the caller must be answered now.
+ * Records that the push to one device failed for good. Returns the call when it is held and that was the
+ * last device able to wake: the call is then forgotten and the caller must be answered now.
  */
-export function recordPushFailure(aor: string, callRef: CallRef, instance: string): HeldCall | null {
+export function recordPushFailure(aor: string, callRef: CallRef, instance: string): PushedCall | null {
   return withLock(CALLS_TABLE, waitKey(aor), function () {
-    const call = findHeldCall(callRef);
+    const call = findCall(callRef);
     if (!call) return null;
     if (call.failedInstances.indexOf(instance) < 0) call.failedInstances.push(instance);
-    if (call.failedInstances.length < call.devices.length) {
+    if (call.state !== "held" || call.failedInstances.length < call.devices.length) {
       setJson(CALLS_TABLE, callKey(callRef), call);
       return null;
     }
-    forget(aor, callRef, call.callId);
+    forget(call);
     return call;
   });
 }

@@ -2,7 +2,7 @@
 // app_jsdt finds functions as properties of the global object, so each is assigned there by name.
 
 import { onHelperMessage } from "./helper-messages";
-import { onCallEnded, onCancel, onInvite, onInviteFirstFailed, sendPushes } from "./invite-flow";
+import { onAnswered, onCallEnded, onCancel, onInvite, onInviteFirstFailed, sendPushes } from "./invite-flow";
 import { nextHeldCall, onRegister, repairContactHeader } from "./register-flow";
 
 declare var globalThis: { [name: string]: unknown };
@@ -15,6 +15,7 @@ const entryPoints: { [name: string]: () => void } = {
   pusher_on_invite_first_failed: onInviteFirstFailed,
   pusher_send_pushes: sendPushes,
   pusher_on_call_ended: onCallEnded,
+  pusher_on_answered: onAnswered,
   pusher_on_cancel: onCancel,
   pusher_on_helper_message: onHelperMessage,
 };

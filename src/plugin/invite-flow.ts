@@ -1,17 +1,25 @@
-// The INVITE side: decide invite-first or hold, prepare the hold, send the pushes, forget ended calls.
+// The INVITE side: decide invite-first or hold, prepare the hold, send the pushes, follow the call to its end
+// (answered, cancelled, timed out) and tell the pushed phones when it ended without them.
 // JS only decides and records; kamailio/pusher.cfg acts (relay, suspend, reply) on what it sets:
 //   $var(pusher_action)  "none" | "invite-first" | "hold" | "unavailable"
 //   $var(pusher_invite_first_ms), $var(pusher_wait_ms)   timers for t_set_fr
-//   $avp(pusher_aor)     the callee AOR, kept with the transaction for its failure routes
+//   $var(pusher_provisional_code|reason)                 the reply while pushing (code 0: none)
+//   $avp(pusher_aor)     the callee AOR, kept with the transaction for its failure and resumed routes
 
-import { PushDevice, PushRequest } from "../protocol";
+import { CallEndReason, PushDevice, PushRequest } from "../protocol";
 import { pickCallerId, CALLER_ID_HEADERS } from "./caller-id";
 import { DeviceRecord, devicesOf } from "./device-store";
-import { HeldCall, callRefOf, endHeldCall, findHeldCall, findHeldCallByCallId, holdCall } from "./hold-call";
+import { PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall } from "./hold-call";
 import { logError, logInfo, maskToken } from "./log";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
 import { aorOf, header, pvString, setVar } from "./sip-message";
+
+const PROVISIONAL_REASONS: { [code: string]: string } = {
+  "110": "Push sent",
+  "180": "Ringing",
+  "182": "sending push notification",
+};
 
 function currentCallRef(): string {
   return callRefOf(Number(pvString("$T(id_index)")), Number(pvString("$T(id_label)")));
@@ -29,7 +37,7 @@ export function onInvite(): void {
   if (!devices.length) return;
   KSR.pv.sets("$avp(pusher_aor)", aor);
   const config = currentConfig();
-  if (KSR.registrar.registered("location") > 0) {
+  if (config.calls.strategy === "invite-first" && KSR.registrar.registered("location") > 0) {
     setVar("pusher_invite_first_ms", config.timers.inviteFirstMs);
     setVar("pusher_action", "invite-first");
     return;
@@ -63,63 +71,104 @@ function prepareHold(aor: string, devices: DeviceRecord[]): void {
   const callerHeaders: { [name: string]: string | null } = {};
   for (let i = 0; i < CALLER_ID_HEADERS.length; i++) callerHeaders[CALLER_ID_HEADERS[i]] = header(CALLER_ID_HEADERS[i]);
   const now = Date.now();
-  const pushed: PushDevice[] = devices.map(function (device: DeviceRecord): PushDevice {
-    return { instance: device.instance, appId: device.appId, provider: device.provider, token: device.token };
-  });
-  const call: HeldCall = {
+  const call: PushedCall = {
     callRef: currentCallRef(),
     tindex: Number(pvString("$T(id_index)")),
     tlabel: Number(pvString("$T(id_label)")),
+    state: "held",
     aor: aor,
     callId: pvString("$ci"),
     fromTag: pvString("$ft"),
     caller: pickCallerId(callerHeaders),
     proxy: devices[devices.length - 1].proxy,
-    devices: pushed,
+    devices: devices.map(function (device: DeviceRecord): PushDevice {
+      return { instance: device.instance, appId: device.appId, provider: device.provider, token: device.token };
+    }),
     failedInstances: [],
+    forkedInstances: [],
     heldAtMs: now,
     ringsUntilMs: now + config.timers.pushWaitMs,
   };
   holdCall(call);
+  const provisional = config.calls.provisional;
+  setVar("pusher_provisional_code", provisional === "none" ? 0 : Number(provisional));
+  setVar("pusher_provisional_reason", provisional === "none" ? "" : PROVISIONAL_REASONS[provisional]);
   setVar("pusher_wait_ms", config.timers.pushWaitMs);
   setVar("pusher_action", "hold");
 }
 
-/** After t_suspend: one push request per device to the helper. Never waits on the network (evapi relay). */
+function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReason): void {
+  const request: PushRequest = {
+    type: "push",
+    callRef: call.callRef,
+    callId: call.callId,
+    aor: call.aor,
+    device: device,
+    caller: call.caller,
+    proxy: call.proxy,
+    ringsUntilMs: call.ringsUntilMs,
+  };
+  if (endReason) {
+    request.purpose = "call-ended";
+    request.endReason = endReason;
+  }
+  // evapi hands the frame to its dispatcher process over a socketpair: the SIP worker never waits on the network.
+  KSR.evapi.relay(JSON.stringify(request));
+  logInfo(
+    (endReason ? "call-ended push (" + endReason + ")" : "push") + " requested call-id=" + call.callId +
+      " aor=" + call.aor + " app=" + device.appId + " token=" + maskToken(device.token),
+  );
+}
+
+/** After t_suspend: one push request per device to the helper. */
 export function sendPushes(): void {
-  const call = findHeldCall(currentCallRef());
+  const call = findCall(currentCallRef());
   if (!call) return;
+  for (let i = 0; i < call.devices.length; i++) relayPush(call, call.devices[i]);
+}
+
+/**
+ * A pushed phone has told iOS CallKit a call is ringing; it must learn at once that the call is over, or it
+ * shows a ghost call. Every pushed device with no branch of the call gets an alert push (never VoIP); those
+ * with a branch get tm's CANCEL instead.
+ */
+function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason): void {
+  const config = currentConfig();
+  if (reason === "cancelled" && !config.calls.missedCallPush) return;
+  if (reason === "answered-elsewhere" && !config.calls.answeredElsewherePush) return;
   for (let i = 0; i < call.devices.length; i++) {
     const device = call.devices[i];
-    const request: PushRequest = {
-      type: "push",
-      callRef: call.callRef,
-      callId: call.callId,
-      aor: call.aor,
-      device: device,
-      caller: call.caller,
-      proxy: call.proxy,
-      ringsUntilMs: call.ringsUntilMs,
-    };
-    KSR.evapi.relay(JSON.stringify(request));
-    logInfo("push requested call-id=" + call.callId + " aor=" + call.aor + " app=" + device.appId + " token=" + maskToken(device.token));
+    if (call.forkedInstances.indexOf(device.instance) >= 0 || call.failedInstances.indexOf(device.instance) >= 0) continue;
+    relayPush(call, device, reason);
   }
+}
+
+/** onreply_route of a delivered call, 2xx: the call is answered; the other pushed phones are told. */
+export function onAnswered(): void {
+  const call = endCall(currentCallRef());
+  if (call) tellPushedPhonesCallEnded(call, "answered-elsewhere");
 }
 
 /** failure_route of a held or delivered call: forget it (timeout, cancel, or the woken phone failed). */
 export function onCallEnded(): void {
-  endHeldCall(currentCallRef());
+  endCall(currentCallRef());
 }
 
 /**
- * request_route, CANCEL: a held call has no branch for tm to cancel, so the plugin ends it and cfg answers:
+ * request_route, CANCEL. A held call has no branch for tm to cancel, so the plugin ends it and cfg answers:
  * $var(pusher_cancel)=1 with $var(pusher_tindex|tlabel) → 200 to the CANCEL, 487 to the INVITE.
+ * A ringing call is cancelled by tm as usual; either way the pushed phones get a missed-call push unless the
+ * CANCEL says the call was completed elsewhere (Reason: SIP;cause=200).
  */
 export function onCancel(): void {
   setVar("pusher_cancel", 0);
-  const call = findHeldCallByCallId(pvString("$ci"), pvString("$ft"));
-  if (!call || !endHeldCall(call.callRef)) return;
-  logInfo("caller cancelled held call-id=" + call.callId + " aor=" + call.aor);
+  const found = findCallByCallId(pvString("$ci"), pvString("$ft"));
+  const call = found ? endCall(found.callRef) : null;
+  if (!call) return;
+  logInfo("caller cancelled call-id=" + call.callId + " aor=" + call.aor + " (" + call.state + ")");
+  const reason = header("Reason") || "";
+  tellPushedPhonesCallEnded(call, /cause\s*=\s*200\b/i.test(reason) ? "answered-elsewhere" : "cancelled");
+  if (call.state !== "held") return;
   setVar("pusher_tindex", call.tindex);
   setVar("pusher_tlabel", call.tlabel);
   setVar("pusher_cancel", 1);

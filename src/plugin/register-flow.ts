@@ -1,14 +1,14 @@
 // The REGISTER side, run after a successful save("location"): store push devices, then hand every call
-// waiting for this AOR to the contact that just registered. Sets for kamailio/pusher.cfg:
+// waiting for this AOR to its contacts, the one that just registered among them. Sets for kamailio/pusher.cfg:
 //   $var(pusher_resume) 1 when a held call is to be continued, with $var(pusher_tindex)/$var(pusher_tlabel);
-//   $var(pusher_deliver_uri|dst|socket) where to send it, $var(pusher_after_wake_ms) its timer (t3).
+//   $var(pusher_after_wake_ms) its ring timer (t3).
 // More than one waiting call: cfg calls pusher_next_held_call after each t_continue.
 
 import { DeviceRecord, saveDevice } from "./device-store";
-import { takeWaitingCalls } from "./hold-call";
+import { endCall, takeCallsToFork, takeHeldCalls } from "./hold-call";
 import { logInfo, maskToken } from "./log";
 import { parseContacts, ParsedContact } from "./parse-contact";
-import { parsePushParams } from "./parse-push-params";
+import { deviceInstance, parsePushParams } from "./parse-push-params";
 import { repairContact } from "./repair-contact";
 import { currentConfig } from "./settings";
 import { firstTimeIn } from "./shared-state";
@@ -42,7 +42,9 @@ export function onRegister(): void {
   if (!contacts.length) return;
   const aor = aorOf(pvString("$tU"), pvString("$td"));
   storeDevices(aor, contacts);
-  deliverWaitingCalls(aor, contacts[contacts.length - 1]);
+  const instance = deviceInstance(contacts[contacts.length - 1]);
+  forkRingingCalls(aor, instance);
+  deliverHeldCalls(aor, instance);
 }
 
 function storeDevices(aor: string, contacts: ParsedContact[]): void {
@@ -73,12 +75,26 @@ function storeDevices(aor: string, contacts: ParsedContact[]): void {
   }
 }
 
-function deliverWaitingCalls(aor: string, contact: ParsedContact): void {
-  const calls = takeWaitingCalls(aor);
+/**
+ * A phone registering while a call to its AOR already rings elsewhere (another phone woke first) gets a
+ * branch of that call too: tsilo appends the AOR's new contacts to the running transaction (never to a
+ * suspended one: those are continued by deliverHeldCalls). Each phone gets one branch per call.
+ */
+function forkRingingCalls(aor: string, instance: string): void {
+  const calls = takeCallsToFork(aor, instance);
+  for (let i = 0; i < calls.length; i++) {
+    const appended = KSR.tsilo.ts_append_to_uri(calls[i].tindex, calls[i].tlabel, "location", "sip:" + aor);
+    if (appended > 0) {
+      logInfo("device registered, forking call-id=" + calls[i].callId + " aor=" + aor + " to it");
+    } else if (appended === -2 || appended === -3) {
+      endCall(calls[i].callRef); // cancelled or already answered: nothing left to fork
+    }
+  }
+}
+
+function deliverHeldCalls(aor: string, instance: string): void {
+  const calls = takeHeldCalls(aor, instance);
   if (!calls.length) return;
-  setVar("pusher_deliver_uri", contact.uri);
-  setVar("pusher_deliver_dst", "sip:" + pvString("$si") + ":" + pvString("$sp") + ";transport=" + pvString("$pr"));
-  setVar("pusher_deliver_socket", pvString("$pr") + ":" + pvString("$Ri") + ":" + pvString("$Rp"));
   setVar("pusher_after_wake_ms", currentConfig().timers.afterWakeMs);
   const refs: string[] = [];
   for (let i = 0; i < calls.length; i++) {

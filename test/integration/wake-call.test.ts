@@ -190,7 +190,10 @@ describe("a call to a phone with a push device record", () => {
     const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
     expect(caller.code, caller.output).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs);
-    expect(apns.requestsFor(token)).toHaveLength(1);
+    // The call push, then the push telling the phone the call is over.
+    const pushes = apns.requestsFor(token);
+    expect(pushes).toHaveLength(2);
+    expect((pushes[1].body as Record<string, any>)["call-id"]).toBe((pushes[0].body as Record<string, any>)["call-id"]);
     expect(pusher.rpc("htable.dump", "pusher_calls")).not.toContain(user);
     await registerPhone(user, token);
     expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${user}@`));
