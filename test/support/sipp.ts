@@ -21,6 +21,8 @@ export interface SippOptions {
   timeoutSeconds?: number;
   /** A fixed Call-ID (sipp -cid_str): lets a phone scenario take the INVITE a caller scenario sends. */
   callId?: string;
+  /** How many calls sipp runs before it exits (-m); default 1. */
+  calls?: number;
 }
 
 const SCENARIOS = join(import.meta.dirname, "..", "sipp");
@@ -34,7 +36,7 @@ export async function runSipp(options: SippOptions): Promise<SippRun> {
     "-p", String(localPort),
     "-mp", String(await freePort()),
     "-t", options.transport === "tcp" ? "t1" : "u1",
-    "-m", "1",
+    "-m", String(options.calls ?? 1),
     "-timeout", `${options.timeoutSeconds ?? 30}s`,
     "-timeout_error",
     "-nostdin",
