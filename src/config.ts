@@ -2,26 +2,86 @@
 // Pure and ES5-safe: the CLI and the helper validate with it, and the plugin (Duktape) reads the same file
 // through it, so both sides agree on every default.
 
+import { isValidCidr } from "./ip-match";
+
+/** APNs credentials: a certificate (`certificateFile`), or a token-auth signing key (`keyFile` + `keyId` + `teamId`). */
 export interface AppleCredentials {
   /** Unencrypted PEM holding the APNs certificate and its private key (Kazoo's add_apple_app). */
-  certificateFile: string;
+  certificateFile?: string;
+  /** Token auth: Apple's AuthKey_<KEYID>.p8 (PKCS#8 EC P-256 private key). */
+  keyFile?: string;
+  /** Token auth: the 10-character Key ID of keyFile. */
+  keyId?: string;
+  /** Token auth: the 10-character Team ID of the developer account. */
+  teamId?: string;
   /** `host` or `host:port`; the sandbox is `api.development.push.apple.com` (or `api.sandbox.push.apple.com`). */
   host: string;
 }
 
+/** FCM HTTP v1 credentials. */
+export interface FirebaseCredentials {
+  /** The service account JSON Google gives (`type: service_account`, project_id, private_key, token_uri…). */
+  serviceAccountFile: string;
+  /** `host` or `host:port` of the FCM API. */
+  host: string;
+}
+
+/** Web Push (VAPID, RFC 8292) credentials. */
+export interface WebPushCredentials {
+  /** PEM holding the VAPID P-256 private key. */
+  vapidKeyFile: string;
+  /** VAPID `sub`: a `mailto:` or `https:` contact for the push service's operator. */
+  subject: string;
+  /** The key's public half, base64url uncompressed point: what REGISTER 2xx advertises as `+sip.vapid`. */
+  publicKey?: string;
+}
+
 export interface AppConfig {
+  /** Kazoo's per-app switch: a disabled app keeps its credentials but gets no pushes. Always set once validated. */
+  enabled?: boolean;
   apple?: AppleCredentials;
+  firebase?: FirebaseCredentials;
+  webpush?: WebPushCredentials;
+}
+
+/** Contact params a legacy (Kazoo-style) binding is read from: Kazoo's Token-App, Token-Type and Token-ID. */
+export interface PushParamNames {
+  appId: string;
+  type: string;
+  token: string;
+}
+
+/** Kazoo's documented defaults, also Linphone's legacy names. */
+export const DEFAULT_PUSH_PARAM_NAMES: PushParamNames = { appId: "app-id", type: "pn-type", token: "pn-tok" };
+
+export interface TimersConfig {
+  inviteFirstMs: number;
+  pushWaitMs: number;
+  afterWakeMs: number;
 }
 
 export interface UserAgentRule {
   name: string;
   /** JavaScript regular expression tested against the REGISTER's User-Agent. */
   regex: string;
+  /** Only bindings for these app ids are stored from phones this rule matches (absent: any app id). */
+  appIds?: string[];
+  /** Which Contact params carry the app id, push type and token (Kazoo's `properties`); unset names keep the defaults. */
+  properties?: Partial<PushParamNames>;
+  /** Call strategy for devices stored through this rule, instead of calls.strategy. */
+  strategy?: CallStrategy;
+  /** Timers for devices stored through this rule, each instead of the global one. */
+  timers?: Partial<TimersConfig>;
+}
+
+export interface DevicesConfig {
+  /** A device record outlives its SIP binding this long after its last REGISTER. */
+  retentionDays: number;
 }
 
 /** How a call reaches a callee with push devices: see the README's "Call strategies". */
-export type CallStrategy = "invite-first" | "push-first";
-export const CALL_STRATEGIES: CallStrategy[] = ["invite-first", "push-first"];
+export type CallStrategy = "invite-first" | "parallel" | "push-first";
+export const CALL_STRATEGIES: CallStrategy[] = ["invite-first", "parallel", "push-first"];
 
 /** The provisional reply the caller gets while the phones are pushed ("none" sends nothing). */
 export type PushProvisional = "none" | "110" | "180" | "182";
@@ -36,11 +96,18 @@ export interface CallsConfig {
   answeredElsewherePush: boolean;
 }
 
+export interface KazooConfig {
+  /** Sources (CIDRs) whose X-KAZOO-PUSHER-* headers are obeyed; from anywhere else they are stripped. */
+  trustedSources: string[];
+}
+
 export interface PusherConfig {
   sip: { listen: string[]; auth: boolean };
   calls: CallsConfig;
-  timers: { inviteFirstMs: number; pushWaitMs: number; afterWakeMs: number };
+  kazoo: KazooConfig;
+  timers: TimersConfig;
   userAgents: UserAgentRule[];
+  devices: DevicesConfig;
   apps: { [appId: string]: AppConfig };
   link: { port: number };
   stateDir: string;
@@ -50,6 +117,7 @@ export interface PusherConfig {
 export type LogLevel = "error" | "warn" | "info" | "debug";
 
 export const DEFAULT_APPLE_HOST = "api.push.apple.com";
+export const DEFAULT_FIREBASE_HOST = "fcm.googleapis.com";
 
 export function defaultConfig(): PusherConfig {
   return {
@@ -58,7 +126,10 @@ export function defaultConfig(): PusherConfig {
     timers: { inviteFirstMs: 2000, pushWaitMs: 20000, afterWakeMs: 30000 },
     // Kazoo's behaviour and reply: invite-first with "182 sending push notification".
     calls: { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true },
+    kazoo: { trustedSources: ["127.0.0.1/32", "::1/128"] },
     userAgents: [],
+    // RFC 8599 leaves it to the proxy; Flexisip's wiki recommends 7 days, Kazoo keeps tokens for good.
+    devices: { retentionDays: 30 },
     apps: {},
     link: { port: 8448 },
     stateDir: "pusher-state",
@@ -115,11 +186,17 @@ export function checkListen(value: string, path: string): string {
   return value;
 }
 
+// Duktape 2.7 (the plugin's engine) has ES5 regular expressions: no lookbehind, named groups or \p{…}.
+const NOT_IN_DUKTAPE = /\(\?<|\\k<|\\[pP]\{/;
+
 export function checkRegex(value: string, path: string): string {
   try {
     new RegExp(value);
   } catch (e) {
     throw new ConfigError(path, "is not a valid regular expression: " + (e as Error).message);
+  }
+  if (NOT_IN_DUKTAPE.test(value)) {
+    throw new ConfigError(path, "uses lookbehind, a named group or \\p{…}, which Kamailio's JavaScript engine (ES5) lacks");
   }
   return value;
 }
@@ -131,22 +208,61 @@ export function checkHost(value: string, path: string): string {
   return value;
 }
 
+// Apple's Key ID and Team ID are 10 upper-case letters and digits.
+const APPLE_ID_PATTERN = /^[A-Z0-9]{10}$/;
+
+function validateApple(value: unknown, path: string): AppleCredentials {
+  const apple = objectAt(value, path);
+  checkKeys(apple, ["certificateFile", "keyFile", "keyId", "teamId", "host"], path);
+  const host = apple.host === undefined ? DEFAULT_APPLE_HOST : checkHost(stringAt(apple.host, path + ".host"), path + ".host");
+  const tokenAuth = apple.keyFile !== undefined || apple.keyId !== undefined || apple.teamId !== undefined;
+  if (tokenAuth && apple.certificateFile !== undefined) {
+    throw new ConfigError(path + ".certificateFile", "cannot be combined with keyFile/keyId/teamId: use a certificate or token auth");
+  }
+  if (!tokenAuth) return { certificateFile: stringAt(apple.certificateFile, path + ".certificateFile"), host: host };
+  const ids: { [key: string]: string } = {};
+  const names = ["keyId", "teamId"];
+  for (let i = 0; i < names.length; i++) {
+    const id = stringAt(apple[names[i]], path + "." + names[i]);
+    if (!APPLE_ID_PATTERN.test(id)) throw new ConfigError(path + "." + names[i], "must be 10 upper-case letters and digits, got " + JSON.stringify(id));
+    ids[names[i]] = id;
+  }
+  return { keyFile: stringAt(apple.keyFile, path + ".keyFile"), keyId: ids.keyId, teamId: ids.teamId, host: host };
+}
+
 function validateApps(value: unknown): { [appId: string]: AppConfig } {
   const apps = objectAt(value, "apps");
   const result: { [appId: string]: AppConfig } = {};
   for (const appId in apps) {
     if (!Object.prototype.hasOwnProperty.call(apps, appId)) continue;
     const path = "apps." + appId;
+    if (appId === "__proto__") throw new ConfigError(path, "is not a usable app id");
     const app = objectAt(apps[appId], path);
-    checkKeys(app, ["apple"], path);
-    const config: AppConfig = {};
-    if (app.apple !== undefined) {
-      const apple = objectAt(app.apple, path + ".apple");
-      checkKeys(apple, ["certificateFile", "host"], path + ".apple");
-      config.apple = {
-        certificateFile: stringAt(apple.certificateFile, path + ".apple.certificateFile"),
-        host: apple.host === undefined ? DEFAULT_APPLE_HOST : checkHost(stringAt(apple.host, path + ".apple.host"), path + ".apple.host"),
+    checkKeys(app, ["enabled", "apple", "firebase", "webpush"], path);
+    const config: AppConfig = { enabled: app.enabled === undefined ? true : booleanAt(app.enabled, path + ".enabled") };
+    if (app.apple !== undefined) config.apple = validateApple(app.apple, path + ".apple");
+    if (app.firebase !== undefined) {
+      const firebase = objectAt(app.firebase, path + ".firebase");
+      checkKeys(firebase, ["serviceAccountFile", "host"], path + ".firebase");
+      config.firebase = {
+        serviceAccountFile: stringAt(firebase.serviceAccountFile, path + ".firebase.serviceAccountFile"),
+        host: firebase.host === undefined ? DEFAULT_FIREBASE_HOST : checkHost(stringAt(firebase.host, path + ".firebase.host"), path + ".firebase.host"),
       };
+    }
+    if (app.webpush !== undefined) {
+      const webpush = objectAt(app.webpush, path + ".webpush");
+      checkKeys(webpush, ["vapidKeyFile", "subject", "publicKey"], path + ".webpush");
+      const subject = stringAt(webpush.subject, path + ".webpush.subject");
+      // RFC 8292 §2.1: the contact SHOULD be a mailto: or https: URI.
+      if (!/^(mailto:[^\s@]+@[^\s@]+|https:\/\/\S+)$/.test(subject)) {
+        throw new ConfigError(path + ".webpush.subject", "must be a mailto: or https: URI, got " + JSON.stringify(subject));
+      }
+      config.webpush = { vapidKeyFile: stringAt(webpush.vapidKeyFile, path + ".webpush.vapidKeyFile"), subject: subject };
+      if (webpush.publicKey !== undefined) {
+        const publicKey = stringAt(webpush.publicKey, path + ".webpush.publicKey");
+        if (!/^[A-Za-z0-9_-]{86,88}$/.test(publicKey)) throw new ConfigError(path + ".webpush.publicKey", "must be the base64url uncompressed P-256 public key (87 characters)");
+        config.webpush.publicKey = publicKey;
+      }
     }
     result[appId] = config;
   }
@@ -182,12 +298,54 @@ function validateUserAgents(value: unknown): UserAgentRule[] {
   return value.map(function (entry: unknown, index: number): UserAgentRule {
     const path = "userAgents[" + index + "]";
     const rule = objectAt(entry, path);
-    checkKeys(rule, ["name", "regex"], path);
+    checkKeys(rule, ["name", "regex", "appIds", "properties", "strategy", "timers"], path);
     const name = stringAt(rule.name, path + ".name");
     if (names.indexOf(name) >= 0) throw new ConfigError(path + ".name", "duplicate rule name " + JSON.stringify(name));
     names.push(name);
-    return { name: name, regex: checkRegex(stringAt(rule.regex, path + ".regex"), path + ".regex") };
+    const result: UserAgentRule = { name: name, regex: checkRegex(stringAt(rule.regex, path + ".regex"), path + ".regex") };
+    if (rule.appIds !== undefined) {
+      if (!(rule.appIds instanceof Array) || rule.appIds.length === 0) throw new ConfigError(path + ".appIds", "must be a non-empty list of app ids");
+      result.appIds = rule.appIds.map(function (appId: unknown, i: number) {
+        return stringAt(appId, path + ".appIds[" + i + "]");
+      });
+    }
+    if (rule.properties !== undefined) {
+      const properties = objectAt(rule.properties, path + ".properties");
+      checkKeys(properties, ["appId", "type", "token"], path + ".properties");
+      const names: Partial<PushParamNames> = {};
+      if (properties.appId !== undefined) names.appId = paramNameAt(properties.appId, path + ".properties.appId");
+      if (properties.type !== undefined) names.type = paramNameAt(properties.type, path + ".properties.type");
+      if (properties.token !== undefined) names.token = paramNameAt(properties.token, path + ".properties.token");
+      result.properties = names;
+    }
+    if (rule.strategy !== undefined) result.strategy = oneOf(rule.strategy, path + ".strategy", CALL_STRATEGIES);
+    if (rule.timers !== undefined) result.timers = validateTimers(rule.timers, path + ".timers", {});
+    return result;
   });
+}
+
+/** A Contact param name as the parser sees it (lower-cased): token characters of RFC 3261. */
+function paramNameAt(value: unknown, path: string): string {
+  const name = stringAt(value, path);
+  if (!/^[A-Za-z0-9.!%*_+`'~-]+$/.test(name)) throw new ConfigError(path, "must be a Contact parameter name, got " + JSON.stringify(name));
+  return name.toLowerCase();
+}
+
+/** Allowed range of each timer, in ms: the global `timers` and a User-Agent rule's `timers` alike. */
+const TIMER_RANGES: { [name: string]: [number, number] } = {
+  inviteFirstMs: [100, 60000],
+  pushWaitMs: [1000, 600000],
+  afterWakeMs: [1000, 600000],
+};
+
+function validateTimers<T extends Partial<TimersConfig>>(value: unknown, path: string, target: T): T {
+  const timers = objectAt(value, path);
+  checkKeys(timers, ["inviteFirstMs", "pushWaitMs", "afterWakeMs"], path);
+  for (const name in TIMER_RANGES) {
+    if (!Object.prototype.hasOwnProperty.call(TIMER_RANGES, name) || timers[name] === undefined) continue;
+    (target as { [name: string]: number })[name] = integerAt(timers[name], path + "." + name, TIMER_RANGES[name][0], TIMER_RANGES[name][1]);
+  }
+  return target;
 }
 
 /**
@@ -197,7 +355,7 @@ function validateUserAgents(value: unknown): UserAgentRule[] {
 export function validateConfig(input: unknown): PusherConfig {
   const config = defaultConfig();
   const root = objectAt(input === undefined ? {} : input, "(root)");
-  checkKeys(root, ["sip", "timers", "calls", "userAgents", "apps", "link", "stateDir", "log"], "");
+  checkKeys(root, ["sip", "timers", "calls", "kazoo", "userAgents", "devices", "apps", "link", "stateDir", "log"], "");
 
   if (root.sip !== undefined) {
     const sip = objectAt(root.sip, "sip");
@@ -214,14 +372,28 @@ export function validateConfig(input: unknown): PusherConfig {
     }
   }
   if (root.timers !== undefined) {
-    const timers = objectAt(root.timers, "timers");
-    checkKeys(timers, ["inviteFirstMs", "pushWaitMs", "afterWakeMs"], "timers");
-    if (timers.inviteFirstMs !== undefined) config.timers.inviteFirstMs = integerAt(timers.inviteFirstMs, "timers.inviteFirstMs", 100, 60000);
-    if (timers.pushWaitMs !== undefined) config.timers.pushWaitMs = integerAt(timers.pushWaitMs, "timers.pushWaitMs", 1000, 600000);
-    if (timers.afterWakeMs !== undefined) config.timers.afterWakeMs = integerAt(timers.afterWakeMs, "timers.afterWakeMs", 1000, 600000);
+    validateTimers(root.timers, "timers", config.timers);
   }
   if (root.calls !== undefined) config.calls = validateCalls(root.calls);
+  if (root.kazoo !== undefined) {
+    const kazoo = objectAt(root.kazoo, "kazoo");
+    checkKeys(kazoo, ["trustedSources"], "kazoo");
+    if (kazoo.trustedSources !== undefined) {
+      if (!(kazoo.trustedSources instanceof Array)) throw new ConfigError("kazoo.trustedSources", "must be a list of CIDRs");
+      config.kazoo.trustedSources = kazoo.trustedSources.map(function (entry: unknown, index: number) {
+        const path = "kazoo.trustedSources[" + index + "]";
+        const cidr = stringAt(entry, path);
+        if (!isValidCidr(cidr)) throw new ConfigError(path, "must be an IPv4 or IPv6 address or CIDR, got " + JSON.stringify(cidr));
+        return cidr;
+      });
+    }
+  }
   if (root.userAgents !== undefined) config.userAgents = validateUserAgents(root.userAgents);
+  if (root.devices !== undefined) {
+    const devices = objectAt(root.devices, "devices");
+    checkKeys(devices, ["retentionDays"], "devices");
+    if (devices.retentionDays !== undefined) config.devices.retentionDays = integerAt(devices.retentionDays, "devices.retentionDays", 1, 3650);
+  }
   if (root.apps !== undefined) config.apps = validateApps(root.apps);
   if (root.link !== undefined) {
     const link = objectAt(root.link, "link");

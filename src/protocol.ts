@@ -5,8 +5,22 @@
 
 export const PROTOCOL_VERSION = 1;
 
-/** Push services a device record can name. `google`/`android` in a Contact are aliases of `firebase`. */
-export type PushProvider = "apple" | "firebase";
+/**
+ * Push services a device record can name. `google`/`android` in a Contact are aliases of `firebase`;
+ * RFC 8599's `apns`/`fcm`/`webpush` map to `apple`/`firebase`/`webpush`.
+ */
+export type PushProvider = "apple" | "firebase" | "webpush";
+
+/** What an Apple device can be woken with: a PushKit (VoIP) token, or only an alert token (Linphone `:remote`). */
+export type PushKind = "voip" | "alert";
+
+/** A Web Push subscription's keys (RFC 8291 §3): base64url, as `PushSubscription.toJSON().keys` gives them. */
+export interface WebPushKeys {
+  /** The user agent's P-256 ECDH public key, uncompressed (65 bytes). */
+  p256dh: string;
+  /** The 16-byte authentication secret. */
+  auth: string;
+}
 
 /** Identifies one held INVITE transaction in Kamailio: `<tindex>:<tlabel>`. */
 export type CallRef = string;
@@ -16,7 +30,18 @@ export interface PushDevice {
   instance: string;
   appId: string;
   provider: PushProvider;
+  /** APNs/FCM registration token; for Web Push the subscription's endpoint URL (RFC 8599 pn-prid). */
   token: string;
+  /** Apple only; absent means "voip". `alert`: the device registered only an alert token. */
+  pushKind?: PushKind;
+  /** FCM project id from RFC 8599 `pn-param`; absent: the service account's project. */
+  fcmProjectId?: string;
+  /** APNs topic (bundle id) from RFC 8599 `pn-param`, team id and service removed; absent: from the app id. */
+  apnsTopic?: string;
+  /** Web Push only: the subscription's keys; required to encrypt the payload. */
+  webpush?: WebPushKeys;
+  /** Apple only: the device registered with Linphone's `pn-provider=apns.dev`, so its token is a sandbox token. */
+  sandbox?: boolean;
 }
 
 export interface Caller {
@@ -43,6 +68,10 @@ export interface PushRequest {
   caller: Caller;
   /** SIP URI the woken app should register through (Kazoo's `proxy`). */
   proxy: string;
+  /** One-time token a woken app may present on its REGISTER (Kazoo's `registration-token`, `X-Token-Reg`). */
+  registrationToken?: string;
+  /** Kazoo's `account-ref` (X-KAZOO-PUSHER-Account-Ref), passed through to the app. */
+  accountRef?: string;
   /** Epoch ms after which the call stops ringing: no retry may be sent after it. */
   ringsUntilMs: number;
 }
@@ -129,7 +158,13 @@ export function parsePluginMessage(text: string): PluginMessage | null {
   if (!device || typeof device !== "object" || !caller || typeof caller !== "object") return null;
   if (!isString(message.callRef) || !isString(message.callId) || !isString(message.aor)) return null;
   if (!isString(device.instance) || !isString(device.appId) || !isString(device.token)) return null;
-  if (device.provider !== "apple" && device.provider !== "firebase") return null;
+  if (device.provider !== "apple" && device.provider !== "firebase" && device.provider !== "webpush") return null;
+  if (device.pushKind !== undefined && device.pushKind !== "voip" && device.pushKind !== "alert") return null;
+  if (device.fcmProjectId !== undefined && !isString(device.fcmProjectId)) return null;
+  if (device.apnsTopic !== undefined && !isString(device.apnsTopic)) return null;
+  if (device.sandbox !== undefined && typeof device.sandbox !== "boolean") return null;
+  const webpush = device.webpush as { [key: string]: unknown } | undefined;
+  if (webpush !== undefined && (!webpush || typeof webpush !== "object" || !isString(webpush.p256dh) || !isString(webpush.auth))) return null;
   if (!isString(caller.number) || !isString(caller.name) || !isString(message.proxy)) return null;
   if (typeof message.ringsUntilMs !== "number") return null;
   if (message.purpose !== undefined && message.purpose !== "call" && message.purpose !== "call-ended") return null;
@@ -144,6 +179,13 @@ export function parsePluginMessage(text: string): PluginMessage | null {
     proxy: message.proxy,
     ringsUntilMs: message.ringsUntilMs,
   };
+  if (isString(message.registrationToken)) request.registrationToken = message.registrationToken;
+  if (isString(message.accountRef)) request.accountRef = message.accountRef;
+  if (device.pushKind !== undefined) request.device.pushKind = device.pushKind;
+  if (device.fcmProjectId !== undefined) request.device.fcmProjectId = device.fcmProjectId as string;
+  if (device.apnsTopic !== undefined) request.device.apnsTopic = device.apnsTopic as string;
+  if (webpush !== undefined) request.device.webpush = { p256dh: webpush.p256dh as string, auth: webpush.auth as string };
+  if (device.sandbox === true) request.device.sandbox = true;
   if (message.purpose !== undefined) request.purpose = message.purpose;
   if (message.endReason !== undefined) request.endReason = message.endReason;
   return request;

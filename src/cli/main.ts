@@ -1,9 +1,12 @@
 // The `pusher` command: parses the command line by hand, dispatches, and owns the one error handler.
 import { checkListen } from "../config";
 import { runApps } from "./apps-command";
+import { runTestPush } from "./test-push-command";
 import { CliError, loadConfig, resolveConfigPath, usageError } from "./config-file";
+import { runDevices } from "./devices-command";
+import { runImportKazoo } from "./import-kazoo-command";
 import { runStart } from "./start";
-import { runUserAgents } from "./ua-command";
+import { RULE_OPTIONS, RuleOptions, runUserAgents } from "./ua-command";
 
 const USAGE = `Usage: pusher [--config FILE] <command> [arguments]
 
@@ -12,11 +15,29 @@ Commands:
                           add or replace an APNs app; the PEM holds the certificate and its unencrypted
                           private key and is copied to credentials/ next to the config; host defaults to
                           api.push.apple.com (sandbox: api.development.push.apple.com), host:port allowed
+  apps add-apple-token <app-id> --key-file <AuthKey.p8> --key-id <KEYID> --team-id <TEAMID> [--host host[:port]]
+                          add or replace an APNs app with token auth (one JWT per key, refreshed every 50 min);
+                          the .p8 is copied to credentials/ (mode 0600)
+  apps add-firebase <app-id> <service-account.json> [--host host[:port]]
+                          add or replace an FCM HTTP v1 app; the service account JSON is copied to credentials/
+  apps add-webpush <app-id> --vapid-key <p256.pem> --subject mailto:...|https://...
+                          add or replace a Web Push app; prints the VAPID public key (+sip.vapid)
   apps list [--json]      list apps with provider and host
   apps remove <app-id>    remove an app and the certificate copy add-apple made
-  ua add <name> <regex>   add a User-Agent rule at the end, or replace the regex of the rule with that name
+  test-push <app-id> <token> [--type apple|firebase|webpush]
+                          send one test push and print the provider's answer; exit 0 only if it was accepted
+                          (webpush: the token is the subscription JSON {"endpoint":…,"keys":{"p256dh":…,"auth":…}})
+  devices [aor] [--json] [--show-tokens]
+                          list the push device records of the running Kamailio (all, or one AOR);
+                          tokens are masked unless --show-tokens
+  ua add <name> <regex> [--app-ids a,b] [--params appId=P,type=P,token=P] [--strategy <calls.strategy value>]
+                          add a User-Agent rule at the end, or replace the rule with that name; --app-ids
+                          accepts only those apps, --params names the Contact params of legacy bindings
   ua list [--json]        list User-Agent rules in order (the first match wins)
   ua remove <name>        remove a User-Agent rule
+  import-kazoo <system_config-pusher.json> [--dry-run]
+                          import Kazoo's system_config/pusher document: User-Agent rules and APNs certificate
+                          apps; prints each item, and what was skipped and why
   start [--listen proto:ip:port]...
                           run pusher; the default listen addresses are sip.listen from the config
   help                    show this text
@@ -28,7 +49,11 @@ Options:
 Exit codes: 0 success, 1 runtime or configuration error, 2 usage error.`;
 
 const VALUE_OPTIONS = ["--config", "--listen"];
-const FLAG_OPTIONS = ["--json", "--help"];
+// Options of `apps add-apple-token|add-firebase|add-webpush` and `test-push`.
+const PROVIDER_OPTIONS = ["--key-file", "--key-id", "--team-id", "--host", "--vapid-key", "--subject", "--type"];
+VALUE_OPTIONS.push(...PROVIDER_OPTIONS);
+VALUE_OPTIONS.push(...RULE_OPTIONS);
+const FLAG_OPTIONS = ["--json", "--help", "--show-tokens", "--dry-run"];
 
 interface CommandLine {
   words: string[];
@@ -73,15 +98,42 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === undefined) throw usageError("no command given");
   if (options["--listen"] && command !== "start") throw usageError(`--listen is only valid with "start"`);
-  if (options["--json"] && command !== "apps" && command !== "ua") throw usageError(`--json is only valid with "apps list" and "ua list"`);
+  if (options["--json"] && command !== "apps" && command !== "ua" && command !== "devices") {
+    throw usageError(`--json is only valid with "apps list", "ua list" and "devices"`);
+  }
+  if (options["--show-tokens"] && command !== "devices") throw usageError(`--show-tokens is only valid with "devices"`);
+  if (options["--dry-run"] && command !== "import-kazoo") throw usageError(`--dry-run is only valid with "import-kazoo"`);
+  const providerOptions: { [name: string]: string } = {};
+  for (const name of PROVIDER_OPTIONS) {
+    const values = options[name];
+    if (!values) continue;
+    if (command !== "apps" && command !== "test-push") throw usageError(`${name} is only valid with "apps add-…" and "test-push"`);
+    if (values.length > 1) throw usageError(`${name} given more than once`);
+    providerOptions[name] = values[0];
+  }
 
   const configPath = resolveConfigPath(options["--config"]?.[0]);
   const json = options["--json"] !== undefined;
   switch (command) {
     case "apps":
-      return runApps(configPath, args, json);
-    case "ua":
-      return runUserAgents(configPath, args, json);
+      return runApps(configPath, args, json, providerOptions);
+    case "test-push":
+      return runTestPush(configPath, args, providerOptions);
+    case "devices":
+      return runDevices(configPath, args, json, options["--show-tokens"] !== undefined);
+    case "ua": {
+      const ruleOptions: RuleOptions = {};
+      for (const name of RULE_OPTIONS) {
+        const values = options[name];
+        if (!values) continue;
+        if (values.length > 1) throw usageError(`${name} given more than once`);
+        ruleOptions[name as keyof RuleOptions] = values[0];
+      }
+      return runUserAgents(configPath, args, json, ruleOptions);
+    }
+    case "import-kazoo":
+      if (args.length !== 1) throw usageError(`expected "import-kazoo <system_config-pusher.json> [--dry-run]"`);
+      return runImportKazoo(configPath, args[0], options["--dry-run"] !== undefined);
     case "start": {
       if (args.length > 0) throw usageError(`"start" takes no arguments, got ${JSON.stringify(args[0])}`);
       const { config } = loadConfig(configPath);

@@ -26,6 +26,8 @@ export interface RuntimePaths {
   stateDir: string;
   runtimeConfig: string;
   ctlSocket: string;
+  /** The sqlite file Kamailio keeps the device records in (pusher.cfg's PUSHER_DB_CONNECTION). */
+  deviceDatabase: string;
 }
 
 export function runtimePaths(configPath: string, config: PusherConfig): RuntimePaths {
@@ -34,6 +36,7 @@ export function runtimePaths(configPath: string, config: PusherConfig): RuntimeP
     stateDir,
     runtimeConfig: join(stateDir, "pusher.runtime.json"),
     ctlSocket: join(stateDir, "kamailio.ctl"),
+    deviceDatabase: join(stateDir, "devices.sqlite"),
   };
 }
 
@@ -56,6 +59,8 @@ function kamailioArguments(root: string, paths: RuntimePaths, config: PusherConf
     PUSHER_CONFIG_FILE: paths.runtimeConfig,
     PUSHER_EVAPI_ADDRESS: `127.0.0.1:${config.link.port}`,
     PUSHER_CTL_SOCKET: `unix:${paths.ctlSocket}`,
+    // db_sqlite URL of an absolute path has four slashes: `sqlite:///` + `/abs/path`. The plugin creates the table.
+    PUSHER_DB_CONNECTION: `pusher=>sqlite:///${paths.deviceDatabase}`,
   };
   for (const name of Object.keys(defines)) args.push("-A", `${name}=${JSON.stringify(defines[name])}`);
   if (config.log.level === "debug") args.push("-A", "WITH_DEBUG");

@@ -1,6 +1,7 @@
 // What an incoming-call push says to the app, in the shape apps built for Kazoo already parse
 // (Kazoo pm_apple.erl; see /work/shared/reference/kazoo-pusher.md §8), and the APNs topic it goes to.
 import type { PushRequest } from "../protocol";
+import { alertText, CALL_ENDED_EVENTS, isCallEnded } from "./push-content";
 
 export interface ApnsPayload {
   aps: {
@@ -14,6 +15,10 @@ export interface ApnsPayload {
   proxy: string;
   /** Epoch milliseconds as a decimal string, as Kazoo sends it. */
   utc_unix_timestamp_ms: string;
+  /** Kazoo's one-time token for the waking REGISTER (`X-Token-Reg`), when the plugin issued one. */
+  "registration-token"?: string;
+  /** Kazoo's account reference, only in Kazoo mode. */
+  "account-ref"?: string;
 }
 
 // Localisation key of Kazoo's incoming-call alert (Linphone/Flexisip convention); apps define it in
@@ -23,7 +28,7 @@ const RING_SOUND = "ring.caf";
 
 /** The APNs body for one held call. `nowMs` is the send time (a parameter so tests can fix it). */
 export function buildApnsPayload(request: PushRequest, nowMs: number): ApnsPayload {
-  return {
+  const payload: ApnsPayload = {
     aps: {
       alert: { "loc-key": INCOMING_CALL_LOC_KEY, "loc-args": [`${request.caller.number} - ${request.caller.name}`] },
       sound: RING_SOUND,
@@ -35,6 +40,9 @@ export function buildApnsPayload(request: PushRequest, nowMs: number): ApnsPaylo
     proxy: request.proxy,
     utc_unix_timestamp_ms: String(Math.floor(nowMs)),
   };
+  if (request.registrationToken) payload["registration-token"] = request.registrationToken;
+  if (request.accountRef) payload["account-ref"] = request.accountRef;
+  return payload;
 }
 
 const ENVIRONMENT_SUFFIX = /\.(dev|prod)$/;
@@ -51,4 +59,56 @@ const VOIP_SUFFIX = ".voip";
 export function apnsTopic(appId: string): string {
   const bundleOrTopic = appId.replace(ENVIRONMENT_SUFFIX, "");
   return bundleOrTopic.endsWith(VOIP_SUFFIX) ? bundleOrTopic : bundleOrTopic + VOIP_SUFFIX;
+}
+
+/**
+ * The `apns-topic` for an alert push to `appId`: the bundle id, i.e. the app id without `.dev`/`.prod` and
+ * without a `.voip` a Kazoo operator may have spelled into it.
+ */
+export function apnsAlertTopic(appId: string): string {
+  const bundleOrTopic = appId.replace(ENVIRONMENT_SUFFIX, "");
+  return bundleOrTopic.endsWith(VOIP_SUFFIX) ? bundleOrTopic.slice(0, -VOIP_SUFFIX.length) : bundleOrTopic;
+}
+
+/** APNs body limits (sending-notification-requests-to-apns): 5 KB for VoIP, 4 KB for everything else. */
+export const MAX_VOIP_PAYLOAD_BYTES = 5120;
+export const MAX_ALERT_PAYLOAD_BYTES = 4096;
+
+export interface ApnsAlertPayload {
+  aps: {
+    alert: { title: string; body: string };
+    sound?: string;
+    "thread-id": string;
+  };
+  "call-id": string;
+  "caller-id-number": string;
+  "caller-id-name": string;
+  proxy: string;
+  utc_unix_timestamp_ms: string;
+  /** Only for call-ended pushes: `call-cancelled` or `answered-elsewhere`. */
+  event?: string;
+  "registration-token"?: string;
+  "account-ref"?: string;
+}
+
+/**
+ * The body of an alert push: to ring a device that registered only an alert token (Linphone `:remote`), or to
+ * say a call is over (never a VoIP push: iOS 13+ would have to show a new CallKit call, providers.md §2).
+ * The call text is in `title`/`body` so iOS shows it without the app's help; `thread-id` groups by call.
+ */
+export function buildApnsAlertPayload(request: PushRequest, nowMs: number): ApnsAlertPayload {
+  const text = alertText(request);
+  const payload: ApnsAlertPayload = {
+    aps: { alert: { title: text.title, body: text.body }, "thread-id": request.callId },
+    "call-id": request.callId,
+    "caller-id-number": request.caller.number,
+    "caller-id-name": request.caller.name,
+    proxy: request.proxy,
+    utc_unix_timestamp_ms: String(Math.floor(nowMs)),
+  };
+  if (isCallEnded(request)) payload.event = CALL_ENDED_EVENTS[request.endReason ?? "cancelled"];
+  else payload.aps.sound = RING_SOUND;
+  if (request.registrationToken) payload["registration-token"] = request.registrationToken;
+  if (request.accountRef) payload["account-ref"] = request.accountRef;
+  return payload;
 }

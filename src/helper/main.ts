@@ -5,6 +5,8 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, validateConfig, type PusherConfig } from "../config";
 import { ApnsSender } from "./apns-sender";
+import { FcmSender } from "./fcm-sender";
+import { WebPushSender } from "./webpush-sender";
 import { KamailioLink, LINK_HOST } from "./kamailio-link";
 import { createLogger } from "./logger";
 import { createPushHandler } from "./push-handler";
@@ -82,8 +84,8 @@ async function main(): Promise<void> {
       `${appIds.length} app(s), Kamailio evapi at ${LINK_HOST}:${linkPort}`,
   );
 
-  const sender = new ApnsSender({ logger });
-  const handlePush = createPushHandler({ apps: config.apps, sender, logger });
+  const senders = { apple: new ApnsSender({ logger }), firebase: new FcmSender({ logger }), webpush: new WebPushSender({ logger }) };
+  const handlePush = createPushHandler({ apps: config.apps, senders, logger });
   const link = new KamailioLink({
     port: linkPort,
     logger,
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info(`stopping on ${signal}`);
     clearInterval(keepAlive);
-    void Promise.all([link.close(), sender.close()]).then(() => {
+    void Promise.all([link.close(), senders.apple.close(), senders.firebase.close(), senders.webpush.close()]).then(() => {
       process.exitCode = 0;
     });
   };

@@ -1,8 +1,14 @@
-// Every stable error code of the helper, and what an APNs answer or a transport failure means for the push.
+// Every stable error code of the helper, and what a provider's answer or a transport failure means for the push.
 // Callers and tests match on codes, never on message text. ERROR_CODES is the `Code | Meaning | What to do`
-// table the README lists. Actions follow Apple's "Handling notification responses from APNs":
-// https://developer.apple.com/documentation/usernotifications/handling-notification-responses-from-apns
-import type { PushOutcome } from "../protocol";
+// table the README lists. Actions follow one policy for every provider (providers.md §7):
+//   drop        the token is dead: the plugin removes the record and answers the waiting call at once;
+//   retry       backoff + Retry-After, only while the call still rings;
+//   credentials alarm the operator (once a minute per app), keep the tokens;
+//   give up     anything else: log it, keep the token.
+// APNs: https://developer.apple.com/documentation/usernotifications/handling-notification-responses-from-apns
+// FCM: https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode  Web Push: RFC 8030 §5, RFC 8292 §4.
+import http2 from "node:http2";
+import type { PushOutcome, PushProvider } from "../protocol";
 
 export const ERROR_CODES = {
   PUSHER_ERR_CONFIG: {
@@ -11,11 +17,15 @@ export const ERROR_CODES = {
   },
   PUSHER_ERR_NO_APP: {
     meaning: "No credentials are configured for the device's app id and provider.",
-    action: "Add apps.<appId>.apple to pusher.json, spelled exactly as the app sends its app-id.",
+    action: "Add the app with `pusher apps add-apple|add-apple-token|add-firebase|add-webpush`, spelled exactly as the app sends its app-id.",
   },
-  PUSHER_ERR_FCM_NOT_CONFIGURED: {
-    meaning: "The device asked for a Firebase push, which this helper does not send yet.",
-    action: "None for now; Firebase support comes in a later version.",
+  PUSHER_ERR_APP_DISABLED: {
+    meaning: "The device's app is configured with `enabled: false` (Kazoo's per-app switch); no push was sent.",
+    action: "Set apps.<appId>.enabled to true (or remove the key) to push to it again.",
+  },
+  PUSHER_ERR_BAD_DEVICE: {
+    meaning: "The device record lacks what its provider needs (e.g. a Web Push subscription without keys or with a non-https endpoint); no push was sent.",
+    action: "The phone must register again with complete push parameters.",
   },
   PUSHER_ERR_CALL_ENDED: {
     meaning: "The call had stopped ringing before the push could be sent, so none was sent.",
@@ -34,32 +44,108 @@ export const ERROR_CODES = {
     action: "Check the app sends its PushKit (VoIP) token and the app id matches its bundle id.",
   },
   PUSHER_ERR_APNS_CREDENTIALS: {
-    meaning: "APNs refused the certificate (403, or the TLS handshake), or the certificate file cannot be read; tokens are kept.",
-    action: "Check apps.<appId>.apple.certificateFile: readable, unencrypted PEM with key, not expired, VoIP-enabled, right environment.",
+    meaning: "APNs refused the credentials (403 BadCertificate, InvalidProviderToken, ExpiredProviderToken after one refresh, or the TLS handshake), or the certificate/key file cannot be read; tokens are kept.",
+    action: "Check apps.<appId>.apple: certificate readable, not expired, VoIP-enabled, right environment; or key file, keyId and teamId as in the Apple developer account, and the host's clock.",
   },
   PUSHER_ERR_APNS_SERVER_UNTRUSTED: {
     meaning: "The APNs server's TLS certificate could not be verified.",
     action: "Check apps.<appId>.apple.host and the system CA store (or NODE_EXTRA_CA_CERTS for a private CA).",
   },
   PUSHER_ERR_APNS_THROTTLED: {
-    meaning: "APNs 429: too many pushes to this device token.",
-    action: "Retried once while the call rings; if frequent, look for a client that calls in a loop.",
+    meaning: "APNs 429: too many pushes to this device token (or too many provider token updates).",
+    action: "Retried with backoff while the call rings; if frequent, look for a client that calls in a loop.",
   },
   PUSHER_ERR_APNS_UNAVAILABLE: {
     meaning: "APNs 500/503: APNs had an internal error or is shutting down.",
-    action: "Retried once while the call rings; see https://developer.apple.com/system-status/ if it persists.",
+    action: "Retried with backoff while the call rings; see https://developer.apple.com/system-status/ if it persists.",
   },
   PUSHER_ERR_APNS_TIMEOUT: {
     meaning: "APNs gave no answer in time; the push may or may not have been delivered.",
-    action: "Check the network path to APNs (TCP 443) from this host.",
+    action: "Retried once while the call rings; check the network path to APNs (TCP 443) from this host.",
   },
   PUSHER_ERR_APNS_CONNECTION: {
-    meaning: "The connection to APNs failed or closed before the answer.",
-    action: "Check DNS and the network path to APNs (TCP 443) from this host.",
+    meaning: "The connection to APNs failed, was reset or closed before the answer.",
+    action: "Retried while the call rings; check DNS and the network path to APNs (TCP 443) from this host.",
   },
   PUSHER_ERR_APNS_REJECTED: {
-    meaning: "APNs rejected the request (another 4xx, e.g. BadTopic, PayloadTooLarge); the token is kept.",
+    meaning: "APNs rejected the request (another 4xx, e.g. BadTopic, Forbidden); the token is kept.",
     action: "Read the reason in the log line; usually a configuration or payload problem.",
+  },
+  PUSHER_ERR_FCM_UNREGISTERED: {
+    meaning: "FCM 404 UNREGISTERED: the app instance is gone or its token expired; it is dropped.",
+    action: "None: the app registers a new token when it runs again.",
+  },
+  PUSHER_ERR_FCM_SENDER_ID_MISMATCH: {
+    meaning: "FCM 403 SENDER_ID_MISMATCH: the token belongs to another Firebase project; it is dropped.",
+    action: "Check the app's service account is from the project the app registers with.",
+  },
+  PUSHER_ERR_FCM_INVALID_TOKEN: {
+    meaning: "FCM 400 INVALID_ARGUMENT: the registration token is not a valid FCM token; it is dropped.",
+    action: "None, unless the phone's app sends something other than its FCM token.",
+  },
+  PUSHER_ERR_FCM_CREDENTIALS: {
+    meaning: "FCM or Google's OAuth refused the service account (401 after one refresh, 403 PERMISSION_DENIED, THIRD_PARTY_AUTH_ERROR, invalid_grant), or its file cannot be read; tokens are kept.",
+    action: "Check apps.<appId>.firebase.serviceAccountFile: a current key of a service account with the Firebase Messaging role, and the host's clock.",
+  },
+  PUSHER_ERR_FCM_LEGACY_KEY: {
+    meaning: "A legacy FCM server key was given where a service account JSON is expected; Google shut the legacy API down in 2024.",
+    action: "Firebase console → Project settings → Service accounts → Generate new private key; then `pusher apps add-firebase <app-id> <that file>`.",
+  },
+  PUSHER_ERR_FCM_THROTTLED: {
+    meaning: "FCM 429 QUOTA_EXCEEDED: the project's or the device's message rate was exceeded.",
+    action: "Retried with backoff and Retry-After while the call rings.",
+  },
+  PUSHER_ERR_FCM_UNAVAILABLE: {
+    meaning: "FCM or the OAuth endpoint answered 500/503 (INTERNAL, UNAVAILABLE).",
+    action: "Retried with backoff and Retry-After while the call rings; see https://status.firebase.google.com/ if it persists.",
+  },
+  PUSHER_ERR_FCM_REJECTED: {
+    meaning: "FCM rejected the request (another 4xx, e.g. INVALID_ARGUMENT about the message, NOT_FOUND for a wrong project id); the token is kept.",
+    action: "Read the reason in the log line; usually a configuration problem (project id).",
+  },
+  PUSHER_ERR_FCM_TIMEOUT: {
+    meaning: "FCM or the OAuth endpoint gave no answer in time; the push may or may not have been delivered.",
+    action: "Retried once while the call rings; check the network path to fcm.googleapis.com and oauth2.googleapis.com.",
+  },
+  PUSHER_ERR_FCM_CONNECTION: {
+    meaning: "The connection to FCM or the OAuth endpoint failed, was reset or closed before the answer.",
+    action: "Retried while the call rings; check DNS and the network path to Google (TCP 443).",
+  },
+  PUSHER_ERR_FCM_SERVER_UNTRUSTED: {
+    meaning: "The FCM or OAuth server's TLS certificate could not be verified.",
+    action: "Check apps.<appId>.firebase.host, the service account's token_uri and the system CA store.",
+  },
+  PUSHER_ERR_WEBPUSH_GONE: {
+    meaning: "The Web Push service answered 404/410: the subscription is gone; it is dropped.",
+    action: "None: the browser subscribes again when the web app runs.",
+  },
+  PUSHER_ERR_WEBPUSH_CREDENTIALS: {
+    meaning: "The Web Push service refused the VAPID signature (401/403), or the VAPID key file cannot be read; subscriptions are kept.",
+    action: "Check apps.<appId>.webpush: the key is the one whose public key the web app subscribed with, subject is mailto: or https:, the host's clock.",
+  },
+  PUSHER_ERR_WEBPUSH_THROTTLED: {
+    meaning: "The Web Push service answered 429.",
+    action: "Retried with backoff and Retry-After while the call rings.",
+  },
+  PUSHER_ERR_WEBPUSH_UNAVAILABLE: {
+    meaning: "The Web Push service answered 5xx.",
+    action: "Retried with backoff and Retry-After while the call rings.",
+  },
+  PUSHER_ERR_WEBPUSH_REJECTED: {
+    meaning: "The Web Push service rejected the request (another 4xx, e.g. 413); the subscription is kept.",
+    action: "Read the reason in the log line.",
+  },
+  PUSHER_ERR_WEBPUSH_TIMEOUT: {
+    meaning: "The Web Push service gave no answer in time; the push may or may not have been delivered.",
+    action: "Retried once while the call rings; check the network path to the push service.",
+  },
+  PUSHER_ERR_WEBPUSH_CONNECTION: {
+    meaning: "The connection to the Web Push service failed, was reset or closed before the answer.",
+    action: "Retried while the call rings; check DNS and the network path to the push service.",
+  },
+  PUSHER_ERR_WEBPUSH_SERVER_UNTRUSTED: {
+    meaning: "The Web Push service's TLS certificate could not be verified.",
+    action: "Check the system CA store.",
   },
   PUSHER_ERR_LINK_FRAME: {
     meaning: "A malformed or oversized (> 1 MiB) netstring frame came from Kamailio; the connection was dropped and reopened.",
@@ -81,18 +167,47 @@ export class PusherError extends Error {
   }
 }
 
-/** What one attempt's result means: the outcome reported to Kamailio, and whether to drop the token or retry. */
+/**
+ * A request that got no HTTP answer. `unprocessed`: the server provably did not process it (RST_STREAM
+ * REFUSED_STREAM, or a stream above GOAWAY's last-stream-id), so it is safe to send again at once;
+ * `timeout`: no answer in time, it may have been delivered; `connection`: the connection failed or was reset.
+ */
+export class TransportError extends Error {
+  constructor(readonly kind: "unprocessed" | "timeout" | "connection", message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TransportError";
+  }
+}
+
+/**
+ * How to go on after one attempt: `backoff` = retry with exponential backoff + jitter (or Retry-After);
+ * `now` = retry at once (not processed); `once` = at most one more attempt (ambiguous: may have been delivered).
+ */
+export type RetryRule = "none" | "backoff" | "now" | "once";
+
+/** What one attempt's result means for the push. */
 export interface Classification {
   outcome: PushOutcome;
   code?: ErrorCode;
   dropToken: boolean;
-  retry: boolean;
+  retry: RetryRule;
+  /** A credentials problem: alarm the operator, keep the token. */
+  credentials: boolean;
+  /** Renew the credential (JWT, OAuth token) and reconnect, then try once more before it counts as credentials. */
+  refresh: boolean;
 }
 
-const SENT: Classification = { outcome: "sent", dropToken: false, retry: false };
+const SENT: Classification = { outcome: "sent", dropToken: false, retry: "none", credentials: false, refresh: false };
 
-function failed(code: ErrorCode, options: { dropToken?: boolean; retry?: boolean } = {}): Classification {
-  return { outcome: "failed", code, dropToken: options.dropToken === true, retry: options.retry === true };
+function failed(code: ErrorCode, options: { dropToken?: boolean; retry?: RetryRule; credentials?: boolean; refresh?: boolean } = {}): Classification {
+  return {
+    outcome: "failed",
+    code,
+    dropToken: options.dropToken === true,
+    retry: options.retry ?? "none",
+    credentials: options.credentials === true,
+    refresh: options.refresh === true,
+  };
 }
 
 /** Classifies an APNs HTTP answer: its `:status` and the `reason` of its JSON body. */
@@ -102,12 +217,77 @@ export function classifyApnsResponse(status: number, reason?: string): Classific
   if (status === 400 && reason === "BadDeviceToken") return failed("PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", { dropToken: true });
   if (status === 400 && reason === "DeviceTokenNotForTopic") return failed("PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC", { dropToken: true });
   // The connection went idle on APNs' side: the request was not processed, a new connection will take it.
-  if (status === 400 && reason === "IdleTimeout") return failed("PUSHER_ERR_APNS_CONNECTION", { retry: true });
-  // Every 403 reason is about the provider's credentials (certificate, or JWT with token auth), never the token.
-  if (status === 403) return failed("PUSHER_ERR_APNS_CREDENTIALS");
-  if (status === 429) return failed("PUSHER_ERR_APNS_THROTTLED", { retry: true });
-  if (status >= 500 && status <= 599) return failed("PUSHER_ERR_APNS_UNAVAILABLE", { retry: true });
+  if (status === 400 && reason === "IdleTimeout") return failed("PUSHER_ERR_APNS_CONNECTION", { retry: "now", refresh: true });
+  if (status === 403) {
+    // A stale or refused JWT, or a key unrelated to this connection's first push: new JWT + new connection,
+    // one more try; the same answer again is a credentials problem (clock skew, revoked key).
+    if (reason === "ExpiredProviderToken" || reason === "InvalidProviderToken" || reason === "UnrelatedKeyIdInToken") {
+      return failed("PUSHER_ERR_APNS_CREDENTIALS", { credentials: true, refresh: true });
+    }
+    // Apple: "don't retry"; not a credentials problem either.
+    if (reason === "Forbidden") return failed("PUSHER_ERR_APNS_REJECTED");
+    return failed("PUSHER_ERR_APNS_CREDENTIALS", { credentials: true });
+  }
+  if (status === 429) return failed("PUSHER_ERR_APNS_THROTTLED", { retry: "backoff" });
+  if (status >= 500 && status <= 599) return failed("PUSHER_ERR_APNS_UNAVAILABLE", { retry: "backoff" });
   return failed("PUSHER_ERR_APNS_REJECTED");
+}
+
+/** FCM's actionable word: `details[].errorCode` of the FcmError detail, else `error.status` (firebase-admin's rule). */
+export function fcmErrorCode(body: unknown): { errorCode?: string; status?: string; message?: string } {
+  const error = (body as { error?: { status?: unknown; message?: unknown; details?: unknown } } | null)?.error;
+  if (!error || typeof error !== "object") return {};
+  const result: { errorCode?: string; status?: string; message?: string } = {};
+  if (typeof error.status === "string") result.status = error.status;
+  if (typeof error.message === "string") result.message = error.message;
+  if (Array.isArray(error.details)) {
+    for (const detail of error.details as { [key: string]: unknown }[]) {
+      if (detail && String(detail["@type"] ?? "").endsWith("google.firebase.fcm.v1.FcmError") && typeof detail.errorCode === "string") {
+        result.errorCode = detail.errorCode;
+      }
+    }
+  }
+  return result;
+}
+
+/** Classifies an FCM HTTP v1 answer (providers.md §3.4, §7.2). */
+export function classifyFcmResponse(status: number, body: unknown): Classification {
+  if (status === 200) return SENT;
+  const { errorCode, status: errorStatus, message } = fcmErrorCode(body);
+  if (errorCode === "UNREGISTERED") return failed("PUSHER_ERR_FCM_UNREGISTERED", { dropToken: true });
+  if (errorCode === "SENDER_ID_MISMATCH") return failed("PUSHER_ERR_FCM_SENDER_ID_MISMATCH", { dropToken: true });
+  if (errorCode === "INVALID_ARGUMENT" && /registration token/i.test(message ?? "")) {
+    return failed("PUSHER_ERR_FCM_INVALID_TOKEN", { dropToken: true });
+  }
+  if (errorCode === "THIRD_PARTY_AUTH_ERROR") return failed("PUSHER_ERR_FCM_CREDENTIALS", { credentials: true });
+  if (errorCode === "QUOTA_EXCEEDED" || status === 429) return failed("PUSHER_ERR_FCM_THROTTLED", { retry: "backoff" });
+  if (errorCode === "UNAVAILABLE" || errorCode === "INTERNAL" || (status >= 500 && status <= 599)) {
+    return failed("PUSHER_ERR_FCM_UNAVAILABLE", { retry: "backoff" });
+  }
+  // Our own access token was refused: fetch a new one once, then it is a credentials problem.
+  if (status === 401) return failed("PUSHER_ERR_FCM_CREDENTIALS", { credentials: true, refresh: true });
+  // PERMISSION_DENIED without SENDER_ID_MISMATCH: IAM role or project, never the device's token.
+  if (status === 403 || errorStatus === "PERMISSION_DENIED") return failed("PUSHER_ERR_FCM_CREDENTIALS", { credentials: true });
+  return failed("PUSHER_ERR_FCM_REJECTED");
+}
+
+/** Classifies an answer of Google's OAuth token endpoint that was not a token (RFC 6749 §5.2). */
+export function classifyOAuthResponse(status: number, error?: string): Classification {
+  if (status >= 500 && status <= 599) return failed("PUSHER_ERR_FCM_UNAVAILABLE", { retry: "backoff" });
+  if (status === 429) return failed("PUSHER_ERR_FCM_THROTTLED", { retry: "backoff" });
+  // invalid_grant (clock skew, revoked key), invalid_client, unauthorized_client, …
+  void error;
+  return failed("PUSHER_ERR_FCM_CREDENTIALS", { credentials: true });
+}
+
+/** Classifies a Web Push service's answer (RFC 8030 §5, RFC 8292 §4). */
+export function classifyWebPushResponse(status: number): Classification {
+  if (status === 200 || status === 201 || status === 202) return SENT;
+  if (status === 404 || status === 410) return failed("PUSHER_ERR_WEBPUSH_GONE", { dropToken: true });
+  if (status === 401 || status === 403) return failed("PUSHER_ERR_WEBPUSH_CREDENTIALS", { credentials: true });
+  if (status === 429) return failed("PUSHER_ERR_WEBPUSH_THROTTLED", { retry: "backoff" });
+  if (status >= 500 && status <= 599) return failed("PUSHER_ERR_WEBPUSH_UNAVAILABLE", { retry: "backoff" });
+  return failed("PUSHER_ERR_WEBPUSH_REJECTED");
 }
 
 // OpenSSL alerts the server sends when it refuses our client certificate, e.g. ERR_SSL_TLSV1_ALERT_UNKNOWN_CA,
@@ -138,19 +318,45 @@ function errorCodes(error: unknown): string[] {
   return codes;
 }
 
+const PROVIDER_PREFIX: { [provider in PushProvider]: "APNS" | "FCM" | "WEBPUSH" } = { apple: "APNS", firebase: "FCM", webpush: "WEBPUSH" };
+
+/** The provider's variant of a transport code: `transportCode("firebase", "TIMEOUT")` → PUSHER_ERR_FCM_TIMEOUT. */
+export function transportCode(provider: PushProvider, what: "TIMEOUT" | "CONNECTION" | "SERVER_UNTRUSTED" | "CREDENTIALS"): ErrorCode {
+  return `PUSHER_ERR_${PROVIDER_PREFIX[provider]}_${what}` as ErrorCode;
+}
+
 /**
- * Classifies a failure without an HTTP answer: our own PusherErrors (timeout, unreadable certificate), TLS
- * errors, and connection errors. Timeouts and connection errors are retryable: the push may not have gone out.
+ * Classifies a failure without an HTTP answer: our own PusherErrors (unreadable credentials), TransportErrors
+ * (timeout, refused stream, GOAWAY, reset), TLS errors and socket errors.
  */
-export function classifyTransportError(error: unknown): Classification {
+export function classifyTransportError(error: unknown, provider: PushProvider = "apple"): Classification {
   if (error instanceof PusherError) {
-    const retry = error.code === "PUSHER_ERR_APNS_TIMEOUT" || error.code === "PUSHER_ERR_APNS_CONNECTION";
-    return failed(error.code, { retry });
+    const credentials = error.code.endsWith("_CREDENTIALS") || error.code === "PUSHER_ERR_FCM_LEGACY_KEY";
+    const retry: RetryRule = error.code.endsWith("_TIMEOUT") ? "once" : error.code.endsWith("_CONNECTION") || error.code.endsWith("_UNAVAILABLE") ? "backoff" : "none";
+    return failed(error.code, { retry, credentials });
   }
   const codes = errorCodes(error);
-  if (codes.some((code) => CLIENT_CERTIFICATE_REFUSED.test(code))) return failed("PUSHER_ERR_APNS_CREDENTIALS");
+  if (codes.some((code) => CLIENT_CERTIFICATE_REFUSED.test(code))) return failed(transportCode(provider, "CREDENTIALS"), { credentials: true });
   // A certificate file that is not a usable PEM key pair (ERR_OSSL_PEM_NO_START_LINE, key mismatch, ...).
-  if (codes.some((code) => code.startsWith("ERR_OSSL_"))) return failed("PUSHER_ERR_APNS_CREDENTIALS");
-  if (codes.some((code) => SERVER_UNTRUSTED.has(code))) return failed("PUSHER_ERR_APNS_SERVER_UNTRUSTED");
-  return failed("PUSHER_ERR_APNS_CONNECTION", { retry: true });
+  if (codes.some((code) => code.startsWith("ERR_OSSL_"))) return failed(transportCode(provider, "CREDENTIALS"), { credentials: true });
+  if (codes.some((code) => SERVER_UNTRUSTED.has(code))) return failed(transportCode(provider, "SERVER_UNTRUSTED"));
+  if (error instanceof TransportError) {
+    if (error.kind === "timeout") return failed(transportCode(provider, "TIMEOUT"), { retry: "once" });
+    if (error.kind === "unprocessed") return failed(transportCode(provider, "CONNECTION"), { retry: "now" });
+  }
+  if (codes.includes("ERR_HTTP2_STREAM_ERROR") && /REFUSED_STREAM/.test(String((error as Error)?.message))) {
+    return failed(transportCode(provider, "CONNECTION"), { retry: "now" });
+  }
+  return failed(transportCode(provider, "CONNECTION"), { retry: "backoff" });
 }
+
+/** `Retry-After` as milliseconds from `nowMs`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); undefined if absent or unreadable. */
+export function retryAfterMs(value: string | string[] | undefined, nowMs: number): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || text.trim() === "") return undefined;
+  if (/^\s*\d+\s*$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
+}
+
+export const REFUSED_STREAM = http2.constants.NGHTTP2_REFUSED_STREAM;

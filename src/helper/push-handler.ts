@@ -1,44 +1,69 @@
-// Turns one PushRequest from Kamailio into one PushResult: picks the app's credentials, sends, and logs
-// one line per push (masked token, outcome, code, latency).
+// Turns one PushRequest from Kamailio into one PushResult: picks the app's credentials for the device's
+// provider, sends, raises the credentials alarm, and logs one line per push (masked token, outcome, code, latency).
 import type { AppConfig } from "../config";
-import type { PushRequest, PushResult } from "../protocol";
-import type { ApnsOutcome, ApnsSender } from "./apns-sender";
+import type { PushProvider, PushRequest, PushResult } from "../protocol";
+import type { ApnsSender } from "./apns-sender";
+import { CredentialsAlarm } from "./credentials-alarm";
+import type { FcmSender } from "./fcm-sender";
 import { maskToken, type Logger } from "./logger";
+import type { SendOutcome } from "./retry-policy";
+import type { WebPushSender } from "./webpush-sender";
+
+export interface PushSenders {
+  apple: Pick<ApnsSender, "send">;
+  firebase: Pick<FcmSender, "send">;
+  webpush: Pick<WebPushSender, "send">;
+}
 
 export interface PushHandlerOptions {
   apps: { readonly [appId: string]: AppConfig };
-  sender: Pick<ApnsSender, "send">;
+  senders: PushSenders;
   logger: Logger;
+  alarm?: CredentialsAlarm;
   now?: () => number;
 }
 
-function notSent(code: "PUSHER_ERR_NO_APP" | "PUSHER_ERR_FCM_NOT_CONFIGURED", reason: string): ApnsOutcome {
+const ADD_COMMAND: { [provider in PushProvider]: string } = {
+  apple: "add-apple or add-apple-token",
+  firebase: "add-firebase",
+  webpush: "add-webpush",
+};
+
+function notSent(code: "PUSHER_ERR_NO_APP" | "PUSHER_ERR_APP_DISABLED", reason: string): SendOutcome {
   return { outcome: "failed", code, reason, attempts: 0 };
+}
+
+/** Sends one push by the app's configuration; never throws. Shared by the helper and `pusher test-push`. */
+export async function deliverPush(request: PushRequest, options: Omit<PushHandlerOptions, "now">): Promise<SendOutcome> {
+  const { apps, senders, logger } = options;
+  const { appId, provider } = request.device;
+  // hasOwnProperty: an app id such as "constructor" must not find Object.prototype's members.
+  const app = Object.prototype.hasOwnProperty.call(apps, appId) ? apps[appId] : undefined;
+  if (app && app.enabled === false) return notSent("PUSHER_ERR_APP_DISABLED", `apps.${appId}.enabled is false`);
+  let outcome: SendOutcome;
+  try {
+    if (provider === "apple" && app?.apple) outcome = await senders.apple.send(request, app.apple);
+    else if (provider === "firebase" && app?.firebase) outcome = await senders.firebase.send(request, app.firebase);
+    else if (provider === "webpush" && app?.webpush) outcome = await senders.webpush.send(request, app.webpush);
+    else return notSent("PUSHER_ERR_NO_APP", `no apps.${appId}.${provider} in the configuration (pusher apps ${ADD_COMMAND[provider]})`);
+  } catch (error) {
+    // The senders classify every failure they know; this is a bug, reported rather than left unanswered.
+    logger.error(`push: unexpected error: ${(error as Error).stack ?? String(error)}`);
+    return { outcome: "failed", code: "PUSHER_ERR_BAD_MESSAGE", reason: (error as Error).message, attempts: 0 };
+  }
+  if (outcome.credentials) options.alarm?.raise(appId, provider, outcome.code ?? "", outcome.reason);
+  return outcome;
 }
 
 /** Returns the function that handles each PushRequest; it never throws. */
 export function createPushHandler(options: PushHandlerOptions): (request: PushRequest) => Promise<PushResult> {
-  const { apps, sender, logger } = options;
+  const { logger } = options;
   const now = options.now ?? Date.now;
-
-  async function deliver(request: PushRequest): Promise<ApnsOutcome> {
-    const { appId, provider } = request.device;
-    if (provider === "firebase") return notSent("PUSHER_ERR_FCM_NOT_CONFIGURED", "Firebase pushes are not supported yet");
-    // hasOwnProperty: an app id such as "constructor" must not find Object.prototype's members.
-    const app = Object.prototype.hasOwnProperty.call(apps, appId) ? apps[appId] : undefined;
-    if (!app || !app.apple) return notSent("PUSHER_ERR_NO_APP", `no apps.${appId}.apple in the configuration`);
-    try {
-      return await sender.send(request, app.apple);
-    } catch (error) {
-      // The sender classifies every failure it knows; this is a bug, reported rather than left unanswered.
-      logger.error(`push: unexpected error: ${(error as Error).stack ?? String(error)}`);
-      return { outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", reason: (error as Error).message, attempts: 0 };
-    }
-  }
+  const alarm = options.alarm ?? new CredentialsAlarm(logger, now);
 
   return async function handlePush(request: PushRequest): Promise<PushResult> {
     const startedMs = now();
-    const outcome = await deliver(request);
+    const outcome = await deliverPush(request, { ...options, alarm });
     const result: PushResult = {
       type: "push-result",
       callRef: request.callRef,
@@ -55,9 +80,9 @@ export function createPushHandler(options: PushHandlerOptions): (request: PushRe
       `call-id=${JSON.stringify(request.callId)}`,
       `app=${JSON.stringify(request.device.appId)}`,
       `provider=${request.device.provider}`,
-      `token=${maskToken(request.device.token)}`,
-      `outcome=${outcome.outcome}`,
     ];
+    if (request.purpose === "call-ended") fields.push(`purpose=call-ended`, `end-reason=${request.endReason ?? "cancelled"}`);
+    fields.push(`token=${maskToken(request.device.token)}`, `outcome=${outcome.outcome}`);
     if (outcome.code) fields.push(`code=${outcome.code}`);
     if (outcome.reason !== undefined) fields.push(`reason=${JSON.stringify(outcome.reason)}`);
     if (outcome.status !== undefined) fields.push(`status=${outcome.status}`);

@@ -2,6 +2,7 @@
 // P-Preferred-Identity, From (Kazoo pusher-role's order). Pure, no KSR.
 
 import { Caller } from "../protocol";
+import { uriOpenIndex } from "./sip-text";
 
 export const CALLER_ID_HEADERS = ["Remote-Party-ID", "P-Asserted-Identity", "P-Preferred-Identity", "From"];
 
@@ -11,20 +12,22 @@ function trim(text: string): string {
 
 /**
  * Parses a name-addr / addr-spec header value: `"Alice" <sip:+15551234@host>;tag=x` → {number: "+15551234",
- * name: "Alice"}. Kazoo strips `"` from the name; we also unescape `\x` so the name is what the caller sent.
+ * name: "Alice"}. Kazoo strips `"` from the name; a quoted name is unquoted and unescaped instead, so it is what the caller sent.
  */
 export function parseCallerId(headerValue: string): Caller | null {
   const value = trim(headerValue);
   if (!value) return null;
   let name = "";
   let uri: string;
-  const open = value.indexOf("<");
+  const open = uriOpenIndex(value);
   if (open >= 0) {
     const close = value.indexOf(">", open);
     if (close < 0) return null;
     name = trim(value.substring(0, open));
     if (name.length >= 2 && name.charAt(0) === '"' && name.charAt(name.length - 1) === '"') {
       name = name.substring(1, name.length - 1).replace(/\\(.)/g, "$1");
+    } else {
+      name = name.replace(/"/g, ""); // an unquoted or broken display name: Kazoo strips its quotes
     }
     uri = value.substring(open + 1, close);
   } else {
@@ -39,7 +42,7 @@ export function parseCallerId(headerValue: string): Caller | null {
   } catch (e) {
     // keep the raw user part
   }
-  return { number: number, name: name.replace(/"/g, "") };
+  return { number: number, name: name };
 }
 
 /** The first header of CALLER_ID_HEADERS that parses wins; `values` maps header name → value (or null). */

@@ -1,7 +1,13 @@
-// Device records in htable, one item per AOR holding every device of that AOR (so a call reads one item).
+// Device records: htable `pusher_devices` (one item per AOR holding every device of that AOR, so a call
+// reads one item), written through to disk (device-database) on every change, loaded from it once after
+// Kamailio starts. `pusher_tokens` maps each token to the device holding it, so a token that shows up
+// under another AOR or instance moves there (a phone re-provisioned to another account keeps one record).
 
-import { PushProvider } from "../protocol";
-import { DEVICES_TABLE, getJson, remove, setJson, withLock } from "./shared-state";
+import { PushDevice, PushKind, PushProvider } from "../protocol";
+import { createSchema, deleteAor, readAll, writeAor } from "./device-database";
+import { logError, logInfo } from "./log";
+import { currentConfig } from "./settings";
+import { DEVICES_TABLE, STATE_TABLE, TOKENS_TABLE, getJson, getNumber, remove, setJson, withLock } from "./shared-state";
 
 export interface DeviceRecord {
   aor: string;
@@ -9,50 +15,219 @@ export interface DeviceRecord {
   appId: string;
   provider: PushProvider;
   token: string;
+  /** Apple two-token form: the alert token next to the VoIP `token`. */
+  alertToken?: string;
+  pushKind?: PushKind;
+  apnsTopic?: string;
+  fcmProjectId?: string;
+  /** Registered with `apns.dev`: a sandbox token. */
+  sandbox?: boolean;
+  /** Linphone's pn-msg-str, pn-call-str, pn-call-snd, pn-silent, pn-timeout as sent. */
+  options?: { [name: string]: string };
+  /** The User-Agent rule the device was stored through (its strategy and timers apply), if any. */
+  rule?: string;
   userAgent: string;
   /** SIP URI of the socket the device registered through: the push's `proxy`. */
   proxy: string;
+  /** Last REGISTER that wrote the record; retention (devices.retentionDays) counts from it. */
   registeredAtMs: number;
 }
 
 type DevicesOfAor = { [instance: string]: DeviceRecord };
 
-export function devicesOf(aor: string): DeviceRecord[] {
-  const devices = getJson<DevicesOfAor>(DEVICES_TABLE, aor);
-  const list: DeviceRecord[] = [];
-  if (!devices) return list;
+const DAY_MS = 24 * 3600 * 1000;
+// An unchanged re-REGISTER writes nothing, except to move registeredAtMs once a day: retention is counted
+// from the last REGISTER to within a day, for one write per device per day at most.
+const REFRESH_AFTER_MS = DAY_MS;
+const LOADED_KEY = "devices_loaded";
+
+function has(object: object, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(object, key);
+}
+
+function retentionMs(): number {
+  return currentConfig().devices.retentionDays * DAY_MS;
+}
+
+function isRetained(record: DeviceRecord, nowMs: number): boolean {
+  return record.registeredAtMs + retentionMs() > nowMs;
+}
+
+/** The AOR's devices still within retention. */
+function liveDevices(aor: string, nowMs: number): DevicesOfAor {
+  const devices = getJson<DevicesOfAor>(DEVICES_TABLE, aor) || {};
   for (const instance in devices) {
-    if (Object.prototype.hasOwnProperty.call(devices, instance)) list.push(devices[instance]);
+    if (has(devices, instance) && !isRetained(devices[instance], nowMs)) delete devices[instance];
   }
+  return devices;
+}
+
+/** Writes the AOR's devices to htable and disk (or removes both when none is left). Call under its lock. */
+function storeAor(aor: string, devices: DevicesOfAor): void {
+  let lastRegisteredAtMs = 0;
+  for (const instance in devices) {
+    if (has(devices, instance) && devices[instance].registeredAtMs > lastRegisteredAtMs) lastRegisteredAtMs = devices[instance].registeredAtMs;
+  }
+  if (!lastRegisteredAtMs) {
+    remove(DEVICES_TABLE, aor);
+    deleteAor(aor);
+    return;
+  }
+  const json = JSON.stringify(devices);
+  KSR.htable.sht_sets(DEVICES_TABLE, aor, json);
+  writeAor(aor, json, (lastRegisteredAtMs + retentionMs()) / 1000);
+}
+
+function tokensOf(record: DeviceRecord): string[] {
+  const keys = [record.provider + ":" + record.token];
+  if (record.alertToken) keys.push(record.provider + ":" + record.alertToken);
+  return keys;
+}
+
+interface TokenOwner {
+  aor: string;
+  instance: string;
+}
+
+function indexTokens(record: DeviceRecord): void {
+  const keys = tokensOf(record);
+  for (let i = 0; i < keys.length; i++) setJson(TOKENS_TABLE, keys[i], { aor: record.aor, instance: record.instance });
+}
+
+function unindexTokens(record: DeviceRecord): void {
+  const keys = tokensOf(record);
+  for (let i = 0; i < keys.length; i++) {
+    const owner = getJson<TokenOwner>(TOKENS_TABLE, keys[i]);
+    if (owner && owner.aor === record.aor && owner.instance === record.instance) remove(TOKENS_TABLE, keys[i]);
+  }
+}
+
+/** Every field a REGISTER sets, except the time: equal means the re-REGISTER changed nothing. */
+function bindingOf(record: DeviceRecord): string {
+  const options: string[] = [];
+  if (record.options) {
+    for (const name in record.options) if (has(record.options, name)) options.push(name + "=" + record.options[name]);
+    options.sort();
+  }
+  return JSON.stringify([
+    record.appId, record.provider, record.token, record.alertToken || "", record.pushKind || "", record.apnsTopic || "",
+    record.fcmProjectId || "", record.sandbox ? 1 : 0, options, record.rule || "", record.userAgent, record.proxy,
+  ]);
+}
+
+/**
+ * Loads the records from disk into htable, once per Kamailio run (the first worker that needs them; the
+ * others wait on the lock). Never call it holding a devices lock: the loader takes those.
+ */
+export function ensureDevicesLoaded(): void {
+  if (getNumber(STATE_TABLE, LOADED_KEY) > 0) return;
+  withLock(STATE_TABLE, LOADED_KEY, function () {
+    if (getNumber(STATE_TABLE, LOADED_KEY) > 0) return;
+    // Set even when the database fails: the proxy keeps working from memory, and says so once.
+    KSR.htable.sht_seti(STATE_TABLE, LOADED_KEY, 1);
+    const nowMs = Date.now();
+    let aors = 0;
+    let devices = 0;
+    const loaded =
+      createSchema() &&
+      readAll(nowMs / 1000, function (aor: string, json: string) {
+        let records: DevicesOfAor;
+        try {
+          records = JSON.parse(json) as DevicesOfAor;
+        } catch (e) {
+          logError("device record of " + aor + " in the database is not JSON: skipped");
+          return;
+        }
+        let kept = 0;
+        for (const instance in records) {
+          if (!has(records, instance)) continue;
+          if (!isRetained(records[instance], nowMs)) delete records[instance];
+          else {
+            indexTokens(records[instance]);
+            kept++;
+          }
+        }
+        if (!kept) return;
+        KSR.htable.sht_sets(DEVICES_TABLE, aor, JSON.stringify(records));
+        aors++;
+        devices += kept;
+      });
+    if (loaded) logInfo("device records loaded from the database: " + devices + " devices of " + aors + " AORs");
+    else logError("cannot read device records from the database (connection pusher, knob PUSHER_DB_CONNECTION): records live in memory only");
+  });
+}
+
+export function devicesOf(aor: string): DeviceRecord[] {
+  ensureDevicesLoaded();
+  const devices = liveDevices(aor, Date.now());
+  const list: DeviceRecord[] = [];
+  for (const instance in devices) if (has(devices, instance)) list.push(devices[instance]);
   return list;
 }
 
-function sameBinding(a: DeviceRecord, b: DeviceRecord): boolean {
-  return a.appId === b.appId && a.provider === b.provider && a.token === b.token && a.userAgent === b.userAgent && a.proxy === b.proxy;
-}
+/** What saveDevice did: nothing, moved the last-REGISTER time only, or wrote a new or changed record. */
+export type SaveOutcome = "unchanged" | "refreshed" | "stored";
 
-/** Stores or replaces the record of one device; returns false when nothing changed. */
-export function saveDevice(record: DeviceRecord): boolean {
-  return withLock(DEVICES_TABLE, record.aor, function () {
-    const devices = getJson<DevicesOfAor>(DEVICES_TABLE, record.aor) || {};
-    const existing = Object.prototype.hasOwnProperty.call(devices, record.instance) ? devices[record.instance] : null;
-    if (existing && sameBinding(existing, record)) return false;
+/** Stores or replaces the record of one device; a token it holds is taken from any other device. */
+export function saveDevice(record: DeviceRecord): SaveOutcome {
+  ensureDevicesLoaded();
+  let previous: DeviceRecord | null = null;
+  const outcome = withLock(DEVICES_TABLE, record.aor, function (): SaveOutcome {
+    const devices = liveDevices(record.aor, record.registeredAtMs);
+    previous = has(devices, record.instance) ? devices[record.instance] : null;
+    const same = previous !== null && bindingOf(previous) === bindingOf(record);
+    if (same && record.registeredAtMs - (previous as DeviceRecord).registeredAtMs < REFRESH_AFTER_MS) return "unchanged";
     devices[record.instance] = record;
-    setJson(DEVICES_TABLE, record.aor, devices);
-    return true;
+    storeAor(record.aor, devices);
+    return same ? "refreshed" : "stored";
   });
+  if (outcome !== "stored") return outcome;
+  if (previous) unindexTokens(previous);
+  // Written before the old holder is removed: a crash in between leaves a duplicate, never a lost token.
+  const keys = tokensOf(record);
+  for (let i = 0; i < keys.length; i++) {
+    const owner = getJson<TokenOwner>(TOKENS_TABLE, keys[i]);
+    if (owner && (owner.aor !== record.aor || owner.instance !== record.instance)) {
+      const moved = removeDevice(owner.aor, owner.instance, keys[i]);
+      if (moved) logInfo("device token moved from aor=" + owner.aor + " instance=" + owner.instance + " to aor=" + record.aor + " instance=" + record.instance);
+    }
+  }
+  indexTokens(record);
+  return outcome;
 }
 
-/** Removes one device's record (e.g. its token is dead); returns true when there was one. */
-export function removeDevice(aor: string, instance: string): boolean {
-  return withLock(DEVICES_TABLE, aor, function () {
-    const devices = getJson<DevicesOfAor>(DEVICES_TABLE, aor);
-    if (!devices || !Object.prototype.hasOwnProperty.call(devices, instance)) return false;
+/**
+ * Removes one device's record (its token is dead, it de-registered, or its token moved); with `onlyWithToken`
+ * only while it still holds that token. Returns the removed record, or null.
+ */
+export function removeDevice(aor: string, instance: string, onlyWithToken?: string): DeviceRecord | null {
+  ensureDevicesLoaded();
+  const removed = withLock(DEVICES_TABLE, aor, function (): DeviceRecord | null {
+    const devices = liveDevices(aor, Date.now());
+    if (!has(devices, instance)) return null;
+    const record = devices[instance];
+    if (onlyWithToken !== undefined && tokensOf(record).indexOf(onlyWithToken) < 0) return null;
     delete devices[instance];
-    let left = false;
-    for (const key in devices) if (Object.prototype.hasOwnProperty.call(devices, key)) left = true;
-    if (left) setJson(DEVICES_TABLE, aor, devices);
-    else remove(DEVICES_TABLE, aor);
-    return true;
+    storeAor(aor, devices);
+    return record;
   });
+  if (removed) unindexTokens(removed);
+  return removed;
+}
+
+/** Removes every device of an AOR (`Contact: *`); returns how many there were. */
+export function removeAllDevices(aor: string): number {
+  const devices = devicesOf(aor);
+  for (let i = 0; i < devices.length; i++) removeDevice(aor, devices[i].instance);
+  return devices.length;
+}
+
+/** The device as a push request names it (protocol.ts PushDevice). */
+export function pushDeviceOf(record: DeviceRecord): PushDevice {
+  const device: PushDevice = { instance: record.instance, appId: record.appId, provider: record.provider, token: record.token };
+  if (record.pushKind) device.pushKind = record.pushKind;
+  if (record.apnsTopic) device.apnsTopic = record.apnsTopic;
+  if (record.fcmProjectId) device.fcmProjectId = record.fcmProjectId;
+  if (record.sandbox) device.sandbox = true;
+  return device;
 }

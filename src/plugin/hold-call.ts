@@ -22,6 +22,8 @@ export interface PushedCall {
   fromTag: string;
   caller: Caller;
   proxy: string;
+  /** Kazoo's account reference (Kazoo mode), passed on in the push. */
+  accountRef: string | null;
   devices: PushDevice[];
   /** Instances whose push failed for good; when every device has failed a held call is answered at once. */
   failedInstances: string[];
@@ -78,12 +80,27 @@ function forget(call: PushedCall): void {
   removeFromList(ringingKey(call.aor), call.callRef);
 }
 
-/** Records a call about to be suspended while its callee's phones are pushed. */
+/** Records a call whose callee's phones are pushed: held (about to be suspended) or already ringing. */
 export function holdCall(call: PushedCall): void {
   withLock(CALLS_TABLE, waitKey(call.aor), function () {
     setJson(CALLS_TABLE, callKey(call.callRef), call);
     KSR.htable.sht_sets(CALLS_TABLE, callIdKey(call.callId), call.callRef);
-    addToList(waitKey(call.aor), call.callRef);
+    addToList(call.state === "held" ? waitKey(call.aor) : ringingKey(call.aor), call.callRef);
+  });
+}
+
+/** A ringing call whose branches all failed goes back to waiting for a phone to register. */
+export function holdRingingCall(callRef: CallRef): PushedCall | null {
+  const found = findCall(callRef);
+  if (!found) return null;
+  return withLock(CALLS_TABLE, waitKey(found.aor), function () {
+    const call = findCall(callRef);
+    if (!call || call.state !== "ringing") return null;
+    call.state = "held";
+    setJson(CALLS_TABLE, callKey(callRef), call);
+    removeFromList(ringingKey(call.aor), callRef);
+    addToList(waitKey(call.aor), callRef);
+    return call;
   });
 }
 

@@ -2,17 +2,22 @@
 // app_jsdt finds functions as properties of the global object, so each is assigned there by name.
 
 import { onHelperMessage } from "./helper-messages";
-import { onAnswered, onCallEnded, onCancel, onInvite, onInviteFirstFailed, sendPushes } from "./invite-flow";
+import { onAnswered, onCallEnded, onCancel, onInvite, onInviteFirstFailed, onParallelFailed, sendPushes } from "./invite-flow";
+import { ensureDevicesLoaded } from "./device-store";
+import { registerDevices } from "./register-devices";
 import { nextHeldCall, onRegister, repairContactHeader } from "./register-flow";
 
 declare var globalThis: { [name: string]: unknown };
 
 const entryPoints: { [name: string]: () => void } = {
+  pusher_load_devices: ensureDevicesLoaded,
   pusher_repair_contact: repairContactHeader,
+  pusher_register_devices: registerDevices,
   pusher_on_register: onRegister,
   pusher_next_held_call: nextHeldCall,
   pusher_on_invite: onInvite,
   pusher_on_invite_first_failed: onInviteFirstFailed,
+  pusher_on_parallel_failed: onParallelFailed,
   pusher_send_pushes: sendPushes,
   pusher_on_call_ended: onCallEnded,
   pusher_on_answered: onAnswered,

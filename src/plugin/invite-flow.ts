@@ -1,15 +1,19 @@
 // The INVITE side: decide invite-first or hold, prepare the hold, send the pushes, follow the call to its end
 // (answered, cancelled, timed out) and tell the pushed phones when it ended without them.
 // JS only decides and records; kamailio/pusher.cfg acts (relay, suspend, reply) on what it sets:
-//   $var(pusher_action)  "none" | "invite-first" | "hold" | "unavailable"
+//   $var(pusher_action)  "none" | "invite-first" | "parallel" | "hold" | "unavailable"
 //   $var(pusher_invite_first_ms), $var(pusher_wait_ms)   timers for t_set_fr
 //   $var(pusher_provisional_code|reason)                 the reply while pushing (code 0: none)
-//   $avp(pusher_aor)     the callee AOR, kept with the transaction for its failure and resumed routes
+//   $avp(pusher_aor), $avp(pusher_after_wake_ms)  the callee AOR and t3, kept with the transaction for its
+//                        failure and resumed routes
 
 import { CallEndReason, PushDevice, PushRequest } from "../protocol";
 import { pickCallerId, CALLER_ID_HEADERS } from "./caller-id";
-import { DeviceRecord, devicesOf } from "./device-store";
-import { PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall } from "./hold-call";
+import { DeviceRecord, devicesOf, pushDeviceOf } from "./device-store";
+import { CallStrategy } from "../config";
+import { CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
+import { CallTimers, readKazooCall } from "./kazoo-headers";
+import { instanceAt } from "./answering-device";
 import { logError, logInfo, maskToken } from "./log";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
@@ -29,16 +33,51 @@ function helperConnected(): boolean {
   return getNumber(STATE_TABLE, "helper_connections") > 0;
 }
 
-/** request_route, INVITE without To-tag: does the callee have push devices, and are they registered? */
+interface CallPlan {
+  aor: string;
+  devices: DeviceRecord[];
+  timers: CallTimers;
+  strategy: CallStrategy;
+  accountRef: string | null;
+}
+
+/** Who to push for this INVITE and how: stored devices, or Kazoo's headers from a trusted source. */
+function planCall(): CallPlan | null {
+  const config = currentConfig();
+  const kazoo = readKazooCall(config.kazoo.trustedSources);
+  const aor = (kazoo && kazoo.aor) || aorOf(pvString("$rU"), pvString("$rd"));
+  const devices = kazoo && kazoo.device ? [kazoo.device] : devicesOf(aor);
+  if (!devices.length) return null;
+  const timers: CallTimers = {
+    inviteFirstMs: config.timers.inviteFirstMs,
+    pushWaitMs: config.timers.pushWaitMs,
+    afterWakeMs: config.timers.afterWakeMs,
+  };
+  if (kazoo) Object.assign(timers, kazoo.timers);
+  return {
+    aor: aor,
+    devices: devices,
+    timers: timers,
+    strategy: kazoo && kazoo.forcePush ? "push-first" : config.calls.strategy,
+    accountRef: kazoo ? kazoo.accountRef : null,
+  };
+}
+
+/**
+ * request_route, INVITE without To-tag: does the callee have push devices, and are they registered?
+ * invite-first: the registered contacts get the INVITE first, pushed if silent for t1 (Kazoo).
+ * parallel: the registered contacts get the INVITE while the phones are pushed (Flexisip).
+ * push-first, or nobody registered: push and hold until a phone registers (RFC 8599 §5.6.2).
+ */
 export function onInvite(): void {
   setVar("pusher_action", "none");
-  const aor = aorOf(pvString("$rU"), pvString("$rd"));
-  const devices = devicesOf(aor);
-  if (!devices.length) return;
-  KSR.pv.sets("$avp(pusher_aor)", aor);
-  const config = currentConfig();
-  if (config.calls.strategy === "invite-first" && KSR.registrar.registered("location") > 0) {
-    setVar("pusher_invite_first_ms", config.timers.inviteFirstMs);
+  const plan = planCall();
+  if (!plan) return;
+  KSR.pv.sets("$avp(pusher_aor)", plan.aor);
+  KSR.pv.seti("$avp(pusher_after_wake_ms)", plan.timers.afterWakeMs);
+  const registered = plan.strategy !== "push-first" && KSR.registrar.registered_uri("location", "sip:" + plan.aor) > 0;
+  if (registered && plan.strategy === "invite-first") {
+    setVar("pusher_invite_first_ms", plan.timers.inviteFirstMs);
     setVar("pusher_action", "invite-first");
     return;
   }
@@ -46,26 +85,44 @@ export function onInvite(): void {
     logError("cannot create a transaction for call " + pvString("$ci"));
     return;
   }
-  prepareHold(aor, devices);
+  if (!recordPushedCall(plan, registered ? "ringing" : "held")) return;
+  setVar("pusher_wait_ms", plan.timers.pushWaitMs);
+  setVar("pusher_action", registered ? "parallel" : "hold");
 }
 
 /** failure_route after invite-first: the registered contacts did not answer in t1, so push. */
 export function onInviteFirstFailed(): void {
   setVar("pusher_action", "none");
-  const aor = pvString("$avp(pusher_aor)");
-  if (!aor) return;
-  const devices = devicesOf(aor);
-  if (!devices.length) return;
-  prepareHold(aor, devices);
+  const plan = planCall();
+  if (!plan || !recordPushedCall(plan, "held")) return;
+  setVar("pusher_wait_ms", plan.timers.pushWaitMs);
+  setVar("pusher_action", "hold");
 }
 
-function prepareHold(aor: string, devices: DeviceRecord[]): void {
+/**
+ * failure_route of a parallel call: the registered contacts failed (dead socket) before any phone woke.
+ * The call is held for what is left of t2; its pushes are already on their way.
+ */
+export function onParallelFailed(): void {
+  setVar("pusher_action", "none");
+  const call = holdRingingCall(currentCallRef());
+  if (!call) return;
+  const leftMs = call.ringsUntilMs - Date.now();
+  if (leftMs < 100) {
+    endCall(call.callRef);
+    return;
+  }
+  setVar("pusher_wait_ms", leftMs);
+  setVar("pusher_action", "hold");
+}
+
+function recordPushedCall(plan: CallPlan, state: CallState): boolean {
   if (!helperConnected()) {
     if (firstTimeIn("no-helper", 60)) {
       logError("no push helper is connected (evapi): calls to sleeping phones get 480 at once; start pusher-helper");
     }
     setVar("pusher_action", "unavailable");
-    return;
+    return false;
   }
   const config = currentConfig();
   const callerHeaders: { [name: string]: string | null } = {};
@@ -75,26 +132,26 @@ function prepareHold(aor: string, devices: DeviceRecord[]): void {
     callRef: currentCallRef(),
     tindex: Number(pvString("$T(id_index)")),
     tlabel: Number(pvString("$T(id_label)")),
-    state: "held",
-    aor: aor,
+    state: state,
+    aor: plan.aor,
     callId: pvString("$ci"),
     fromTag: pvString("$ft"),
     caller: pickCallerId(callerHeaders),
-    proxy: devices[devices.length - 1].proxy,
-    devices: devices.map(function (device: DeviceRecord): PushDevice {
-      return { instance: device.instance, appId: device.appId, provider: device.provider, token: device.token };
+    proxy: plan.devices[plan.devices.length - 1].proxy,
+    accountRef: plan.accountRef,
+    devices: plan.devices.map(function (device: DeviceRecord): PushDevice {
+      return pushDeviceOf(device);
     }),
     failedInstances: [],
     forkedInstances: [],
     heldAtMs: now,
-    ringsUntilMs: now + config.timers.pushWaitMs,
+    ringsUntilMs: now + plan.timers.pushWaitMs,
   };
   holdCall(call);
   const provisional = config.calls.provisional;
   setVar("pusher_provisional_code", provisional === "none" ? 0 : Number(provisional));
   setVar("pusher_provisional_reason", provisional === "none" ? "" : PROVISIONAL_REASONS[provisional]);
-  setVar("pusher_wait_ms", config.timers.pushWaitMs);
-  setVar("pusher_action", "hold");
+  return true;
 }
 
 function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReason): void {
@@ -108,6 +165,7 @@ function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReas
     proxy: call.proxy,
     ringsUntilMs: call.ringsUntilMs,
   };
+  if (call.accountRef) request.accountRef = call.accountRef;
   if (endReason) {
     request.purpose = "call-ended";
     request.endReason = endReason;
@@ -132,12 +190,13 @@ export function sendPushes(): void {
  * shows a ghost call. Every pushed device with no branch of the call gets an alert push (never VoIP); those
  * with a branch get tm's CANCEL instead.
  */
-function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason): void {
+function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason, answeredBy?: string | null): void {
   const config = currentConfig();
   if (reason === "cancelled" && !config.calls.missedCallPush) return;
   if (reason === "answered-elsewhere" && !config.calls.answeredElsewherePush) return;
   for (let i = 0; i < call.devices.length; i++) {
     const device = call.devices[i];
+    if (device.instance === answeredBy) continue;
     if (call.forkedInstances.indexOf(device.instance) >= 0 || call.failedInstances.indexOf(device.instance) >= 0) continue;
     relayPush(call, device, reason);
   }
@@ -146,7 +205,7 @@ function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason): voi
 /** onreply_route of a delivered call, 2xx: the call is answered; the other pushed phones are told. */
 export function onAnswered(): void {
   const call = endCall(currentCallRef());
-  if (call) tellPushedPhonesCallEnded(call, "answered-elsewhere");
+  if (call) tellPushedPhonesCallEnded(call, "answered-elsewhere", instanceAt(call.aor, pvString("$si"), pvString("$sp")));
 }
 
 /** failure_route of a held or delivered call: forget it (timeout, cancel, or the woken phone failed). */

@@ -2,6 +2,8 @@
 // Pure, no KSR: unit tested in Node and run in Duktape. Written by hand (not Kamailio's parser) because push
 // params appear in both places and Kazoo's sample puts a space inside a token.
 
+import { uriOpenIndex } from "./sip-text";
+
 export interface ParsedContact {
   /** The URI without angle brackets, e.g. `sip:alice@192.0.2.1:5060;transport=tcp`. */
   uri: string;
@@ -67,7 +69,7 @@ function parseParams(parts: string[], decode: (value: string) => string): { [nam
 function parseOne(text: string): ParsedContact | null {
   const value = text.replace(/^\s+|\s+$/g, "");
   if (!value || value === "*") return null;
-  const open = value.indexOf("<");
+  const open = uriOpenIndex(value);
   let uri: string;
   let rest: string;
   if (open >= 0) {

@@ -1,28 +1,75 @@
-// Reads Kazoo-style push params (`app-id`, `pn-tok`, `pn-type`) from a parsed contact.
-// Pure, no KSR. URI params are searched first, then header params (Kazoo searches both).
+// Reads the push params of one parsed contact, in every dialect phones use. Pure, no KSR; URI params are
+// searched first, then header params (Kazoo searches both), values already URL-decoded by parse-contact.
+//   RFC 8599:  pn-provider (apns, fcm, webpush), pn-prid, pn-param. No User-Agent rule needed.
+//   Linphone:  RFC 8599 plus `apns.dev` (sandbox) and Apple's two-token pn-prid `<tok>:remote&<tok>:voip`;
+//              legacy pn-type/pn-tok/app-id plus pn-msg-str, pn-call-str, pn-call-snd, pn-silent, pn-timeout.
+//   Kazoo:     app-id, pn-tok, pn-type, the names configurable per User-Agent rule (Kazoo's `properties`).
+// Whether a value is acceptable (length, alphabet) is validate-push-params' concern, not this file's.
 
-import { PushProvider } from "../protocol";
+import { DEFAULT_PUSH_PARAM_NAMES, PushParamNames } from "../config";
+import { PushKind, PushProvider } from "../protocol";
 import { ParsedContact } from "./parse-contact";
 
 export interface PushBinding {
   appId: string;
   provider: PushProvider;
+  /** The token calls are pushed to: the VoIP token when an Apple device gave one. */
   token: string;
   /** Device instance within the AOR: `+sip.instance`, else `reg-id`, else the contact URI. */
   instance: string;
+  /** RFC 8599 only: `pn-provider` as the phone sent it (lower-cased), echoed in Feature-Caps. */
+  pns?: string;
+  /** Apple, RFC 8599 or two-token form: which kind of push `token` takes. Absent: VoIP (Kazoo). */
+  pushKind?: PushKind;
+  /** Apple two-token form: the alert (`:remote`) token next to the VoIP one, for alerts. */
+  alertToken?: string;
+  /** RFC 8599 apns: the bundle id from pn-param (team id and service removed). */
+  apnsTopic?: string;
+  /** RFC 8599 fcm: the Firebase project id from pn-param. */
+  fcmProjectId?: string;
+  /** Linphone's `pn-provider=apns.dev`: a sandbox token. */
+  sandbox?: boolean;
+  /** Linphone's payload and timing params (pn-msg-str, pn-call-str, pn-call-snd, pn-silent, pn-timeout). */
+  options?: { [name: string]: string };
 }
 
+/** What a contact says about push. */
+export type PushParamsReading =
+  | { kind: "none" }
+  | { kind: "binding"; binding: PushBinding }
+  /** RFC 8599 §4.1.5: pn-provider without pn-prid asks which services the proxy supports ("" = any). */
+  | { kind: "query"; pns: string }
+  /** A pn-provider this proxy has never heard of: RFC 8599's "not supported" (555), not malformed. */
+  | { kind: "unsupported"; pns: string }
+  /** Push params that cannot be understood; `token` (maybe "") for the masked warning. */
+  | { kind: "refused"; problem: string; token: string };
+
 // Kazoo routes `google` and `android` to its firebase module.
-const PROVIDER_ALIASES: { [pnType: string]: PushProvider } = {
+const LEGACY_TYPES: { [pnType: string]: PushProvider } = {
   apple: "apple",
   firebase: "firebase",
   google: "firebase",
   android: "firebase",
 };
 
+// RFC 8599 §10-12, plus Linphone's `apns.dev` for sandbox tokens.
+const RFC8599_PROVIDERS: { [pns: string]: PushProvider } = {
+  apns: "apple",
+  "apns.dev": "apple",
+  fcm: "firebase",
+  webpush: "webpush",
+};
+
+/** Linphone's extra params, kept with the record for the push payload and timing. */
+export const LINPHONE_OPTIONS = ["pn-msg-str", "pn-call-str", "pn-call-snd", "pn-silent", "pn-timeout"];
+
+function has(map: { [name: string]: string }, name: string): boolean {
+  return Object.prototype.hasOwnProperty.call(map, name);
+}
+
 function param(contact: ParsedContact, name: string): string | undefined {
-  if (Object.prototype.hasOwnProperty.call(contact.uriParams, name)) return contact.uriParams[name];
-  if (Object.prototype.hasOwnProperty.call(contact.headerParams, name)) return contact.headerParams[name];
+  if (has(contact.uriParams, name)) return contact.uriParams[name];
+  if (has(contact.headerParams, name)) return contact.headerParams[name];
   return undefined;
 }
 
@@ -35,13 +82,117 @@ export function deviceInstance(contact: ParsedContact): string {
   return contact.uri;
 }
 
-/** The push binding a contact carries, or null when it has none or an incomplete one. */
-export function parsePushParams(contact: ParsedContact): PushBinding | null {
-  const appId = param(contact, "app-id");
-  const token = param(contact, "pn-tok");
-  const pnType = param(contact, "pn-type");
-  if (!appId || !token || !pnType) return null;
-  const type = pnType.toLowerCase();
-  if (!Object.prototype.hasOwnProperty.call(PROVIDER_ALIASES, type)) return null;
-  return { appId: appId, provider: PROVIDER_ALIASES[type], token: token, instance: deviceInstance(contact) };
+interface AppleTokens {
+  voip?: string;
+  remote?: string;
+  plain?: string;
+}
+
+/** Apple's pn-prid/pn-tok: one token, or Linphone's `<tok>:remote&<tok>:voip`; null when malformed. */
+function splitAppleTokens(value: string): AppleTokens | null {
+  if (value.indexOf(":") < 0) return { plain: value };
+  const tokens: AppleTokens = {};
+  const parts = value.split("&");
+  for (let i = 0; i < parts.length; i++) {
+    const colon = parts[i].lastIndexOf(":");
+    const service = parts[i].substring(colon + 1);
+    const token = parts[i].substring(0, colon);
+    if (colon <= 0 || (service !== "voip" && service !== "remote")) return null;
+    const byService = tokens as { [service: string]: string };
+    if (byService[service] !== undefined) return null;
+    byService[service] = token;
+  }
+  return tokens;
+}
+
+function readOptions(contact: ParsedContact, binding: PushBinding): void {
+  for (let i = 0; i < LINPHONE_OPTIONS.length; i++) {
+    const value = param(contact, LINPHONE_OPTIONS[i]);
+    if (value === undefined) continue;
+    if (!binding.options) binding.options = {};
+    binding.options[LINPHONE_OPTIONS[i]] = value;
+  }
+}
+
+/** Fills token/pushKind/alertToken of an Apple binding; `service` is pn-param's (voip, remote, both, or ""). */
+function applyAppleTokens(binding: PushBinding, tokens: AppleTokens, service: string, rfc: boolean): void {
+  if (tokens.plain !== undefined) {
+    binding.token = tokens.plain;
+    // RFC 8599: `TeamID.BundleID.voip` is a VoIP token; without the suffix an alert token. Kazoo: VoIP.
+    if (rfc) binding.pushKind = service.indexOf("voip") >= 0 ? "voip" : "alert";
+    return;
+  }
+  if (tokens.voip !== undefined) {
+    binding.token = tokens.voip;
+    binding.pushKind = "voip";
+    if (tokens.remote !== undefined) binding.alertToken = tokens.remote;
+  } else {
+    binding.token = tokens.remote as string;
+    binding.pushKind = "alert";
+  }
+}
+
+function readRfc8599(contact: ParsedContact, pnsValue: string): PushParamsReading {
+  const pns = pnsValue.toLowerCase();
+  const prid = param(contact, "pn-prid");
+  if (prid === undefined) return { kind: "query", pns: pns };
+  if (!has(RFC8599_PROVIDERS, pns)) return { kind: "unsupported", pns: pns };
+  const provider = RFC8599_PROVIDERS[pns];
+  const pnParam = param(contact, "pn-param");
+  const appIdParam = param(contact, "app-id");
+  const binding: PushBinding = { appId: "", provider: provider, token: prid, instance: deviceInstance(contact), pns: pns };
+  if (provider === "apple") {
+    if (!pnParam) return { kind: "refused", problem: "pn-param (TeamID.BundleID) is missing for " + pns, token: prid };
+    // TeamID.BundleID[.service]: the team id is the first label, the service (voip, remote, remote&voip) the last.
+    const labels = pnParam.split(".");
+    let service = "";
+    if (labels.length > 2 && /^(voip|remote|remote&voip|voip&remote)$/.test(labels[labels.length - 1])) service = labels.pop() as string;
+    if (labels.length < 2 || !labels[0]) return { kind: "refused", problem: "pn-param " + JSON.stringify(pnParam) + " is not TeamID.BundleID", token: prid };
+    const tokens = splitAppleTokens(prid);
+    if (!tokens) return { kind: "refused", problem: "pn-prid is neither a token nor <token>:remote&<token>:voip", token: prid };
+    applyAppleTokens(binding, tokens, service, true);
+    binding.apnsTopic = labels.slice(1).join(".");
+    binding.appId = appIdParam !== undefined ? appIdParam : binding.apnsTopic;
+    if (pns === "apns.dev") binding.sandbox = true;
+  } else if (provider === "firebase") {
+    if (pnParam !== undefined) binding.fcmProjectId = pnParam;
+    binding.appId = appIdParam !== undefined ? appIdParam : pnParam || "";
+    if (!binding.appId) return { kind: "refused", problem: "pn-param (Firebase project id) is missing for fcm", token: prid };
+  } else {
+    // webpush: RFC 8599 §12 forbids pn-param; the app comes from app-id or the config (register-devices).
+    binding.appId = appIdParam || "";
+  }
+  readOptions(contact, binding);
+  return { kind: "binding", binding: binding };
+}
+
+function readLegacy(contact: ParsedContact, names: PushParamNames): PushParamsReading {
+  const token = param(contact, names.token);
+  if (token === undefined) return { kind: "none" };
+  const appId = param(contact, names.appId);
+  const type = (param(contact, names.type) || "").toLowerCase();
+  if (!has(LEGACY_TYPES, type)) {
+    return { kind: "refused", problem: names.type + " " + JSON.stringify(type) + " is not apple, firebase, google or android", token: token };
+  }
+  if (appId === undefined) return { kind: "refused", problem: names.appId + " is missing", token: token };
+  const binding: PushBinding = { appId: appId, provider: LEGACY_TYPES[type], token: token, instance: deviceInstance(contact) };
+  if (binding.provider === "apple") {
+    const tokens = splitAppleTokens(token);
+    if (tokens && tokens.plain === undefined) applyAppleTokens(binding, tokens, "", false);
+  }
+  readOptions(contact, binding);
+  return { kind: "binding", binding: binding };
+}
+
+/** Reads a contact's push params; `names` are a User-Agent rule's legacy param names. */
+export function readPushParams(contact: ParsedContact, names?: PushParamNames): PushParamsReading {
+  const pns = param(contact, "pn-provider");
+  if (pns !== undefined) return readRfc8599(contact, pns);
+  return readLegacy(contact, names || DEFAULT_PUSH_PARAM_NAMES);
+}
+
+/** The push binding a contact carries, or null when it has none, an incomplete or an unknown one. */
+export function parsePushParams(contact: ParsedContact, names?: PushParamNames): PushBinding | null {
+  const reading = readPushParams(contact, names);
+  return reading.kind === "binding" ? reading.binding : null;
 }

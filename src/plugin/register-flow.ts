@@ -1,28 +1,16 @@
-// The REGISTER side, run after a successful save("location"): store push devices, then hand every call
-// waiting for this AOR to its contacts, the one that just registered among them. Sets for kamailio/pusher.cfg:
-//   $var(pusher_resume) 1 when a held call is to be continued, with $var(pusher_tindex)/$var(pusher_tlabel);
-//   $var(pusher_after_wake_ms) its ring timer (t3).
+// The REGISTER side, run after a successful save("location") (register-devices stored the device records
+// before it): hand every call waiting for this AOR to its contacts, the one that just registered among them.
+// Sets for kamailio/pusher.cfg:
+//   $var(pusher_resume) 1 when a held call is to be continued, with $var(pusher_tindex)/$var(pusher_tlabel).
 // More than one waiting call: cfg calls pusher_next_held_call after each t_continue.
 
-import { DeviceRecord, saveDevice } from "./device-store";
 import { endCall, takeCallsToFork, takeHeldCalls } from "./hold-call";
-import { logInfo, maskToken } from "./log";
-import { parseContacts, ParsedContact } from "./parse-contact";
-import { deviceInstance, parsePushParams } from "./parse-push-params";
+import { logInfo } from "./log";
+import { parseContacts } from "./parse-contact";
+import { deviceInstance } from "./parse-push-params";
+import { contactExpires } from "./register-devices";
 import { repairContact } from "./repair-contact";
-import { currentConfig } from "./settings";
-import { firstTimeIn } from "./shared-state";
-import { matchUserAgent } from "./user-agent-rules";
-import { aorOf, header, pvString, receivingProxyUri, setVar } from "./sip-message";
-
-/** Expires of one contact: its `expires` param, else the Expires header, else the registrar default (>0). */
-function contactExpires(contact: ParsedContact): number {
-  const param = contact.headerParams["expires"];
-  const value = param !== undefined ? param : header("Expires");
-  if (value === null || value === undefined || value === "") return 3600;
-  const seconds = parseInt(value, 10);
-  return isNaN(seconds) ? 3600 : seconds;
-}
+import { aorOf, header, pvString, setVar } from "./sip-message";
 
 /** Before save("location"): sets $var(pusher_contact) to a repaired Contact value, or "" (see repair-contact). */
 export function repairContactHeader(): void {
@@ -41,38 +29,9 @@ export function onRegister(): void {
   });
   if (!contacts.length) return;
   const aor = aorOf(pvString("$tU"), pvString("$td"));
-  storeDevices(aor, contacts);
   const instance = deviceInstance(contacts[contacts.length - 1]);
   forkRingingCalls(aor, instance);
   deliverHeldCalls(aor, instance);
-}
-
-function storeDevices(aor: string, contacts: ParsedContact[]): void {
-  const config = currentConfig();
-  const userAgent = pvString("$ua");
-  for (let i = 0; i < contacts.length; i++) {
-    const binding = parsePushParams(contacts[i]);
-    if (!binding) continue;
-    if (!matchUserAgent(config.userAgents, userAgent)) {
-      if (firstTimeIn("no-ua-rule:" + userAgent, 3600)) {
-        logInfo("push params from User-Agent '" + userAgent + "' ignored: no User-Agent rule matches it (pusher ua add)");
-      }
-      continue;
-    }
-    const record: DeviceRecord = {
-      aor: aor,
-      instance: binding.instance,
-      appId: binding.appId,
-      provider: binding.provider,
-      token: binding.token,
-      userAgent: userAgent,
-      proxy: receivingProxyUri(),
-      registeredAtMs: Date.now(),
-    };
-    if (saveDevice(record)) {
-      logInfo("device stored aor=" + aor + " instance=" + binding.instance + " app=" + binding.appId + " token=" + maskToken(binding.token));
-    }
-  }
 }
 
 /**
@@ -95,7 +54,6 @@ function forkRingingCalls(aor: string, instance: string): void {
 function deliverHeldCalls(aor: string, instance: string): void {
   const calls = takeHeldCalls(aor, instance);
   if (!calls.length) return;
-  setVar("pusher_after_wake_ms", currentConfig().timers.afterWakeMs);
   const refs: string[] = [];
   for (let i = 0; i < calls.length; i++) {
     logInfo("device registered, delivering call-id=" + calls[i].callId + " aor=" + aor);

@@ -33,7 +33,8 @@ export function repairContact(value: string): string | null {
       const valueSoFar = result.substring(result.lastIndexOf("=") + 1);
       // Whitespace between two value characters is part of the value; around delimiters it is just space.
       if (next && next !== ";" && next !== "," && valueSoFar.replace(/\s/g, "") !== "") {
-        result += "%20";
+        // Each character encoded on its own, so the token decodes to exactly what the phone sent.
+        for (let j = i; j < end; j++) result += value.charAt(j) === "\t" ? "%09" : "%20";
         changed = true;
         i = end - 1;
         continue;

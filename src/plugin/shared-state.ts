@@ -3,6 +3,8 @@
 
 /** Device records, one item per AOR: JSON object instance → DeviceRecord. */
 export const DEVICES_TABLE = "pusher_devices";
+/** Token index: `<provider>:<token>` → JSON {aor, instance} of the device holding it (rebuilt at load). */
+export const TOKENS_TABLE = "pusher_tokens";
 /** Held calls (`call:<callRef>`) and the calls waiting per AOR (`wait:<aor>`). */
 export const CALLS_TABLE = "pusher_calls";
 /** Process-wide facts: config file path and generation, helper connection, rate-limited log marks. */

@@ -1,6 +1,6 @@
 // User-Agent rules: an ordered list, the first rule whose regex matches wins (Kazoo's User-Agents semantics).
 
-import { UserAgentRule } from "../config";
+import { DEFAULT_PUSH_PARAM_NAMES, PushParamNames, UserAgentRule } from "../config";
 
 export function matchUserAgent(rules: UserAgentRule[], userAgent: string): UserAgentRule | null {
   for (let i = 0; i < rules.length; i++) {
@@ -13,4 +13,19 @@ export function matchUserAgent(rules: UserAgentRule[], userAgent: string): UserA
     if (pattern.test(userAgent)) return rules[i];
   }
   return null;
+}
+
+/** The Contact params a rule reads legacy bindings from: its `properties`, the rest Kazoo's defaults. */
+export function pushParamNamesOf(rule: UserAgentRule | null): PushParamNames {
+  const names = rule && rule.properties ? rule.properties : {};
+  return {
+    appId: names.appId || DEFAULT_PUSH_PARAM_NAMES.appId,
+    type: names.type || DEFAULT_PUSH_PARAM_NAMES.type,
+    token: names.token || DEFAULT_PUSH_PARAM_NAMES.token,
+  };
+}
+
+/** Whether a rule lets a device of `appId` be stored (a rule without `appIds` accepts every app). */
+export function ruleAcceptsApp(rule: UserAgentRule, appId: string): boolean {
+  return !rule.appIds || rule.appIds.indexOf(appId) >= 0;
 }

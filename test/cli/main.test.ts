@@ -114,6 +114,8 @@ describe("pusher apps", () => {
       {
         appId: "com.example.phone",
         provider: "apple",
+        providers: ["apple"],
+        enabled: true,
         host: "api.push.apple.com",
         certificateFile: join(dir, "credentials", "com.example.phone.apple.pem"),
       },

@@ -61,7 +61,7 @@ describe("ApnsSender", () => {
 
     expect(result).toMatchObject({ outcome: "sent", attempts: 1, status: 200 });
     expect(result.code).toBeUndefined();
-    expect(result.apnsId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(result.providerId).toMatch(/^[0-9a-f-]{36}$/);
     const [received] = mock.requestsFor(token);
     expect(received.method).toBe("POST");
     expect(received.path).toBe(`/3/device/${token}`);
@@ -116,14 +116,35 @@ describe("ApnsSender", () => {
     expect(mock.requestsFor(token).map((request) => request.status)).toEqual([503, 200]);
   });
 
-  it("gives up after one retry when APNs stays unavailable", async () => {
-    sender = new ApnsSender();
+  it("retries a 500 with doubling backoff while the call rings, then reports the last answer", async () => {
+    const delays: number[] = [];
+    sender = new ApnsSender({ sleep: async (ms) => void delays.push(ms), retryBaseDelayMs: 100 });
     const token = newToken();
     mock.replyFor(token, { status: 500, reason: "InternalServerError" });
     const result = await sender.send(pushRequest(token), credentials());
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_UNAVAILABLE", reason: "InternalServerError", attempts: 2 });
-    expect(mock.requestsFor(token)).toHaveLength(2);
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_UNAVAILABLE", reason: "InternalServerError", attempts: 6 });
+    expect(mock.requestsFor(token)).toHaveLength(6);
+    // base·2^i with jitter on the upper half: 50-100, 100-200, 200-400, …
+    delays.forEach((delay, index) => {
+      expect(delay).toBeGreaterThanOrEqual(50 * 2 ** index);
+      expect(delay).toBeLessThanOrEqual(100 * 2 ** index);
+    });
+  });
+
+  it("waits what Retry-After says before retrying a 429, and not at all beyond the ring window", async () => {
+    const delays: number[] = [];
+    sender = new ApnsSender({ sleep: async (ms) => void delays.push(ms) });
+    const token = newToken();
+    mock.replyFor(token, { status: 429, reason: "TooManyRequests", retryAfter: "3" }, { status: 200 });
+    expect(await sender.send(pushRequest(token), credentials())).toMatchObject({ outcome: "sent", attempts: 2 });
+    expect(delays).toEqual([3000]);
+
+    const late = newToken();
+    mock.replyFor(late, { status: 503, reason: "ServiceUnavailable", retryAfter: "60" }, { status: 200 });
+    const result = await sender.send(pushRequest(late, { ringsUntilMs: Date.now() + 20_000 }), credentials());
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_UNAVAILABLE", attempts: 1 });
+    expect(mock.requestsFor(late)).toHaveLength(1);
   });
 
   it("times out a stalled request, retries once on a new connection, then fails with PUSHER_ERR_APNS_TIMEOUT", async () => {
@@ -177,16 +198,16 @@ describe("ApnsSender", () => {
   });
 
   it("reports a connection closed after the handshake (client certificate refused by the mock) as a connection failure", async () => {
-    sender = new ApnsSender();
     // The server certificate is from the right CA but only for serverAuth: the mock refuses it as a client's.
     // Node's TLS server drops such a client without a TLS alert, so the sender sees only a closed connection
     // (real APNs answers 403 BadCertificate, covered by the classification tests).
     const wrongPurpose = join(workDir, "server-as-client.pem");
     writeFileSync(wrongPurpose, readFileSync(join(caDir, "server.pem"), "utf8") + readFileSync(join(caDir, "server.key"), "utf8"));
     const token = newToken();
+    sender = new ApnsSender({ sleep: async () => {} });
     const result = await sender.send(pushRequest(token), credentials(wrongPurpose));
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", attempts: 2 });
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", attempts: 6 });
     expect(mock.requestsFor(token)).toHaveLength(0);
   });
 
@@ -211,12 +232,12 @@ describe("ApnsSender", () => {
     expect(mock.connectionCount - before).toBe(1);
   });
 
-  it("retries once and reports a connection failure when APNs cannot be reached", async () => {
-    sender = new ApnsSender();
+  it("retries with backoff and reports a connection failure when APNs cannot be reached", async () => {
+    sender = new ApnsSender({ sleep: async () => {} });
     const closedPort = await freePort();
     const result = await sender.send(pushRequest(newToken()), { host: `127.0.0.1:${closedPort}`, certificateFile: join(caDir, "apple-app.pem") });
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", attempts: 2 });
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", attempts: 6 });
     expect(result.reason).toContain("ECONNREFUSED");
   });
 
@@ -235,6 +256,90 @@ describe("ApnsSender", () => {
     } finally {
       await untrusted.close();
     }
+  });
+
+  it("sends again, at once and on a new connection, a push caught above GOAWAY's last-stream-id", async () => {
+    sender = new ApnsSender({ sleep: async () => {} });
+    const token = newToken();
+    mock.replyFor(token, { stall: true }, { status: 200 });
+    const pending = sender.send(pushRequest(token), credentials());
+    await waitFor(() => mock.stalledCount > 0);
+    mock.goAwayRefusingStalled();
+    const result = await pending;
+
+    expect(result).toMatchObject({ outcome: "sent", attempts: 2 });
+    const [first, second] = mock.requestsFor(token);
+    expect(second.connectionId).not.toBe(first.connectionId);
+  });
+
+  it("keeps serving a second app while the first app's APNs stalls", async () => {
+    const stalledApns = await MockApns.start({ caDir });
+    try {
+      sender = new ApnsSender({ requestTimeoutMs: 5000 });
+      const stalledToken = newToken();
+      stalledApns.replyFor(stalledToken, { stall: true });
+      let stalledDone = false;
+      const stalled = sender.send(pushRequest(stalledToken), { host: stalledApns.host, certificateFile: join(caDir, "apple-app.pem") }).finally(() => (stalledDone = true));
+      await waitFor(() => stalledApns.stalledCount > 0);
+
+      const served = await sender.send(pushRequest(newToken()), credentials());
+      expect(served.outcome).toBe("sent");
+      expect(stalledDone).toBe(false);
+      await stalledApns.close();
+      expect((await stalled).outcome).toBe("failed");
+    } finally {
+      await stalledApns.close().catch(() => {});
+    }
+  });
+
+  it("sends an alert push (bundle topic, call text, collapse id) to a device with only an alert token", async () => {
+    sender = new ApnsSender();
+    const token = newToken();
+    const request = pushRequest(token);
+    request.device.pushKind = "alert";
+    expect((await sender.send(request, credentials())).outcome).toBe("sent");
+
+    const [push] = mock.requestsFor(token);
+    expect(push.headers).toMatchObject({ "apns-push-type": "alert", "apns-topic": "com.app.mymobileapp", "apns-priority": "10", "apns-expiration": "0", "apns-collapse-id": request.callId });
+    expect(push.body).toMatchObject({ aps: { alert: { title: "Incoming call", body: "+15551234567 - Bob" }, sound: "ring.caf" }, "call-id": request.callId });
+  });
+
+  it.each([
+    ["cancelled", "Missed call from Bob", "call-cancelled"],
+    ["answered-elsewhere", "Call from Bob answered elsewhere", "answered-elsewhere"],
+  ] as const)("sends a call-ended push (%s) as an alert, never VoIP, with the same call id", async (endReason, text, event) => {
+    sender = new ApnsSender();
+    const token = newToken();
+    // Even to a device that has a VoIP token, and after the ring window.
+    const request = pushRequest(token, { purpose: "call-ended", endReason, ringsUntilMs: Date.now() - 1000 });
+    expect((await sender.send(request, credentials())).outcome).toBe("sent");
+
+    const [push] = mock.requestsFor(token);
+    expect(push.headers["apns-push-type"]).toBe("alert");
+    expect(push.headers["apns-topic"]).toBe("com.app.mymobileapp");
+    expect(push.headers["apns-collapse-id"]).toBe(request.callId);
+    expect(Number(push.headers["apns-expiration"])).toBeGreaterThan(Date.now() / 1000);
+    expect(push.body).toMatchObject({ aps: { alert: { body: text } }, event, "call-id": request.callId });
+  });
+
+  it("trims an oversized caller name to fit APNs' limits instead of having the push refused", async () => {
+    sender = new ApnsSender();
+    const voipToken = newToken();
+    const alertToken = newToken();
+    const caller = { number: "+15551234567", name: "Ž".repeat(6000) };
+    const alert = pushRequest(alertToken, { caller });
+    alert.device.pushKind = "alert";
+    const results = await Promise.all([sender.send(pushRequest(voipToken, { caller }), credentials()), sender.send(alert, credentials())]);
+
+    expect(results.map((result) => result.outcome)).toEqual(["sent", "sent"]);
+    const [voip] = mock.requestsFor(voipToken);
+    const [alertPush] = mock.requestsFor(alertToken);
+    expect(Buffer.byteLength(voip.rawBody)).toBeLessThanOrEqual(5120);
+    expect(Buffer.byteLength(voip.rawBody)).toBeGreaterThan(4096);
+    expect(Buffer.byteLength(alertPush.rawBody)).toBeLessThanOrEqual(4096);
+    const body = voip.body as { "caller-id-name": string; "call-id": string };
+    expect(body["caller-id-name"]).toMatch(/^Ž+…$/);
+    expect(body["call-id"]).toBe(pushRequest(voipToken)["callId"]);
   });
 
   it("closes its sessions on close()", async () => {

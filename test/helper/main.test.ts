@@ -235,13 +235,13 @@ describe("pusher-helper end to end", () => {
     expect(apns.requestsFor(request.device.token)).toHaveLength(1);
   });
 
-  it("answers a Firebase device and an unknown app as failed without pushing", async () => {
+  it("answers a Firebase device of an Apple-only app and an unknown app as failed without pushing", async () => {
     const firebase = pushRequest({ provider: "firebase" });
     const unknown = pushRequest({ appId: "com.unknown.app" });
     evapi.send(firebase);
     evapi.send(unknown);
 
-    expect((await resultFor(firebase)).message).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_FCM_NOT_CONFIGURED" });
+    expect((await resultFor(firebase)).message).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_NO_APP" });
     expect((await resultFor(unknown)).message).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_NO_APP" });
     expect(apns.requestsFor(firebase.device.token)).toHaveLength(0);
     expect(apns.requestsFor(unknown.device.token)).toHaveLength(0);

@@ -1,41 +1,115 @@
 import { describe, expect, it } from "vitest";
-import { classifyApnsResponse, classifyTransportError, ERROR_CODES, PusherError } from "../../src/helper/provider-errors";
+import {
+  classifyApnsResponse,
+  classifyFcmResponse,
+  classifyOAuthResponse,
+  classifyTransportError,
+  classifyWebPushResponse,
+  ERROR_CODES,
+  PusherError,
+  retryAfterMs,
+  TransportError,
+} from "../../src/helper/provider-errors";
 
-describe("classifyApnsResponse", () => {
+// The policy in one word per row: drop, retry (backoff|now|once), alarm (credentials), refresh+alarm, give up.
+function action(classification: ReturnType<typeof classifyApnsResponse>): string {
+  if (classification.outcome === "sent") return "sent";
+  if (classification.dropToken) return "drop";
+  if (classification.refresh) return classification.credentials ? "refresh-then-alarm" : `refresh-then-retry-${classification.retry}`;
+  if (classification.credentials) return "alarm";
+  if (classification.retry !== "none") return `retry-${classification.retry}`;
+  return "give-up";
+}
+
+describe("classifyApnsResponse (providers.md §7.1)", () => {
   it.each([
-    // status, reason, outcome, code, dropToken, retry
-    [200, undefined, "sent", undefined, false, false],
-    [410, "Unregistered", "failed", "PUSHER_ERR_APNS_UNREGISTERED", true, false],
-    [410, "ExpiredToken", "failed", "PUSHER_ERR_APNS_UNREGISTERED", true, false],
-    [400, "BadDeviceToken", "failed", "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", true, false],
-    [400, "DeviceTokenNotForTopic", "failed", "PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC", true, false],
-    [400, "IdleTimeout", "failed", "PUSHER_ERR_APNS_CONNECTION", false, true],
-    [400, "BadTopic", "failed", "PUSHER_ERR_APNS_REJECTED", false, false],
-    [400, "MissingTopic", "failed", "PUSHER_ERR_APNS_REJECTED", false, false],
-    [400, "PayloadEmpty", "failed", "PUSHER_ERR_APNS_REJECTED", false, false],
-    [400, undefined, "failed", "PUSHER_ERR_APNS_REJECTED", false, false],
-    [403, "BadCertificate", "failed", "PUSHER_ERR_APNS_CREDENTIALS", false, false],
-    [403, "BadCertificateEnvironment", "failed", "PUSHER_ERR_APNS_CREDENTIALS", false, false],
-    [403, "Forbidden", "failed", "PUSHER_ERR_APNS_CREDENTIALS", false, false],
-    [403, "MissingProviderToken", "failed", "PUSHER_ERR_APNS_CREDENTIALS", false, false],
-    [404, "BadPath", "failed", "PUSHER_ERR_APNS_REJECTED", false, false],
-    [405, "MethodNotAllowed", "failed", "PUSHER_ERR_APNS_REJECTED", false, false],
-    [413, "PayloadTooLarge", "failed", "PUSHER_ERR_APNS_REJECTED", false, false],
-    [429, "TooManyRequests", "failed", "PUSHER_ERR_APNS_THROTTLED", false, true],
-    [500, "InternalServerError", "failed", "PUSHER_ERR_APNS_UNAVAILABLE", false, true],
-    [503, "ServiceUnavailable", "failed", "PUSHER_ERR_APNS_UNAVAILABLE", false, true],
-    [503, "Shutdown", "failed", "PUSHER_ERR_APNS_UNAVAILABLE", false, true],
-  ] as const)("%i %s → %s %s drop=%s retry=%s", (status, reason, outcome, code, dropToken, retry) => {
-    expect(classifyApnsResponse(status, reason)).toEqual({ outcome, code, dropToken, retry });
+    [200, undefined, "sent", undefined],
+    [410, "Unregistered", "drop", "PUSHER_ERR_APNS_UNREGISTERED"],
+    [410, "ExpiredToken", "drop", "PUSHER_ERR_APNS_UNREGISTERED"],
+    [400, "BadDeviceToken", "drop", "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN"],
+    [400, "DeviceTokenNotForTopic", "drop", "PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC"],
+    [400, "IdleTimeout", "refresh-then-retry-now", "PUSHER_ERR_APNS_CONNECTION"],
+    [400, "BadTopic", "give-up", "PUSHER_ERR_APNS_REJECTED"],
+    [400, "MissingTopic", "give-up", "PUSHER_ERR_APNS_REJECTED"],
+    [400, "PayloadEmpty", "give-up", "PUSHER_ERR_APNS_REJECTED"],
+    [400, undefined, "give-up", "PUSHER_ERR_APNS_REJECTED"],
+    [403, "ExpiredProviderToken", "refresh-then-alarm", "PUSHER_ERR_APNS_CREDENTIALS"],
+    [403, "InvalidProviderToken", "refresh-then-alarm", "PUSHER_ERR_APNS_CREDENTIALS"],
+    [403, "UnrelatedKeyIdInToken", "refresh-then-alarm", "PUSHER_ERR_APNS_CREDENTIALS"],
+    [403, "BadCertificate", "alarm", "PUSHER_ERR_APNS_CREDENTIALS"],
+    [403, "BadCertificateEnvironment", "alarm", "PUSHER_ERR_APNS_CREDENTIALS"],
+    [403, "MissingProviderToken", "alarm", "PUSHER_ERR_APNS_CREDENTIALS"],
+    [403, "BadEnvironmentKeyIdInToken", "alarm", "PUSHER_ERR_APNS_CREDENTIALS"],
+    [403, "Forbidden", "give-up", "PUSHER_ERR_APNS_REJECTED"],
+    [404, "BadPath", "give-up", "PUSHER_ERR_APNS_REJECTED"],
+    [405, "MethodNotAllowed", "give-up", "PUSHER_ERR_APNS_REJECTED"],
+    [413, "PayloadTooLarge", "give-up", "PUSHER_ERR_APNS_REJECTED"],
+    [429, "TooManyRequests", "retry-backoff", "PUSHER_ERR_APNS_THROTTLED"],
+    [429, "TooManyProviderTokenUpdates", "retry-backoff", "PUSHER_ERR_APNS_THROTTLED"],
+    [500, "InternalServerError", "retry-backoff", "PUSHER_ERR_APNS_UNAVAILABLE"],
+    [503, "ServiceUnavailable", "retry-backoff", "PUSHER_ERR_APNS_UNAVAILABLE"],
+    [503, "Shutdown", "retry-backoff", "PUSHER_ERR_APNS_UNAVAILABLE"],
+  ] as const)("%i %s → %s %s", (status, reason, expected, code) => {
+    const classification = classifyApnsResponse(status, reason);
+    expect(action(classification)).toBe(expected);
+    expect(classification.code).toBe(code);
   });
 
-  it("never drops a token for a retryable answer, nor retries a dropped one", () => {
+  it("never drops a token for a retryable or credentials answer", () => {
     for (const status of [200, 400, 403, 404, 405, 410, 413, 429, 500, 503]) {
-      for (const reason of ["BadDeviceToken", "Unregistered", "Shutdown", undefined]) {
+      for (const reason of ["BadDeviceToken", "Unregistered", "Shutdown", "ExpiredProviderToken", undefined]) {
         const classification = classifyApnsResponse(status, reason);
-        expect(classification.dropToken && classification.retry).toBe(false);
+        if (classification.dropToken) expect([classification.retry, classification.credentials]).toEqual(["none", false]);
       }
     }
+  });
+});
+
+function fcmBody(status: string, errorCode?: string, message = "scripted") {
+  return { error: { code: 0, message, status, details: errorCode ? [{ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", errorCode }] : [] } };
+}
+
+describe("classifyFcmResponse (providers.md §7.2)", () => {
+  it.each([
+    [200, { name: "projects/p/messages/1" }, "sent", undefined],
+    [404, fcmBody("NOT_FOUND", "UNREGISTERED"), "drop", "PUSHER_ERR_FCM_UNREGISTERED"],
+    [403, fcmBody("PERMISSION_DENIED", "SENDER_ID_MISMATCH"), "drop", "PUSHER_ERR_FCM_SENDER_ID_MISMATCH"],
+    [400, fcmBody("INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"), "drop", "PUSHER_ERR_FCM_INVALID_TOKEN"],
+    [400, fcmBody("INVALID_ARGUMENT", undefined, "Invalid value at 'message.data[0].value' (TYPE_STRING), 12"), "give-up", "PUSHER_ERR_FCM_REJECTED"],
+    [429, fcmBody("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"), "retry-backoff", "PUSHER_ERR_FCM_THROTTLED"],
+    [500, fcmBody("INTERNAL", "INTERNAL"), "retry-backoff", "PUSHER_ERR_FCM_UNAVAILABLE"],
+    [503, fcmBody("UNAVAILABLE", "UNAVAILABLE"), "retry-backoff", "PUSHER_ERR_FCM_UNAVAILABLE"],
+    [401, fcmBody("UNAUTHENTICATED"), "refresh-then-alarm", "PUSHER_ERR_FCM_CREDENTIALS"],
+    [401, fcmBody("UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR"), "alarm", "PUSHER_ERR_FCM_CREDENTIALS"],
+    [403, fcmBody("PERMISSION_DENIED", undefined, "The caller does not have permission"), "alarm", "PUSHER_ERR_FCM_CREDENTIALS"],
+    [404, fcmBody("NOT_FOUND"), "give-up", "PUSHER_ERR_FCM_REJECTED"],
+  ] as const)("%i %j → %s %s", (status, body, expected, code) => {
+    const classification = classifyFcmResponse(status, body);
+    expect(action(classification)).toBe(expected);
+    expect(classification.code).toBe(code);
+  });
+
+  it("treats an OAuth invalid_grant as a credentials alarm and a 5xx as retryable", () => {
+    expect(action(classifyOAuthResponse(400, "invalid_grant"))).toBe("alarm");
+    expect(action(classifyOAuthResponse(401, "invalid_client"))).toBe("alarm");
+    expect(action(classifyOAuthResponse(503))).toBe("retry-backoff");
+  });
+});
+
+describe("classifyWebPushResponse (providers.md §7.3)", () => {
+  it.each([
+    [201, "sent", undefined],
+    [404, "drop", "PUSHER_ERR_WEBPUSH_GONE"],
+    [410, "drop", "PUSHER_ERR_WEBPUSH_GONE"],
+    [401, "alarm", "PUSHER_ERR_WEBPUSH_CREDENTIALS"],
+    [403, "alarm", "PUSHER_ERR_WEBPUSH_CREDENTIALS"],
+    [413, "give-up", "PUSHER_ERR_WEBPUSH_REJECTED"],
+    [429, "retry-backoff", "PUSHER_ERR_WEBPUSH_THROTTLED"],
+    [503, "retry-backoff", "PUSHER_ERR_WEBPUSH_UNAVAILABLE"],
+  ] as const)("%i → %s %s", (status, expected, code) => {
+    const classification = classifyWebPushResponse(status);
+    expect(action(classification)).toBe(expected);
+    expect(classification.code).toBe(code);
   });
 });
 
@@ -45,25 +119,40 @@ function errorWithCode(code: string, message = code): Error {
 
 describe("classifyTransportError", () => {
   it.each([
-    [new PusherError("PUSHER_ERR_APNS_TIMEOUT", "no answer"), "PUSHER_ERR_APNS_TIMEOUT", true],
-    [new PusherError("PUSHER_ERR_APNS_CONNECTION", "stream closed"), "PUSHER_ERR_APNS_CONNECTION", true],
-    [new PusherError("PUSHER_ERR_APNS_CREDENTIALS", "cannot read certificateFile"), "PUSHER_ERR_APNS_CREDENTIALS", false],
-    [errorWithCode("ECONNREFUSED"), "PUSHER_ERR_APNS_CONNECTION", true],
-    [errorWithCode("ECONNRESET"), "PUSHER_ERR_APNS_CONNECTION", true],
-    [errorWithCode("ENOTFOUND"), "PUSHER_ERR_APNS_CONNECTION", true],
-    [errorWithCode("ERR_HTTP2_STREAM_ERROR", "Stream closed with error code NGHTTP2_REFUSED_STREAM"), "PUSHER_ERR_APNS_CONNECTION", true],
-    [errorWithCode("ERR_SSL_TLSV1_ALERT_UNKNOWN_CA"), "PUSHER_ERR_APNS_CREDENTIALS", false],
-    [errorWithCode("ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE"), "PUSHER_ERR_APNS_CREDENTIALS", false],
-    [errorWithCode("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED"), "PUSHER_ERR_APNS_CREDENTIALS", false],
-    [errorWithCode("ERR_OSSL_PEM_NO_START_LINE"), "PUSHER_ERR_APNS_CREDENTIALS", false],
-    [errorWithCode("UNABLE_TO_VERIFY_LEAF_SIGNATURE"), "PUSHER_ERR_APNS_SERVER_UNTRUSTED", false],
-    [errorWithCode("ERR_TLS_CERT_ALTNAME_INVALID"), "PUSHER_ERR_APNS_SERVER_UNTRUSTED", false],
-    [new Error("no code at all"), "PUSHER_ERR_APNS_CONNECTION", true],
+    [new TransportError("timeout", "no answer"), "apple", "PUSHER_ERR_APNS_TIMEOUT", "retry-once"],
+    [new TransportError("unprocessed", "REFUSED_STREAM"), "apple", "PUSHER_ERR_APNS_CONNECTION", "retry-now"],
+    [new TransportError("connection", "stream closed"), "apple", "PUSHER_ERR_APNS_CONNECTION", "retry-backoff"],
+    [new TransportError("timeout", "no answer"), "firebase", "PUSHER_ERR_FCM_TIMEOUT", "retry-once"],
+    [new TransportError("unprocessed", "GOAWAY"), "webpush", "PUSHER_ERR_WEBPUSH_CONNECTION", "retry-now"],
+    [new PusherError("PUSHER_ERR_APNS_CREDENTIALS", "cannot read certificateFile"), "apple", "PUSHER_ERR_APNS_CREDENTIALS", "alarm"],
+    [new PusherError("PUSHER_ERR_FCM_LEGACY_KEY", "legacy"), "firebase", "PUSHER_ERR_FCM_LEGACY_KEY", "alarm"],
+    [new PusherError("PUSHER_ERR_BAD_DEVICE", "no keys"), "webpush", "PUSHER_ERR_BAD_DEVICE", "give-up"],
+    [errorWithCode("ECONNREFUSED"), "apple", "PUSHER_ERR_APNS_CONNECTION", "retry-backoff"],
+    [errorWithCode("ECONNRESET"), "firebase", "PUSHER_ERR_FCM_CONNECTION", "retry-backoff"],
+    [errorWithCode("ERR_HTTP2_STREAM_ERROR", "Stream closed with error code NGHTTP2_REFUSED_STREAM"), "apple", "PUSHER_ERR_APNS_CONNECTION", "retry-now"],
+    [errorWithCode("ERR_SSL_TLSV1_ALERT_UNKNOWN_CA"), "apple", "PUSHER_ERR_APNS_CREDENTIALS", "alarm"],
+    [errorWithCode("ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE"), "apple", "PUSHER_ERR_APNS_CREDENTIALS", "alarm"],
+    [errorWithCode("ERR_OSSL_PEM_NO_START_LINE"), "apple", "PUSHER_ERR_APNS_CREDENTIALS", "alarm"],
+    [errorWithCode("UNABLE_TO_VERIFY_LEAF_SIGNATURE"), "apple", "PUSHER_ERR_APNS_SERVER_UNTRUSTED", "give-up"],
+    [errorWithCode("ERR_TLS_CERT_ALTNAME_INVALID"), "webpush", "PUSHER_ERR_WEBPUSH_SERVER_UNTRUSTED", "give-up"],
+    [new Error("no code at all"), "apple", "PUSHER_ERR_APNS_CONNECTION", "retry-backoff"],
     // Node reports a failed connection to a pending stream as a cancel whose cause is the real error.
-    [Object.assign(errorWithCode("ERR_HTTP2_STREAM_CANCEL"), { cause: errorWithCode("SELF_SIGNED_CERT_IN_CHAIN") }), "PUSHER_ERR_APNS_SERVER_UNTRUSTED", false],
-    [Object.assign(errorWithCode("ERR_HTTP2_STREAM_CANCEL"), { cause: errorWithCode("ECONNREFUSED") }), "PUSHER_ERR_APNS_CONNECTION", true],
-  ])("%s → %s retry=%s", (error, code, retry) => {
-    expect(classifyTransportError(error)).toEqual({ outcome: "failed", code, dropToken: false, retry });
+    [Object.assign(errorWithCode("ERR_HTTP2_STREAM_CANCEL"), { cause: errorWithCode("SELF_SIGNED_CERT_IN_CHAIN") }), "apple", "PUSHER_ERR_APNS_SERVER_UNTRUSTED", "give-up"],
+    [Object.assign(errorWithCode("ERR_HTTP2_STREAM_CANCEL"), { cause: errorWithCode("ECONNREFUSED") }), "apple", "PUSHER_ERR_APNS_CONNECTION", "retry-backoff"],
+  ] as const)("%s (%s) → %s %s", (error, provider, code, expected) => {
+    const classification = classifyTransportError(error, provider);
+    expect(classification.code).toBe(code);
+    expect(action(classification)).toBe(expected);
+  });
+});
+
+describe("retryAfterMs", () => {
+  it("reads delay-seconds and HTTP-dates, and ignores anything else", () => {
+    const nowMs = Date.parse("2026-01-01T00:00:00Z");
+    expect(retryAfterMs("7", nowMs)).toBe(7000);
+    expect(retryAfterMs("Thu, 01 Jan 2026 00:00:05 GMT", nowMs)).toBe(5000);
+    expect(retryAfterMs("soon", nowMs)).toBeUndefined();
+    expect(retryAfterMs(undefined, nowMs)).toBeUndefined();
   });
 });
 
@@ -77,16 +166,31 @@ describe("ERROR_CODES", () => {
   });
 
   it("lists every code the classifiers can return", () => {
-    const statuses = [200, 400, 403, 404, 410, 413, 429, 500, 503];
-    const reasons = ["BadDeviceToken", "DeviceTokenNotForTopic", "IdleTimeout", "Unregistered", undefined];
-    for (const status of statuses) {
-      for (const reason of reasons) {
-        const { code } = classifyApnsResponse(status, reason);
-        if (code) expect(ERROR_CODES).toHaveProperty(code);
+    const codes = new Set<string>();
+    for (const status of [200, 400, 401, 403, 404, 410, 413, 429, 500, 503]) {
+      for (const reason of ["BadDeviceToken", "DeviceTokenNotForTopic", "IdleTimeout", "Unregistered", "ExpiredProviderToken", "Forbidden", undefined]) {
+        codes.add(classifyApnsResponse(status, reason).code ?? "");
+      }
+      for (const errorCode of ["UNREGISTERED", "SENDER_ID_MISMATCH", "QUOTA_EXCEEDED", "THIRD_PARTY_AUTH_ERROR", "INTERNAL", undefined]) {
+        codes.add(classifyFcmResponse(status, fcmBody("X", errorCode)).code ?? "");
+      }
+      codes.add(classifyWebPushResponse(status).code ?? "");
+      codes.add(classifyOAuthResponse(status).code ?? "");
+    }
+    for (const provider of ["apple", "firebase", "webpush"] as const) {
+      for (const error of [errorWithCode("ECONNRESET"), errorWithCode("ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE"), errorWithCode("CERT_HAS_EXPIRED"), new TransportError("timeout", "t")]) {
+        codes.add(classifyTransportError(error, provider).code ?? "");
       }
     }
-    for (const code of ["ECONNRESET", "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE", "CERT_HAS_EXPIRED", "ERR_OSSL_X"]) {
-      expect(ERROR_CODES).toHaveProperty(classifyTransportError(errorWithCode(code)).code!);
-    }
+    codes.delete("");
+    for (const code of codes) expect(ERROR_CODES).toHaveProperty(code);
+  });
+});
+
+describe("README", () => {
+  it("lists every error code in its Errors table", async () => {
+    const { readFileSync } = await import("node:fs");
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    for (const code of Object.keys(ERROR_CODES)) expect(readme).toContain(`| \`${code}\` |`);
   });
 });

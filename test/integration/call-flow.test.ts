@@ -75,6 +75,8 @@ describe("a callee with several phones", () => {
     await waitForPushes(apns, tokenB, 2);
     const [callPush, endedPush] = apns.requestsFor(tokenB);
     expect((endedPush.body as Record<string, unknown>)["call-id"]).toBe((callPush.body as Record<string, unknown>)["call-id"]);
+    expect(endedPush.headers["apns-push-type"]).toBe("alert");
+    expect((endedPush.body as Record<string, unknown>).event).toBe("answered-elsewhere");
     expect(apns.requestsFor(tokenA)).toHaveLength(1); // the phone that answered is not told anything
   });
 });

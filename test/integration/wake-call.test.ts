@@ -194,6 +194,8 @@ describe("a call to a phone with a push device record", () => {
     const pushes = apns.requestsFor(token);
     expect(pushes).toHaveLength(2);
     expect((pushes[1].body as Record<string, any>)["call-id"]).toBe((pushes[0].body as Record<string, any>)["call-id"]);
+    expect(pushes[1].headers["apns-push-type"]).toBe("alert"); // never VoIP: iOS would demand a new CallKit call
+    expect((pushes[1].body as Record<string, any>).event).toBe("call-cancelled");
     expect(pusher.rpc("htable.dump", "pusher_calls")).not.toContain(user);
     await registerPhone(user, token);
     expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${user}@`));

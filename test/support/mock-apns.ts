@@ -2,7 +2,7 @@
 // checked against the test CA (test/support/make-test-ca.mjs). It validates requests the way APNs does
 // (reason strings from Apple's "Handling notification responses from APNs"), records each one, answers 200
 // with an apns-id by default, and can be scripted per device token.
-import { randomUUID } from "node:crypto";
+import { randomUUID, verify, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -41,15 +41,35 @@ export interface RecordedRequest {
   connectionId: number;
   /** The status the mock answered, or null for a stalled request. */
   status: number | null;
+  /** Token auth: the JWT of the `authorization: bearer` header. */
+  providerToken?: string;
+  /** Streams open on this connection when the request arrived (itself included). */
+  activeStreams: number;
 }
 
 /** A scripted answer: a status with an APNs reason, or a stall (never answered). */
-export type MockReply = { status: number; reason?: string } | { stall: true };
+export type MockReply = { status: number; reason?: string; retryAfter?: string } | { stall: true };
+
+/** A token-auth signing key the mock knows: the public half of an AuthKey .p8 and its ids. */
+export interface MockSigningKey {
+  keyId: string;
+  teamId: string;
+  publicKey: KeyObject;
+}
 
 export interface MockApnsOptions {
   /** Directory made by makeTestCa: ca.pem, server.pem, server.key. */
   caDir: string;
+  /** `certificate` (default): client certificates from the test CA; `token`: JWT bearer tokens of `signingKeys`. */
+  auth?: "certificate" | "token";
+  signingKeys?: MockSigningKey[];
+  /** The mock's clock for JWT `iat` checks (epoch ms). */
+  now?: () => number;
 }
+
+/** APNs raises a token connection's stream limit after its first accepted push (providers.md §1.4, §8). */
+const TOKEN_CONNECTION_INITIAL_STREAMS = 1;
+const TOKEN_CONNECTION_STREAMS = 1000;
 
 // APNs limits (sending-notification-requests-to-apns): 5 KB for VoIP, 4 KB for the rest.
 const MAX_VOIP_PAYLOAD_BYTES = 5120;
@@ -73,23 +93,28 @@ export class MockApns {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly stalled = new Set<http2.ServerHttp2Stream>();
   private connections = 0;
+  private readonly options: MockApnsOptions;
 
-  private constructor(private readonly server: http2.Http2SecureServer) {
+  private constructor(private readonly server: http2.Http2SecureServer, options: MockApnsOptions) {
+    this.options = options;
     server.on("session", (session) => this.onSession(session));
     server.on("stream", (stream, headers) => this.onStream(stream, headers));
   }
 
   static async start(options: MockApnsOptions): Promise<MockApns> {
+    const token = options.auth === "token";
     const server = http2.createSecureServer({
       key: readFileSync(join(options.caDir, "server.key")),
       cert: readFileSync(join(options.caDir, "server.pem")),
       ca: readFileSync(join(options.caDir, "ca.pem")),
       // Like APNs with certificate auth: no client certificate from our CA, no connection.
-      requestCert: true,
-      rejectUnauthorized: true,
+      requestCert: !token,
+      rejectUnauthorized: !token,
       allowHTTP1: false,
+      // Token auth: one stream until a push with a valid token succeeds.
+      settings: token ? { maxConcurrentStreams: TOKEN_CONNECTION_INITIAL_STREAMS } : {},
     });
-    const mock = new MockApns(server);
+    const mock = new MockApns(server, options);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return mock;
   }
@@ -121,6 +146,28 @@ export class MockApns {
     return this.requests.filter((request) => request.token === token);
   }
 
+  /** Distinct provider tokens (JWTs) seen so far. */
+  get providerTokens(): string[] {
+    return [...new Set(this.requests.map((request) => request.providerToken).filter((token): token is string => !!token))];
+  }
+
+  /** Requests on hold (scripted stalls) right now. */
+  get stalledCount(): number {
+    return this.stalled.size;
+  }
+
+  /**
+   * GOAWAY on each connection with stalled requests, its last-stream-id just below the first stalled stream:
+   * those requests were "not processed" and the client must send them again on a new connection.
+   */
+  goAwayRefusingStalled(): void {
+    for (const session of this.sessions) {
+      const ids = [...this.stalled].filter((stream) => stream.session === session).map((stream) => stream.id ?? 0);
+      if (ids.length === 0) continue;
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, Math.min(...ids) - 2, Buffer.from(JSON.stringify({ reason: "Shutdown" })));
+    }
+  }
+
   /** Sends GOAWAY on every open connection, as APNs does before closing one. */
   goAwayAll(reason = "Shutdown"): void {
     for (const session of this.sessions) {
@@ -139,6 +186,7 @@ export class MockApns {
     const connectionId = this.connections;
     (session as http2.ServerHttp2Session & { connectionId?: number }).connectionId = connectionId;
     this.sessions.add(session);
+    (session as http2.ServerHttp2Session & { activeStreams?: number }).activeStreams = 0;
     session.on("close", () => this.sessions.delete(session));
     session.on("error", () => {}); // the client went away mid-request: nothing to assert on
   }
@@ -150,6 +198,12 @@ export class MockApns {
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    const counted = stream.session as (http2.ServerHttp2Session & { activeStreams?: number }) | undefined;
+    if (counted) counted.activeStreams = (counted.activeStreams ?? 0) + 1;
+    const activeStreams = counted?.activeStreams ?? 0;
+    stream.on("close", () => {
+      if (counted) counted.activeStreams = (counted.activeStreams ?? 1) - 1;
+    });
     const chunks: Buffer[] = [];
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
     stream.on("error", () => {});
@@ -175,6 +229,7 @@ export class MockApns {
         clientSubject: { ...(socket?.getPeerCertificate().subject ?? {}) },
         connectionId: (stream.session as (http2.ServerHttp2Session & { connectionId?: number }) | undefined)?.connectionId ?? 0,
         status: null,
+        activeStreams,
       };
       this.requests.push(record);
 
@@ -186,7 +241,13 @@ export class MockApns {
         return;
       }
       record.status = reply.status;
-      this.answer(stream, headers, reply.status, reply.reason);
+      this.answer(stream, headers, reply.status, reply.reason, reply.retryAfter);
+      // A token connection gets its full stream limit once a push with a valid token succeeded.
+      const session = stream.session as (http2.ServerHttp2Session & { raised?: boolean }) | undefined;
+      if (this.options.auth === "token" && reply.status === 200 && session && !session.raised) {
+        session.raised = true;
+        session.settings({ maxConcurrentStreams: TOKEN_CONNECTION_STREAMS });
+      }
     });
   }
 
@@ -206,8 +267,14 @@ export class MockApns {
     // suffix the push type requires (the .voip rule).
     const bundleId = record.clientSubject.UID;
     if (typeof bundleId === "string" && topic !== bundleId + suffix) return { status: 400, reason: "BadTopic" };
+    // Token auth: any topic of the team, but the suffix must fit the push type.
+    if (this.options.auth === "token" && (suffix ? !topic.endsWith(suffix) : topic.endsWith(".voip"))) return { status: 400, reason: "BadTopic" };
     if (!/^\/3\/device\//.test(record.path)) return { status: 404, reason: "BadPath" };
     if (record.token === "") return { status: 400, reason: "MissingDeviceToken" };
+    if (this.options.auth === "token") {
+      const refused = this.checkProviderToken(record);
+      if (refused) return refused;
+    }
     if (bodyBytes === 0) return { status: 400, reason: "PayloadEmpty" };
     if (bodyBytes > (pushType === "voip" ? MAX_VOIP_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES)) return { status: 413, reason: "PayloadTooLarge" };
     // Apple documents no reason for a body that is not JSON; the mock uses its own word for it.
@@ -215,7 +282,33 @@ export class MockApns {
     return null;
   }
 
-  private answer(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, status: number, reason?: string): void {
+  /** APNs' JWT rules (providers.md §1.4): ES256, known kid, iss = its team, signature (JOSE or DER), iat < 1 h old. */
+  private checkProviderToken(record: RecordedRequest): MockReply | null {
+    const authorization = record.headers.authorization;
+    const match = typeof authorization === "string" ? /^bearer\s+(\S+)$/i.exec(authorization) : null;
+    if (!match) return { status: 403, reason: "MissingProviderToken" };
+    const jwt = match[1];
+    record.providerToken = jwt;
+    const [headerPart, claimsPart, signaturePart] = jwt.split(".");
+    let header: { alg?: unknown; kid?: unknown };
+    let claims: { iss?: unknown; iat?: unknown };
+    try {
+      header = JSON.parse(Buffer.from(headerPart, "base64url").toString("utf8"));
+      claims = JSON.parse(Buffer.from(claimsPart, "base64url").toString("utf8"));
+    } catch {
+      return { status: 403, reason: "InvalidProviderToken" };
+    }
+    const key = (this.options.signingKeys ?? []).find((candidate) => candidate.keyId === header.kid);
+    if (header.alg !== "ES256" || !key || claims.iss !== key.teamId || typeof claims.iat !== "number") return { status: 403, reason: "InvalidProviderToken" };
+    const signature = Buffer.from(signaturePart ?? "", "base64url");
+    const valid = verify("sha256", Buffer.from(`${headerPart}.${claimsPart}`), { key: key.publicKey, dsaEncoding: signature.length === 64 ? "ieee-p1363" : "der" }, signature);
+    if (!valid) return { status: 403, reason: "InvalidProviderToken" };
+    const nowSeconds = (this.options.now ?? Date.now)() / 1000;
+    if (nowSeconds - claims.iat > 3600) return { status: 403, reason: "ExpiredProviderToken" };
+    return null;
+  }
+
+  private answer(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, status: number, reason?: string, retryAfter?: string): void {
     const apnsId = typeof headers["apns-id"] === "string" ? headers["apns-id"] : randomUUID();
     if (status === 200) {
       stream.respond({ ":status": 200, "apns-id": apnsId }, { endStream: true });
@@ -223,7 +316,7 @@ export class MockApns {
     }
     // 410 carries the time APNs learnt the token was invalid, in epoch milliseconds.
     const errorBody = status === 410 ? { reason, timestamp: Date.now() } : { reason };
-    stream.respond({ ":status": status, "apns-id": apnsId, "content-type": "application/json" });
+    stream.respond({ ":status": status, "apns-id": apnsId, "content-type": "application/json", ...(retryAfter ? { "retry-after": retryAfter } : {}) });
     stream.end(JSON.stringify(errorBody));
   }
 }

@@ -21,7 +21,32 @@ export interface PusherProcess {
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Runs a kamcmd RPC against this Kamailio. */
   rpc(...command: string[]): string;
+  /** Kills every Kamailio process of this run at once with SIGKILL, as a crash would; resolves when `pusher start` has exited. */
+  crashKamailio(): Promise<void>;
+  /** Runs `pusher start` again with the same config, state directory and ports (after stop or crashKamailio). */
+  restart(): Promise<PusherProcess>;
   stop(): Promise<void>;
+}
+
+/** Every descendant of `pid` (children first found, then theirs), from `ps`. */
+function descendants(pid: number): number[] {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    const parent = queue.shift()!;
+    let out = "";
+    try {
+      out = execFileSync("ps", ["-o", "pid=", "--ppid", String(parent)], { encoding: "utf8" });
+    } catch {
+      continue; // ps exits 1 when there is no child
+    }
+    for (const word of out.split(/\s+/)) {
+      if (!word) continue;
+      found.push(Number(word));
+      queue.push(Number(word));
+    }
+  }
+  return found;
 }
 
 export async function startPusher(config: Record<string, unknown>): Promise<PusherProcess> {
@@ -36,6 +61,10 @@ export async function startPusher(config: Record<string, unknown>): Promise<Push
     ...config,
   };
   writeFileSync(configPath, JSON.stringify(full, null, 2));
+  return runPusher(dir, configPath, sipPort, linkPort);
+}
+
+async function runPusher(dir: string, configPath: string, sipPort: number, linkPort: number): Promise<PusherProcess> {
   const child: ChildProcess = spawn(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "start"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -71,6 +100,21 @@ export async function startPusher(config: Record<string, unknown>): Promise<Push
     },
     rpc(...command) {
       return execFileSync("kamcmd", ["-s", `unix:${join(dir, "state", "kamailio.ctl")}`, ...command], { encoding: "utf8" });
+    },
+    async crashKamailio() {
+      const kamailio = descendants(child.pid!).filter((pid) => {
+        try {
+          return execFileSync("ps", ["-o", "comm=", "-p", String(pid)], { encoding: "utf8" }).trim() === "kamailio";
+        } catch {
+          return false;
+        }
+      });
+      if (!kamailio.length) throw new Error("no kamailio process found under pusher start");
+      for (const pid of kamailio) process.kill(pid, "SIGKILL");
+      await exited;
+    },
+    restart() {
+      return runPusher(dir, configPath, sipPort, linkPort);
     },
     async stop() {
       if (child.exitCode === null) child.kill("SIGTERM");

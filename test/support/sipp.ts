@@ -23,6 +23,11 @@ export interface SippOptions {
   callId?: string;
   /** How many calls sipp runs before it exits (-m); default 1. */
   calls?: number;
+  /** An injection file (-inf): call n takes the values of line n as [field0], [field1], … */
+  injectionFile?: string;
+  /** New calls per second (-r), and at most this many at once (-l). */
+  rate?: number;
+  maxConcurrent?: number;
 }
 
 const SCENARIOS = join(import.meta.dirname, "..", "sipp");
@@ -42,6 +47,9 @@ export async function runSipp(options: SippOptions): Promise<SippRun> {
     "-nostdin",
   ];
   if (options.callId) args.push("-cid_str", options.callId.replace(/%/g, "%%"));
+  if (options.injectionFile) args.push("-inf", options.injectionFile);
+  if (options.rate) args.push("-r", String(options.rate));
+  if (options.maxConcurrent) args.push("-l", String(options.maxConcurrent));
   for (const [name, value] of Object.entries(options.keys)) args.push("-key", name, value);
   const startedAtMs = Date.now();
   return new Promise((resolve, reject) => {
@@ -50,7 +58,8 @@ export async function runSipp(options: SippOptions): Promise<SippRun> {
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
     child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, output, startedAtMs, endedAtMs: Date.now() }));
+    // "close", not "exit": a scenario's <exec> child may still be writing to sipp's stdout/stderr.
+    child.on("close", (code) => resolve({ code, output, startedAtMs, endedAtMs: Date.now() }));
   });
 }
 

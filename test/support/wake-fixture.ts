@@ -69,10 +69,13 @@ export function dropBindings(pusher: PusherProcess, user: string): void {
   pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
 }
 
-export async function waitForPushes(apns: MockApns, token: string, count = 1, timeoutMs = 8000): Promise<void> {
+export async function waitForPushes(apns: MockApns, token: string, count = 1, timeoutMs = 8000, pusher?: PusherProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (apns.requestsFor(token).length < count) {
-    if (Date.now() > deadline) throw new Error(`expected ${count} push(es) for ${token}, got ${apns.requestsFor(token).length}`);
+    if (Date.now() > deadline) {
+      const log = pusher ? `; pusher output:\n${pusher.output().slice(-4000)}` : "";
+      throw new Error(`expected ${count} push(es) for ${token}, got ${apns.requestsFor(token).length}${log}`);
+    }
     await new Promise((done) => setTimeout(done, 20));
   }
 }

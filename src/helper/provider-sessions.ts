@@ -1,0 +1,249 @@
+// HTTP/2 sessions to push providers (APNs, FCM, Google OAuth, Web Push services), in undici's manner: all state
+// of one connection in one object, named handlers, every timer unref()'d.
+// One session per key (the sender decides: host + credential), reused across pushes as Apple and Google ask,
+// replaced after GOAWAY, error, close, a failed ping or a timed-out request. Concurrency is the server's:
+// nghttp2 queues streams beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS; `initialMaxStreams` bounds the
+// streams sent before that frame arrives (APNs token connections: 1 until a push succeeds, providers.md §1.4).
+// TLS server verification always stays on: a private CA (tests) comes only through NODE_EXTRA_CA_CERTS.
+import http2 from "node:http2";
+import type { SecureClientSessionOptions } from "node:http2";
+import type { Logger } from "./logger";
+import { REFUSED_STREAM, TransportError } from "./provider-errors";
+
+/** Idle connections are pinged this often (node-apn's heartbeat); a ping unanswered in PING_TIMEOUT_MS retires it. */
+export const DEFAULT_PING_INTERVAL_MS = 60_000;
+const PING_TIMEOUT_MS = 10_000;
+/** How long close() lets in-flight requests finish before destroying the sessions. */
+const CLOSE_GRACE_MS = 1000;
+
+export interface SessionTarget {
+  /** One session per key, e.g. `apns\n127.0.0.1:443\ntoken:TEAMID:KEYID`. */
+  key: string;
+  /** `https://host:port` */
+  authority: string;
+  /** Called once per new session (reads certificate files then); may throw a PusherError. */
+  connectOptions?: () => SecureClientSessionOptions;
+  /** Streams opened before the server's SETTINGS arrive (nghttp2's assumption is 100). */
+  initialMaxStreams?: number;
+}
+
+export interface ProviderResponse {
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  body: string;
+  /** Which session carried it: retire(key, why, sessionId) replaces that one only. */
+  sessionId: number;
+}
+
+interface ProviderSession {
+  id: number;
+  key: string;
+  authority: string;
+  session: http2.ClientHttp2Session;
+  activeStreams: number;
+  lastActivityMs: number;
+  pingTimer: NodeJS.Timeout;
+  /** The server's SETTINGS_MAX_CONCURRENT_STREAMS, once known. */
+  maxConcurrentStreams?: number;
+}
+
+export interface ProviderSessionsOptions {
+  /** For log lines: `apns`, `fcm`, `webpush`. */
+  name: string;
+  logger: Logger;
+  pingIntervalMs?: number;
+}
+
+export class ProviderSessions {
+  private readonly sessions = new Map<string, ProviderSession>();
+  private readonly pingIntervalMs: number;
+  /** Sessions opened so far (tests count reconnects with it). */
+  opened = 0;
+
+  constructor(private readonly options: ProviderSessionsOptions) {
+    this.pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** The server's concurrency limit on the session for `key`, once its SETTINGS arrived. */
+  maxConcurrentStreams(key: string): number | undefined {
+    return this.sessions.get(key)?.maxConcurrentStreams;
+  }
+
+  /**
+   * Sends one request and resolves with the answer. Rejects with a TransportError (timeout, unprocessed,
+   * connection), a socket/TLS error, or the PusherError `connectOptions` threw. Never waits beyond `timeoutMs`.
+   */
+  request(target: SessionTarget, headers: http2.OutgoingHttpHeaders, body: string | Buffer, timeoutMs: number): Promise<ProviderResponse> {
+    let entry: ProviderSession;
+    try {
+      entry = this.sessionFor(target);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = entry.session.request(headers);
+    } catch (error) {
+      // The session was shutting down (GOAWAY not yet seen by us): nothing was sent, a new session takes it.
+      this.forget(entry);
+      return Promise.reject(new TransportError("unprocessed", `session unusable: ${(error as Error).message}`, { cause: error }));
+    }
+    entry.activeStreams++;
+    entry.lastActivityMs = Date.now();
+    entry.session.ref();
+    return new Promise<ProviderResponse>((resolve, reject) => {
+      let settled = false;
+      let status: number | undefined;
+      let responseHeaders: http2.IncomingHttpHeaders = {};
+      const chunks: Buffer[] = [];
+
+      const finish = (error: unknown, response?: ProviderResponse) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        entry.activeStreams--;
+        entry.lastActivityMs = Date.now();
+        // Idle sessions must not keep the process alive (clean exit on SIGTERM, test runners, the CLI).
+        if (entry.activeStreams === 0 && !entry.session.destroyed) entry.session.unref();
+        if (response) resolve(response);
+        else reject(error);
+      };
+      const onTimeout = () => {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        // No answer may mean a dead connection (NAT drop, half-open TCP): later requests get a fresh one.
+        // Other streams on it may finish; only this key's session is affected, never another app's.
+        this.retire(entry.key, "a request timed out");
+        finish(new TransportError("timeout", `no answer from ${entry.authority} within ${timeoutMs} ms`));
+      };
+      const timer = setTimeout(onTimeout, Math.max(1, timeoutMs)).unref();
+
+      const onResponse = (incoming: http2.IncomingHttpHeaders) => {
+        status = Number(incoming[":status"]);
+        responseHeaders = incoming;
+      };
+      const onData = (chunk: Buffer) => chunks.push(chunk);
+      const onEnd = () => {
+        if (status === undefined) return; // 'close' reports it
+        finish(null, { status, headers: responseHeaders, body: Buffer.concat(chunks).toString("utf8"), sessionId: entry.id });
+      };
+      const onStreamError = (error: Error) => {
+        // REFUSED_STREAM: the server did not process it (limit lowered, or above GOAWAY's last-stream-id).
+        if (stream.rstCode === REFUSED_STREAM) finish(new TransportError("unprocessed", `${entry.authority} refused the stream: ${error.message}`, { cause: error }));
+        else finish(error);
+      };
+      const onStreamClose = () => {
+        // Reached only when neither 'end' with an answer nor 'error' settled it.
+        if (stream.rstCode === REFUSED_STREAM) finish(new TransportError("unprocessed", `${entry.authority} refused the stream (REFUSED_STREAM)`));
+        else finish(new TransportError("connection", `${entry.authority} closed the stream without an answer (HTTP/2 code ${stream.rstCode})`));
+      };
+      stream.on("response", onResponse);
+      stream.on("data", onData);
+      stream.on("end", onEnd);
+      stream.on("error", onStreamError);
+      stream.on("close", onStreamClose);
+      stream.end(body);
+    });
+  }
+
+  /** Takes the session for `key` out of use: its in-flight requests may finish, new ones get a new session. */
+  retire(key: string, why: string, sessionId?: number): void {
+    const entry = this.sessions.get(key);
+    if (!entry || (sessionId !== undefined && entry.id !== sessionId)) return;
+    this.options.logger.debug(`${this.options.name}: replacing the connection to ${entry.authority}: ${why}`);
+    this.forget(entry);
+    void closeGracefully(entry.session);
+  }
+
+  /** Closes every session, letting in-flight requests finish for up to a second. */
+  async close(): Promise<void> {
+    const entries = [...this.sessions.values()];
+    for (const entry of entries) this.forget(entry);
+    await Promise.all(entries.map((entry) => closeGracefully(entry.session)));
+  }
+
+  private sessionFor(target: SessionTarget): ProviderSession {
+    const existing = this.sessions.get(target.key);
+    if (existing && !existing.session.closed && !existing.session.destroyed) return existing;
+
+    const { logger, name } = this.options;
+    const connectOptions: SecureClientSessionOptions = { ...(target.connectOptions ? target.connectOptions() : {}) };
+    if (target.initialMaxStreams !== undefined) connectOptions.peerMaxConcurrentStreams = target.initialMaxStreams;
+    const session = http2.connect(target.authority, connectOptions);
+    this.opened++;
+    const entry: ProviderSession = {
+      id: this.opened,
+      key: target.key,
+      authority: target.authority,
+      session,
+      activeStreams: 0,
+      lastActivityMs: Date.now(),
+      pingTimer: setInterval(() => this.onPingTimer(entry), this.pingIntervalMs).unref(),
+    };
+    this.sessions.set(target.key, entry);
+    logger.debug(`${name}: connecting to ${target.authority}`);
+
+    const onConnect = () => logger.debug(`${name}: connected to ${target.authority}`);
+    const onRemoteSettings = (settings: http2.Settings) => {
+      entry.maxConcurrentStreams = settings.maxConcurrentStreams;
+      logger.debug(`${name}: ${target.authority} allows ${settings.maxConcurrentStreams} concurrent streams`);
+    };
+    const onGoAway = (errorCode: number, lastStreamId: number, data?: Buffer) => {
+      // No new streams on this session. Node fails the streams above lastStreamId with REFUSED_STREAM: they
+      // were not processed and are retried at once on a new session; the others may still finish.
+      const reason = data && data.length ? ` ${data.toString("utf8").slice(0, 200)}` : "";
+      logger.warn(`${name}: ${target.authority} sent GOAWAY (code ${errorCode}, last stream ${lastStreamId})${reason}`);
+      this.forget(entry);
+    };
+    const onSessionError = (error: Error) => {
+      logger.warn(`${name}: connection to ${target.authority} failed: ${error.message}`);
+      this.forget(entry);
+    };
+    const onSessionClose = () => {
+      logger.debug(`${name}: connection to ${target.authority} closed`);
+      this.forget(entry);
+    };
+    session.on("connect", onConnect);
+    session.on("remoteSettings", onRemoteSettings);
+    session.on("goaway", onGoAway);
+    session.on("error", onSessionError);
+    session.on("close", onSessionClose);
+    session.unref();
+    return entry;
+  }
+
+  /** Idle connections are checked with a PING (Apple: "use PING frames to check the connection's health"). */
+  private onPingTimer(entry: ProviderSession): void {
+    if (entry.session.destroyed || entry.activeStreams > 0) return;
+    if (Date.now() - entry.lastActivityMs < this.pingIntervalMs) return;
+    const timeout = setTimeout(() => this.retire(entry.key, "no answer to PING"), PING_TIMEOUT_MS).unref();
+    const sent = entry.session.ping((error) => {
+      clearTimeout(timeout);
+      if (error) this.retire(entry.key, `PING failed: ${error.message}`);
+      else entry.lastActivityMs = Date.now();
+    });
+    if (!sent) {
+      clearTimeout(timeout);
+      this.retire(entry.key, "PING could not be sent");
+    }
+  }
+
+  private forget(entry: ProviderSession): void {
+    clearInterval(entry.pingTimer);
+    if (this.sessions.get(entry.key) === entry) this.sessions.delete(entry.key);
+  }
+}
+
+function closeGracefully(session: http2.ClientHttp2Session): Promise<void> {
+  return new Promise((resolve) => {
+    if (session.destroyed) return resolve();
+    const timer = setTimeout(() => session.destroy(), CLOSE_GRACE_MS).unref();
+    session.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,151 @@
+// Sends Web Push messages (RFC 8030) to a subscription's endpoint, authenticated with VAPID (RFC 8292) and
+// encrypted (RFC 8291). The device token is the endpoint URL (RFC 8599 pn-prid); its keys come with the device.
+// `TTL` = the call's remaining ring time, `Urgency: high`, `Topic` = a digest of the call id, so a call-ended
+// message replaces an undelivered ringing one. One HTTP/2 session per (push service origin, VAPID key).
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { WebPushCredentials } from "../config";
+import type { PushRequest } from "../protocol";
+import { DEFAULT_REQUEST_TIMEOUT_MS, silentLogger, type SenderOptions } from "./apns-sender";
+import { signJwt } from "./jwt";
+import { classifyTransportError, classifyWebPushResponse, PusherError, retryAfterMs } from "./provider-errors";
+import { ProviderSessions } from "./provider-sessions";
+import { fitToSize, flatFields, isCallEnded } from "./push-content";
+import { pushDeadlineMs, sendWithRetries, sleep, type AttemptResult, type SendOutcome } from "./retry-policy";
+import { ENCRYPTION_OVERHEAD_BYTES, encryptWebPush } from "./webpush-encryption";
+
+/** RFC 8030 §7.2: push services must accept 4096-byte bodies; the encryption takes its share. */
+export const MAX_WEBPUSH_PLAINTEXT_BYTES = 4096 - ENCRYPTION_OVERHEAD_BYTES;
+/** VAPID `exp` at most 24 h ahead (RFC 8292 §2); 12 h leaves room for skew, and the token is reused meanwhile. */
+const VAPID_LIFETIME_SECONDS = 12 * 3600;
+/** Renew a cached VAPID token this long before its `exp`. */
+const VAPID_RENEW_MARGIN_SECONDS = 3600;
+const CALL_ENDED_TTL_SECONDS = 3600;
+
+/** Reads a VAPID key: a P-256 private key PEM. Throws PusherError PUSHER_ERR_WEBPUSH_CREDENTIALS. */
+export function readVapidKey(file: string): KeyObject {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (error) {
+    throw new PusherError("PUSHER_ERR_WEBPUSH_CREDENTIALS", `cannot read vapidKeyFile ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (error) {
+    throw new PusherError("PUSHER_ERR_WEBPUSH_CREDENTIALS", `vapidKeyFile ${file} is not a private key: ${(error as Error).message}`);
+  }
+  if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
+    throw new PusherError("PUSHER_ERR_WEBPUSH_CREDENTIALS", `vapidKeyFile ${file} is not an EC P-256 key`);
+  }
+  return key;
+}
+
+/** The VAPID public key as browsers and `+sip.vapid` want it: base64url of the uncompressed point (65 bytes). */
+export function vapidPublicKey(privateKey: KeyObject): string {
+  const jwk = createPublicKey(privateKey).export({ format: "jwk" });
+  const point = Buffer.concat([Buffer.from([0x04]), Buffer.from(jwk.x as string, "base64url"), Buffer.from(jwk.y as string, "base64url")]);
+  return point.toString("base64url");
+}
+
+/** A Web Push topic (≤ 32 URL-safe characters, RFC 8030 §5.4) naming the call. */
+export function callTopic(callId: string): string {
+  return createHash("sha256").update(callId).digest("base64url").slice(0, 32);
+}
+
+export class WebPushSender {
+  readonly sessions: ProviderSessions;
+  private readonly vapidTokens = new Map<string, { header: string; expiresAtSeconds: number }>();
+  private readonly requestTimeoutMs: number;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly retryBaseDelayMs?: number;
+
+  constructor(options: SenderOptions = {}) {
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? sleep;
+    this.retryBaseDelayMs = options.retryBaseDelayMs;
+    this.sessions = new ProviderSessions({ name: "webpush", logger: options.logger ?? silentLogger, pingIntervalMs: options.pingIntervalMs });
+  }
+
+  send(request: PushRequest, credentials: WebPushCredentials): Promise<SendOutcome> {
+    let endpoint: URL;
+    try {
+      endpoint = new URL(request.device.token);
+      if (endpoint.protocol !== "https:") throw new Error(`${endpoint.protocol} is not https:`);
+    } catch (error) {
+      return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: `the Web Push endpoint is not an https URL: ${(error as Error).message}`, attempts: 0 });
+    }
+    if (!request.device.webpush) {
+      return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: "the Web Push subscription has no p256dh/auth keys", attempts: 0 });
+    }
+    return sendWithRetries(() => this.attempt(request, credentials, endpoint), {
+      deadlineMs: pushDeadlineMs(request, this.now()),
+      now: this.now,
+      sleep: this.sleep,
+      baseDelayMs: this.retryBaseDelayMs,
+    });
+  }
+
+  close(): Promise<void> {
+    return this.sessions.close();
+  }
+
+  /** `vapid t=<JWT>, k=<public key>` for the endpoint's origin, reused until an hour before it expires. */
+  private authorization(credentials: WebPushCredentials, origin: string): string {
+    const cacheKey = `${credentials.vapidKeyFile}\n${origin}`;
+    const nowSeconds = Math.floor(this.now() / 1000);
+    const cached = this.vapidTokens.get(cacheKey);
+    if (cached && nowSeconds < cached.expiresAtSeconds - VAPID_RENEW_MARGIN_SECONDS) return cached.header;
+    const key = readVapidKey(credentials.vapidKeyFile);
+    const expiresAtSeconds = nowSeconds + VAPID_LIFETIME_SECONDS;
+    // RFC 8292 §2: aud = the origin of the push resource, exp ≤ 24 h, sub = the operator's contact.
+    const jwt = signJwt({ typ: "JWT", alg: "ES256" }, { aud: origin, exp: expiresAtSeconds, sub: credentials.subject }, key);
+    const header = `vapid t=${jwt}, k=${vapidPublicKey(key)}`;
+    this.vapidTokens.set(cacheKey, { header, expiresAtSeconds });
+    return header;
+  }
+
+  private async attempt(request: PushRequest, credentials: WebPushCredentials, endpoint: URL): Promise<AttemptResult> {
+    const nowMs = this.now();
+    let authorization: string;
+    let body: Buffer;
+    try {
+      authorization = this.authorization(credentials, endpoint.origin);
+      const { value: plaintext } = fitToSize(request, (trimmed) => JSON.stringify(flatFields(trimmed, nowMs)), MAX_WEBPUSH_PLAINTEXT_BYTES, Buffer.byteLength);
+      body = encryptWebPush(Buffer.from(plaintext), request.device.webpush!);
+    } catch (error) {
+      return { classification: classifyTransportError(error, "webpush"), reason: (error as Error).message };
+    }
+    const ttlSeconds = isCallEnded(request) ? CALL_ENDED_TTL_SECONDS : Math.max(1, Math.ceil((request.ringsUntilMs - nowMs) / 1000));
+    const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, pushDeadlineMs(request, nowMs) - nowMs));
+    try {
+      const response = await this.sessions.request(
+        { key: `webpush\n${endpoint.origin}\n${credentials.vapidKeyFile}`, authority: endpoint.origin },
+        {
+          ":method": "POST",
+          ":path": endpoint.pathname + endpoint.search,
+          authorization,
+          ttl: String(ttlSeconds),
+          urgency: "high",
+          topic: callTopic(request.callId),
+          "content-encoding": "aes128gcm",
+          "content-type": "application/octet-stream",
+        },
+        body,
+        timeoutMs,
+      );
+      const result: AttemptResult = { classification: classifyWebPushResponse(response.status), status: response.status };
+      if (response.status >= 300) result.reason = `HTTP ${response.status}${response.body ? ` ${response.body.slice(0, 200)}` : ""}`;
+      const location = response.headers.location;
+      if (typeof location === "string") result.providerId = location;
+      const retryAfter = retryAfterMs(response.headers["retry-after"], this.now());
+      if (retryAfter !== undefined) result.retryAfterMs = retryAfter;
+      return result;
+    } catch (error) {
+      return { classification: classifyTransportError(error, "webpush"), reason: (error as Error).message };
+    }
+  }
+}

@@ -1,0 +1,196 @@
+// REGISTER, before save("location") (route PUSHER_REGISTER_DEVICES): turns the Contact's push params into
+// device records, and answers RFC 8599's questions. Everything is decided first and written after, so a
+// REGISTER refused with 555 changes nothing. Records are on disk before save() sends the 200 (device-store).
+// Sets for kamailio/pusher.cfg: $var(pusher_refuse) 1 → cfg answers 555 and stops; Feature-Caps headers
+// for the reply are added here with append_to_reply (RFC 8599 §5.6.1: one per supported push service).
+
+import { PusherConfig, UserAgentRule } from "../config";
+import { PushProvider } from "../protocol";
+import { DeviceRecord, ensureDevicesLoaded, removeAllDevices, removeDevice, saveDevice } from "./device-store";
+import { logInfo, logWarn, maskToken } from "./log";
+import { parseContacts, ParsedContact } from "./parse-contact";
+import { deviceInstance, PushBinding, readPushParams } from "./parse-push-params";
+import { currentConfig } from "./settings";
+import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
+import { aorOf, header, pvString, receivingProxyUri, setVar } from "./sip-message";
+import { matchUserAgent, pushParamNamesOf, ruleAcceptsApp } from "./user-agent-rules";
+import { pushBindingProblem } from "./validate-push-params";
+
+// "Logged once": a mark per User-Agent lasts for the whole Kamailio run.
+const ONCE_PER_RUN_S = 0x7fffffff;
+// Bounds the work a hostile REGISTER can cause; real ones have one Contact header.
+const MAX_CONTACT_HEADERS = 16;
+// RFC 8599 provider names per provider, in the order a query's Feature-Caps lists them.
+const PNS_OF: { [provider: string]: string } = { apple: "apns", firebase: "fcm", webpush: "webpush" };
+const CONFIG_KEY_OF: { [provider: string]: string } = { apple: "apple", firebase: "firebase", webpush: "webpush" };
+
+/** Expires of one contact: its `expires` param, else the Expires header, else the registrar default (>0). */
+export function contactExpires(contact: ParsedContact): number {
+  const param = contact.headerParams["expires"];
+  const value = param !== undefined ? param : header("Expires");
+  if (value === null || value === undefined || value === "") return 3600;
+  const seconds = parseInt(value, 10);
+  return isNaN(seconds) ? 3600 : seconds;
+}
+
+/** Every Contact header of the message, joined: a REGISTER may carry several. */
+function allContactValues(): string {
+  const values: string[] = [];
+  for (let i = 0; i < MAX_CONTACT_HEADERS; i++) {
+    const value = KSR.hdr.get_idx("Contact", i);
+    if (typeof value !== "string") break;
+    values.push(value);
+  }
+  return values.join(",");
+}
+
+/** "Configured provider for an app": apps.<appId> has credentials for that provider. */
+function providerConfigured(config: PusherConfig, appId: string, provider: PushProvider): boolean {
+  if (!appId || !Object.prototype.hasOwnProperty.call(config.apps, appId)) return false;
+  return (config.apps[appId] as { [key: string]: unknown })[CONFIG_KEY_OF[provider]] !== undefined;
+}
+
+function configuredProviders(config: PusherConfig): string[] {
+  const found: string[] = [];
+  for (const provider in PNS_OF) {
+    if (!Object.prototype.hasOwnProperty.call(PNS_OF, provider)) continue;
+    for (const appId in config.apps) {
+      if (providerConfigured(config, appId, provider as PushProvider)) {
+        found.push(PNS_OF[provider]);
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/** Web Push has no app in its params (RFC 8599 §12): the app-id param, else the one app with Web Push keys. */
+function resolveWebPushApp(config: PusherConfig, binding: PushBinding): void {
+  if (binding.provider !== "webpush" || binding.appId) return;
+  for (const appId in config.apps) {
+    if (providerConfigured(config, appId, "webpush")) {
+      binding.appId = appId;
+      return;
+    }
+  }
+}
+
+interface RegisterPlan {
+  records: DeviceRecord[];
+  removals: string[];
+  featureCaps: string[];
+  unsupported: string[];
+}
+
+function addOnce(list: string[], value: string): void {
+  if (list.indexOf(value) < 0) list.push(value);
+}
+
+function planContact(plan: RegisterPlan, contact: ParsedContact, aor: string, rule: UserAgentRule | null, config: PusherConfig): void {
+  if (contactExpires(contact) <= 0) {
+    // RFC 8599 §4.1.2: removing the binding disables push; the record goes at once.
+    plan.removals.push(deviceInstance(contact));
+    return;
+  }
+  const reading = readPushParams(contact, pushParamNamesOf(rule));
+  const userAgent = pvString("$ua");
+  if (reading.kind === "none") return;
+  if (reading.kind === "query") {
+    const supported = configuredProviders(config);
+    if (reading.pns === "") for (let i = 0; i < supported.length; i++) addOnce(plan.featureCaps, supported[i]);
+    else if (supported.indexOf(reading.pns === "apns.dev" ? "apns" : reading.pns) >= 0) addOnce(plan.featureCaps, reading.pns);
+    else addOnce(plan.unsupported, reading.pns);
+    return;
+  }
+  if (reading.kind === "unsupported") {
+    addOnce(plan.unsupported, reading.pns);
+    return;
+  }
+  if (reading.kind === "refused") {
+    logWarn("push params refused aor=" + aor + " user-agent='" + userAgent + "' token=" + maskToken(reading.token) + ": " + reading.problem);
+    return;
+  }
+  const binding = reading.binding;
+  resolveWebPushApp(config, binding);
+  if (binding.pns !== undefined) {
+    if (!providerConfigured(config, binding.appId, binding.provider)) {
+      addOnce(plan.unsupported, binding.pns);
+      return;
+    }
+  } else if (!rule) {
+    if (firstTimeIn("no-ua-rule:" + userAgent, ONCE_PER_RUN_S)) {
+      logInfo("push params from User-Agent '" + userAgent + "' ignored: no User-Agent rule matches it (pusher ua add)");
+    }
+    return;
+  }
+  if (rule && !ruleAcceptsApp(rule, binding.appId)) {
+    if (firstTimeIn("app-not-in-rule:" + rule.name + ":" + binding.appId, ONCE_PER_RUN_S)) {
+      logInfo("push params for app " + binding.appId + " ignored: User-Agent rule " + rule.name + " accepts only " + (rule.appIds || []).join(", "));
+    }
+    return;
+  }
+  const problem = pushBindingProblem(binding);
+  if (problem) {
+    logWarn("push params refused aor=" + aor + " app=" + binding.appId + " token=" + maskToken(binding.token) + ": " + problem);
+    return;
+  }
+  if (binding.pns !== undefined) addOnce(plan.featureCaps, binding.pns);
+  plan.records.push(recordOf(aor, binding, rule, userAgent));
+}
+
+function recordOf(aor: string, binding: PushBinding, rule: UserAgentRule | null, userAgent: string): DeviceRecord {
+  const record: DeviceRecord = {
+    aor: aor,
+    instance: binding.instance,
+    appId: binding.appId,
+    provider: binding.provider,
+    token: binding.token,
+    userAgent: userAgent,
+    proxy: receivingProxyUri(),
+    registeredAtMs: Date.now(),
+  };
+  if (binding.alertToken) record.alertToken = binding.alertToken;
+  if (binding.pushKind) record.pushKind = binding.pushKind;
+  if (binding.apnsTopic) record.apnsTopic = binding.apnsTopic;
+  if (binding.fcmProjectId) record.fcmProjectId = binding.fcmProjectId;
+  if (binding.sandbox) record.sandbox = true;
+  if (binding.options) record.options = binding.options;
+  if (rule) record.rule = rule.name;
+  return record;
+}
+
+export function registerDevices(): void {
+  setVar("pusher_refuse", 0);
+  const contactValue = allContactValues();
+  if (!contactValue) return; // a fetch of the bindings: nothing to store
+  ensureDevicesLoaded();
+  const aor = aorOf(pvString("$tU"), pvString("$td"));
+  if (contactValue.replace(/^\s+|\s+$/g, "") === "*") {
+    const removed = removeAllDevices(aor);
+    if (removed) logInfo("devices removed aor=" + aor + " count=" + removed + ": every binding was removed (Contact: *)");
+    return;
+  }
+  const config = currentConfig();
+  const rule = matchUserAgent(config.userAgents, pvString("$ua"));
+  const plan: RegisterPlan = { records: [], removals: [], featureCaps: [], unsupported: [] };
+  const contacts = parseContacts(contactValue);
+  for (let i = 0; i < contacts.length; i++) planContact(plan, contacts[i], aor, rule, config);
+
+  if (plan.unsupported.length && getNumber(STATE_TABLE, "reject_unsupported") > 0) {
+    logInfo("REGISTER of aor=" + aor + " refused with 555: push service " + plan.unsupported.join(", ") + " is not configured");
+    setVar("pusher_refuse", 1);
+    return;
+  }
+  for (let i = 0; i < plan.removals.length; i++) {
+    if (removeDevice(aor, plan.removals[i])) logInfo("device removed aor=" + aor + " instance=" + plan.removals[i] + ": de-registered");
+  }
+  for (let i = 0; i < plan.records.length; i++) {
+    const record = plan.records[i];
+    if (saveDevice(record) === "stored") {
+      logInfo("device stored aor=" + aor + " instance=" + record.instance + " app=" + record.appId + " provider=" + record.provider + " token=" + maskToken(record.token));
+    }
+  }
+  for (let i = 0; i < plan.featureCaps.length; i++) {
+    KSR.hdr.append_to_reply("Feature-Caps: +sip.pns=\"" + plan.featureCaps[i] + "\"\r\n");
+  }
+}

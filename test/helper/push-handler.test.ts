@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import type { AppConfig } from "../../src/config";
+import { CredentialsAlarm } from "../../src/helper/credentials-alarm";
+import { createPushHandler } from "../../src/helper/push-handler";
+import type { SendOutcome } from "../../src/helper/retry-policy";
+import type { PushRequest } from "../../src/protocol";
+
+function recorder() {
+  const lines: { level: string; message: string }[] = [];
+  const line = (level: string) => (message: string) => void lines.push({ level, message });
+  return { lines, logger: { error: line("error"), warn: line("warn"), info: line("info"), debug: line("debug") } };
+}
+
+function request(appId: string, provider: PushRequest["device"]["provider"] = "apple"): PushRequest {
+  return {
+    type: "push",
+    callRef: "1:1",
+    callId: "c@h",
+    aor: "sip:a@h",
+    device: { instance: "i", appId, provider, token: "t".repeat(64) },
+    caller: { number: "1", name: "n" },
+    proxy: "",
+    ringsUntilMs: Date.now() + 10_000,
+  };
+}
+
+const credentialsFailure: SendOutcome = { outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS", reason: "InvalidProviderToken", credentials: true, attempts: 2 };
+
+describe("push handler", () => {
+  it("raises the credentials alarm at error level once a minute per app, counts every occurrence, keeps the token", async () => {
+    let clockMs = 1_000_000;
+    const { lines, logger } = recorder();
+    const alarm = new CredentialsAlarm(logger, () => clockMs);
+    const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: { certificateFile: "x", host: "h" } }, b: { enabled: true, apple: { certificateFile: "y", host: "h" } } };
+    const fail = async () => credentialsFailure;
+    const handle = createPushHandler({ apps, logger, alarm, now: () => clockMs, senders: { apple: { send: fail }, firebase: { send: fail }, webpush: { send: fail } } });
+
+    for (let i = 0; i < 5; i++) expect((await handle(request("a"))).dropToken).toBeUndefined();
+    await handle(request("b"));
+    clockMs += 61_000;
+    await handle(request("a"));
+
+    const errors = lines.filter((line) => line.level === "error").map((line) => line.message);
+    expect(errors.filter((message) => message.includes('app="a"'))).toHaveLength(2);
+    expect(errors.filter((message) => message.includes('app="b"'))).toHaveLength(1);
+    expect(errors[errors.length - 1]).toContain("(5 times since the last report)");
+    expect(alarm.count("a", "apple")).toBe(6);
+    expect(alarm.count("b", "apple")).toBe(1);
+  });
+
+  it("skips a disabled app with PUSHER_ERR_APP_DISABLED and an app without the device's provider with PUSHER_ERR_NO_APP", async () => {
+    const { logger } = recorder();
+    let sends = 0;
+    const send = async (): Promise<SendOutcome> => (sends++, { outcome: "sent", attempts: 1 });
+    const apps: { [id: string]: AppConfig } = { off: { enabled: false, apple: { certificateFile: "x", host: "h" } }, on: { enabled: true, apple: { certificateFile: "x", host: "h" } } };
+    const handle = createPushHandler({ apps, logger, senders: { apple: { send }, firebase: { send }, webpush: { send } } });
+
+    expect(await handle(request("off"))).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APP_DISABLED" });
+    expect(await handle(request("on", "firebase"))).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_NO_APP" });
+    expect(await handle(request("on"))).toMatchObject({ outcome: "sent" });
+    expect(sends).toBe(1);
+  });
+});
