@@ -1,0 +1,159 @@
+// Kamailio started directly (not through `pusher start`) from a bench copy of the reference config, so the same
+// config can run with and without the plugin's REGISTER hook. Arguments mirror kamailioArguments() in
+// src/cli/start.ts; -m gives shared memory room for 100 k registrations. CPU time and shared memory are read
+// from /proc and `kamcmd core.shmmem`.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { validateConfig } from "../../src/config";
+import { freePort } from "../../test/support/free-port";
+import { ROOT } from "./paths";
+
+/**
+ * The plugin's REGISTER hooks in kamailio/kamailio.cfg, which the "without the hook" variant drops: every
+ * `route(PUSHER_REGISTER…);` call (PUSHER_REGISTER after save, PUSHER_REGISTER_DEVICES before it) and the
+ * optional PUSHER_REPAIR_CONTACT.
+ */
+export const REGISTER_HOOK_CALL = /route\((PUSHER_REGISTER\w*|PUSHER_REPAIR_CONTACT)\);/g;
+const SHM_MEGABYTES = 1024;
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+export type Variant = "plugin" | "no-hook";
+
+export interface ShmStats {
+  total: number;
+  free: number;
+  used: number;
+  realUsed: number;
+}
+
+export interface DirectKamailio {
+  sipPort: number;
+  variant: Variant;
+  dir: string;
+  rpc(...command: string[]): string;
+  /** utime + stime of Kamailio's main process and every process under it, in ms. */
+  cpuMs(): number;
+  shm(): ShmStats;
+  stop(): Promise<void>;
+}
+
+/** kamailio.cfg with or without `route(PUSHER_REGISTER);`, next to a copy of pusher.cfg (include_file is relative). */
+export function writeBenchConfig(dir: string, variant: Variant): string {
+  let cfg = readFileSync(join(ROOT, "kamailio", "kamailio.cfg"), "utf8");
+  if (variant === "no-hook") {
+    const hooks: string[] = cfg.match(REGISTER_HOOK_CALL) ?? [];
+    if (!hooks.includes("route(PUSHER_REGISTER);")) throw new Error("bench: kamailio/kamailio.cfg has no route(PUSHER_REGISTER); line to remove");
+    cfg = cfg.replace(REGISTER_HOOK_CALL, (call) => `# (bench: ${call.slice(6, -2)} hook removed)`);
+  }
+  const file = join(dir, "kamailio.cfg");
+  writeFileSync(file, cfg);
+  copyFileSync(join(ROOT, "kamailio", "pusher.cfg"), join(dir, "pusher.cfg"));
+  return file;
+}
+
+function processTree(rootPid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // Field 4 (ppid) comes after "(comm)", which may itself hold spaces or parentheses.
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    const siblings = parents.get(ppid) ?? [];
+    siblings.push(Number(entry));
+    parents.set(ppid, siblings);
+  }
+  const tree = [rootPid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(parents.get(tree[i]) ?? []));
+  return tree;
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After "(comm)": state is field 3, so utime (14) and stime (15) are at indexes 11 and 12.
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Parses `kamcmd core.shmmem` (key: value lines). */
+export function parseShmmem(text: string): ShmStats {
+  const value = (key: string) => Number(new RegExp(`^\\s*${key}:\\s*(\\d+)`, "m").exec(text)?.[1] ?? NaN);
+  return { total: value("total"), free: value("free"), used: value("used"), realUsed: value("real_used") };
+}
+
+export async function startDirectKamailio(variant: Variant, userAgentRegex: string): Promise<DirectKamailio> {
+  const dir = mkdtempSync(join(tmpdir(), `pusher-bench-${variant}-`));
+  const sipPort = await freePort();
+  const linkPort = await freePort();
+  const cfgFile = writeBenchConfig(dir, variant);
+  const runtimeConfig = join(dir, "pusher.runtime.json");
+  const config = validateConfig({ userAgents: [{ name: "Bench", regex: userAgentRegex }], link: { port: linkPort }, stateDir: dir });
+  writeFileSync(runtimeConfig, JSON.stringify(config, null, 2) + "\n");
+  const ctlSocket = join(dir, "kamailio.ctl");
+  const defines: Record<string, string> = {
+    PUSHER_PLUGIN_FILE: join(ROOT, "dist", "pusher.js"),
+    PUSHER_CONFIG_FILE: runtimeConfig,
+    PUSHER_EVAPI_ADDRESS: `127.0.0.1:${linkPort}`,
+    PUSHER_CTL_SOCKET: `unix:${ctlSocket}`,
+    // The durable device store (pusher.cfg): a db_sqlite URL of an absolute path has four slashes.
+    PUSHER_DB_CONNECTION: `pusher=>sqlite:///${join(dir, "devices.sqlite")}`,
+  };
+  const args = ["-f", cfgFile, "-DD", "-E", "-w", dir, "-Y", dir, "-m", String(SHM_MEGABYTES), "-l", `udp:127.0.0.1:${sipPort}`];
+  for (const [name, value] of Object.entries(defines)) args.push("-A", `${name}=${JSON.stringify(value)}`);
+  // Log to a file, as a production Kamailio logs to syslog: writing lines is part of the cost being measured.
+  const logFile = join(dir, "kamailio.log");
+  const logFd = openSync(logFile, "a");
+  const child: ChildProcess = spawn("kamailio", args, { stdio: ["ignore", logFd, logFd] });
+  closeSync(logFd);
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  const rpc = (...command: string[]) => execFileSync("kamcmd", ["-s", `unix:${ctlSocket}`, ...command], { encoding: "utf8", timeout: 10_000, stdio: "pipe" });
+
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`kamailio (${variant}) exited during start-up:\n${readFileSync(logFile, "utf8").slice(-3000)}`);
+    try {
+      rpc("core.uptime");
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`kamailio (${variant}) did not answer on ${ctlSocket}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return {
+    sipPort,
+    variant,
+    dir,
+    rpc,
+    cpuMs() {
+      const ticks = processTree(child.pid!).reduce((sum, pid) => sum + cpuTicks(pid), 0);
+      return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+    },
+    shm() {
+      return parseShmmem(rpc("core.shmmem"));
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Items in one htable, from `kamcmd htable.stats` (one block per table). */
+export function htableItems(kamailio: DirectKamailio, table: string): number {
+  const text = kamailio.rpc("htable.stats");
+  const block = text.split(/\{/).find((part) => new RegExp(`name:\\s*${table}\\b`).test(part)) ?? "";
+  return Number(/\ball:\s*(\d+)/.exec(block)?.[1] ?? NaN);
+}

@@ -1,0 +1,120 @@
+// Benchmarks 1 and 2, from one run of the real product (`pusher start`: Kamailio + helper) with a loopback capture:
+//   phones register with push params, then their bindings lapse (`ul.rm`; the device records stay);
+//   N callers call N different AORs: each INVITE is held and pushed at once (dispatch latency:
+//     INVITE on the wire to Kamailio → push received by the mock APNs);
+//   once all N calls are held, the N phones wake and register again (wake latency: REGISTER on the wire to
+//     Kamailio → INVITE on the wire from Kamailio to that phone), answer, and the callers hang up.
+// Capture times are the kernel's; the mock's are performance.timeOrigin + performance.now() in this process.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BenchApns } from "./lib/bench-apns";
+import { firstByCallId, LoopbackCapture } from "./lib/capture";
+import { TEST_CA_DIR } from "./lib/paths";
+import { startPusherRun, type PusherRun } from "./lib/pusher-run";
+import { makePhones, runSippLoad, startSippLoad, writeInjectionFile, type SippLoad } from "./lib/sipp-load";
+import { distribution, round, type Distribution } from "./lib/stats";
+import { BENCH_APP_ID, BENCH_USER_AGENT_REGEX, registerKeys } from "./register-cost";
+
+export interface WakeLatencyOptions {
+  calls: number;
+  /** Calls (and wake-up REGISTERs) started per second. */
+  rate: number;
+}
+
+export interface WakeLatencyResult {
+  calls: number;
+  rate: number;
+  /** Every push the mock got during the run; more than `calls` when the product sends follow-up pushes. */
+  pushesReceived: number;
+  /** How many pushes had each aps.alert.loc-key. */
+  pushAlertKeys: Record<string, number>;
+  wakeLatencyMs: Distribution;
+  dispatchLatencyMs: Distribution;
+}
+
+function countBy(values: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: string) => void = () => {}): Promise<WakeLatencyResult> {
+  const dir = mkdtempSync(join(tmpdir(), "pusher-bench-wake-"));
+  const runId = `${process.pid}x${Date.now().toString(36)}`;
+  const apns = await BenchApns.start({ caDir: TEST_CA_DIR, record: true });
+  let pusher: PusherRun | null = null;
+  let capture: LoopbackCapture | null = null;
+  let callers: SippLoad | null = null;
+  try {
+    pusher = await startPusherRun({
+      // t1 is not reached (the phones have no binding); t2/t3 far beyond the run so no call ends on a timer.
+      timers: { inviteFirstMs: 2000, pushWaitMs: 120_000, afterWakeMs: 60_000 },
+      userAgents: [{ name: "MyMobileApp", regex: BENCH_USER_AGENT_REGEX }],
+      apps: { [BENCH_APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: apns.host } } },
+    });
+    const running = pusher;
+    const phones = makePhones(`wake${runId}u`, options.calls);
+    const injectionFile = writeInjectionFile(dir, "phones.csv", phones);
+    const keys = registerKeys("600");
+    await runSippLoad({ scenario: "register.xml", remotePort: pusher.sipPort, injectionFile, calls: options.calls, rate: 500, keys });
+    // The bindings lapse, the device records stay (as in test/integration): each call is held and pushed at once.
+    for (const phone of phones) pusher.rpc("ul.rm", "location", `${phone.user}@127.0.0.1`);
+
+    capture = await LoopbackCapture.start(dir, pusher.sipPort);
+    // Caller call n and phone call n share the Call-ID: sipp's %u is the call number, in injection-file order.
+    const callIdPattern = `wake-${runId}-%u@bench`;
+    callers = await startSippLoad({ scenario: "call.xml", remotePort: pusher.sipPort, injectionFile, calls: options.calls, rate: options.rate, keys, callIdPattern });
+    await waitUntil(() => apns.pushes.length >= options.calls, 30_000, () => `${options.calls} pushes (got ${apns.pushes.length}); pusher output:\n${running.output().slice(-3000)}`);
+    log(`wake: ${options.calls} calls held and pushed`);
+    const phonesLoad = await startSippLoad({ scenario: "wake-and-answer.xml", remotePort: pusher.sipPort, injectionFile, calls: options.calls, rate: options.rate, keys, callIdPattern, timeoutSeconds: 60 });
+    const callersDone = callers.done.then((called) => {
+      // A failed caller leaves its phone waiting: stop the phones' sipp too, so the error shows at once.
+      if (called.code !== 0) phonesLoad.child.kill();
+      return called;
+    });
+    const [wake, called] = await Promise.all([phonesLoad.done, callersDone]);
+    if (called.code !== 0) throw new Error(`bench: callers' sipp exited with ${called.code}:\n${called.output}`);
+    if (wake.code !== 0) throw new Error(`bench: phones' sipp exited with ${wake.code}:\n${wake.output}`);
+    log(`wake: ${options.calls} phones woke and answered in ${round(wake.elapsedMs, 0)} ms`);
+    const packets = await capture.stop();
+    capture = null;
+
+    const sipPort = pusher.sipPort;
+    const invitesIn = firstByCallId(packets, (p) => p.method === "INVITE" && p.destinationPort === sipPort);
+    const invitesOut = firstByCallId(packets, (p) => p.method === "INVITE" && p.sourcePort === sipPort);
+    const registersIn = firstByCallId(packets, (p) => p.method === "REGISTER" && p.destinationPort === sipPort);
+    const wakeSamples: number[] = [];
+    for (const [callId, register] of registersIn) {
+      const invite = invitesOut.get(callId);
+      if (invite) wakeSamples.push(invite.timeMs - register.timeMs);
+    }
+    // The first push per call: later ones for the same call (e.g. an "answered elsewhere" alert) are not dispatch.
+    const firstPushes = new Map<string, number>();
+    for (const push of apns.pushes) if (push.callId && !firstPushes.has(push.callId)) firstPushes.set(push.callId, push.receivedAtMs);
+    const dispatchSamples: number[] = [];
+    for (const [callId, receivedAtMs] of firstPushes) {
+      const invite = invitesIn.get(callId);
+      if (invite) dispatchSamples.push(receivedAtMs - invite.timeMs);
+    }
+    if (wakeSamples.length !== options.calls || dispatchSamples.length !== options.calls) {
+      const unmatched = [...firstPushes.keys()].filter((callId) => !invitesIn.has(callId)).slice(0, 5);
+      throw new Error(`bench: no captured INVITE for the pushes of ${JSON.stringify(unmatched)}; matched ${wakeSamples.length} wake-ups and ${dispatchSamples.length} pushes of ${options.calls} calls (${packets.length} SIP packets captured)`);
+    }
+    return { calls: options.calls, rate: options.rate, pushesReceived: apns.pushes.length, pushAlertKeys: countBy(apns.pushes.map((push) => push.alertKey ?? "(none)")), wakeLatencyMs: distribution(wakeSamples), dispatchLatencyMs: distribution(dispatchSamples) };
+  } finally {
+    if (capture) await capture.stop().catch(() => []);
+    if (callers && callers.child.exitCode === null) callers.child.kill();
+    await pusher?.stop();
+    await apns.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
