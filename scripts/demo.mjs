@@ -160,7 +160,8 @@ async function demo(work) {
   const sipPort = await freePort();
   const configPath = join(work, "pusher.json");
   writeFileSync(configPath, JSON.stringify({
-    sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`] },
+    // No digest auth (sip.auth) here: the demo shows the push path; `pusher users add` is for real phones.
+    sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false },
     link: { port: await freePort() },
     stateDir: join(work, "state"),
     timers: TIMERS,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `npm start` and `npm test` need and a fresh Debian 12 + Node 20 machine lacks:
-# Kamailio 5.6 with the modules the plugin uses, sipp (package sip-tester), duk (duktape), openssl,
+# Kamailio 5.6 with the modules the plugin uses, sipp (package sip-tester), duk (duktape), openssl, sqlite3
+# (`pusher users` writes the users database with it),
 # and the npm dependencies. Does nothing when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ packages=()
 [ -f "$MODULES/db_sqlite.so" ] || packages+=(kamailio-sqlite-modules)
 command -v sipp >/dev/null || packages+=(sip-tester)
 command -v duk >/dev/null || packages+=(duktape)
+command -v sqlite3 >/dev/null || packages+=(sqlite3)
 command -v openssl >/dev/null || packages+=(openssl)
 
 if [ ${#packages[@]} -gt 0 ]; then

@@ -94,6 +94,14 @@ export interface CallsConfig {
   missedCallPush: boolean;
   /** Alert push "answered elsewhere" to every pushed phone that did not answer. */
   answeredElsewherePush: boolean;
+  /** Lifetime of the one-time registration token a push carries (Kazoo's X-Token-Reg; 60 s there). */
+  registrationTokenSeconds: number;
+}
+
+/** Kamailio-side settings `pusher start` passes on the command line. */
+export interface KamailioConfig {
+  /** `#!define`s for kamailio/pusher.cfg knobs (PUSHER_* only), e.g. {"PUSHER_TOKEN_SKIPS_AUTH": 1}. */
+  defines: { [name: string]: string | number };
 }
 
 export interface KazooConfig {
@@ -102,16 +110,25 @@ export interface KazooConfig {
 }
 
 export interface PusherConfig {
-  sip: { listen: string[]; auth: boolean };
+  sip: { listen: string[]; auth: boolean; tls?: SipTlsConfig };
   calls: CallsConfig;
   kazoo: KazooConfig;
+  kamailio: KamailioConfig;
   timers: TimersConfig;
   userAgents: UserAgentRule[];
   devices: DevicesConfig;
   apps: { [appId: string]: AppConfig };
   link: { port: number };
+  /** The helper's Prometheus endpoint: http://127.0.0.1:<port>/metrics (0: off). */
+  metrics: { port: number };
   stateDir: string;
   log: { level: LogLevel };
+}
+
+/** The certificate and key Kamailio's tls module serves on `tls:` listen addresses (`pusher start` writes tls.cfg). */
+export interface SipTlsConfig {
+  certificateFile: string;
+  keyFile: string;
 }
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -121,17 +138,21 @@ export const DEFAULT_FIREBASE_HOST = "fcm.googleapis.com";
 
 export function defaultConfig(): PusherConfig {
   return {
-    sip: { listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"], auth: false },
+    // Push records are only written from authenticated REGISTERs; labs may turn auth off.
+    sip: { listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"], auth: true },
     // Kazoo pusher-role's t1/t2/t3.
     timers: { inviteFirstMs: 2000, pushWaitMs: 20000, afterWakeMs: 30000 },
     // Kazoo's behaviour and reply: invite-first with "182 sending push notification".
-    calls: { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true },
+    calls: { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true, registrationTokenSeconds: 60 },
+    kamailio: { defines: {} },
     kazoo: { trustedSources: ["127.0.0.1/32", "::1/128"] },
     userAgents: [],
     // RFC 8599 leaves it to the proxy; Flexisip's wiki recommends 7 days, Kazoo keeps tokens for good.
     devices: { retentionDays: 30 },
     apps: {},
     link: { port: 8448 },
+    // Next to node_exporter's 9100 range, unassigned by IANA.
+    metrics: { port: 9648 },
     stateDir: "pusher-state",
     log: { level: "info" },
   };
@@ -281,14 +302,39 @@ function oneOf<T extends string>(value: unknown, path: string, allowed: T[]): T 
   return value as T;
 }
 
+const DEFINE_NAME = /^PUSHER_[A-Z0-9_]+$/;
+const DEFINE_VALUE = /^[A-Za-z0-9 ._:\/@=+-]*$/;
+
+function validateKamailio(value: unknown): KamailioConfig {
+  const kamailio = objectAt(value, "kamailio");
+  checkKeys(kamailio, ["defines"], "kamailio");
+  const result: KamailioConfig = { defines: {} };
+  if (kamailio.defines === undefined) return result;
+  const defines = objectAt(kamailio.defines, "kamailio.defines");
+  for (const name in defines) {
+    if (!Object.prototype.hasOwnProperty.call(defines, name)) continue;
+    const path = "kamailio.defines." + name;
+    if (!DEFINE_NAME.test(name)) throw new ConfigError(path, "only PUSHER_* knobs of kamailio/pusher.cfg can be set here");
+    const define = defines[name];
+    if (typeof define === "number" && Math.floor(define) === define) result.defines[name] = define;
+    // Strings become quoted cfg strings; quotes and backslashes could break out of them, so they are refused.
+    else if (typeof define === "string" && DEFINE_VALUE.test(define)) result.defines[name] = define;
+    else throw new ConfigError(path, "must be an integer or a string of letters, digits and . _ : / @ = + - space");
+  }
+  return result;
+}
+
 function validateCalls(value: unknown): CallsConfig {
   const calls = objectAt(value, "calls");
-  checkKeys(calls, ["strategy", "provisional", "missedCallPush", "answeredElsewherePush"], "calls");
+  checkKeys(calls, ["strategy", "provisional", "missedCallPush", "answeredElsewherePush", "registrationTokenSeconds"], "calls");
   const result = defaultConfig().calls;
   if (calls.strategy !== undefined) result.strategy = oneOf(calls.strategy, "calls.strategy", CALL_STRATEGIES);
   if (calls.provisional !== undefined) result.provisional = oneOf(calls.provisional, "calls.provisional", PUSH_PROVISIONALS);
   if (calls.missedCallPush !== undefined) result.missedCallPush = booleanAt(calls.missedCallPush, "calls.missedCallPush");
   if (calls.answeredElsewherePush !== undefined) result.answeredElsewherePush = booleanAt(calls.answeredElsewherePush, "calls.answeredElsewherePush");
+  if (calls.registrationTokenSeconds !== undefined) {
+    result.registrationTokenSeconds = integerAt(calls.registrationTokenSeconds, "calls.registrationTokenSeconds", 1, 3600);
+  }
   return result;
 }
 
@@ -355,11 +401,11 @@ function validateTimers<T extends Partial<TimersConfig>>(value: unknown, path: s
 export function validateConfig(input: unknown): PusherConfig {
   const config = defaultConfig();
   const root = objectAt(input === undefined ? {} : input, "(root)");
-  checkKeys(root, ["sip", "timers", "calls", "kazoo", "userAgents", "devices", "apps", "link", "stateDir", "log"], "");
+  checkKeys(root, ["sip", "timers", "calls", "kazoo", "kamailio", "userAgents", "devices", "apps", "link", "metrics", "stateDir", "log"], "");
 
   if (root.sip !== undefined) {
     const sip = objectAt(root.sip, "sip");
-    checkKeys(sip, ["listen", "auth"], "sip");
+    checkKeys(sip, ["listen", "auth", "tls"], "sip");
     if (sip.listen !== undefined) {
       if (!(sip.listen instanceof Array) || sip.listen.length === 0) throw new ConfigError("sip.listen", "must be a non-empty list");
       config.sip.listen = sip.listen.map(function (entry: unknown, index: number) {
@@ -370,11 +416,17 @@ export function validateConfig(input: unknown): PusherConfig {
       if (typeof sip.auth !== "boolean") throw new ConfigError("sip.auth", "must be true or false");
       config.sip.auth = sip.auth;
     }
+    if (sip.tls !== undefined) {
+      const tls = objectAt(sip.tls, "sip.tls");
+      checkKeys(tls, ["certificateFile", "keyFile"], "sip.tls");
+      config.sip.tls = { certificateFile: stringAt(tls.certificateFile, "sip.tls.certificateFile"), keyFile: stringAt(tls.keyFile, "sip.tls.keyFile") };
+    }
   }
   if (root.timers !== undefined) {
     validateTimers(root.timers, "timers", config.timers);
   }
   if (root.calls !== undefined) config.calls = validateCalls(root.calls);
+  if (root.kamailio !== undefined) config.kamailio = validateKamailio(root.kamailio);
   if (root.kazoo !== undefined) {
     const kazoo = objectAt(root.kazoo, "kazoo");
     checkKeys(kazoo, ["trustedSources"], "kazoo");
@@ -395,6 +447,11 @@ export function validateConfig(input: unknown): PusherConfig {
     if (devices.retentionDays !== undefined) config.devices.retentionDays = integerAt(devices.retentionDays, "devices.retentionDays", 1, 3650);
   }
   if (root.apps !== undefined) config.apps = validateApps(root.apps);
+  if (root.metrics !== undefined) {
+    const metrics = objectAt(root.metrics, "metrics");
+    checkKeys(metrics, ["port"], "metrics");
+    if (metrics.port !== undefined) config.metrics.port = integerAt(metrics.port, "metrics.port", 0, 65535);
+  }
   if (root.link !== undefined) {
     const link = objectAt(root.link, "link");
     checkKeys(link, ["port"], "link");

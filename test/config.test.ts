@@ -44,9 +44,10 @@ const fullConfig = {
 describe("defaultConfig", () => {
   it("holds Kazoo's timers and call behaviour, and loopback-only listen addresses", () => {
     expect(defaultConfig()).toMatchObject({
-      sip: { listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"], auth: false },
+      sip: { listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"], auth: true },
       timers: { inviteFirstMs: 2000, pushWaitMs: 20000, afterWakeMs: 30000 },
-      calls: { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true },
+      calls: { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true, registrationTokenSeconds: 60 },
+      kamailio: { defines: {} },
       userAgents: [],
       apps: {},
       link: { port: 8448 },
@@ -151,7 +152,7 @@ describe("validateConfig", () => {
       [{ missedCallPush: false }, { strategy: "invite-first", provisional: "182", missedCallPush: false, answeredElsewherePush: true }],
       [{ answeredElsewherePush: false }, { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: false }],
     ])("accepts calls %j and fills the rest with defaults", (calls, expected) => {
-      expect(validateConfig({ calls }).calls).toEqual(expected);
+      expect(validateConfig({ calls }).calls).toEqual({ ...expected, registrationTokenSeconds: 60 });
     });
 
     it.each([

@@ -72,10 +72,11 @@ describe("systemd units", () => {
         expect(single(unit, "Service", "MemoryDenyWriteExecute")).toBeUndefined();
       });
 
-      it("sends SIGHUP for reload only if pusher start handles it", () => {
-        const reloads = readFileSync(join(ROOT, "src", "cli", "start.ts"), "utf8").includes("SIGHUP");
+      it("sends SIGHUP for reload only if the process it runs handles it", () => {
+        const source = file === "kamailio-pusher.service" ? join(ROOT, "src", "cli", "start.ts") : join(ROOT, "src", "helper", "main.ts");
+        const reloads = readFileSync(source, "utf8").includes("SIGHUP");
         const execReload = single(unit, "Service", "ExecReload");
-        if (file === "kamailio-pusher.service" && reloads) expect(execReload).toBe("/bin/kill -HUP $MAINPID");
+        if (reloads) expect(execReload).toBe("/bin/kill -HUP $MAINPID");
         else expect(execReload).toBeUndefined();
       });
 

@@ -2,10 +2,14 @@
 import { checkListen } from "../config";
 import { runApps } from "./apps-command";
 import { runTestPush } from "./test-push-command";
+import { runUsers } from "./users-command";
 import { CliError, loadConfig, resolveConfigPath, usageError } from "./config-file";
 import { runDevices } from "./devices-command";
 import { runImportKazoo } from "./import-kazoo-command";
 import { runStart } from "./start";
+import { runCheck } from "./check-command";
+import { runMetrics } from "./metrics-command";
+import { runReload } from "./reload-command";
 import { RULE_OPTIONS, RuleOptions, runUserAgents } from "./ua-command";
 
 const USAGE = `Usage: pusher [--config FILE] <command> [arguments]
@@ -35,11 +39,23 @@ Commands:
                           accepts only those apps, --params names the Contact params of legacy bindings
   ua list [--json]        list User-Agent rules in order (the first match wins)
   ua remove <name>        remove a User-Agent rule
+  users add <user@domain> <password>
+                          add or change a SIP user whose REGISTERs the reference cfg accepts (sip.auth);
+                          only HA1 is stored, in users.sqlite in the state dir (needs Debian's sqlite3)
+  users list [--json], users remove <user@domain>
   import-kazoo <system_config-pusher.json> [--dry-run]
                           import Kazoo's system_config/pusher document: User-Agent rules and APNs certificate
                           apps; prints each item, and what was skipped and why
   start [--listen proto:ip:port]...
                           run pusher; the default listen addresses are sip.listen from the config
+  reload [--kamailio-ctl SOCKET] [--helper-pid-file FILE|PID]
+                          apply a changed config to the running Kamailio and helper without a restart (held
+                          calls keep waiting); a config that does not validate is refused and the running one
+                          stays. Defaults: pusher start's (state dir); give both options for your own Kamailio
+  metrics [--kamailio-ctl SOCKET]
+                          print the helper's and Kamailio's counters as Prometheus text
+  check                   validate the config and each app's credentials offline and online (expiry, keys,
+                          OAuth token, TLS to each host); one line per app, exit 1 on any failure
   help                    show this text
 
 Options:
@@ -48,7 +64,7 @@ Options:
 
 Exit codes: 0 success, 1 runtime or configuration error, 2 usage error.`;
 
-const VALUE_OPTIONS = ["--config", "--listen"];
+const VALUE_OPTIONS = ["--config", "--listen", "--kamailio-ctl", "--helper-pid-file"];
 // Options of `apps add-apple-token|add-firebase|add-webpush` and `test-push`.
 const PROVIDER_OPTIONS = ["--key-file", "--key-id", "--team-id", "--host", "--vapid-key", "--subject", "--type"];
 VALUE_OPTIONS.push(...PROVIDER_OPTIONS);
@@ -98,9 +114,11 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === undefined) throw usageError("no command given");
   if (options["--listen"] && command !== "start") throw usageError(`--listen is only valid with "start"`);
-  if (options["--json"] && command !== "apps" && command !== "ua" && command !== "devices") {
-    throw usageError(`--json is only valid with "apps list", "ua list" and "devices"`);
+  if (options["--json"] && command !== "apps" && command !== "ua" && command !== "devices" && command !== "users") {
+    throw usageError(`--json is only valid with "apps list", "ua list", "users list" and "devices"`);
   }
+  if (options["--kamailio-ctl"] && command !== "reload" && command !== "metrics") throw usageError(`--kamailio-ctl is only valid with "reload" and "metrics"`);
+  if (options["--helper-pid-file"] && command !== "reload") throw usageError(`--helper-pid-file is only valid with "reload"`);
   if (options["--show-tokens"] && command !== "devices") throw usageError(`--show-tokens is only valid with "devices"`);
   if (options["--dry-run"] && command !== "import-kazoo") throw usageError(`--dry-run is only valid with "import-kazoo"`);
   const providerOptions: { [name: string]: string } = {};
@@ -131,9 +149,20 @@ async function main(argv: string[]): Promise<void> {
       }
       return runUserAgents(configPath, args, json, ruleOptions);
     }
+    case "users":
+      return runUsers(configPath, args, json);
     case "import-kazoo":
       if (args.length !== 1) throw usageError(`expected "import-kazoo <system_config-pusher.json> [--dry-run]"`);
       return runImportKazoo(configPath, args[0], options["--dry-run"] !== undefined);
+    case "reload":
+      if (args.length > 0) throw usageError(`"reload" takes no arguments, got ${JSON.stringify(args[0])}`);
+      return runReload(configPath, { kamailioCtl: options["--kamailio-ctl"]?.[0], helperPid: options["--helper-pid-file"]?.[0] });
+    case "metrics":
+      if (args.length > 0) throw usageError(`"metrics" takes no arguments, got ${JSON.stringify(args[0])}`);
+      return runMetrics(configPath, options["--kamailio-ctl"]?.[0]);
+    case "check":
+      if (args.length > 0) throw usageError(`"check" takes no arguments, got ${JSON.stringify(args[0])}`);
+      return runCheck(configPath);
     case "start": {
       if (args.length > 0) throw usageError(`"start" takes no arguments, got ${JSON.stringify(args[0])}`);
       const { config } = loadConfig(configPath);

@@ -105,6 +105,23 @@ export class ApnsSender {
     return this.sessions.close();
   }
 
+  /**
+   * After a config reload: closes the sessions no app uses any more and those whose certificate or key file
+   * changed (a TLS client certificate is bound to its connection), each once its in-flight pushes are answered.
+   * Unchanged ones stay open.
+   */
+  retireStale(current: AppleCredentials[], changedFiles: ReadonlySet<string>): void {
+    for (const file of changedFiles) this.providerTokens.forgetKeyFile(file);
+    const wanted = new Set<string>();
+    for (const credentials of current) {
+      const file = credentials.certificateFile ?? credentials.keyFile ?? "";
+      if (!changedFiles.has(file)) wanted.add(this.target(credentials).key);
+    }
+    for (const key of this.sessions.keys()) {
+      if (!wanted.has(key)) this.sessions.retire(key, "its credentials changed or were removed by a config reload");
+    }
+  }
+
   /** Open sessions, for tests and diagnostics. */
   get sessionCount(): number {
     return this.sessions.size;

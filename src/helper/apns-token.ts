@@ -57,6 +57,11 @@ export class ApnsProviderTokens {
    * `renewRejected`: APNs refused this token (ExpiredProviderToken/InvalidProviderToken): sign a new one, unless
    * another push already replaced it. The key file is read again for each new token (a rotated key is picked up).
    */
+  /** Drops the cached tokens signed with `keyFile` (a config reload found the file changed). */
+  forgetKeyFile(keyFile: string): void {
+    for (const cacheKey of [...this.tokens.keys()]) if (cacheKey.endsWith(`\n${keyFile}`)) this.tokens.delete(cacheKey);
+  }
+
   bearer(key: ApnsSigningKey, renewRejected?: string): string {
     const cacheKey = `${key.teamId}\n${key.keyId}\n${key.keyFile}`;
     const cached = this.tokens.get(cacheKey);

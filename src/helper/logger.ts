@@ -11,10 +11,14 @@ export interface Logger {
 
 const SEVERITY: { [level in LogLevel]: number } = { error: 0, warn: 1, info: 2, debug: 3 };
 
-/** A logger printing the lines at `level` or more severe through `write` (stdout by default). */
-export function createLogger(level: LogLevel, write: (line: string) => void = (line) => process.stdout.write(line + "\n")): Logger {
+/**
+ * A logger printing the lines at `level` or more severe through `write` (stdout by default). `level` may be a
+ * function, read at each line: the helper's config reload changes it in place.
+ */
+export function createLogger(level: LogLevel | (() => LogLevel), write: (line: string) => void = (line) => process.stdout.write(line + "\n")): Logger {
+  const currentLevel = typeof level === "function" ? level : () => level;
   const line = (lineLevel: LogLevel) => (message: string) => {
-    if (SEVERITY[lineLevel] <= SEVERITY[level]) write(`${new Date().toISOString()} ${lineLevel.toUpperCase()} ${message}`);
+    if (SEVERITY[lineLevel] <= SEVERITY[currentLevel()]) write(`${new Date().toISOString()} ${lineLevel.toUpperCase()} ${message}`);
   };
   return { error: line("error"), warn: line("warn"), info: line("info"), debug: line("debug") };
 }

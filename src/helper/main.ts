@@ -9,7 +9,9 @@ import { FcmSender } from "./fcm-sender";
 import { WebPushSender } from "./webpush-sender";
 import { KamailioLink, LINK_HOST } from "./kamailio-link";
 import { createLogger } from "./logger";
-import { createPushHandler } from "./push-handler";
+import { createPushHandler, type PushHandlerOptions } from "./push-handler";
+import { HelperMetrics, serveMetrics } from "./metrics";
+import { changedFiles, credentialFingerprints } from "./credential-files";
 
 const DEFAULT_CONFIG_FILE = "pusher.json";
 // setInterval's largest delay; the interval only exists to hold the event loop open.
@@ -75,8 +77,10 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const { config, found } = loaded;
-  const logger = createLogger(config.log.level);
+  const { found } = loaded;
+  // Replaced whole by a reload (SIGHUP); everything that may change reads it through `current`.
+  let config = loaded.config;
+  const logger = createLogger(() => config.log.level);
   const linkPort = commandLine.linkPort ?? config.link.port;
   const appIds = Object.keys(config.apps);
   logger.info(
@@ -85,7 +89,10 @@ async function main(): Promise<void> {
   );
 
   const senders = { apple: new ApnsSender({ logger }), firebase: new FcmSender({ logger }), webpush: new WebPushSender({ logger }) };
-  const handlePush = createPushHandler({ apps: config.apps, senders, logger });
+  const metrics = new HelperMetrics();
+  // createPushHandler reads `apps` from this object at each push: a reload swaps it here.
+  const pushOptions: PushHandlerOptions = { apps: config.apps, senders, logger, metrics };
+  const handlePush = createPushHandler(pushOptions);
   const link = new KamailioLink({
     port: linkPort,
     logger,
@@ -98,6 +105,37 @@ async function main(): Promise<void> {
   // The link's reconnect timers are unref'd, so while Kamailio is down nothing else would keep this daemon up.
   const keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
   link.start();
+  metrics.linkUp = () => link.isConnected;
+  const metricsServer = config.metrics.port > 0 ? await serveMetrics(metrics, config.metrics.port, logger) : null;
+
+  // SIGHUP (`pusher reload`): read the file again; a broken one is refused whole and the running config stays.
+  // Sessions bound to a changed certificate close once their in-flight pushes are answered; others stay.
+  let fingerprints = credentialFingerprints(config);
+  const reload = async (): Promise<void> => {
+    let next: PusherConfig;
+    try {
+      const reloaded = await loadConfig(commandLine.configFile);
+      if (!reloaded.found) throw new StartupError(`PUSHER_ERR_CONFIG ${commandLine.configFile}: not found`);
+      next = reloaded.config;
+    } catch (error) {
+      if (!(error instanceof StartupError)) throw error;
+      metrics.countReload("refused");
+      logger.error(`config reload refused, the running config stays: ${error.message.replace(/\s+/g, " ")}`);
+      return;
+    }
+    const nextFingerprints = credentialFingerprints(next);
+    const changed = changedFiles(fingerprints, nextFingerprints);
+    const restartOnly = (["link", "metrics"] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+    config = next;
+    fingerprints = nextFingerprints;
+    pushOptions.apps = next.apps;
+    const appleCredentials = Object.keys(next.apps).flatMap((appId) => (next.apps[appId].apple ? [next.apps[appId].apple!] : []));
+    senders.apple.retireStale(appleCredentials, changed);
+    metrics.countReload("applied");
+    logger.info(`config reloaded: ${Object.keys(next.apps).length} app(s), ${changed.size} credential file(s) new or changed, log level ${next.log.level}`);
+    for (const key of restartOnly) logger.warn(`config reload: ${key} changed; it takes effect when the helper restarts`);
+  };
+  process.on("SIGHUP", () => void reload());
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -105,6 +143,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info(`stopping on ${signal}`);
     clearInterval(keepAlive);
+    metricsServer?.close();
     void Promise.all([link.close(), senders.apple.close(), senders.firebase.close(), senders.webpush.close()]).then(() => {
       process.exitCode = 0;
     });

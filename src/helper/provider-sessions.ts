@@ -68,6 +68,11 @@ export class ProviderSessions {
     return this.sessions.size;
   }
 
+  /** The keys of the open sessions (a config reload retires those whose credentials changed). */
+  keys(): string[] {
+    return [...this.sessions.keys()];
+  }
+
   /** The server's concurrency limit on the session for `key`, once its SETTINGS arrived. */
   maxConcurrentStreams(key: string): number | undefined {
     return this.sessions.get(key)?.maxConcurrentStreams;

@@ -6,6 +6,7 @@ import type { ApnsSender } from "./apns-sender";
 import { CredentialsAlarm } from "./credentials-alarm";
 import type { FcmSender } from "./fcm-sender";
 import { maskToken, type Logger } from "./logger";
+import type { HelperMetrics } from "./metrics";
 import type { SendOutcome } from "./retry-policy";
 import type { WebPushSender } from "./webpush-sender";
 
@@ -20,6 +21,8 @@ export interface PushHandlerOptions {
   senders: PushSenders;
   logger: Logger;
   alarm?: CredentialsAlarm;
+  /** Counts each finished push (pusher_pushes_total…). */
+  metrics?: HelperMetrics;
   now?: () => number;
 }
 
@@ -51,7 +54,10 @@ export async function deliverPush(request: PushRequest, options: Omit<PushHandle
     logger.error(`push: unexpected error: ${(error as Error).stack ?? String(error)}`);
     return { outcome: "failed", code: "PUSHER_ERR_BAD_MESSAGE", reason: (error as Error).message, attempts: 0 };
   }
-  if (outcome.credentials) options.alarm?.raise(appId, provider, outcome.code ?? "", outcome.reason);
+  if (outcome.credentials) {
+    options.alarm?.raise(appId, provider, outcome.code ?? "", outcome.reason);
+    options.metrics?.countCredentialsAlarm(appId, provider);
+  }
   return outcome;
 }
 
@@ -64,6 +70,7 @@ export function createPushHandler(options: PushHandlerOptions): (request: PushRe
   return async function handlePush(request: PushRequest): Promise<PushResult> {
     const startedMs = now();
     const outcome = await deliverPush(request, { ...options, alarm });
+    options.metrics?.countPush(request.device.provider, request.purpose ?? "call", outcome.outcome, outcome.code, outcome.dropToken === true);
     const result: PushResult = {
       type: "push-result",
       callRef: request.callRef,

@@ -5,6 +5,7 @@
 import { parseHelperMessage, PushResult } from "../protocol";
 import { removeDevice } from "./device-store";
 import { recordPushFailure } from "./hold-call";
+import { countCall, countTokenPurged } from "./call-metrics";
 import { logError, logInfo, logWarn } from "./log";
 import { pvString, setVar } from "./sip-message";
 
@@ -27,10 +28,12 @@ function onPushResult(result: PushResult): void {
   if (result.outcome === "sent") return;
   logWarn("push failed call-id=" + result.callId + " aor=" + result.aor + " code=" + (result.code || "") + " reason=" + (result.reason || ""));
   if (result.dropToken && removeDevice(result.aor, result.instance)) {
+    countTokenPurged();
     logInfo("device removed aor=" + result.aor + " instance=" + result.instance + ": the provider says its token is dead");
   }
   const call = recordPushFailure(result.aor, result.callRef, result.instance);
   if (!call) return;
+  countCall("unreachable");
   setVar("pusher_tindex", call.tindex);
   setVar("pusher_tlabel", call.tlabel);
   setVar("pusher_fail", 1);

@@ -7,6 +7,7 @@
 // take the same call.
 
 import { Caller, CallRef, PushDevice } from "../protocol";
+import { forgetRegistrationToken } from "./registration-token";
 import { CALLS_TABLE, getJson, getString, remove, setJson, withLock } from "./shared-state";
 
 export type CallState = "held" | "ringing";
@@ -31,6 +32,8 @@ export interface PushedCall {
   forkedInstances: string[];
   heldAtMs: number;
   ringsUntilMs: number;
+  /** The one-time token its pushes carry (see registration-token.ts). */
+  registrationToken?: string;
 }
 
 function callKey(callRef: CallRef): string {
@@ -75,6 +78,7 @@ function removeFromList(key: string, callRef: CallRef): void {
 
 function forget(call: PushedCall): void {
   remove(CALLS_TABLE, callKey(call.callRef));
+  if (call.registrationToken) forgetRegistrationToken(call.registrationToken);
   remove(CALLS_TABLE, callIdKey(call.callId));
   removeFromList(waitKey(call.aor), call.callRef);
   removeFromList(ringingKey(call.aor), call.callRef);

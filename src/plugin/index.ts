@@ -4,8 +4,10 @@
 import { onHelperMessage } from "./helper-messages";
 import { onAnswered, onCallEnded, onCancel, onInvite, onInviteFirstFailed, onParallelFailed, sendPushes } from "./invite-flow";
 import { ensureDevicesLoaded } from "./device-store";
+import { onDelivered } from "./call-metrics";
 import { registerDevices } from "./register-devices";
 import { nextHeldCall, onRegister, repairContactHeader } from "./register-flow";
+import { checkRegistrationToken } from "./registration-token";
 
 declare var globalThis: { [name: string]: unknown };
 
@@ -15,12 +17,14 @@ const entryPoints: { [name: string]: () => void } = {
   pusher_register_devices: registerDevices,
   pusher_on_register: onRegister,
   pusher_next_held_call: nextHeldCall,
+  pusher_check_registration_token: checkRegistrationToken,
   pusher_on_invite: onInvite,
   pusher_on_invite_first_failed: onInviteFirstFailed,
   pusher_on_parallel_failed: onParallelFailed,
   pusher_send_pushes: sendPushes,
   pusher_on_call_ended: onCallEnded,
   pusher_on_answered: onAnswered,
+  pusher_on_delivered: onDelivered,
   pusher_on_cancel: onCancel,
   pusher_on_helper_message: onHelperMessage,
 };

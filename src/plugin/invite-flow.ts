@@ -14,6 +14,8 @@ import { CallStrategy } from "../config";
 import { CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
 import { CallTimers, readKazooCall } from "./kazoo-headers";
 import { instanceAt } from "./answering-device";
+import { countCall, countCallEnded } from "./call-metrics";
+import { issueRegistrationToken } from "./registration-token";
 import { logError, logInfo, maskToken } from "./log";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
@@ -146,8 +148,10 @@ function recordPushedCall(plan: CallPlan, state: CallState): boolean {
     forkedInstances: [],
     heldAtMs: now,
     ringsUntilMs: now + plan.timers.pushWaitMs,
+    registrationToken: issueRegistrationToken(plan.aor),
   };
   holdCall(call);
+  countCall("held");
   const provisional = config.calls.provisional;
   setVar("pusher_provisional_code", provisional === "none" ? 0 : Number(provisional));
   setVar("pusher_provisional_reason", provisional === "none" ? "" : PROVISIONAL_REASONS[provisional]);
@@ -166,6 +170,7 @@ function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReas
     ringsUntilMs: call.ringsUntilMs,
   };
   if (call.accountRef) request.accountRef = call.accountRef;
+  if (!endReason && call.registrationToken) request.registrationToken = call.registrationToken;
   if (endReason) {
     request.purpose = "call-ended";
     request.endReason = endReason;
@@ -210,7 +215,7 @@ export function onAnswered(): void {
 
 /** failure_route of a held or delivered call: forget it (timeout, cancel, or the woken phone failed). */
 export function onCallEnded(): void {
-  endCall(currentCallRef());
+  countCallEnded(endCall(currentCallRef()));
 }
 
 /**
@@ -224,6 +229,7 @@ export function onCancel(): void {
   const found = findCallByCallId(pvString("$ci"), pvString("$ft"));
   const call = found ? endCall(found.callRef) : null;
   if (!call) return;
+  countCall("cancelled");
   logInfo("caller cancelled call-id=" + call.callId + " aor=" + call.aor + " (" + call.state + ")");
   const reason = header("Reason") || "";
   tellPushedPhonesCallEnded(call, /cause\s*=\s*200\b/i.test(reason) ? "answered-elsewhere" : "cancelled");

@@ -9,6 +9,8 @@ export const TOKENS_TABLE = "pusher_tokens";
 export const CALLS_TABLE = "pusher_calls";
 /** Process-wide facts: config file path and generation, helper connection, rate-limited log marks. */
 export const STATE_TABLE = "pusher_state";
+/** Counters and the wake-latency histogram (call-metrics.ts), read by `pusher metrics`. */
+export const STATS_TABLE = "pusher_stats";
 
 export function getString(table: string, key: string): string | null {
   const value = KSR.htable.sht_get(table, key);

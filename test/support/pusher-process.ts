@@ -55,10 +55,13 @@ export async function startPusher(config: Record<string, unknown>): Promise<Push
   const linkPort = await freePort();
   const configPath = join(dir, "pusher.json");
   const full = {
-    sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false },
+    // Tests run without digest auth unless they ask for it (sip: {auth: true}).
     link: { port: linkPort },
+    // Tests run side by side: each helper's /metrics gets its own port.
+    metrics: { port: await freePort() },
     stateDir: join(dir, "state"),
     ...config,
+    sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false, ...(config.sip as object | undefined) },
   };
   writeFileSync(configPath, JSON.stringify(full, null, 2));
   return runPusher(dir, configPath, sipPort, linkPort);

@@ -23,6 +23,8 @@ export interface SippOptions {
   callId?: string;
   /** How many calls sipp runs before it exits (-m); default 1. */
   calls?: number;
+  /** Digest credentials for [authentication] in the scenario (sipp -au/-ap). */
+  auth?: { user: string; password: string };
   /** An injection file (-inf): call n takes the values of line n as [field0], [field1], … */
   injectionFile?: string;
   /** New calls per second (-r), and at most this many at once (-l). */
@@ -47,6 +49,7 @@ export async function runSipp(options: SippOptions): Promise<SippRun> {
     "-nostdin",
   ];
   if (options.callId) args.push("-cid_str", options.callId.replace(/%/g, "%%"));
+  if (options.auth) args.push("-au", options.auth.user, "-ap", options.auth.password);
   if (options.injectionFile) args.push("-inf", options.injectionFile);
   if (options.rate) args.push("-r", String(options.rate));
   if (options.maxConcurrent) args.push("-l", String(options.maxConcurrent));

@@ -1,0 +1,134 @@
+// `pusher check`: validates pusher.json and every app's credentials, offline then online, with the helper's own
+// modules: the APNs certificate (parse, key match, expiry; warns when < 30 days are left), the .p8 key (signs
+// a provider JWT), the FCM service account (parse, then an OAuth token fetched from its token_uri), the VAPID
+// key, and an HTTP/2 + TLS connection to each provider host (with the client certificate for certificate
+// auth: the server's SETTINGS frame only comes once it accepted the certificate). One line per app; exit 1
+// when anything failed. Sends no push (that is `pusher test-push`).
+import http2 from "node:http2";
+import { readFileSync } from "node:fs";
+import type { AppConfig } from "../config";
+import { apnsAuthority, silentLogger } from "../helper/apns-sender";
+import { readApnsSigningKey } from "../helper/apns-token";
+import { fcmAuthority } from "../helper/fcm-sender";
+import { OAuthTokens, readServiceAccount } from "../helper/fcm-oauth";
+import { signJwt } from "../helper/jwt";
+import { ProviderSessions } from "../helper/provider-sessions";
+import { readVapidKey, vapidPublicKey } from "../helper/webpush-sender";
+import { checkApplePem } from "./apps-command";
+import { CliError, loadConfig } from "./config-file";
+
+const WARN_DAYS = 30;
+const DAY_MS = 86_400_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+interface Finding {
+  level: "ok" | "warn" | "fail";
+  text: string;
+}
+
+/** Resolves when the server's HTTP/2 SETTINGS arrive (TLS done, client certificate accepted). */
+function probeHost(authority: string, clientPem?: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(authority, clientPem ? { cert: clientPem, key: clientPem } : {});
+    const timer = setTimeout(() => finish(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
+    const finish = (error?: Error): void => {
+      clearTimeout(timer);
+      session.destroy();
+      if (error) reject(error);
+      else resolve();
+    };
+    session.once("remoteSettings", () => finish());
+    session.once("error", (error) => finish(error));
+    session.once("close", () => finish(new Error("the server closed the connection (client certificate refused?)")));
+  });
+}
+
+async function online(findings: Finding[], what: string, probe: () => Promise<unknown>): Promise<void> {
+  try {
+    await probe();
+    findings.push({ level: "ok", text: `${what} ok` });
+  } catch (error) {
+    findings.push({ level: "fail", text: `${what} failed: ${(error as Error).message}` });
+  }
+}
+
+function offline<T>(findings: Finding[], check: () => T): T | undefined {
+  try {
+    return check();
+  } catch (error) {
+    findings.push({ level: "fail", text: (error as Error).message });
+    return undefined;
+  }
+}
+
+async function checkApple(apple: NonNullable<AppConfig["apple"]>, findings: Finding[]): Promise<void> {
+  const authority = apnsAuthority(apple.host);
+  if (apple.certificateFile !== undefined) {
+    const file = apple.certificateFile;
+    const pem = offline(findings, () => readFileSync(file));
+    if (!pem) return;
+    const certificate = offline(findings, () => checkApplePem(pem.toString("utf8"), file));
+    if (!certificate) return;
+    const daysLeft = Math.floor((Date.parse(certificate.validTo) - Date.now()) / DAY_MS);
+    const expiry = `apple certificate expires ${new Date(certificate.validTo).toISOString().slice(0, 10)} (${daysLeft} days)`;
+    findings.push(daysLeft < WARN_DAYS ? { level: "warn", text: `${expiry}: renew it soon` } : { level: "ok", text: expiry });
+    await online(findings, `TLS to ${authority} with the certificate`, () => probeHost(authority, pem));
+    return;
+  }
+  const key = offline(findings, () => readApnsSigningKey(apple.keyFile!));
+  if (!key) return;
+  offline(findings, () => signJwt({ alg: "ES256", kid: apple.keyId }, { iss: apple.teamId, iat: Math.floor(Date.now() / 1000) }, key));
+  findings.push({ level: "ok", text: `apple token key ${apple.keyId} (team ${apple.teamId}) signs` });
+  await online(findings, `TLS to ${authority}`, () => probeHost(authority));
+}
+
+async function checkFirebase(firebase: NonNullable<AppConfig["firebase"]>, findings: Finding[]): Promise<void> {
+  const account = offline(findings, () => readServiceAccount(firebase.serviceAccountFile));
+  if (!account) return;
+  findings.push({ level: "ok", text: `firebase service account ${account.clientEmail} (project ${account.projectId})` });
+  const sessions = new ProviderSessions({ name: "oauth", logger: silentLogger });
+  try {
+    await online(findings, `OAuth token from ${account.tokenUri}`, () => new OAuthTokens(sessions).accessToken(account));
+  } finally {
+    await sessions.close();
+  }
+  await online(findings, `TLS to ${fcmAuthority(firebase.host)}`, () => probeHost(fcmAuthority(firebase.host)));
+}
+
+function checkWebPush(webpush: NonNullable<AppConfig["webpush"]>, findings: Finding[]): void {
+  const key = offline(findings, () => readVapidKey(webpush.vapidKeyFile));
+  if (!key) return;
+  const publicKey = vapidPublicKey(key);
+  if (webpush.publicKey !== undefined && webpush.publicKey !== publicKey) {
+    findings.push({ level: "fail", text: `webpush.publicKey is not the public half of ${webpush.vapidKeyFile}` });
+  } else {
+    findings.push({ level: "ok", text: `webpush VAPID key (subject ${webpush.subject})` });
+  }
+}
+
+/** The findings for one app, offline checks first. */
+export async function checkApp(app: AppConfig): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  if (app.enabled === false) findings.push({ level: "warn", text: "disabled (enabled: false): no pushes are sent" });
+  if (app.apple) await checkApple(app.apple, findings);
+  if (app.firebase) await checkFirebase(app.firebase, findings);
+  if (app.webpush) checkWebPush(app.webpush, findings);
+  if (!app.apple && !app.firebase && !app.webpush) findings.push({ level: "fail", text: "no provider configured" });
+  return findings;
+}
+
+const LABEL = { ok: "ok  ", warn: "WARN", fail: "FAIL" };
+
+/** `pusher check`: one line for the config, one per app; exit 1 when anything failed. */
+export async function runCheck(configPath: string): Promise<void> {
+  const { path, exists, config } = loadConfig(configPath);
+  console.log(`ok   config ${path}${exists ? "" : " (not found: defaults)"}: ${Object.keys(config.apps).length} app(s), ${config.userAgents.length} User-Agent rule(s)`);
+  let failed = 0;
+  for (const appId of Object.keys(config.apps)) {
+    const findings = await checkApp(config.apps[appId]);
+    const level = findings.some((f) => f.level === "fail") ? "fail" : findings.some((f) => f.level === "warn") ? "warn" : "ok";
+    if (level === "fail") failed++;
+    console.log(`${LABEL[level]} ${appId}: ${findings.map((f) => (f.level === "ok" ? f.text : `${f.level.toUpperCase()} ${f.text}`)).join("; ")}`);
+  }
+  if (failed) throw new CliError("PUSHER_ERR_CHECK", `${failed} app(s) failed the check`);
+}
