@@ -131,6 +131,25 @@ export function takeHeldCalls(aor: string, instance: string): PushedCall[] {
   });
 }
 
+/** Ends the calls held for `aor` that pushed one of `tokens`: their phone's REGISTER failed (RFC 8599 §5.6.2). */
+export function endHeldCallsPushedTo(aor: string, tokens: string[]): PushedCall[] {
+  return withLock(CALLS_TABLE, waitKey(aor), function () {
+    const waiting = getJson<CallRef[]>(CALLS_TABLE, waitKey(aor)) || [];
+    const ended: PushedCall[] = [];
+    for (let i = 0; i < waiting.length; i++) {
+      const call = findCall(waiting[i]);
+      if (!call || call.state !== "held") continue;
+      for (let j = 0; j < call.devices.length; j++) {
+        if (tokens.indexOf(call.devices[j].token) < 0) continue;
+        forget(call);
+        ended.push(call);
+        break;
+      }
+    }
+    return ended;
+  });
+}
+
 /** Ringing calls of `aor` that `instance` has no branch of yet; each is marked as forked to it. */
 export function takeCallsToFork(aor: string, instance: string): PushedCall[] {
   return withLock(CALLS_TABLE, waitKey(aor), function () {

@@ -6,17 +6,18 @@ import { onAnswered, onCallEnded, onCancel, onInvite, onInviteFirstFailed, onPar
 import { ensureDevicesLoaded } from "./device-store";
 import { onDelivered } from "./call-metrics";
 import { registerDevices } from "./register-devices";
-import { nextHeldCall, onRegister, repairContactHeader } from "./register-flow";
+import { nextHeldCall, onRegister, onRegisterFailed, repairContactHeader } from "./register-flow";
 import { checkRegistrationToken } from "./registration-token";
 
 declare var globalThis: { [name: string]: unknown };
 
-const entryPoints: { [name: string]: () => void } = {
+const entryPoints: { [name: string]: (code: string) => void } = {
   pusher_load_devices: ensureDevicesLoaded,
   pusher_repair_contact: repairContactHeader,
   pusher_register_devices: registerDevices,
   pusher_on_register: onRegister,
   pusher_next_held_call: nextHeldCall,
+  pusher_on_register_failed: onRegisterFailed,
   pusher_check_registration_token: checkRegistrationToken,
   pusher_on_invite: onInvite,
   pusher_on_invite_first_failed: onInviteFirstFailed,

@@ -10,7 +10,7 @@
 import { CallEndReason, PushDevice, PushRequest } from "../protocol";
 import { pickCallerId, CALLER_ID_HEADERS } from "./caller-id";
 import { DeviceRecord, devicesOf, pushDeviceOf } from "./device-store";
-import { CallStrategy } from "../config";
+import { CallStrategy, UserAgentRule } from "../config";
 import { CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
 import { CallTimers, readKazooCall } from "./kazoo-headers";
 import { instanceAt } from "./answering-device";
@@ -43,6 +43,15 @@ interface CallPlan {
   accountRef: string | null;
 }
 
+function ruleOfNewestDevice(devices: DeviceRecord[], rules: UserAgentRule[]): UserAgentRule | null {
+  let newest: DeviceRecord | null = null;
+  for (let i = 0; i < devices.length; i++) {
+    if (devices[i].rule && (!newest || devices[i].registeredAtMs > newest.registeredAtMs)) newest = devices[i];
+  }
+  for (let i = 0; newest && i < rules.length; i++) if (rules[i].name === newest.rule) return rules[i];
+  return null;
+}
+
 /** Who to push for this INVITE and how: stored devices, or Kazoo's headers from a trusted source. */
 function planCall(): CallPlan | null {
   const config = currentConfig();
@@ -55,12 +64,17 @@ function planCall(): CallPlan | null {
     pushWaitMs: config.timers.pushWaitMs,
     afterWakeMs: config.timers.afterWakeMs,
   };
+  // The User-Agent rule the most recently registered device came through may set its own strategy and timers;
+  // Kazoo's per-call headers override both.
+  const rule = ruleOfNewestDevice(devices, config.userAgents);
+  if (rule && rule.timers) Object.assign(timers, rule.timers);
   if (kazoo) Object.assign(timers, kazoo.timers);
+  const strategy = (rule && rule.strategy) || config.calls.strategy;
   return {
     aor: aor,
     devices: devices,
     timers: timers,
-    strategy: kazoo && kazoo.forcePush ? "push-first" : config.calls.strategy,
+    strategy: kazoo && kazoo.forcePush ? "push-first" : strategy,
     accountRef: kazoo ? kazoo.accountRef : null,
   };
 }

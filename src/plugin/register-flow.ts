@@ -4,10 +4,10 @@
 //   $var(pusher_resume) 1 when a held call is to be continued, with $var(pusher_tindex)/$var(pusher_tlabel).
 // More than one waiting call: cfg calls pusher_next_held_call after each t_continue.
 
-import { endCall, takeCallsToFork, takeHeldCalls } from "./hold-call";
+import { endCall, endHeldCallsPushedTo, takeCallsToFork, takeHeldCalls } from "./hold-call";
 import { logInfo } from "./log";
 import { parseContacts } from "./parse-contact";
-import { deviceInstance } from "./parse-push-params";
+import { deviceInstance, readPushParams } from "./parse-push-params";
 import { contactExpires } from "./register-devices";
 import { repairContact } from "./repair-contact";
 import { aorOf, header, pvString, setVar } from "./sip-message";
@@ -57,6 +57,37 @@ function deliverHeldCalls(aor: string, instance: string): void {
   const refs: string[] = [];
   for (let i = 0; i < calls.length; i++) {
     logInfo("device registered, delivering call-id=" + calls[i].callId + " aor=" + aor);
+    refs.push(calls[i].callRef);
+  }
+  setVar("pusher_resume_queue", refs.join(","));
+  nextHeldCall();
+}
+
+/**
+ * request_route, after the cfg answered a REGISTER with an error (`code`, the first jsdt_run parameter: the
+ * code sent, or any text when unknown).
+ * RFC 8599 §5.6.2: when the REGISTER of a pushed phone (same token) fails other than with a 401/407 challenge,
+ * its held calls get their final reply at once instead of at t2. Sets the same $var(pusher_resume…) as
+ * onRegister, for cfg to continue each call into PUSHER_PUSH_FAILED.
+ */
+export function onRegisterFailed(code: string): void {
+  setVar("pusher_resume", 0);
+  setVar("pusher_resume_queue", "");
+  if (code === "401" || code === "407" || /^2/.test(code || "")) return;
+  const contactHeader = header("Contact");
+  const contacts = contactHeader ? parseContacts(contactHeader) : [];
+  const tokens: string[] = [];
+  for (let i = 0; i < contacts.length; i++) {
+    const reading = readPushParams(contacts[i]);
+    if (reading.kind === "binding") tokens.push(reading.binding.token);
+  }
+  if (!tokens.length) return;
+  const aor = aorOf(pvString("$tU"), pvString("$td"));
+  const calls = endHeldCallsPushedTo(aor, tokens);
+  if (!calls.length) return;
+  const refs: string[] = [];
+  for (let i = 0; i < calls.length; i++) {
+    logInfo("REGISTER of a pushed phone failed with " + code + ": ending held call-id=" + calls[i].callId + " aor=" + aor);
     refs.push(calls[i].callRef);
   }
   setVar("pusher_resume_queue", refs.join(","));

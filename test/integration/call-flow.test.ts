@@ -1,6 +1,7 @@
 // Calls with several phones and several callers, end to end through real Kamailio, sipp and the helper.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runSipp } from "../support/sipp";
+import { freePort } from "../support/free-port";
+import { phoneKeys, runSipp } from "../support/sipp";
 import {
   WakeFixture,
   callKeys,
@@ -117,5 +118,30 @@ describe("a callee with several callers", () => {
     const answered = await phone.run;
     expect(answered.code, answered.output).toBe(0);
     expect(incomingCalls(answered.output)).toBe(1);
+  });
+});
+
+describe("a pushed phone whose REGISTER fails", () => {
+  it("ends its held call with 480 at once, not at t2 (RFC 8599 §5.6.2)", async () => {
+    const { pusher, apns } = fixture;
+    const user = uniqueUser();
+    const token = `e5${user}`.replace(/[^a-z0-9]/gi, "");
+    await registerPhone(pusher, user, pushParams(token));
+    dropBindings(pusher, user);
+    const caller = runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    await waitForPushes(apns, token);
+    const startedAt = Date.now();
+    // q=5 is out of range: the registrar refuses the REGISTER with 400.
+    const port = await freePort();
+    const failed = await runSipp({
+      scenario: "register.xml",
+      remotePort: pusher.sipPort,
+      localPort: port,
+      keys: phoneKeys(user, port, `;q=5${pushParams(token)}`, "MyMobileApp iOS 1.0"),
+    });
+    expect(failed.code).not.toBe(0);
+    const call = await caller;
+    expect(call.code, call.output).toBe(0);
+    expect(call.endedAtMs - startedAt).toBeLessThan(3000); // t2 is 6 s in this file
   });
 });

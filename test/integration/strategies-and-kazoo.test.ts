@@ -145,3 +145,30 @@ describe("an unregistered callee with two phones under invite-first", () => {
     }
   });
 });
+
+describe("a User-Agent rule with its own strategy and timers", () => {
+  let fixture: WakeFixture;
+  beforeAll(async () => {
+    fixture = await startWakeFixture({
+      timers: { pushWaitMs: 8000 },
+      userAgents: [
+        { name: "QuickApp", regex: "^QuickApp", strategy: "push-first", timers: { pushWaitMs: 1500 } },
+        { name: "MyMobileApp", regex: "^MyMobileApp" },
+      ],
+    });
+  }, 30000);
+  afterAll(async () => fixture?.stop());
+
+  it("pushes a registered phone of that rule at once and ends the call at the rule's t2", async () => {
+    const { pusher, apns } = fixture;
+    const user = uniqueUser();
+    const token = tokenFor("q1", user);
+    await registerPhone(pusher, user, pushParams(token), { userAgent: "QuickApp 2.1" }); // registered, nothing listens
+    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    expect(caller.code, caller.output).toBe(0);
+    expect(apns.requestsFor(token)).toHaveLength(1);
+    const elapsed = caller.endedAtMs - caller.startedAtMs;
+    expect(elapsed).toBeGreaterThanOrEqual(1300); // the rule's t2, not the global 8 s, and no invite-first wait
+    expect(elapsed).toBeLessThan(5000);
+  });
+});
