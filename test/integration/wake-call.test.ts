@@ -1,51 +1,39 @@
 // The spine, end to end: real Kamailio (started by `pusher start`), real sipp phones and callers, the real
 // helper, and a mock APNs on 127.0.0.1 over HTTP/2 + TLS trusted through NODE_EXTRA_CA_CERTS.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { join } from "node:path";
 import { MockApns } from "../support/mock-apns";
-import { PusherProcess, startPusher, TEST_CA_DIR } from "../support/pusher-process";
+import { PusherProcess } from "../support/pusher-process";
 import { freePort } from "../support/free-port";
 import { phoneKeys, runSipp } from "../support/sipp";
+import {
+  APP_ID,
+  USER_AGENT,
+  WakeFixture,
+  callKeys,
+  pushParams,
+  registerPhone as registerWith,
+  startWakeFixture,
+  uniqueUser as nextUser,
+  waitForPushes,
+} from "../support/wake-fixture";
 
-const APP_ID = "com.app.mymobileapp";
-const USER_AGENT = "MyMobileApp iOS 1.0";
 const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 4000, afterWakeMs: 5000 };
 
+let fixture: WakeFixture;
 let apns: MockApns;
 let pusher: PusherProcess;
-let userCounter = 0;
-
-function nextUser(): string {
-  userCounter += 1;
-  return `user_${process.pid}_${userCounter}`;
-}
-
-function pushParams(token: string): string {
-  return `;app-id=${APP_ID};pn-tok=${token};pn-type=apple`;
-}
-
-function callKeys(callee: string): Record<string, string> {
-  return { callee, caller: "15551234567", domain: "127.0.0.1" };
-}
 
 /** The Call-ID shared by a caller and the phone that answers it (see register-and-answer.xml). */
 function sharedCallId(user: string): string {
   return `${user}-call@127.0.0.1`;
 }
 
-async function registerPhone(user: string, token: string, userAgent = USER_AGENT): Promise<number> {
-  const port = await freePort();
-  const run = await runSipp({ scenario: "register.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), userAgent) });
-  expect(run.code, run.output).toBe(0);
-  return port;
+function registerPhone(user: string, token: string, userAgent = USER_AGENT): Promise<number> {
+  return registerWith(pusher, user, pushParams(token), { userAgent });
 }
 
-async function waitForPush(token: string, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (apns.requestsFor(token).length === 0) {
-    if (Date.now() > deadline) throw new Error(`no push for ${token}; pusher output:\n${pusher.output().slice(-3000)}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
+function waitForPush(token: string): Promise<void> {
+  return waitForPushes(apns, token, 1, 8000, pusher);
 }
 
 function devicesTable(): string {
@@ -53,17 +41,12 @@ function devicesTable(): string {
 }
 
 beforeAll(async () => {
-  apns = await MockApns.start({ caDir: TEST_CA_DIR });
-  pusher = await startPusher({
-    timers: TIMERS,
-    userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
-    apps: { [APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: `127.0.0.1:${apns.port}` } } },
-  });
+  fixture = await startWakeFixture({ timers: TIMERS });
+  ({ apns, pusher } = fixture);
 }, 30000);
 
 afterAll(async () => {
-  await pusher?.stop();
-  await apns?.close();
+  await fixture?.stop();
 });
 
 beforeEach(() => {
@@ -73,7 +56,7 @@ beforeEach(() => {
 describe("a call to a phone with a push device record", () => {
   it("relays the INVITE to an awake phone and sends no push", async () => {
     const user = nextUser();
-    const token = `aa${userCounter}0123456789abcdef`;
+    const token = `aa${user.replace(/\D/g, "")}0123456789abcdef`;
     const port = await freePort();
     const phone = runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
     await pusher.waitFor(new RegExp(`device stored aor=${user}@`));
@@ -85,7 +68,7 @@ describe("a call to a phone with a push device record", () => {
 
   it("pushes an asleep phone, then hands the call to it when it registers again from a new port", async () => {
     const user = nextUser();
-    const token = `bb${userCounter}0123456789abcdef`;
+    const token = `bb${user.replace(/\D/g, "")}0123456789abcdef`;
     await registerPhone(user, token); // registered, but nothing listens there any more: asleep
     const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
     await waitForPush(token);
@@ -118,7 +101,7 @@ describe("a call to a phone with a push device record", () => {
 
   it("pushes at once, without the invite-first wait, when the phone has a record but no registration", async () => {
     const user = nextUser();
-    const token = `cc${userCounter}0123456789abcdef`;
+    const token = `cc${user.replace(/\D/g, "")}0123456789abcdef`;
     await registerPhone(user, token);
     pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`); // the binding lapsed; the device record stays
     const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
@@ -134,7 +117,7 @@ describe("a call to a phone with a push device record", () => {
 
   it("answers 480 close to t2 when the phone never registers", async () => {
     const user = nextUser();
-    const token = `dd${userCounter}0123456789abcdef`;
+    const token = `dd${user.replace(/\D/g, "")}0123456789abcdef`;
     await registerPhone(user, token);
     pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
     const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
@@ -147,7 +130,7 @@ describe("a call to a phone with a push device record", () => {
 
   it("answers the caller at once when APNs says the token is unregistered, and forgets the device", async () => {
     const user = nextUser();
-    const token = `ee${userCounter}0123456789abcdef`;
+    const token = `ee${user.replace(/\D/g, "")}0123456789abcdef`;
     apns.replyFor(token, { status: 410, reason: "Unregistered" });
     await registerPhone(user, token);
     pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
@@ -159,7 +142,7 @@ describe("a call to a phone with a push device record", () => {
 
   it("stores nothing for a User-Agent no rule matches, and the REGISTER still gets 200", async () => {
     const user = nextUser();
-    await registerPhone(user, `ff${userCounter}0123456789abcdef`, "SomeDesktopPhone 2.0");
+    await registerPhone(user, `ff${user.replace(/\D/g, "")}0123456789abcdef`, "SomeDesktopPhone 2.0");
     expect(pusher.rpc("ul.dump")).toContain(`${user}@127.0.0.1`);
     expect(devicesTable()).not.toContain(`${user}@127.0.0.1`);
   });
@@ -184,7 +167,7 @@ describe("a call to a phone with a push device record", () => {
 
   it("answers a CANCEL during the hold with 200 and 487, and a later REGISTER does not ring the phone", async () => {
     const user = nextUser();
-    const token = `ab${userCounter}0123456789abcdef`;
+    const token = `ab${user.replace(/\D/g, "")}0123456789abcdef`;
     await registerPhone(user, token);
     pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
     const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
