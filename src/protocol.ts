@@ -109,16 +109,21 @@ function isString(value: unknown): value is string {
   return typeof value === "string";
 }
 
-/** Parses and checks a helper message; returns null for anything malformed (never throws). */
-export function parseHelperMessage(text: string): HelperMessage | null {
+/** A JSON object's fields, or null when the text is not JSON or not an object (never throws). */
+function parseObject(text: string): { [key: string]: unknown } | null {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
     return null;
   }
-  if (!value || typeof value !== "object") return null;
-  const message = value as { [key: string]: unknown };
+  return value && typeof value === "object" ? (value as { [key: string]: unknown }) : null;
+}
+
+/** Parses and checks a helper message; returns null for anything malformed (never throws). */
+export function parseHelperMessage(text: string): HelperMessage | null {
+  const message = parseObject(text);
+  if (!message) return null;
   if (message.type === "hello") {
     return typeof message.version === "number" && typeof message.pid === "number"
       ? { type: "hello", version: message.version, pid: message.pid }
@@ -144,15 +149,8 @@ export function parseHelperMessage(text: string): HelperMessage | null {
 
 /** Parses and checks a plugin message on the helper side; returns null for anything malformed. */
 export function parsePluginMessage(text: string): PluginMessage | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    return null;
-  }
-  if (!value || typeof value !== "object") return null;
-  const message = value as { [key: string]: unknown };
-  if (message.type !== "push") return null;
+  const message = parseObject(text);
+  if (!message || message.type !== "push") return null;
   const device = message.device as { [key: string]: unknown } | undefined;
   const caller = message.caller as { [key: string]: unknown } | undefined;
   if (!device || typeof device !== "object" || !caller || typeof caller !== "object") return null;
