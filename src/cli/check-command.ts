@@ -124,11 +124,17 @@ export async function runCheck(configPath: string): Promise<void> {
   const { path, exists, config } = loadConfig(configPath);
   console.log(`ok   config ${path}${exists ? "" : " (not found: defaults)"}: ${Object.keys(config.apps).length} app(s), ${config.userAgents.length} User-Agent rule(s)`);
   let failed = 0;
-  for (const appId of Object.keys(config.apps)) {
-    const findings = await checkApp(config.apps[appId]);
-    const level = findings.some((f) => f.level === "fail") ? "fail" : findings.some((f) => f.level === "warn") ? "warn" : "ok";
-    if (level === "fail") failed++;
-    console.log(`${LABEL[level]} ${appId}: ${findings.map((f) => (f.level === "ok" ? f.text : `${f.level.toUpperCase()} ${f.text}`)).join("; ")}`);
+  // The provider sessions unref() their sockets (the helper must not be kept up by them): hold the loop open.
+  const keepAlive = setInterval(() => {}, 60_000);
+  try {
+    for (const appId of Object.keys(config.apps)) {
+      const findings = await checkApp(config.apps[appId]);
+      const level = findings.some((f) => f.level === "fail") ? "fail" : findings.some((f) => f.level === "warn") ? "warn" : "ok";
+      if (level === "fail") failed++;
+      console.log(`${LABEL[level]} ${appId}: ${findings.map((f) => (f.level === "ok" ? f.text : `${f.level.toUpperCase()} ${f.text}`)).join("; ")}`);
+    }
+  } finally {
+    clearInterval(keepAlive);
   }
   if (failed) throw new CliError("PUSHER_ERR_CHECK", `${failed} app(s) failed the check`);
 }

@@ -52,6 +52,34 @@ function callIdKey(callId: string): string {
   return "callid:" + callId;
 }
 
+/** A phone that registers: its device instance and the push tokens its REGISTER carries. */
+export interface RegisteringPhone {
+  instance: string;
+  tokens: string[];
+}
+
+/**
+ * The instances of `call` that are this phone: its own instance, and any pushed device with one of its tokens
+ * (a phone without +sip.instance or reg-id is keyed by its contact URI, which changes with its socket).
+ */
+function instancesOf(call: PushedCall, phone: RegisteringPhone): string[] {
+  const instances = [phone.instance];
+  for (let i = 0; i < call.devices.length; i++) {
+    if (phone.tokens.indexOf(call.devices[i].token) >= 0 && instances.indexOf(call.devices[i].instance) < 0) {
+      instances.push(call.devices[i].instance);
+    }
+  }
+  return instances;
+}
+
+/** Records that `phone` has a branch of `call`; false when it already had one. */
+function markForked(call: PushedCall, phone: RegisteringPhone): boolean {
+  const instances = instancesOf(call, phone);
+  for (let i = 0; i < instances.length; i++) if (call.forkedInstances.indexOf(instances[i]) >= 0) return false;
+  for (let i = 0; i < instances.length; i++) call.forkedInstances.push(instances[i]);
+  return true;
+}
+
 export function callRefOf(tindex: number, tlabel: number): CallRef {
   return tindex + ":" + tlabel;
 }
@@ -109,10 +137,10 @@ export function holdRingingCall(callRef: CallRef): PushedCall | null {
 }
 
 /**
- * Takes every call held for `aor`: each is handed to exactly one REGISTER, that of `instance`, and from now on
+ * Takes every call held for `aor`: each is handed to exactly one REGISTER, that of `phone`, and from now on
  * rings (later REGISTERs of other phones are forked to it).
  */
-export function takeHeldCalls(aor: string, instance: string): PushedCall[] {
+export function takeHeldCalls(aor: string, phone: RegisteringPhone): PushedCall[] {
   return withLock(CALLS_TABLE, waitKey(aor), function () {
     const waiting = getJson<CallRef[]>(CALLS_TABLE, waitKey(aor));
     const calls: PushedCall[] = [];
@@ -121,7 +149,7 @@ export function takeHeldCalls(aor: string, instance: string): PushedCall[] {
       const call = findCall(waiting[i]);
       if (!call || call.state !== "held") continue;
       call.state = "ringing";
-      call.forkedInstances.push(instance);
+      markForked(call, phone);
       setJson(CALLS_TABLE, callKey(call.callRef), call);
       addToList(ringingKey(aor), call.callRef);
       calls.push(call);
@@ -150,16 +178,15 @@ export function endHeldCallsPushedTo(aor: string, tokens: string[]): PushedCall[
   });
 }
 
-/** Ringing calls of `aor` that `instance` has no branch of yet; each is marked as forked to it. */
-export function takeCallsToFork(aor: string, instance: string): PushedCall[] {
+/** Ringing calls of `aor` that `phone` has no branch of yet; each is marked as forked to it. */
+export function takeCallsToFork(aor: string, phone: RegisteringPhone): PushedCall[] {
   return withLock(CALLS_TABLE, waitKey(aor), function () {
     const ringing = getJson<CallRef[]>(CALLS_TABLE, ringingKey(aor));
     const calls: PushedCall[] = [];
     if (!ringing) return calls;
     for (let i = 0; i < ringing.length; i++) {
       const call = findCall(ringing[i]);
-      if (!call || call.forkedInstances.indexOf(instance) >= 0) continue;
-      call.forkedInstances.push(instance);
+      if (!call || !markForked(call, phone)) continue;
       setJson(CALLS_TABLE, callKey(call.callRef), call);
       calls.push(call);
     }

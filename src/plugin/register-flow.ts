@@ -4,9 +4,9 @@
 //   $var(pusher_resume) 1 when a held call is to be continued, with $var(pusher_tindex)/$var(pusher_tlabel).
 // More than one waiting call: cfg calls pusher_next_held_call after each t_continue.
 
-import { endCall, endHeldCallsPushedTo, takeCallsToFork, takeHeldCalls } from "./hold-call";
+import { RegisteringPhone, endCall, endHeldCallsPushedTo, takeCallsToFork, takeHeldCalls } from "./hold-call";
 import { logInfo } from "./log";
-import { parseContacts } from "./parse-contact";
+import { ParsedContact, parseContacts } from "./parse-contact";
 import { deviceInstance, readPushParams } from "./parse-push-params";
 import { contactExpires } from "./register-devices";
 import { repairContact } from "./repair-contact";
@@ -29,9 +29,21 @@ export function onRegister(): void {
   });
   if (!contacts.length) return;
   const aor = aorOf(pvString("$tU"), pvString("$td"));
-  const instance = deviceInstance(contacts[contacts.length - 1]);
-  forkRingingCalls(aor, instance);
-  deliverHeldCalls(aor, instance);
+  const phone: RegisteringPhone = { instance: deviceInstance(contacts[contacts.length - 1]), tokens: tokensOf(contacts) };
+  forkRingingCalls(aor, phone);
+  deliverHeldCalls(aor, phone);
+}
+
+/** The push tokens a REGISTER's contacts carry (whatever their dialect). */
+function tokensOf(contacts: ParsedContact[]): string[] {
+  const tokens: string[] = [];
+  for (let i = 0; i < contacts.length; i++) {
+    const reading = readPushParams(contacts[i]);
+    if (reading.kind !== "binding") continue;
+    tokens.push(reading.binding.token);
+    if (reading.binding.alertToken) tokens.push(reading.binding.alertToken);
+  }
+  return tokens;
 }
 
 /**
@@ -39,8 +51,8 @@ export function onRegister(): void {
  * branch of that call too: tsilo appends the AOR's new contacts to the running transaction (never to a
  * suspended one: those are continued by deliverHeldCalls). Each phone gets one branch per call.
  */
-function forkRingingCalls(aor: string, instance: string): void {
-  const calls = takeCallsToFork(aor, instance);
+function forkRingingCalls(aor: string, phone: RegisteringPhone): void {
+  const calls = takeCallsToFork(aor, phone);
   for (let i = 0; i < calls.length; i++) {
     const appended = KSR.tsilo.ts_append_to_uri(calls[i].tindex, calls[i].tlabel, "location", "sip:" + aor);
     if (appended > 0) {
@@ -51,8 +63,8 @@ function forkRingingCalls(aor: string, instance: string): void {
   }
 }
 
-function deliverHeldCalls(aor: string, instance: string): void {
-  const calls = takeHeldCalls(aor, instance);
+function deliverHeldCalls(aor: string, phone: RegisteringPhone): void {
+  const calls = takeHeldCalls(aor, phone);
   if (!calls.length) return;
   const refs: string[] = [];
   for (let i = 0; i < calls.length; i++) {
@@ -75,12 +87,7 @@ export function onRegisterFailed(code: string): void {
   setVar("pusher_resume_queue", "");
   if (code === "401" || code === "407" || /^2/.test(code || "")) return;
   const contactHeader = header("Contact");
-  const contacts = contactHeader ? parseContacts(contactHeader) : [];
-  const tokens: string[] = [];
-  for (let i = 0; i < contacts.length; i++) {
-    const reading = readPushParams(contacts[i]);
-    if (reading.kind === "binding") tokens.push(reading.binding.token);
-  }
+  const tokens = tokensOf(contactHeader ? parseContacts(contactHeader) : []);
   if (!tokens.length) return;
   const aor = aorOf(pvString("$tU"), pvString("$td"));
   const calls = endHeldCallsPushedTo(aor, tokens);

@@ -97,6 +97,9 @@ describe("a call to a phone with a push device record", () => {
     expect(phone.code, phone.output).toBe(0);
     const call = await caller;
     expect(call.code, call.output).toBe(0);
+    // The phone that answered is the pushed device (same token, new socket): it gets no "answered elsewhere".
+    await new Promise((done) => setTimeout(done, 300));
+    expect(apns.requestsFor(token)).toHaveLength(1);
   });
 
   it("pushes at once, without the invite-first wait, when the phone has a record but no registration", async () => {

@@ -1,0 +1,84 @@
+// `pusher metrics` after one pushed call: both sides' counters moved (Kamailio's from htable pusher_stats, the
+// helper's from its /metrics), as Prometheus text.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/free-port";
+import { ROOT } from "../support/pusher-process";
+import { phoneKeys, runSipp } from "../support/sipp";
+import { callKeys, dropBindings, pushParams, registerPhone, startWakeFixture, uniqueUser, USER_AGENT, waitForPushes, WakeFixture } from "../support/wake-fixture";
+
+let fixture: WakeFixture;
+
+function metrics(): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", fixture.pusher.configPath, "metrics"], (error, stdout, stderr) => {
+      resolve({ code: error ? 1 : 0, stdout, stderr });
+    });
+  });
+}
+
+/** The value of one sample line, e.g. `pusher_calls_held_total` or `pusher_pushes_total{provider="apple",…}`. */
+function sample(text: string, name: string): number {
+  const line = text.split("\n").find((candidate) => candidate.startsWith(name + " "));
+  if (!line) throw new Error(`no sample ${name} in:\n${text}`);
+  return Number(line.slice(name.length + 1));
+}
+
+beforeAll(async () => {
+  fixture = await startWakeFixture({ timers: { inviteFirstMs: 1000, pushWaitMs: 8000, afterWakeMs: 5000 } });
+}, 30000);
+
+afterAll(async () => {
+  await fixture?.stop();
+});
+
+describe("pusher metrics", () => {
+  it("starts at zero with the helper connected", async () => {
+    const before = await metrics();
+    expect(before.code, before.stderr).toBe(0);
+    expect(sample(before.stdout, "pusher_calls_held_total")).toBe(0);
+    expect(sample(before.stdout, "pusher_wake_latency_seconds_count")).toBe(0);
+    expect(sample(before.stdout, "pusher_helper_connected")).toBe(1);
+    expect(sample(before.stdout, "pusher_kamailio_helper_connections")).toBe(1);
+  });
+
+  it("counts a held call, its push, its wake-up and the wake latency", async () => {
+    const { pusher, apns } = fixture;
+    const user = uniqueUser();
+    const token = `mt${process.pid}0123456789abcdef`;
+    await registerPhone(pusher, user, pushParams(token));
+    dropBindings(pusher, user);
+    const callId = `${user}-call@127.0.0.1`;
+    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId });
+    await waitForPushes(apns, token, 1, 8000, pusher);
+    const port = await freePort();
+    const phone = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId });
+    expect(phone.code, phone.output).toBe(0);
+    expect((await caller).code).toBe(0);
+
+    const after = await metrics();
+    expect(after.code, after.stderr).toBe(0);
+    expect(sample(after.stdout, "pusher_calls_held_total")).toBe(1);
+    expect(sample(after.stdout, "pusher_calls_woken_total")).toBe(1);
+    expect(sample(after.stdout, "pusher_calls_timed_out_total")).toBe(0);
+    expect(sample(after.stdout, 'pusher_pushes_total{provider="apple",purpose="call",outcome="sent",code=""}')).toBe(1);
+    expect(sample(after.stdout, "pusher_wake_latency_seconds_count")).toBe(1);
+    expect(sample(after.stdout, 'pusher_wake_latency_seconds_bucket{le="+Inf"}')).toBe(1);
+    expect(sample(after.stdout, "pusher_wake_latency_seconds_sum")).toBeGreaterThan(0);
+  });
+
+  it("counts a call nobody wakes for as timed out, and a cancelled one as cancelled", async () => {
+    const { pusher } = fixture;
+    const sleeper = uniqueUser();
+    await registerPhone(pusher, sleeper, pushParams(`ts${process.pid}0123456789abcdef`));
+    dropBindings(pusher, sleeper);
+    const cancelled = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(sleeper) });
+    expect(cancelled.code, cancelled.output).toBe(0);
+    const unanswered = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(sleeper) });
+    expect(unanswered.code, unanswered.output).toBe(0);
+    const after = await metrics();
+    expect(sample(after.stdout, "pusher_calls_cancelled_total")).toBe(1);
+    expect(sample(after.stdout, "pusher_calls_timed_out_total")).toBe(1);
+  }, 30000);
+});

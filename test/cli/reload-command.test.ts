@@ -1,0 +1,141 @@
+// `pusher reload` against the running product: a held call survives it and is delivered after it, User-Agent
+// rules and apps change without a restart, and a broken config is refused whole while the running one stays.
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/free-port";
+import { makeAppCertificate } from "../support/make-app-certificate";
+import { ROOT, TEST_CA_DIR } from "../support/pusher-process";
+import { phoneKeys, runSipp } from "../support/sipp";
+import { APP_ID, callKeys, dropBindings, pushParams, registerPhone, startWakeFixture, uniqueUser, waitForPushes, WakeFixture } from "../support/wake-fixture";
+
+const NEW_APP_ID = "com.app.second";
+const NEW_USER_AGENT = "OtherApp Android 3.1";
+
+let fixture: WakeFixture;
+
+function pusherCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", fixture.pusher.configPath, ...args], (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function editConfig(change: (config: Record<string, any>) => void): void {
+  const config = JSON.parse(readFileSync(fixture.pusher.configPath, "utf8"));
+  change(config);
+  writeFileSync(fixture.pusher.configPath, JSON.stringify(config, null, 2));
+}
+
+function runtimeConfig(): string {
+  return readFileSync(join(fixture.pusher.dir, "state", "pusher.runtime.json"), "utf8");
+}
+
+beforeAll(async () => {
+  fixture = await startWakeFixture({ timers: { inviteFirstMs: 1000, pushWaitMs: 10000, afterWakeMs: 5000 } });
+}, 30000);
+
+afterAll(async () => {
+  await fixture?.stop();
+});
+
+describe("pusher reload", () => {
+  it("applies a new User-Agent rule and a new app while a call is held, and the held call is still delivered", async () => {
+    const { pusher, apns } = fixture;
+    const user = uniqueUser();
+    const token = `re${process.pid}0123456789abcdef`;
+    await registerPhone(pusher, user, pushParams(token));
+    dropBindings(pusher, user);
+    const callId = `${user}-call@127.0.0.1`;
+    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId });
+    await waitForPushes(apns, token, 1, 8000, pusher);
+
+    // Before the reload a phone of the other app is neither stored (no rule matches its User-Agent) nor pushable.
+    const otherUser = uniqueUser();
+    const otherToken = `ot${process.pid}0123456789abcdef`;
+    const otherParams = `;app-id=${NEW_APP_ID};pn-tok=${otherToken};pn-type=apple`;
+    await registerPhone(pusher, otherUser, otherParams, { userAgent: NEW_USER_AGENT });
+    expect(pusher.rpc("htable.dump", "pusher_devices")).not.toContain(otherToken);
+
+    editConfig((config) => {
+      config.userAgents.push({ name: "OtherApp", regex: "^OtherApp" });
+      // The mock allows a certificate only its own bundle id as topic, as APNs does.
+      const certificateFile = makeAppCertificate(pusher.dir, NEW_APP_ID, { caDir: TEST_CA_DIR, bundleId: NEW_APP_ID });
+      config.apps[NEW_APP_ID] = { apple: { certificateFile, host: apns.host } };
+    });
+    const reload = await pusherCli("reload");
+    expect(reload.code, reload.stderr).toBe(0);
+    expect(reload.stdout).toMatch(/config generation \d+/);
+    await pusher.waitFor(/config reloaded: 2 app\(s\)/);
+    expect(runtimeConfig()).toContain(NEW_APP_ID);
+
+    // The held call: its phone wakes and registers now, after the reload, and answers.
+    const wokenPort = await freePort();
+    const phone = await runSipp({
+      scenario: "register-and-answer.xml",
+      remotePort: pusher.sipPort,
+      localPort: wokenPort,
+      keys: phoneKeys(user, wokenPort, pushParams(token), "MyMobileApp iOS 1.0"),
+      callId,
+    });
+    expect(phone.code, phone.output).toBe(0);
+    const call = await caller;
+    expect(call.code, call.output).toBe(0);
+
+    // The new rule stores the other app's phone; the helper pushes it with the new app's credentials.
+    await registerPhone(pusher, otherUser, otherParams, { userAgent: NEW_USER_AGENT });
+    expect(pusher.rpc("htable.dump", "pusher_devices")).toContain(otherToken);
+    dropBindings(pusher, otherUser);
+    const otherCall = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(otherUser) });
+    expect(otherCall.code, otherCall.output).toBe(0);
+    const [push] = apns.requestsFor(otherToken);
+    expect(push.headers["apns-topic"]).toBe(`${NEW_APP_ID}.voip`);
+    expect(pusher.output()).toMatch(new RegExp(`push call-id=\\S+ app="${NEW_APP_ID.replace(/\./g, "\\.")}" provider=apple token=\\S+ outcome=sent`));
+  });
+
+  it("refuses a broken config with exit 1 naming the key, and the running config keeps working", async () => {
+    const { pusher, apns } = fixture;
+    const before = runtimeConfig();
+    editConfig((config) => {
+      config.timers.pushWaitMs = 5;
+    });
+    const reload = await pusherCli("reload");
+    expect(reload.code).toBe(1);
+    expect(reload.stderr).toContain("timers.pushWaitMs");
+    expect(runtimeConfig()).toBe(before);
+    editConfig((config) => {
+      config.timers.pushWaitMs = 10000;
+    });
+
+    const user = uniqueUser();
+    const token = `br${process.pid}0123456789abcdef`;
+    await registerPhone(pusher, user, pushParams(token));
+    dropBindings(pusher, user);
+    const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    expect(caller.code, caller.output).toBe(0);
+    expect(apns.requestsFor(token).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it("the helper refuses a broken file on SIGHUP, logs the key, and keeps its apps", async () => {
+    const { pusher, apns } = fixture;
+    const runtimePath = join(pusher.dir, "state", "pusher.runtime.json");
+    const good = runtimeConfig();
+    const broken = JSON.parse(good);
+    broken.apps[APP_ID].apple.keyId = "short";
+    writeFileSync(runtimePath, JSON.stringify(broken));
+    const pid = Number(readFileSync(join(pusher.dir, "state", "helper.pid"), "utf8"));
+    process.kill(pid, "SIGHUP");
+    await pusher.waitFor(/config reload refused, the running config stays: PUSHER_ERR_CONFIG \S+: apps\.com\.app\.mymobileapp\.apple/);
+    writeFileSync(runtimePath, good);
+
+    const user = uniqueUser();
+    const token = `hu${process.pid}0123456789abcdef`;
+    await registerPhone(pusher, user, pushParams(token));
+    dropBindings(pusher, user);
+    const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    expect(caller.code, caller.output).toBe(0);
+    expect(apns.requestsFor(token)[0].headers["apns-topic"]).toBe(`${APP_ID}.voip`);
+  });
+});
