@@ -1,4 +1,4 @@
-// `pusher apps add-apple|add-apple-token|add-firebase|add-webpush|list|remove`: Kazoo's
+// `pusher apps add-apple|add-apple-token|add-firebase|add-webpush|list|remove|enable|disable`: Kazoo's
 // `sup pusher_maintenance add_apple_app <AppId> <CertFile> [Host]` and its siblings. Kazoo stored the secrets
 // in system_config; we keep a 0600 copy under credentials/ next to the config and store its path.
 import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -49,10 +49,11 @@ export function runApps(configPath: string, args: string[], json: boolean, optio
   if (subcommand === "add-webpush" && rest.length === 1) return addWebPush(configPath, rest[0], options);
   if (subcommand === "list" && rest.length === 0) return listApps(configPath, json);
   if (subcommand === "remove" && rest.length === 1) return removeApp(configPath, rest[0]);
+  if ((subcommand === "enable" || subcommand === "disable") && rest.length === 1) return setEnabled(configPath, rest[0], subcommand === "enable");
   throw usageError(
     `expected "apps add-apple <app-id> <cert.pem> [host]", "apps add-apple-token <app-id> --key-file F --key-id K --team-id T [--host H]", ` +
       `"apps add-firebase <app-id> <service-account.json> [--host H]", "apps add-webpush <app-id> --vapid-key F --subject S", ` +
-      `"apps list [--json]" or "apps remove <app-id>"`,
+      `"apps list [--json]", "apps remove <app-id>" or "apps enable|disable <app-id>"`,
   );
 }
 
@@ -281,6 +282,20 @@ function removeApp(configPath: string, appId: string): void {
     for (const [configured, copy] of copies) if (configured === copy) rmSync(copy, { force: true });
   }
   console.log(`app ${appId} removed from ${loaded.path}`);
+}
+
+/** Kazoo's per-app `enabled` toggle: a disabled app keeps its credentials but gets no pushes (`pusher reload`). */
+function setEnabled(configPath: string, appId: string, enabled: boolean): void {
+  const loaded = loadConfig(configPath);
+  const apps = loaded.raw.apps as RawApps | undefined;
+  if (!apps || !Object.prototype.hasOwnProperty.call(apps, appId)) {
+    throw new CliError("PUSHER_ERR_NO_SUCH_APP", `no app ${JSON.stringify(appId)} in ${loaded.path}`);
+  }
+  const app = apps[appId] as { [key: string]: unknown };
+  if (enabled) delete app.enabled; // enabled is the default
+  else app.enabled = false;
+  saveConfig(loaded.path, loaded.raw);
+  console.log(`app ${appId} ${enabled ? "enabled" : "disabled"} in ${loaded.path} (pusher reload applies it to a running pusher)`);
 }
 
 function checkAppId(appId: string): void {

@@ -28,6 +28,8 @@ Commands:
                           add or replace a Web Push app; prints the VAPID public key (+sip.vapid)
   apps list [--json]      list apps with provider and host
   apps remove <app-id>    remove an app and the certificate copy add-apple made
+  apps enable|disable <app-id>
+                          Kazoo's per-app toggle: a disabled app keeps its credentials but gets no pushes
   test-push <app-id> <token> [--type apple|firebase|webpush]
                           send one test push and print the provider's answer; exit 0 only if it was accepted
                           (webpush: the token is the subscription JSON {"endpoint":…,"keys":{"p256dh":…,"auth":…}})
@@ -175,7 +177,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 // The one error handler: our coded errors as one line, anything else (a bug) with its stack.
-main(process.argv.slice(2)).catch((error: unknown) => {
+// The helper's senders unref their sockets and timers (a long-running helper must not be kept alive by them), so
+// a command awaiting a provider's answer (test-push, check) would otherwise let Node exit, silently, with 0.
+const keepAlive = setInterval(() => undefined, 60_000);
+main(process.argv.slice(2)).finally(() => clearInterval(keepAlive)).catch((error: unknown) => {
   const code = (error as CliError | undefined)?.code;
   if (typeof code === "string" && code.startsWith("PUSHER_ERR")) {
     console.error(`pusher: ${(error as Error).message}`);

@@ -121,6 +121,22 @@ describe("pusher apps add-webpush", () => {
   });
 });
 
+describe("pusher apps enable|disable", () => {
+  it("disables an app (it keeps its credentials), and test-push then refuses it with PUSHER_ERR_APP_DISABLED", async () => {
+    await pusher("apps", "add-apple-token", "com.example.off", "--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID, "--host", apns.host);
+    const disabled = await pusher("apps", "disable", "com.example.off");
+    expect(disabled.code, disabled.stderr).toBe(0);
+    expect(config().apps["com.example.off"].enabled).toBe(false);
+    expect(config().apps["com.example.off"].apple.keyId).toBe(KEY_ID);
+    const refused = await pusher("test-push", "com.example.off", "ef".repeat(32));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("PUSHER_ERR_APP_DISABLED");
+    expect((await pusher("apps", "enable", "com.example.off")).code).toBe(0);
+    expect(config().apps["com.example.off"].enabled).toBeUndefined();
+    expect((await pusher("apps", "disable", "no.such.app")).code).toBe(1);
+  });
+});
+
 describe("pusher test-push", () => {
   it("exits 0 and prints the provider's answer when APNs accepts the push", async () => {
     await pusher("apps", "add-apple-token", "com.example.phone", "--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID, "--host", apns.host);
@@ -136,7 +152,7 @@ describe("pusher test-push", () => {
     const token = "cd".repeat(32);
     apns.replyFor(token, { status: 410, reason: "Unregistered" });
     const result = await pusher("test-push", "com.example.phone", token, "--type", "apple");
-    expect(result.code).toBe(1);
+    expect(result.code, result.stdout + result.stderr).toBe(1);
     expect(result.stderr).toContain("Unregistered");
     expect(result.stderr).toContain("PUSHER_ERR_APNS_UNREGISTERED");
   });
@@ -149,7 +165,7 @@ describe("pusher test-push", () => {
     const fcmToken = "fcm-token-for-cli-test";
     fcm.replyFor(fcmToken, { status: 404, errorStatus: "NOT_FOUND", errorCode: "UNREGISTERED" });
     const unregistered = await pusher("test-push", "multi.app", fcmToken, "--type", "firebase");
-    expect(unregistered.code).toBe(1);
+    expect(unregistered.code, unregistered.stdout + unregistered.stderr).toBe(1);
     expect(unregistered.stderr).toContain("UNREGISTERED");
     expect((await pusher("test-push", "multi.app", "another-fcm-token", "--type", "firebase")).code).toBe(0);
 
