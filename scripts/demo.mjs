@@ -54,7 +54,7 @@ async function loadTestSupport(work) {
   const outfile = join(work, "support.mjs");
   await build({
     stdin: {
-      contents: `export { MockApns } from "./test/support/mock-apns.ts"; export { freePort } from "./test/support/free-port.ts";`,
+      contents: `export { MockApns } from "./test/support/mock-apns.ts"; export { freePort, freeMediaPort } from "./test/support/free-port.ts";`,
       resolveDir: ROOT,
       loader: "ts",
     },
@@ -153,7 +153,7 @@ async function waitForPush(apns, token, timeoutMs) {
 async function demo(work) {
   await buildIfNeeded();
   await makeTestCa(CA_DIR);
-  const { MockApns, freePort } = await loadTestSupport(work);
+  const { MockApns, freePort, freeMediaPort } = await loadTestSupport(work);
   const apns = await MockApns.start({ caDir: CA_DIR });
   cleanups.push(() => apns.close());
 
@@ -176,16 +176,16 @@ async function demo(work) {
   // 1. The phone registers, then its app sleeps: nothing listens on that port any more.
   const token = randomBytes(32).toString("hex");
   const sleepingPort = await freePort();
-  await expectSipp(sipp("register.xml", sipPort, sleepingPort, await freePort(), phoneKeys(token, sleepingPort)), "REGISTER");
+  await expectSipp(sipp("register.xml", sipPort, sleepingPort, await freeMediaPort(), phoneKeys(token, sleepingPort)), "REGISTER");
   await pusher.waitFor(new RegExp(`device stored aor=${USER}@`), "device stored");
   step(`REGISTER stored: ${USER}'s phone (app ${APP_ID}, pn-tok ${token.slice(0, 8)}…) registered from port ${sleepingPort}, then fell asleep`);
 
   // 2. The call. The awake phone's side listens on its own port from now on, as an app woken by a push would.
   const phonePort = await freePort();
-  const phone = sipp("answer.xml", sipPort, phonePort, await freePort(), {});
+  const phone = sipp("answer.xml", sipPort, phonePort, await freeMediaPort(), {});
   await new Promise((done) => setTimeout(done, 100)); // let sipp bind its socket
   callStartedAt = Date.now();
-  const caller = sipp("call-answered.xml", sipPort, await freePort(), await freePort(), { callee: USER, caller: "15551234567", domain: "127.0.0.1" });
+  const caller = sipp("call-answered.xml", sipPort, await freePort(), await freeMediaPort(), { callee: USER, caller: "15551234567", domain: "127.0.0.1" });
   step(`INVITE sip:${USER}@127.0.0.1 sent by the caller`, callStartedAt);
   const held = await pusher.waitFor(/push requested call-id=/, "push requested");
   step(`INVITE held: no answer from the phone within t1 (${TIMERS.inviteFirstMs} ms), Kamailio suspends the call and asks the helper for a push`, held.atMs);
@@ -195,7 +195,7 @@ async function demo(work) {
   step(`push sent (APNs got ${push.method} ${push.path.slice(0, "/3/device/".length + 8)}…, apns-push-type ${push.headers["apns-push-type"]}, topic ${push.headers["apns-topic"]})`, push.receivedAtMs);
   const registeredAt = Date.now();
   step(`phone REGISTERs: woken by the push, now listening on port ${phonePort}`, registeredAt);
-  const reRegister = sipp("register.xml", sipPort, await freePort(), await freePort(), phoneKeys(token, phonePort));
+  const reRegister = sipp("register.xml", sipPort, await freePort(), await freeMediaPort(), phoneKeys(token, phonePort));
   const delivering = await pusher.waitFor(/device registered, delivering call-id=/, "delivering");
   step("delivering: Kamailio continues the held INVITE to the phone's new Contact", delivering.atMs);
   await expectSipp(reRegister, "the phone's second REGISTER");

@@ -102,6 +102,8 @@ export interface CallsConfig {
 export interface KamailioConfig {
   /** `#!define`s for kamailio/pusher.cfg knobs (PUSHER_* only), e.g. {"PUSHER_TOKEN_SKIPS_AUTH": 1}. */
   defines: { [name: string]: string | number };
+  /** Kamailio's shared memory (`-m`), in MB: usrloc, htable and tm live there (about 1 KiB per push device). */
+  sharedMemoryMb: number;
 }
 
 export interface KazooConfig {
@@ -144,7 +146,9 @@ export function defaultConfig(): PusherConfig {
     timers: { inviteFirstMs: 2000, pushWaitMs: 20000, afterWakeMs: 30000 },
     // Kazoo's behaviour and reply: invite-first with "182 sending push notification".
     calls: { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true, registrationTokenSeconds: 60 },
-    kamailio: { defines: {} },
+    // Kamailio's own default is 64 MB, too small for 100 k phones (bench: ~1 KiB of shm per push device plus
+    // usrloc's binding); 256 MB holds a few hundred thousand.
+    kamailio: { defines: {}, sharedMemoryMb: 256 },
     kazoo: { trustedSources: ["127.0.0.1/32", "::1/128"] },
     userAgents: [],
     // RFC 8599 leaves it to the proxy; Flexisip's wiki recommends 7 days, Kazoo keeps tokens for good.
@@ -307,8 +311,9 @@ const DEFINE_VALUE = /^[A-Za-z0-9 ._:\/@=+-]*$/;
 
 function validateKamailio(value: unknown): KamailioConfig {
   const kamailio = objectAt(value, "kamailio");
-  checkKeys(kamailio, ["defines"], "kamailio");
-  const result: KamailioConfig = { defines: {} };
+  checkKeys(kamailio, ["defines", "sharedMemoryMb"], "kamailio");
+  const result: KamailioConfig = { defines: {}, sharedMemoryMb: defaultConfig().kamailio.sharedMemoryMb };
+  if (kamailio.sharedMemoryMb !== undefined) result.sharedMemoryMb = integerAt(kamailio.sharedMemoryMb, "kamailio.sharedMemoryMb", 64, 65536);
   if (kamailio.defines === undefined) return result;
   const defines = objectAt(kamailio.defines, "kamailio.defines");
   for (const name in defines) {

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort } from "../../test/support/free-port";
+import { freeMediaPort, freePort } from "../../test/support/free-port";
 import { SCENARIO_DIR } from "./paths";
 
 export interface Phone {
@@ -66,7 +66,7 @@ export async function startSippLoad(options: SippLoadOptions): Promise<SippLoad>
     "-inf", options.injectionFile,
     "-i", "127.0.0.1",
     "-p", String(localPort),
-    "-mp", String(await freePort()),
+    "-mp", String(await freeMediaPort()),
     "-t", "u1",
     "-m", String(options.calls),
     "-l", String(options.limit ?? options.calls),

@@ -63,7 +63,7 @@ function pipeLines(child: ChildProcess, prefix: string): void {
 }
 
 function kamailioArguments(root: string, paths: RuntimePaths, config: PusherConfig, listen: string[]): string[] {
-  const args = ["-f", join(root, "kamailio", "kamailio.cfg"), "-DD", "-E", "-w", paths.stateDir, "-Y", paths.stateDir];
+  const args = ["-f", join(root, "kamailio", "kamailio.cfg"), "-DD", "-E", "-w", paths.stateDir, "-Y", paths.stateDir, "-m", String(config.kamailio.sharedMemoryMb)];
   for (const address of listen) args.push("-l", address);
   const defines: { [name: string]: string | number } = {
     ...config.kamailio.defines,

@@ -5,7 +5,8 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { CliError } from "./config-file";
 
 const SCHEMA =
@@ -41,6 +42,8 @@ function literal(text: string): string {
 /** Creates the users database with its schema when missing (mode 0600: it holds HA1 digests). */
 export function ensureUsersDatabase(file: string): void {
   const created = !existsSync(file);
+  // The state dir does not exist yet before the first `pusher start` (0700 like start.ts makes it).
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   sqlite(file, SCHEMA);
   if (created) chmodSync(file, 0o600);
 }

@@ -97,9 +97,9 @@ export class ProviderSessions {
       this.forget(entry);
       return Promise.reject(new TransportError("unprocessed", `session unusable: ${(error as Error).message}`, { cause: error }));
     }
-    entry.activeStreams++;
+    // ref() only when the session turns busy (a native call per push otherwise); finish() unrefs it when idle.
+    if (entry.activeStreams++ === 0) entry.session.ref();
     entry.lastActivityMs = Date.now();
-    entry.session.ref();
     return new Promise<ProviderResponse>((resolve, reject) => {
       let settled = false;
       let status: number | undefined;

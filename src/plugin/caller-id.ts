@@ -7,7 +7,7 @@ import { uriOpenIndex } from "./sip-text";
 export const CALLER_ID_HEADERS = ["Remote-Party-ID", "P-Asserted-Identity", "P-Preferred-Identity", "From"];
 
 function trim(text: string): string {
-  return text.replace(/^\s+|\s+$/g, "");
+  return text.trim();
 }
 
 /**

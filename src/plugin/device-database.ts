@@ -2,7 +2,8 @@
 // PUSHER_DB_CONNECTION in kamailio/pusher.cfg; db_sqlite on a local file by default). htable keeps the
 // records every worker reads, but htable's own dbmode writes only at shutdown, so a crash would lose
 // them: every change is written here, synchronously, before the REGISTER is answered. A local sqlite write
-// costs the SIP worker about a millisecond; other DB drivers work too but put their latency in the SIP path.
+// (WAL, synchronous=NORMAL: no fsync per write, see prepareConnection) costs the SIP worker tens of µs; other
+// DB drivers work too but put their latency in the SIP path.
 // One row per AOR, holding the same JSON as the htable item; `expires` (epoch s) is when its last device's
 // retention ends. Each process has its own DB connection, hence the per-process `connectionReady`.
 
@@ -19,7 +20,7 @@ const LOAD_PAGE_ROWS = 500;
 let connectionReady = false;
 
 function sqlString(value: string): string {
-  return "'" + value.replace(/'/g, "''") + "'";
+  return "'" + (value.indexOf("'") < 0 ? value : value.replace(/'/g, "''")) + "'";
 }
 
 /** Runs one statement; KSR.sqlops.sql_query gives 0 on success (rows or not) and -1 on failure. */
@@ -33,9 +34,15 @@ function prepareConnection(): void {
   if (connectionReady) return;
   connectionReady = true;
   run("PRAGMA busy_timeout=" + BUSY_TIMEOUT_MS);
+  // WAL + synchronous=NORMAL: a commit is written to the WAL file (the OS page cache) before sql_query returns,
+  // and fsync'd only at checkpoints. That survives a crash of Kamailio (kill -9: the kernel still has the
+  // pages); only an OS crash or power loss can lose the last transactions before a checkpoint. With the
+  // default (FULL) every REGISTER that changes a record paid an fsync in the SIP worker: about 2/3 of the
+  // plugin's REGISTER cost (README, Benchmarks). https://www.sqlite.org/pragma.html#pragma_synchronous
+  run("PRAGMA synchronous=NORMAL");
 }
 
-/** Creates the table when missing and switches the file to WAL (concurrent readers, one fsync per write). */
+/** Creates the table when missing and switches the file to WAL (concurrent readers, no fsync per write). */
 export function createSchema(): boolean {
   prepareConnection();
   run("PRAGMA journal_mode=WAL");

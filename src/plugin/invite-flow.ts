@@ -19,7 +19,7 @@ import { issueRegistrationToken } from "./registration-token";
 import { logError, logInfo, maskToken } from "./log";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
-import { aorOf, header, pvString, setVar } from "./sip-message";
+import { aorOf, header, headerText, pvString, setVar } from "./sip-message";
 
 const PROVISIONAL_REASONS: { [code: string]: string } = {
   "110": "Push sent",
@@ -142,7 +142,7 @@ function recordPushedCall(plan: CallPlan, state: CallState): boolean {
   }
   const config = currentConfig();
   const callerHeaders: { [name: string]: string | null } = {};
-  for (let i = 0; i < CALLER_ID_HEADERS.length; i++) callerHeaders[CALLER_ID_HEADERS[i]] = header(CALLER_ID_HEADERS[i]);
+  for (let i = 0; i < CALLER_ID_HEADERS.length; i++) callerHeaders[CALLER_ID_HEADERS[i]] = headerText(CALLER_ID_HEADERS[i]);
   const now = Date.now();
   const call: PushedCall = {
     callRef: currentCallRef(),

@@ -27,7 +27,7 @@ const PROVIDERS: { [tokenType: string]: PushProvider } = { apple: "apple", fireb
 
 function pusherHeader(name: string): string | null {
   const value = header("X-KAZOO-PUSHER-" + name);
-  return value === null ? null : value.replace(/^\s+|\s+$/g, "");
+  return value === null ? null : value.trim();
 }
 
 /** A timer header in ms, or undefined when absent or not a sane integer (Kazoo's test was once inverted). */

@@ -76,7 +76,12 @@ function param(contact: ParsedContact, name: string): string | undefined {
 /** The device instance of a contact, used as the device's key within its AOR. */
 export function deviceInstance(contact: ParsedContact): string {
   const instance = contact.headerParams["+sip.instance"];
-  if (instance) return instance.replace(/^<|>$/g, "");
+  if (instance) {
+    // Without the angle brackets (a regex replace costs Duktape several µs per REGISTER).
+    const from = instance.charAt(0) === "<" ? 1 : 0;
+    const to = instance.length > from && instance.charAt(instance.length - 1) === ">" ? instance.length - 1 : instance.length;
+    return instance.substring(from, to);
+  }
   const regId = contact.headerParams["reg-id"];
   if (regId) return "reg-id:" + regId;
   return contact.uri;

@@ -27,7 +27,9 @@ const CONFIG_KEY_OF: { [provider: string]: string } = { apple: "apple", firebase
 /** Expires of one contact: its `expires` param, else the Expires header, else the registrar default (>0). */
 export function contactExpires(contact: ParsedContact): number {
   const param = contact.headerParams["expires"];
-  const value = param !== undefined ? param : header("Expires");
+  // Like the registrar: an expires param that is not a plain number (`-1`, `-0`, `never`) is ignored, so it
+  // cannot remove a device whose binding the registrar keeps.
+  const value = param !== undefined && /^\s*\d+\s*$/.test(param) ? param : header("Expires");
   if (value === null || value === undefined || value === "") return 3600;
   const seconds = parseInt(value, 10);
   return isNaN(seconds) ? 3600 : seconds;
@@ -165,7 +167,13 @@ export function registerDevices(): void {
   if (!contactValue) return; // a fetch of the bindings: nothing to store
   ensureDevicesLoaded();
   const aor = aorOf(pvString("$tU"), pvString("$td"));
-  if (contactValue.replace(/^\s+|\s+$/g, "") === "*") {
+  // `*` next to other contacts is refused by the registrar (400): nothing may change for it either.
+  // (indexOf first: the regex costs ~10 µs of Duktape time on a usual Contact.)
+  if (contactValue.indexOf("*") >= 0 && /(^|,)\s*\*\s*(,|$)/.test(contactValue) && contactValue.trim() !== "*") return;
+  if (contactValue.trim() === "*") {
+    // RFC 3261 §10.3 step 6: `*` is only valid with Expires: 0; the registrar answers anything else with 400,
+    // and a refused REGISTER must not have removed the devices already.
+    if ((header("Expires") || "").trim() !== "0") return;
     const removed = removeAllDevices(aor);
     if (removed) logInfo("devices removed aor=" + aor + " count=" + removed + ": every binding was removed (Contact: *)");
     return;

@@ -37,7 +37,7 @@ export function forgetRegistrationToken(token: string): void {
 /** The token a REGISTER presents, or "" (header first, then the Contact's URI and header params). */
 function presentedToken(): string {
   const fromHeader = header("X-Token-Reg");
-  if (fromHeader) return fromHeader.replace(/^\s+|\s+$/g, "");
+  if (fromHeader) return fromHeader.trim();
   const contact = header("Contact");
   const contacts = contact ? parseContacts(contact) : [];
   for (let i = 0; i < contacts.length; i++) {

@@ -1,9 +1,35 @@
 // Small readers and writers around KSR for the message being routed, and the $var/$avp hand-back to cfg.
 
+import { isUtf8Hex, utf8HexToText } from "./sip-text";
+
+// Scans the whole string and never matches: Duktape's regex engine throws on bytes that are not UTF-8.
+const SCAN_ALL = /[^\s\S]/;
+
+function isValidText(text: string): boolean {
+  try {
+    SCAN_ALL.test(text);
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+/**
+ * A PV's value as valid UTF-8 text. Kamailio hands over a message's raw bytes; text that is not UTF-8 (Latin-1
+ * `Caf\xe9` in a display name) makes every later regex throw "internal error", and so does re-encoding it in JS.
+ * Such a value is fetched again hex-encoded by Kamailio ({s.encode.hexa}) and decoded here, invalid bytes
+ * becoming U+FFFD.
+ */
+function validPv(spec: string, value: string): string {
+  if (isValidText(value)) return value;
+  const hex = KSR.pv.get("$(" + spec.substring(1) + "{s.encode.hexa})");
+  return typeof hex === "string" ? utf8HexToText(hex) : "";
+}
+
 /** A PV's value as a string ("" when unset). */
 export function pvString(name: string): string {
   const value = KSR.pv.get(name);
-  return value === null || value === undefined ? "" : String(value);
+  return value === null || value === undefined ? "" : validPv(name, String(value));
 }
 
 export function setVar(name: string, value: string | number): void {
@@ -11,9 +37,23 @@ export function setVar(name: string, value: string | number): void {
   else KSR.pv.sets("$var(" + name + ")", value);
 }
 
+/**
+ * A header as valid UTF-8 text, for free text the plugin passes on (caller names). Duktape reads a Latin-1
+ * `\xe9` as the start of a 3-byte character, silently eating the bytes after it, which no check on the JS
+ * string can see; Kamailio's hex of the raw bytes cannot be misread. Valid text is kept as Kamailio gave it
+ * (Duktape passes 4-byte characters such as emoji through untouched, but would re-encode decoded ones as
+ * CESU-8); invalid bytes become U+FFFD.
+ */
+export function headerText(name: string): string | null {
+  if (KSR.hdr.is_present(name) <= 0) return null; // a transformation of a missing header logs an error
+  const hex = KSR.pv.get("$(hdr(" + name + "){s.encode.hexa})");
+  if (typeof hex !== "string" || hex === "") return null;
+  return isUtf8Hex(hex) ? header(name) : utf8HexToText(hex);
+}
+
 export function header(name: string): string | null {
   const value = KSR.hdr.get(name);
-  return typeof value === "string" ? value : null;
+  return typeof value === "string" ? validPv("$hdr(" + name + ")", value) : null;
 }
 
 /** Device records and held calls are keyed by `user@domain`, lower-cased (usrloc with use_domain=1). */

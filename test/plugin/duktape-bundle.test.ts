@@ -116,6 +116,15 @@ var KSR_MODULES = {
   },
   pv: {
     get: function (name) {
+      // $(hdr(Name){s.encode.hexa}): what headerText reads caller ids with (UTF-8 bytes as hex, like Kamailio).
+      var hexa = /^\$\(hdr\(([^)]+)\)\{s\.encode\.hexa\}\)$/.exec(name);
+      if (hexa) {
+        var text = headerAt(hexa[1], 0);
+        if (text === null) return null;
+        var bytes = new TextEncoder().encode(text), hex = "";
+        for (var b = 0; b < bytes.length; b++) hex += (bytes[b] < 16 ? "0" : "") + bytes[b].toString(16);
+        return hex;
+      }
       if (/^\$var\(/.test(name)) return own(STATE.vars, name) ? STATE.vars[name] : null;
       if (/^\$avp\(/.test(name)) return own(STATE.avps, name) ? STATE.avps[name] : null;
       return own(STATE.request, name) ? STATE.request[name] : null;
@@ -131,6 +140,7 @@ var KSR_MODULES = {
   },
   hdr: {
     get: function (name) { return headerAt(name, 0); },
+    is_present: function (name) { return headerAt(name, 0) === null ? -1 : 1; },
     get_idx: function (name, index) { return headerAt(name, index); },
     append_to_reply: function (text) { STATE.replyHeaders.push(text); return 1; }
   },

@@ -30,3 +30,18 @@ export async function freePort(): Promise<number> {
   }
   throw new Error("no free port found on 127.0.0.1");
 }
+
+/**
+ * A UDP port p on 127.0.0.1 with p..p+3 all free: sipp binds its media sockets at -mp (audio) and -mp + 2
+ * (video), each with the port after it for RTCP.
+ */
+export async function freeMediaPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freeTcpPort();
+    if (port > 65530) continue;
+    let free = true;
+    for (let offset = 0; offset < 4 && free; offset++) free = await udpPortIsFree(port + offset);
+    if (free) return port;
+  }
+  throw new Error("no free block of 4 UDP ports found on 127.0.0.1");
+}

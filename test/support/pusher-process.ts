@@ -49,6 +49,15 @@ function descendants(pid: number): number[] {
   return found;
 }
 
+/** SIGKILL to every process of the group `pusher start` leads (it, Kamailio, the helper); gone already is fine. */
+function killProcessGroup(leader: number): void {
+  try {
+    process.kill(-leader, "SIGKILL");
+  } catch {
+    // ESRCH: the whole group has exited
+  }
+}
+
 export async function startPusher(config: Record<string, unknown>): Promise<PusherProcess> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-it-"));
   const sipPort = await freePort();
@@ -68,8 +77,11 @@ export async function startPusher(config: Record<string, unknown>): Promise<Push
 }
 
 async function runPusher(dir: string, configPath: string, sipPort: number, linkPort: number): Promise<PusherProcess> {
+  // Its own process group (detached), so a start that fails or times out can be killed whole: `pusher start`,
+  // its Kamailio and its helper, instead of leaving them running on the test's ports.
   const child: ChildProcess = spawn(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "start"], {
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   let output = "";
   const waiters: { pattern: RegExp; done: (line: string) => void }[] = [];
@@ -124,11 +136,17 @@ async function runPusher(dir: string, configPath: string, sipPort: number, linkP
       await exited;
     },
   };
-  await Promise.race([
-    process_.waitFor(/helper connected/),
-    exited.then(() => {
-      throw new Error(`pusher start exited early:\n${output}`);
-    }),
-  ]);
+  try {
+    await Promise.race([
+      process_.waitFor(/helper connected/),
+      exited.then(() => {
+        throw new Error(`pusher start exited early:\n${output}`);
+      }),
+    ]);
+  } catch (error) {
+    killProcessGroup(child.pid!);
+    await Promise.race([exited, new Promise((done) => setTimeout(done, 5000))]);
+    throw error;
+  }
   return process_;
 }

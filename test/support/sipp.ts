@@ -1,7 +1,7 @@
 // Runs one sipp scenario from test/sipp against Kamailio on loopback.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { freePort } from "./free-port";
+import { freeMediaPort, freePort } from "./free-port";
 
 export interface SippRun {
   code: number | null;
@@ -41,7 +41,7 @@ export async function runSipp(options: SippOptions): Promise<SippRun> {
     "-sf", join(SCENARIOS, options.scenario),
     "-i", "127.0.0.1",
     "-p", String(localPort),
-    "-mp", String(await freePort()),
+    "-mp", String(await freeMediaPort()),
     "-t", options.transport === "tcp" ? "t1" : "u1",
     "-m", String(options.calls ?? 1),
     "-timeout", `${options.timeoutSeconds ?? 30}s`,

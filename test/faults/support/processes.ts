@@ -1,0 +1,199 @@
+// Process-level faults and Kamailio's own counters for the fault tests: find and kill the helper under
+// `pusher start`, read tm.stats and core.shmmem, and run Kamailio and the helper as two separate services (as
+// the systemd units do) so one can be killed or never started while the other runs.
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "../../support/free-port";
+import type { PusherProcess } from "../../support/pusher-process";
+import { ROOT } from "../../support/pusher-process";
+
+/** Every descendant of `pid` with its command line. */
+export function descendants(pid: number): { pid: number; command: string }[] {
+  const found: { pid: number; command: string }[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    const parent = queue.shift()!;
+    let out = "";
+    try {
+      out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(parent)], { encoding: "utf8" });
+    } catch {
+      continue; // ps exits 1 when there is no child
+    }
+    for (const line of out.split("\n")) {
+      const match = /^\s*(\d+)\s+(.*)$/.exec(line);
+      if (!match) continue;
+      found.push({ pid: Number(match[1]), command: match[2] });
+      queue.push(Number(match[1]));
+    }
+  }
+  return found;
+}
+
+/** The pid of `pusher start` for this run (the node process whose command names this config). */
+export function pusherStartPid(pusher: PusherProcess): number {
+  const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  for (const line of out.split("\n")) {
+    const match = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (match && match[2].includes(pusher.configPath) && match[2].includes("cli.js") && / start\b/.test(match[2])) return Number(match[1]);
+  }
+  throw new Error(`no pusher start process for ${pusher.configPath}`);
+}
+
+export function helperPid(pusher: PusherProcess): number {
+  const helper = descendants(pusherStartPid(pusher)).find((process) => process.command.includes("pusher-helper.js"));
+  if (!helper) throw new Error("no pusher-helper process under pusher start");
+  return helper.pid;
+}
+
+export function kamailioPids(rootPid: number): number[] {
+  return descendants(rootPid)
+    .filter((process) => /^\S*kamailio\s/.test(process.command))
+    .map((process) => process.pid)
+    .sort((a, b) => a - b);
+}
+
+/** `current` of tm.stats: transactions that exist right now. */
+export function currentTransactions(rpc: (...command: string[]) => string): number {
+  const match = /current:\s*(\d+)/.exec(rpc("tm.stats"));
+  if (!match) throw new Error("tm.stats has no current");
+  return Number(match[1]);
+}
+
+/** real_used of core.shmmem, in bytes. */
+export function sharedMemoryUsed(rpc: (...command: string[]) => string): number {
+  const match = /real_used:\s*(\d+)/.exec(rpc("core.shmmem"));
+  if (!match) throw new Error("core.shmmem has no real_used");
+  return Number(match[1]);
+}
+
+export async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+/** Kamailio and the helper as separate processes: the layout of kamailio.service + kamailio-pusher-helper.service. */
+export interface SeparateServices {
+  sipPort: number;
+  linkPort: number;
+  dir: string;
+  configPath: string;
+  kamailio: ChildProcess | null;
+  helper: ChildProcess | null;
+  kamailioOutput(): string;
+  helperOutput(): string;
+  rpc(...command: string[]): string;
+  /** `defines`: extra `-A` switches and values (e.g. WITH_AUTH, PUSHER_TOKEN_SKIPS_AUTH=1). */
+  startKamailio(defines?: { [name: string]: string | true }): Promise<void>;
+  /** SIGKILL to every Kamailio process at once; resolves when the main one is gone. */
+  killKamailio(): Promise<void>;
+  startHelper(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes `config` (with free SIP and link ports) as the runtime config both read, the way `pusher start` would,
+ * and returns the controls; nothing runs yet.
+ */
+export async function separateServices(config: Record<string, unknown>, options: { auth?: boolean } = {}): Promise<SeparateServices> {
+  const dir = mkdtempSync(join(tmpdir(), "pusher-faults-"));
+  const stateDir = join(dir, "state");
+  mkdirSync(stateDir, { mode: 0o700 });
+  const sipPort = await freePort();
+  const linkPort = await freePort();
+  const configPath = join(stateDir, "pusher.runtime.json");
+  writeFileSync(
+    configPath,
+    JSON.stringify(
+      { sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: options.auth ?? false }, link: { port: linkPort }, metrics: { port: await freePort() }, stateDir, ...config },
+      null,
+      2,
+    ),
+    { mode: 0o600 },
+  );
+  let kamailioLog = "";
+  let helperLog = "";
+  const ctl = join(stateDir, "kamailio.ctl");
+  const services: SeparateServices = {
+    sipPort,
+    linkPort,
+    dir,
+    configPath,
+    kamailio: null,
+    helper: null,
+    kamailioOutput: () => kamailioLog,
+    helperOutput: () => helperLog,
+    rpc: (...command) => execFileSync("kamcmd", ["-s", `unix:${ctl}`, ...command], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
+    async startKamailio(extra = {}) {
+      // The arguments `pusher start` gives it (src/cli/start.ts kamailioArguments).
+      const defines: { [name: string]: string } = {
+        PUSHER_PLUGIN_FILE: join(ROOT, "dist", "pusher.js"),
+        PUSHER_CONFIG_FILE: configPath,
+        PUSHER_EVAPI_ADDRESS: `127.0.0.1:${linkPort}`,
+        PUSHER_CTL_SOCKET: `unix:${ctl}`,
+        PUSHER_DB_CONNECTION: `pusher=>sqlite:///${join(stateDir, "devices.sqlite")}`,
+        PUSHER_AUTH_DB_URL: `sqlite:///${join(stateDir, "users.sqlite")}`,
+      };
+      const args = ["-f", join(ROOT, "kamailio", "kamailio.cfg"), "-DD", "-E", "-w", stateDir, "-Y", stateDir];
+      args.push("-l", `udp:127.0.0.1:${sipPort}`, "-l", `tcp:127.0.0.1:${sipPort}`);
+      for (const name of Object.keys(defines)) args.push("-A", `${name}=${JSON.stringify(defines[name])}`);
+      for (const [name, value] of Object.entries(extra)) args.push("-A", value === true ? name : `${name}=${value}`);
+      const child = spawn("kamailio", args, { stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout!.on("data", (chunk) => (kamailioLog += chunk));
+      child.stderr!.on("data", (chunk) => (kamailioLog += chunk));
+      services.kamailio = child;
+      await waitUntil(() => {
+        if (child.exitCode !== null) throw new Error(`kamailio exited at start:\n${kamailioLog.slice(-3000)}`);
+        try {
+          services.rpc("core.uptime");
+          return true;
+        } catch {
+          return false;
+        }
+      }, 15000, "kamailio's control socket");
+    },
+    async killKamailio() {
+      const main = services.kamailio;
+      if (!main || main.exitCode !== null) return;
+      const exited = new Promise<void>((done) => main.on("exit", () => done()));
+      for (const pid of [main.pid!, ...kamailioPids(main.pid!)]) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      await exited;
+      services.kamailio = null;
+    },
+    startHelper() {
+      const child = spawn(process.execPath, [join(ROOT, "dist", "pusher-helper.js"), "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout!.on("data", (chunk) => (helperLog += chunk));
+      child.stderr!.on("data", (chunk) => (helperLog += chunk));
+      services.helper = child;
+    },
+    async stop() {
+      const waits: Promise<void>[] = [];
+      for (const child of [services.helper, services.kamailio]) {
+        if (!child || child.exitCode !== null || child.signalCode !== null) continue;
+        waits.push(new Promise<void>((done) => child.on("exit", () => done())));
+        child.kill("SIGTERM");
+      }
+      await Promise.all(waits);
+    },
+  };
+  return services;
+}
+
+/**
+ * Keys of pusher_calls that belong to calls (call:, wait:, ringing:, callid:): empty once every call ended.
+ * (Registration tokens share the table and live their own lifetime.)
+ */
+export function callItems(rpc: (...command: string[]) => string): string[] {
+  const dump = rpc("htable.dump", "pusher_calls");
+  return [...dump.matchAll(/name: ((?:call|wait|ringing|callid):\S*)/g)].map((match) => match[1]);
+}
