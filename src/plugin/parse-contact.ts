@@ -11,6 +11,9 @@ export interface ParsedContact {
   uriParams: { [name: string]: string };
   /** Params after the `>` (or after the URI when there are no brackets), names lower-cased, values unquoted. */
   headerParams: { [name: string]: string };
+  /** Params given twice with different values (also once in the URI and once after it): which one the phone
+   * meant is unknowable, so push params named here are refused. */
+  conflicts: string[];
 }
 
 /** URL-decodes a param value; a malformed escape leaves the raw text (Kazoo url-decodes, never fails). */
@@ -71,7 +74,7 @@ function splitOutside(text: string, separator: string): string[] {
   return parts;
 }
 
-function parseParams(parts: string[], decode: (value: string) => string): { [name: string]: string } {
+function parseParams(parts: string[], decode: (value: string) => string, conflicts: string[]): { [name: string]: string } {
   const params: { [name: string]: string } = {};
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i].trim();
@@ -80,8 +83,9 @@ function parseParams(parts: string[], decode: (value: string) => string): { [nam
     // trim(), not a regex: Duktape's regex engine costs ~40 µs on a 200-character Contact (README, Benchmarks).
     const name = (equals < 0 ? part : part.substring(0, equals)).trim().toLowerCase();
     const value = equals < 0 ? "" : decode(part.substring(equals + 1).trim());
-    // First occurrence wins: a later duplicate cannot override what the client put first.
+    // First occurrence is kept; a later one with another value marks the name as conflicting.
     if (!Object.prototype.hasOwnProperty.call(params, name)) params[name] = value;
+    else if (params[name] !== value && conflicts.indexOf(name) < 0) conflicts.push(name);
   }
   return params;
 }
@@ -105,12 +109,23 @@ function parseOne(text: string): ParsedContact | null {
   }
   uri = uri.trim();
   if (!/^sips?:/i.test(uri)) return null;
+  // A NUL or another control character inside the URI: a client trying to smuggle something past the parser.
+  if (/[\x00-\x1f\x7f]/.test(uri)) return null;
   const uriSemicolon = uri.indexOf(";");
-  const uriParams = uriSemicolon < 0 ? {} : parseParams(uri.substring(uriSemicolon + 1).split("?")[0].split(";"), decodeParam);
-  const headerParams = parseParams(splitOutside(rest, ";"), function (raw: string) {
-    return decodeParam(unquote(raw));
-  });
-  return { uri: uri, uriParams: uriParams, headerParams: headerParams };
+  const conflicts: string[] = [];
+  const uriParams = uriSemicolon < 0 ? {} : parseParams(uri.substring(uriSemicolon + 1).split("?")[0].split(";"), decodeParam, conflicts);
+  const headerParams = parseParams(
+    splitOutside(rest, ";"),
+    function (raw: string) {
+      return decodeParam(unquote(raw));
+    },
+    conflicts,
+  );
+  for (const name in uriParams) {
+    const inBoth = Object.prototype.hasOwnProperty.call(uriParams, name) && Object.prototype.hasOwnProperty.call(headerParams, name);
+    if (inBoth && uriParams[name] !== headerParams[name] && conflicts.indexOf(name) < 0) conflicts.push(name);
+  }
+  return { uri: uri, uriParams: uriParams, headerParams: headerParams, conflicts: conflicts };
 }
 
 // A REGISTER's Contact is parsed before save (register-devices) and again after it (register-flow), in the same

@@ -189,8 +189,20 @@ function readLegacy(contact: ParsedContact, names: PushParamNames): PushParamsRe
   return { kind: "binding", binding: binding };
 }
 
+/** The first push param of `names` the contact gives twice with different values, or null. */
+function conflictingParam(contact: ParsedContact, names: string[]): string | null {
+  for (let i = 0; i < names.length; i++) if (contact.conflicts.indexOf(names[i]) >= 0) return names[i];
+  return null;
+}
+
 /** Reads a contact's push params; `names` are a User-Agent rule's legacy param names. */
 export function readPushParams(contact: ParsedContact, names?: PushParamNames): PushParamsReading {
+  const legacy = names || DEFAULT_PUSH_PARAM_NAMES;
+  const conflict = conflictingParam(contact, ["pn-provider", "pn-prid", "pn-param", "app-id", legacy.appId, legacy.type, legacy.token]);
+  if (conflict) {
+    const token = param(contact, "pn-prid") || param(contact, legacy.token) || "";
+    return { kind: "refused", problem: conflict + " is given twice with different values", token: token };
+  }
   const pns = param(contact, "pn-provider");
   if (pns !== undefined) return readRfc8599(contact, pns);
   return readLegacy(contact, names || DEFAULT_PUSH_PARAM_NAMES);

@@ -36,6 +36,7 @@ describe("parseContacts", () => {
           "pn-tok": "34fretrwgtrvtrebyenbytrwvtrebytenytbyrtebytebytebyten yhtevtrw",
           "pn-type": "apple",
         },
+        conflicts: [],
       },
     ]);
   });
@@ -46,6 +47,7 @@ describe("parseContacts", () => {
         uri: "sip:user@192.168.1.1",
         uriParams: {},
         headerParams: { "reg-id": "1", "app-id": "org.myorg.myapp", "pn-tok": "tok", "pn-type": "apple" },
+        conflicts: [],
       },
     ]);
   });
@@ -58,7 +60,7 @@ describe("parseContacts", () => {
 
   it("gives every param of a contact without brackets to the header, as RFC 3261 §20.10 says", () => {
     expect(parseContacts("sip:alice@192.0.2.1:5060;pn-tok=abc;expires=0")).toEqual([
-      { uri: "sip:alice@192.0.2.1:5060", uriParams: {}, headerParams: { "pn-tok": "abc", expires: "0" } },
+      { uri: "sip:alice@192.0.2.1:5060", uriParams: {}, headerParams: { "pn-tok": "abc", expires: "0" }, conflicts: [] },
     ]);
   });
 
@@ -88,10 +90,20 @@ describe("parseContacts", () => {
     expect(contact.headerParams).toEqual({ "+sip.instance": "<urn:uuid:1>", label: 'say "hi"' });
   });
 
-  it("keeps the first of two params with the same name", () => {
-    const [contact] = parseContacts("<sip:a@h;pn-tok=one;pn-tok=two>;app-id=first;APP-ID=second");
+  it("keeps the first of two params with the same name, and names the ones whose values differ", () => {
+    const [contact] = parseContacts("<sip:a@h;pn-tok=one;pn-tok=two;ob;ob>;app-id=first;APP-ID=second;pn-type=apple");
     expect(contact.uriParams["pn-tok"]).toBe("one");
     expect(contact.headerParams["app-id"]).toBe("first");
+    expect(contact.conflicts.sort()).toEqual(["app-id", "pn-tok"]);
+  });
+
+  it("names a param whose URI and header forms differ as conflicting", () => {
+    expect(parseContacts("<sip:a@h;pn-tok=one>;pn-tok=two")[0].conflicts).toEqual(["pn-tok"]);
+    expect(parseContacts("<sip:a@h;pn-tok=same>;pn-tok=same")[0].conflicts).toEqual([]);
+  });
+
+  it("skips a contact whose URI hides a NUL or another control character", () => {
+    expect(parseContacts("<sip:a\u0000b@h>;pn-tok=t;pn-type=apple;app-id=x")).toEqual([]);
   });
 
   it("ignores whitespace around params, names and values", () => {
@@ -114,7 +126,7 @@ describe("parseContacts", () => {
 
   it("accepts a display name before the brackets", () => {
     expect(parseContacts('"Alice A." <sips:alice@h>;expires=60')).toEqual([
-      { uri: "sips:alice@h", uriParams: {}, headerParams: { expires: "60" } },
+      { uri: "sips:alice@h", uriParams: {}, headerParams: { expires: "60" }, conflicts: [] },
     ]);
   });
 

@@ -39,13 +39,15 @@ describe("parsePushParams", () => {
     });
   });
 
-  it("searches the URI params first, then the header params, one param at a time", () => {
-    const binding = bindingOf("<sip:a@h;pn-tok=uri-token>;pn-tok=header-token;app-id=header-app;pn-type=apple");
+  it("reads each param from the URI or the header params, wherever the phone put it", () => {
+    const binding = bindingOf("<sip:a@h;pn-tok=uri-token>;app-id=header-app;pn-type=apple");
     expect(binding).toMatchObject({ token: "uri-token", appId: "header-app", provider: "apple" });
   });
 
-  it("takes the URI's pn-type over the header's", () => {
-    expect(bindingOf("<sip:a@h;pn-type=google>;pn-type=apple;app-id=x;pn-tok=t")?.provider).toBe("firebase");
+  it("refuses a push param whose URI and header forms disagree (which one the phone meant is unknowable)", () => {
+    expect(bindingOf("<sip:a@h;pn-tok=uri-token>;pn-tok=header-token;app-id=header-app;pn-type=apple")).toBeNull();
+    expect(bindingOf("<sip:a@h;pn-type=google>;pn-type=apple;app-id=x;pn-tok=t")).toBeNull();
+    expect(bindingOf("<sip:a@h;pn-type=apple>;pn-type=apple;app-id=x;pn-tok=t")?.provider).toBe("apple");
   });
 
   it("URL-decodes the token and the app id", () => {
@@ -224,5 +226,17 @@ describe("readPushParams, dialect by dialect", () => {
 
   it("splits a legacy Apple pn-tok in the two-token form too", () => {
     expect(parsePushParams(only("<sip:g@h>;app-id=a.b;pn-type=apple;pn-tok=aa:remote%26bb:voip"))).toMatchObject({ token: "bb", alertToken: "aa", pushKind: "voip" });
+  });
+});
+
+describe("conflicting push params", () => {
+  it.each([
+    ["<sip:a@h>;app-id=x;pn-tok=one;pn-tok=two;pn-type=apple", "pn-tok"],
+    ["<sip:a@h;pn-type=apple>;app-id=x;pn-tok=t;pn-type=firebase", "pn-type"],
+    ["<sip:a@h>;pn-provider=apns;pn-provider=fcm;pn-prid=t;pn-param=T.b", "pn-provider"],
+  ])("refuses %s, naming %s", (header, name) => {
+    const reading = readPushParams(parseContacts(header)[0]);
+    expect(reading.kind).toBe("refused");
+    expect((reading as { problem: string }).problem).toContain(name);
   });
 });
