@@ -17,33 +17,19 @@ import {
   MAX_VOIP_PAYLOAD_BYTES,
 } from "./apns-payload";
 import { ApnsProviderTokens } from "./apns-token";
-import type { Logger } from "./logger";
 import { classifyApnsResponse, classifyTransportError, PusherError, retryAfterMs } from "./provider-errors";
-import { ProviderSessions, type SessionTarget } from "./provider-sessions";
+import { ProviderSender, type SenderOptions } from "./provider-sender";
+import type { SessionTarget } from "./provider-sessions";
 import { fitToSize, isCallEnded } from "./push-content";
-import { pushDeadlineMs, sendWithRetries, sleep, type AttemptResult, type SendOutcome } from "./retry-policy";
+import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
 
-/** Kazoo waited 10 s for APNs (gun:await in apns4erl); the call's ring window caps it further. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 const DEFAULT_APNS_PORT = 443;
 /** A call-ended alert ("Missed call from …") is worth delivering for an hour, not for 30 days. */
 const CALL_ENDED_EXPIRATION_SECONDS = 3600;
 /** APNs: apns-collapse-id ≤ 64 bytes. */
 const MAX_COLLAPSE_ID_BYTES = 64;
 
-export interface SenderOptions {
-  /** Per-request timeout; never beyond the push's deadline. */
-  requestTimeoutMs?: number;
-  logger?: Logger;
-  /** Clock in epoch ms (tests). */
-  now?: () => number;
-  /** Waits between retries (tests record the delays instead of waiting). */
-  sleep?: (ms: number) => Promise<void>;
-  retryBaseDelayMs?: number;
-  pingIntervalMs?: number;
-}
-
-export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {} };
+export { DEFAULT_REQUEST_TIMEOUT_MS, silentLogger, type SenderOptions } from "./provider-sender";
 
 /** `host` or `host:port` (validated by config.checkHost) → an https authority. */
 export function apnsAuthority(host: string): string {
@@ -66,20 +52,11 @@ export function collapseId(callId: string): string {
   return Buffer.byteLength(callId) <= MAX_COLLAPSE_ID_BYTES ? callId : createHash("sha256").update(callId).digest("hex");
 }
 
-export class ApnsSender {
-  readonly sessions: ProviderSessions;
+export class ApnsSender extends ProviderSender {
   readonly providerTokens: ApnsProviderTokens;
-  private readonly requestTimeoutMs: number;
-  private readonly now: () => number;
-  private readonly sleep: (ms: number) => Promise<void>;
-  private readonly retryBaseDelayMs?: number;
 
   constructor(options: SenderOptions = {}) {
-    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.now = options.now ?? Date.now;
-    this.sleep = options.sleep ?? sleep;
-    this.retryBaseDelayMs = options.retryBaseDelayMs;
-    this.sessions = new ProviderSessions({ name: "apns", logger: options.logger ?? silentLogger, pingIntervalMs: options.pingIntervalMs });
+    super("apns", options);
     this.providerTokens = new ApnsProviderTokens(this.now);
   }
 

@@ -5,11 +5,10 @@ import type { FirebaseCredentials } from "../config";
 import type { PushRequest } from "../protocol";
 import { buildFcmMessage, fcmDataBytes, MAX_FCM_DATA_BYTES } from "./fcm-payload";
 import { OAuthFailure, OAuthTokens, readServiceAccount, type ServiceAccount } from "./fcm-oauth";
-import { DEFAULT_REQUEST_TIMEOUT_MS, silentLogger, type SenderOptions } from "./apns-sender";
+import { ProviderSender, type SenderOptions } from "./provider-sender";
 import { classifyFcmResponse, classifyTransportError, fcmErrorCode, retryAfterMs } from "./provider-errors";
-import { ProviderSessions } from "./provider-sessions";
 import { fitToSize } from "./push-content";
-import { pushDeadlineMs, sendWithRetries, sleep, type AttemptResult, type SendOutcome } from "./retry-policy";
+import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
 
 const DEFAULT_FCM_PORT = 443;
 
@@ -18,20 +17,11 @@ export function fcmAuthority(host: string): string {
   return `https://${hostname}:${port ?? DEFAULT_FCM_PORT}`;
 }
 
-export class FcmSender {
-  readonly sessions: ProviderSessions;
+export class FcmSender extends ProviderSender {
   readonly oauth: OAuthTokens;
-  private readonly requestTimeoutMs: number;
-  private readonly now: () => number;
-  private readonly sleep: (ms: number) => Promise<void>;
-  private readonly retryBaseDelayMs?: number;
 
   constructor(options: SenderOptions = {}) {
-    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.now = options.now ?? Date.now;
-    this.sleep = options.sleep ?? sleep;
-    this.retryBaseDelayMs = options.retryBaseDelayMs;
-    this.sessions = new ProviderSessions({ name: "fcm", logger: options.logger ?? silentLogger, pingIntervalMs: options.pingIntervalMs });
+    super("fcm", options);
     this.oauth = new OAuthTokens(this.sessions, this.now, this.requestTimeoutMs);
   }
 

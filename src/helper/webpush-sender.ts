@@ -6,12 +6,11 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "n
 import { readFileSync } from "node:fs";
 import type { WebPushCredentials } from "../config";
 import type { PushRequest } from "../protocol";
-import { DEFAULT_REQUEST_TIMEOUT_MS, silentLogger, type SenderOptions } from "./apns-sender";
+import { ProviderSender, type SenderOptions } from "./provider-sender";
 import { signJwt } from "./jwt";
 import { classifyTransportError, classifyWebPushResponse, PusherError, retryAfterMs } from "./provider-errors";
-import { ProviderSessions } from "./provider-sessions";
 import { fitToSize, flatFields, isCallEnded } from "./push-content";
-import { pushDeadlineMs, sendWithRetries, sleep, type AttemptResult, type SendOutcome } from "./retry-policy";
+import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
 import { ENCRYPTION_OVERHEAD_BYTES, encryptWebPush } from "./webpush-encryption";
 
 /** RFC 8030 §7.2: push services must accept 4096-byte bodies; the encryption takes its share. */
@@ -54,20 +53,11 @@ export function callTopic(callId: string): string {
   return createHash("sha256").update(callId).digest("base64url").slice(0, 32);
 }
 
-export class WebPushSender {
-  readonly sessions: ProviderSessions;
+export class WebPushSender extends ProviderSender {
   private readonly vapidTokens = new Map<string, { header: string; expiresAtSeconds: number }>();
-  private readonly requestTimeoutMs: number;
-  private readonly now: () => number;
-  private readonly sleep: (ms: number) => Promise<void>;
-  private readonly retryBaseDelayMs?: number;
 
   constructor(options: SenderOptions = {}) {
-    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.now = options.now ?? Date.now;
-    this.sleep = options.sleep ?? sleep;
-    this.retryBaseDelayMs = options.retryBaseDelayMs;
-    this.sessions = new ProviderSessions({ name: "webpush", logger: options.logger ?? silentLogger, pingIntervalMs: options.pingIntervalMs });
+    super("webpush", options);
   }
 
   send(request: PushRequest, credentials: WebPushCredentials): Promise<SendOutcome> {
