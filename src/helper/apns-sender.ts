@@ -99,6 +99,14 @@ export class ApnsSender extends ProviderSender {
     }
   }
 
+  /**
+   * Connects to the app's APNs host ahead of its first push: the handshake would otherwise land on the first
+   * calls after a start or reload (Apple: keep connections open rather than opening one per burst).
+   */
+  connect(credentials: AppleCredentials): void {
+    this.sessions.connect(this.target(credentials));
+  }
+
   /** Open sessions, for tests and diagnostics. */
   get sessionCount(): number {
     return this.sessions.size;

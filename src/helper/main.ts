@@ -90,6 +90,13 @@ async function main(): Promise<void> {
 
   const senders = { apple: new ApnsSender({ logger }), firebase: new FcmSender({ logger }), webpush: new WebPushSender({ logger }) };
   const metrics = new HelperMetrics();
+  // Connections to APNs are opened at start and after a reload, not by the first call's push.
+  const connectApple = (current: PusherConfig): void => {
+    for (const appId of Object.keys(current.apps)) {
+      const app = current.apps[appId];
+      if (app.apple && app.enabled !== false) senders.apple.connect(app.apple);
+    }
+  };
   // createPushHandler reads `apps` from this object at each push: a reload swaps it here.
   const pushOptions: PushHandlerOptions = { apps: config.apps, senders, logger, metrics };
   const handlePush = createPushHandler(pushOptions);
@@ -105,6 +112,7 @@ async function main(): Promise<void> {
   // The link's reconnect timers are unref'd, so while Kamailio is down nothing else would keep this daemon up.
   const keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
   link.start();
+  connectApple(config);
   metrics.linkUp = () => link.isConnected;
   const metricsServer = config.metrics.port > 0 ? await serveMetrics(metrics, config.metrics.port, logger) : null;
 
@@ -131,6 +139,7 @@ async function main(): Promise<void> {
     pushOptions.apps = next.apps;
     const appleCredentials = Object.keys(next.apps).flatMap((appId) => (next.apps[appId].apple ? [next.apps[appId].apple!] : []));
     senders.apple.retireStale(appleCredentials, changed);
+    connectApple(next);
     metrics.countReload("applied");
     logger.info(`config reloaded: ${Object.keys(next.apps).length} app(s), ${changed.size} credential file(s) new or changed, log level ${next.log.level}`);
     for (const key of restartOnly) logger.warn(`config reload: ${key} changed; it takes effect when the helper restarts`);

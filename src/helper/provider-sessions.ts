@@ -170,6 +170,15 @@ export class ProviderSessions {
     await Promise.all(entries.map((entry) => closeGracefully(entry.session)));
   }
 
+  /** Opens the session for `target` now, so the first push does not wait for the TLS handshake. */
+  connect(target: SessionTarget): void {
+    try {
+      this.sessionFor(target);
+    } catch (error) {
+      this.options.logger.warn(`${this.options.name}: cannot connect to ${target.authority}: ${(error as Error).message}`);
+    }
+  }
+
   private sessionFor(target: SessionTarget): ProviderSession {
     const existing = this.sessions.get(target.key);
     if (existing && !existing.session.closed && !existing.session.destroyed) return existing;

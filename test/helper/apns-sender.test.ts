@@ -87,6 +87,17 @@ describe("ApnsSender", () => {
     expect(sender.sessionCount).toBe(1);
   });
 
+  it("connects ahead of the first push when asked, and the push then uses that connection", async () => {
+    sender = new ApnsSender();
+    const before = mock.connectionCount;
+    sender.connect(credentials());
+    const deadline = Date.now() + 5000;
+    while (mock.connectionCount === before && Date.now() < deadline) await new Promise((done) => setTimeout(done, 10));
+    expect(mock.connectionCount - before).toBe(1); // connected with no push sent
+    expect((await sender.send(pushRequest(newToken()), credentials())).outcome).toBe("sent");
+    expect(mock.connectionCount - before).toBe(1);
+  });
+
   it("reports 410 Unregistered as failed with dropToken and does not retry", async () => {
     sender = new ApnsSender();
     const token = newToken();
