@@ -118,6 +118,29 @@ describe("pusher reload", () => {
     expect(apns.requestsFor(token).length).toBeGreaterThanOrEqual(1);
   });
 
+  it("does on SIGHUP to pusher start what pusher reload does (systemctl reload), and refuses a broken config", async () => {
+    const { pusher } = fixture;
+    const generation = () => pusher.rpc("htable.get", "pusher_state", "config_generation");
+    const before = generation();
+    editConfig((config) => {
+      config.userAgents.push({ name: "SighupApp", regex: "^SighupApp" });
+    });
+    process.kill(pusher.pid, "SIGHUP");
+    await pusher.waitFor(/\[pusher\] reload: /);
+    expect(runtimeConfig()).toContain("SighupApp");
+    expect(generation()).not.toBe(before);
+
+    editConfig((config) => {
+      config.timers.pushWaitMs = 5;
+    });
+    process.kill(pusher.pid, "SIGHUP");
+    await pusher.waitFor(/\[pusher\] reload refused, the running config stays: .*timers\.pushWaitMs/);
+    expect(runtimeConfig()).toContain("SighupApp");
+    editConfig((config) => {
+      config.timers.pushWaitMs = 10000;
+    });
+  });
+
   it("the helper refuses a broken file on SIGHUP, logs the key, and keeps its apps", async () => {
     const { pusher, apns } = fixture;
     const runtimePath = join(pusher.dir, "state", "pusher.runtime.json");

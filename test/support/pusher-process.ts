@@ -11,6 +11,8 @@ export const ROOT = join(import.meta.dirname, "..", "..");
 export const TEST_CA_DIR = join(ROOT, "build", "test-ca");
 
 export interface PusherProcess {
+  /** The `pusher start` process (signals: SIGHUP reloads, SIGTERM stops). */
+  pid: number;
   sipPort: number;
   linkPort: number;
   dir: string;
@@ -100,6 +102,7 @@ async function runPusher(dir: string, configPath: string, sipPort: number, linkP
   const exited = new Promise<void>((done) => child.on("exit", () => done()));
 
   const process_: PusherProcess = {
+    pid: child.pid!,
     sipPort,
     linkPort,
     dir,
