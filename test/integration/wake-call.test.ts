@@ -176,7 +176,9 @@ describe("a call to a phone with a push device record", () => {
     const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
     expect(caller.code, caller.output).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs);
-    // The call push, then the push telling the phone the call is over.
+    // The call push, then the push telling the phone the call is over (sent after the 487: wait for it).
+    await waitForPushes(apns, token, 2, 5000, pusher);
+    await new Promise((done) => setTimeout(done, 200)); // and no third one
     const pushes = apns.requestsFor(token);
     expect(pushes).toHaveLength(2);
     expect((pushes[1].body as Record<string, any>)["call-id"]).toBe((pushes[0].body as Record<string, any>)["call-id"]);
