@@ -17,6 +17,7 @@ import { MockApns } from "../support/mock-apns";
 import { MockFcm } from "../support/mock-fcm";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
 import { phoneKeys, runSipp } from "../support/sipp";
+import type { ListedDevice } from "../../src/cli/devices-command";
 
 /** Two Firebase projects, each its own app (RFC 8599 fcm: the app id is pn-param, the project id). */
 const FCM_PROJECT_A = "rfc-project-a";
@@ -27,15 +28,8 @@ const RFC_UA = "SomeRfcPhone/1.0";
 const LINPHONE_UA = "LinphoneAndroid/5.2.0 (Pixel) LinphoneSDK/5.3.0";
 const TIMERS = { inviteFirstMs: 500, pushWaitMs: 3000, afterWakeMs: 5000 };
 
-interface Device {
-  aor: string;
-  instance: string;
-  appId: string;
-  provider: string;
-  token: string;
-  fcmProjectId?: string;
-  options?: Record<string, string>;
-}
+/** A device record as `pusher devices --json` lists it. */
+type Device = ListedDevice;
 
 let work: string;
 let fcm: MockFcm;

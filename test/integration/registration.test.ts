@@ -8,6 +8,7 @@ import { freePort } from "../support/free-port";
 import { MockApns } from "../support/mock-apns";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
 import { runSipp } from "../support/sipp";
+import type { ListedDevice } from "../../src/cli/devices-command";
 
 const KAZOO_APP = "com.app.mymobileapp";
 const KAZOO_UA = "MyMobileApp iOS 1.0";
@@ -19,20 +20,8 @@ const TEAM_ID = "ABCDE12345";
 const RFC_BUNDLE = "org.example.phone";
 const TIMERS = { inviteFirstMs: 500, pushWaitMs: 2000, afterWakeMs: 5000 };
 
-interface Device {
-  aor: string;
-  instance: string;
-  appId: string;
-  provider: string;
-  token: string;
-  alertToken?: string;
-  pushKind?: string;
-  apnsTopic?: string;
-  sandbox?: boolean;
-  options?: Record<string, string>;
-  rule?: string;
-  registeredAtMs: number;
-}
+/** A device record as `pusher devices --json` lists it. */
+type Device = ListedDevice;
 
 let apns: MockApns;
 let pusher: PusherProcess;

@@ -4,10 +4,10 @@
 // checks them, validates messages as FCM does (string data values, priority, ttl) and answers as scripted per
 // device token (providers.md §8).
 import { generateKeyPairSync, randomBytes, verify, type KeyObject } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { MockHttp2Server } from "./mock-http2-server";
 
 export interface FcmRequest {
   project: string;
@@ -38,30 +38,18 @@ export class MockFcm {
   private readonly scripts = new Map<string, FcmReply[]>();
   private oauthScript: OAuthReply[] = [];
   private readonly stalled = new Set<http2.ServerHttp2Stream>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private server!: MockHttp2Server;
 
-  private constructor(private readonly server: http2.Http2SecureServer) {
-    server.on("session", (session) => {
-      this.sessions.add(session);
-      session.on("close", () => this.sessions.delete(session));
-      session.on("error", () => {});
-    });
-    server.on("stream", (stream, headers) => this.onStream(stream, headers));
-  }
+  private constructor() {}
 
   static async start(options: { caDir: string }): Promise<MockFcm> {
-    const server = http2.createSecureServer({
-      key: readFileSync(join(options.caDir, "server.key")),
-      cert: readFileSync(join(options.caDir, "server.pem")),
-      allowHTTP1: true,
-    });
-    const mock = new MockFcm(server);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const mock = new MockFcm();
+    mock.server = await MockHttp2Server.listen(options.caDir, (stream, headers) => mock.onStream(stream, headers));
     return mock;
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return this.server.port;
   }
 
   get host(): string {
@@ -115,8 +103,7 @@ export class MockFcm {
 
   async close(): Promise<void> {
     for (const stream of this.stalled) stream.close(http2.constants.NGHTTP2_CANCEL);
-    for (const session of this.sessions) session.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.server.close();
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {

@@ -3,10 +3,8 @@
 // origin, exp ≤ 24 h, sub), decrypts the aes128gcm body with the subscription's private key (RFC 8291, written
 // here independently of the sender) and answers 201, or as scripted per subscription.
 import { createDecipheriv, createECDH, createPublicKey, hkdfSync, randomBytes, verify } from "node:crypto";
-import { readFileSync } from "node:fs";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
-import { join } from "node:path";
+import { MockHttp2Server } from "./mock-http2-server";
 
 export interface Subscription {
   endpoint: string;
@@ -25,30 +23,18 @@ export interface WebPushRequest {
 export class MockWebPush {
   readonly requests: WebPushRequest[] = [];
   private readonly subscriptions = new Map<string, { ecdh: ReturnType<typeof createECDH>; auth: Buffer; replies: number[] }>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private server!: MockHttp2Server;
 
-  private constructor(private readonly server: http2.Http2SecureServer) {
-    server.on("session", (session) => {
-      this.sessions.add(session);
-      session.on("close", () => this.sessions.delete(session));
-      session.on("error", () => {});
-    });
-    server.on("stream", (stream, headers) => this.onStream(stream, headers));
-  }
+  private constructor() {}
 
   static async start(options: { caDir: string }): Promise<MockWebPush> {
-    const server = http2.createSecureServer({
-      key: readFileSync(join(options.caDir, "server.key")),
-      cert: readFileSync(join(options.caDir, "server.pem")),
-      allowHTTP1: true,
-    });
-    const mock = new MockWebPush(server);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const mock = new MockWebPush();
+    mock.server = await MockHttp2Server.listen(options.caDir, (stream, headers) => mock.onStream(stream, headers));
     return mock;
   }
 
   get origin(): string {
-    return `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return `https://127.0.0.1:${this.server.port}`;
   }
 
   /** A new subscription, as PushManager.subscribe() would give it; `replies` are statuses answered in turn. */
@@ -67,8 +53,7 @@ export class MockWebPush {
   }
 
   async close(): Promise<void> {
-    for (const session of this.sessions) session.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.server.close();
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
