@@ -19,6 +19,7 @@ const CALL_COUNTERS: [string, string, string][] = [
   ["calls_cancelled", "pusher_calls_cancelled_total", "Pushed calls the caller cancelled before a phone answered."],
   ["calls_unreachable", "pusher_calls_unreachable_total", "Held calls answered at once because every push failed."],
   ["tokens_purged", "pusher_devices_purged_total", "Device records removed because the provider said the token is dead."],
+  ["registers_unchanged", "pusher_registers_unchanged_total", "REGISTERs answered without the plugin's JS: the same as one it already handled."],
 ];
 
 /** Prometheus text for Kamailio's side, from the items of `htable.dump pusher_stats` and the helper count. */

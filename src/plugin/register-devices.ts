@@ -163,10 +163,12 @@ function recordOf(aor: string, binding: PushBinding, rule: UserAgentRule | null,
 
 export function registerDevices(): void {
   setVar("pusher_refuse", 0);
+  setVar("pusher_binding_reusable", 0);
   const contactValue = allContactValues();
   if (!contactValue) return; // a fetch of the bindings: nothing to store
   ensureDevicesLoaded();
   const aor = aorOf(pvString("$tU"), pvString("$td"));
+  setVar("pusher_device_aor", aor);
   // `*` next to other contacts is refused by the registrar (400): nothing may change for it either.
   // (indexOf first: the regex costs ~10 µs of Duktape time on a usual Contact.)
   if (contactValue.indexOf("*") >= 0 && /(^|,)\s*\*\s*(,|$)/.test(contactValue) && contactValue.trim() !== "*") return;
@@ -198,7 +200,11 @@ export function registerDevices(): void {
       logInfo("device stored aor=" + aor + " instance=" + record.instance + " app=" + record.appId + " provider=" + record.provider + " token=" + maskToken(record.token));
     }
   }
-  for (let i = 0; i < plan.featureCaps.length; i++) {
-    KSR.hdr.append_to_reply("Feature-Caps: +sip.pns=\"" + plan.featureCaps[i] + "\"\r\n");
-  }
+  let featureCaps = "";
+  for (let i = 0; i < plan.featureCaps.length; i++) featureCaps += "Feature-Caps: +sip.pns=\"" + plan.featureCaps[i] + "\"\r\n";
+  if (featureCaps) KSR.hdr.append_to_reply(featureCaps);
+  // The same REGISTER again would store and remove nothing: cfg may answer it without the plugin
+  // (route PUSHER_REGISTER_DEVICES), with these Feature-Caps. A removal is never skipped.
+  setVar("pusher_feature_caps", featureCaps || "-");
+  setVar("pusher_binding_reusable", plan.removals.length ? 0 : 1);
 }

@@ -55,10 +55,12 @@ interface RegisterOptions {
   scenario?: string;
   /** The whole Contact value; default: a contact at the phone's port carrying `params`. */
   contact?: string;
+  /** The phone's port; default: a new one (a new Contact each time). */
+  port?: number;
 }
 
 async function register(user: string, params: string, options: RegisterOptions = {}): Promise<string> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const run = await runSipp({
     scenario: options.scenario ?? "register.xml",
     remotePort: pusher.sipPort,
@@ -76,8 +78,8 @@ async function register(user: string, params: string, options: RegisterOptions =
 }
 
 /** The Feature-Caps header values of the REGISTER's 200 (register-feature-caps.xml prints them). */
-async function featureCapsOf(user: string, params: string, userAgent = LINPHONE_UA): Promise<string[]> {
-  const output = await register(user, params, { scenario: "register-feature-caps.xml", userAgent });
+async function featureCapsOf(user: string, params: string, userAgent = LINPHONE_UA, port?: number): Promise<string[]> {
+  const output = await register(user, params, { scenario: "register-feature-caps.xml", userAgent, port });
   const match = /FEATURE-CAPS ([\s\S]*?) END-FEATURE-CAPS/.exec(output);
   expect(match, output).not.toBeNull();
   return match![1].match(/\+sip\.pns="[^"]*"/g) ?? [];
@@ -236,6 +238,55 @@ describe("the device store", () => {
       expect(log.match(refused)).toHaveLength(1);
       if (badToken.length > 12) expect(log).not.toContain(badToken);
     });
+  });
+});
+
+describe("re-REGISTERs that change nothing (answered from cfg, without the plugin's JS)", () => {
+  /** REGISTERs cfg answered as unchanged so far (pusher_stats, `pusher metrics`). */
+  function unchangedCount(): number {
+    const match = /value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_stats", "registers_unchanged"));
+    return match ? Number(match[1]) : 0;
+  }
+
+  it("gets the same Feature-Caps and stores nothing new", async () => {
+    const user = nextUser();
+    const port = await freePort();
+    const params = rfcParams(nextToken(), ".voip", "00000000-0000-0000-0000-00000000aa01");
+    expect(await featureCapsOf(user, params, LINPHONE_UA, port)).toEqual(['+sip.pns="apns"']);
+    const before = unchangedCount();
+    const [stored] = devicesOf(user);
+    expect(await featureCapsOf(user, params, LINPHONE_UA, port)).toEqual(['+sip.pns="apns"']);
+    expect(unchangedCount()).toBe(before + 1);
+    expect(devicesOf(user)).toEqual([stored]);
+  });
+
+  it("goes to the plugin again once the AOR's records changed in between, and restores a removed record", async () => {
+    const user = nextUser();
+    const port = await freePort();
+    const token = nextToken();
+    const params = kazooParams(token, "00000000-0000-0000-0000-00000000aa02");
+    await register(user, params, { port });
+    pusher.rpc("htable.delete", "pusher_devices", aorOf(user));
+    expect(devicesOf(user)).toEqual([]);
+    const before = unchangedCount();
+    await register(user, params, { port });
+    expect(unchangedCount()).toBe(before);
+    expect(devicesOf(user).map((device) => device.token)).toEqual([token]);
+  });
+
+  it("goes to the plugin again after a config reload, and for a de-REGISTER from the same Contact", async () => {
+    const user = nextUser();
+    const port = await freePort();
+    const params = kazooParams(nextToken(), "00000000-0000-0000-0000-00000000aa03");
+    await register(user, params, { port });
+    const generation = Number(/value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_state", "config_generation"))![1]);
+    pusher.rpc("htable.seti", "pusher_state", "config_generation", String(generation + 1));
+    const before = unchangedCount();
+    await register(user, params, { port });
+    expect(unchangedCount()).toBe(before);
+    await register(user, params, { port, expires: "0" });
+    expect(unchangedCount()).toBe(before);
+    expect(devicesOf(user)).toEqual([]);
   });
 });
 
