@@ -62,6 +62,7 @@ export async function runBenchmarks(options: { quick: boolean; only: BenchmarkNa
     const register = await benchRegisterCost(sizes.register, log);
     results.details.register = register;
     results.registerCpuRatio = register.registerCpuRatio;
+    results.registerCpuRatioRefresh = register.registerCpuRatioRefresh;
   });
   await attempt("helper", async () => {
     const helper = await benchHelperThroughput(sizes.helper, log);
@@ -78,7 +79,7 @@ export async function runBenchmarks(options: { quick: boolean; only: BenchmarkNa
   return results;
 }
 
-const KEY_FIGURES = ["date", "wakeLatencyMs", "dispatchLatencyMs", "registerCpuRatio", "helperPushesPerSec", "shmBytesPerDevice", "met"] as const;
+const KEY_FIGURES = ["date", "wakeLatencyMs", "dispatchLatencyMs", "registerCpuRatio", "registerCpuRatioRefresh", "helperPushesPerSec", "shmBytesPerDevice", "met"] as const;
 
 /** Writes bench/results/<date>.json and latest.json; the previous latest's key figures go in as `previous`. */
 export function writeResults(results: BenchResults): string {

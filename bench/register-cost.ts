@@ -1,6 +1,9 @@
 // Benchmark 3, REGISTER cost: Kamailio CPU time (every process, from /proc) for N REGISTERs carrying push params,
 // with the plugin's hook vs. the same config without `route(PUSHER_REGISTER)`, alternated, one fresh Kamailio
-// per round so every round stores N new devices. The figure is the ratio of the medians.
+// per round so every round stores N new devices. The figure is the ratio of the medians. A third variant keeps
+// the hooks but loads empty entry points: the part of the cost that is app_jsdt's own (its floor).
+// Each round then sends the same REGISTERs again from the same phones (same socket, same Contact): the refreshes
+// that make up most of a production REGISTER load, measured on their own.
 // Benchmark 5, memory, reuses the same harness: see memory.ts.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,6 +11,7 @@ import { join } from "node:path";
 import { htableItems, startDirectKamailio, type Variant } from "./lib/kamailio-direct";
 import { makePhones, runSippLoad, writeInjectionFile } from "./lib/sipp-load";
 import { median, round } from "./lib/stats";
+import { freePort } from "../test/support/free-port";
 
 export const BENCH_APP_ID = "com.app.mymobileapp";
 export const BENCH_USER_AGENT = "MyMobileApp iOS 1.0";
@@ -18,6 +22,8 @@ export interface RegisterCostOptions {
   rounds: number;
   /** REGISTERs per second sipp sends. */
   rate: number;
+  /** Also send every REGISTER a second time and measure those refreshes (default true). */
+  refresh?: boolean;
 }
 
 export interface RegisterRound {
@@ -25,6 +31,8 @@ export interface RegisterRound {
   cpuMs: number;
   wallMs: number;
   devicesStored: number;
+  /** CPU of the same REGISTERs sent again from the same phones (unchanged refreshes). */
+  refreshCpuMs?: number;
 }
 
 export interface RegisterCostResult {
@@ -33,10 +41,20 @@ export interface RegisterCostResult {
   rounds: RegisterRound[];
   cpuMsPlugin: number;
   cpuMsNoHook: number;
+  cpuMsEmptyPlugin: number;
   /** Median plugin CPU / median no-hook CPU. */
   registerCpuRatio: number;
   /** Plugin CPU per REGISTER beyond the no-hook config, in microseconds. */
   pluginCpuUsPerRegister: number;
+  /** Median empty-plugin CPU / median no-hook CPU: the ratio of the hooks calling JS that does nothing. */
+  emptyPluginCpuRatio: number;
+  /** CPU per REGISTER of the hooks with empty JS, beyond the no-hook config, in microseconds. */
+  emptyPluginCpuUsPerRegister: number;
+  /** The same, for refreshes (each phone's second, unchanged REGISTER). */
+  refreshCpuMsPlugin: number;
+  refreshCpuMsNoHook: number;
+  registerCpuRatioRefresh: number;
+  pluginCpuUsPerRefresh: number;
 }
 
 export function registerKeys(expires = "3600"): Record<string, string> {
@@ -44,20 +62,31 @@ export function registerKeys(expires = "3600"): Record<string, string> {
 }
 
 /** Starts a fresh Kamailio of `variant`, sends the REGISTERs, returns its CPU and what it stored. */
-export async function registerRound(variant: Variant, injectionFile: string, registers: number, rate: number, limit: number | undefined, measure?: (phase: "before" | "after", kamailio: Awaited<ReturnType<typeof startDirectKamailio>>) => void): Promise<RegisterRound> {
+/**
+ * Starts a fresh Kamailio of `variant`, sends the REGISTERs, returns its CPU and what it stored; with `refresh`,
+ * sends them again from the same socket and returns that CPU too.
+ */
+export async function registerRound(variant: Variant, injectionFile: string, registers: number, rate: number, limit: number | undefined, measure?: (phase: "before" | "after", kamailio: Awaited<ReturnType<typeof startDirectKamailio>>) => void, refresh = false): Promise<RegisterRound> {
   const kamailio = await startDirectKamailio(variant, BENCH_USER_AGENT_REGEX);
   try {
     // Let start-up work (module init, Duktape loading in each child) settle before the first reading.
     await new Promise((resolve) => setTimeout(resolve, 500));
     measure?.("before", kamailio);
-    const cpuBefore = kamailio.cpuMs();
-    const { elapsedMs } = await runSippLoad({ scenario: "register.xml", remotePort: kamailio.sipPort, injectionFile, calls: registers, rate, limit, keys: registerKeys(), timeoutSeconds: 400 });
-    const cpuMs = kamailio.cpuMs() - cpuBefore;
+    // One socket for both passes: a phone refreshing its registration sends the same Contact.
+    const localPort = await freePort();
+    const send = async () => {
+      const cpuBefore = kamailio.cpuMs();
+      const { elapsedMs } = await runSippLoad({ scenario: "register.xml", remotePort: kamailio.sipPort, injectionFile, calls: registers, rate, limit, keys: registerKeys(), timeoutSeconds: 400, localPort });
+      return { cpuMs: kamailio.cpuMs() - cpuBefore, elapsedMs };
+    };
+    const { cpuMs, elapsedMs } = await send();
     measure?.("after", kamailio);
     const devicesStored = htableItems(kamailio, "pusher_devices");
     const expected = variant === "plugin" ? registers : 0;
     if (devicesStored !== expected) throw new Error(`bench: ${variant} Kamailio stored ${devicesStored} devices after ${registers} REGISTERs, expected ${expected}`);
-    return { variant, cpuMs, wallMs: round(elapsedMs, 0), devicesStored };
+    const result: RegisterRound = { variant, cpuMs, wallMs: round(elapsedMs, 0), devicesStored };
+    if (refresh) result.refreshCpuMs = (await send()).cpuMs;
+    return result;
   } finally {
     await kamailio.stop();
   }
@@ -69,24 +98,37 @@ export async function benchRegisterCost(options: RegisterCostOptions, log: (line
     const injectionFile = writeInjectionFile(dir, "phones.csv", makePhones("reg", options.registers));
     const rounds: RegisterRound[] = [];
     for (let round_ = 0; round_ < options.rounds; round_++) {
-      // Alternate which variant goes first, so a drift in machine load does not always favour one.
-      const order: Variant[] = round_ % 2 === 0 ? ["plugin", "no-hook"] : ["no-hook", "plugin"];
+      // Rotate which variant goes first, so a drift in machine load does not always favour one.
+      const variants: Variant[] = ["plugin", "no-hook", "empty-plugin"];
+      const order = variants.slice(round_ % 3).concat(variants.slice(0, round_ % 3));
       for (const variant of order) {
-        const result = await registerRound(variant, injectionFile, options.registers, options.rate, undefined);
-        log(`register cost: round ${round_ + 1} ${variant}: ${result.cpuMs} ms CPU for ${options.registers} REGISTERs (${result.wallMs} ms wall)`);
+        const result = await registerRound(variant, injectionFile, options.registers, options.rate, undefined, undefined, options.refresh ?? true);
+        log(`register cost: round ${round_ + 1} ${variant}: ${result.cpuMs} ms CPU for ${options.registers} REGISTERs (${result.wallMs} ms wall), ${result.refreshCpuMs} ms for their refreshes`);
         rounds.push(result);
       }
     }
-    const cpuMsPlugin = median(rounds.filter((r) => r.variant === "plugin").map((r) => r.cpuMs));
-    const cpuMsNoHook = median(rounds.filter((r) => r.variant === "no-hook").map((r) => r.cpuMs));
+    const medianCpu = (variant: Variant) => median(rounds.filter((r) => r.variant === variant).map((r) => r.cpuMs));
+    const cpuMsPlugin = medianCpu("plugin");
+    const cpuMsNoHook = medianCpu("no-hook");
+    const cpuMsEmptyPlugin = medianCpu("empty-plugin");
+    const medianRefreshCpu = (variant: Variant) => median(rounds.filter((r) => r.variant === variant && r.refreshCpuMs !== undefined).map((r) => r.refreshCpuMs!));
+    const refreshCpuMsPlugin = medianRefreshCpu("plugin");
+    const refreshCpuMsNoHook = medianRefreshCpu("no-hook");
     return {
       registers: options.registers,
       rate: options.rate,
       rounds,
       cpuMsPlugin,
       cpuMsNoHook,
+      cpuMsEmptyPlugin,
       registerCpuRatio: round(cpuMsPlugin / cpuMsNoHook),
       pluginCpuUsPerRegister: round(((cpuMsPlugin - cpuMsNoHook) * 1000) / options.registers, 1),
+      emptyPluginCpuRatio: round(cpuMsEmptyPlugin / cpuMsNoHook),
+      emptyPluginCpuUsPerRegister: round(((cpuMsEmptyPlugin - cpuMsNoHook) * 1000) / options.registers, 1),
+      refreshCpuMsPlugin,
+      refreshCpuMsNoHook,
+      registerCpuRatioRefresh: round(refreshCpuMsPlugin / refreshCpuMsNoHook),
+      pluginCpuUsPerRefresh: round(((refreshCpuMsPlugin - refreshCpuMsNoHook) * 1000) / options.registers, 1),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -22,7 +22,10 @@ export interface BenchResults {
   versions: Record<string, string>;
   wakeLatencyMs?: WakeLatencyResult["wakeLatencyMs"];
   dispatchLatencyMs?: WakeLatencyResult["dispatchLatencyMs"];
+  /** First REGISTERs of new devices (the issue's figure). */
   registerCpuRatio?: number;
+  /** The same phones refreshing their registration unchanged. */
+  registerCpuRatioRefresh?: number;
   helperPushesPerSec?: HelperThroughputResult["helperPushesPerSec"];
   shmBytesPerDevice?: number;
   goals: typeof GOALS;
@@ -75,6 +78,7 @@ export function evaluate(results: BenchResults): void {
   if (results.wakeLatencyMs) met.wakeLatency = results.wakeLatencyMs.p99 <= GOALS.wakeLatencyP99Ms;
   if (results.dispatchLatencyMs) met.dispatchLatency = results.dispatchLatencyMs.p99 <= GOALS.dispatchLatencyP99Ms;
   if (results.registerCpuRatio !== undefined) met.registerCpu = results.registerCpuRatio <= GOALS.registerCpuRatio;
+  if (results.registerCpuRatioRefresh !== undefined) met.registerCpuRefresh = results.registerCpuRatioRefresh <= GOALS.registerCpuRatio;
   if (results.details.helper) {
     met.helperVsNodeApn = results.details.helper.pusherVsNodeApn >= GOALS.pusherVsNodeApn;
     met.helperVsBareHttp2 = results.details.helper.pusherVsBareHttp2 >= GOALS.pusherVsBareHttp2;
@@ -93,7 +97,9 @@ export function markdownTable(results: BenchResults): string {
   }
   const register = details.register;
   if (register) {
-    rows.push([`3. REGISTER CPU, plugin / no hook (${register.registers} REGISTERs × ${register.rounds.length / 2} rounds each)`, `${register.registerCpuRatio} (${register.cpuMsPlugin} / ${register.cpuMsNoHook} ms CPU; +${register.pluginCpuUsPerRegister} µs per REGISTER)`, `≤ ${GOALS.registerCpuRatio}`, mark(met.registerCpu)]);
+    rows.push([`3. REGISTER CPU, plugin / no hook, new devices (${register.registers} REGISTERs × ${register.rounds.length / 3} rounds each)`, `${register.registerCpuRatio} (${register.cpuMsPlugin} / ${register.cpuMsNoHook} ms CPU; +${register.pluginCpuUsPerRegister} µs per REGISTER)`, `≤ ${GOALS.registerCpuRatio}`, mark(met.registerCpu)]);
+    rows.push([`   the same REGISTERs again from the same phones (unchanged refreshes, most of a real load)`, `${register.registerCpuRatioRefresh} (${register.refreshCpuMsPlugin} / ${register.refreshCpuMsNoHook} ms CPU; +${register.pluginCpuUsPerRefresh} µs per REGISTER)`, `≤ ${GOALS.registerCpuRatio}`, mark(met.registerCpuRefresh)]);
+    rows.push(["   the same hooks calling empty JS functions (app_jsdt's floor)", `${register.emptyPluginCpuRatio} (+${register.emptyPluginCpuUsPerRegister} µs per REGISTER)`, "", ""]);
   }
   const helper = details.helper;
   if (helper) {

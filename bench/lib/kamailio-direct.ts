@@ -19,7 +19,11 @@ export const REGISTER_HOOK_CALL = /route\((PUSHER_REGISTER\w*|PUSHER_REPAIR_CONT
 const SHM_MEGABYTES = 1024;
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
-export type Variant = "plugin" | "no-hook";
+/**
+ * plugin: kamailio/kamailio.cfg as shipped; no-hook: without the REGISTER hooks; empty-plugin: the same cfg and
+ * hooks, loading a JS file whose entry points do nothing (what calling into app_jsdt costs before any plugin work).
+ */
+export type Variant = "plugin" | "no-hook" | "empty-plugin";
 
 export interface ShmStats {
   total: number;
@@ -50,6 +54,15 @@ export function writeBenchConfig(dir: string, variant: Variant): string {
   const file = join(dir, "kamailio.cfg");
   writeFileSync(file, cfg);
   copyFileSync(join(ROOT, "kamailio", "pusher.cfg"), join(dir, "pusher.cfg"));
+  return file;
+}
+
+/** A JS file defining, as empty functions, every entry point pusher.cfg calls with jsdt_run. */
+function writeEmptyPlugin(dir: string): string {
+  const cfg = readFileSync(join(ROOT, "kamailio", "pusher.cfg"), "utf8");
+  const names = new Set([...cfg.matchAll(/jsdt_run\("([A-Za-z0-9_]+)"/g)].map((match) => match[1]));
+  const file = join(dir, "empty-plugin.js");
+  writeFileSync(file, [...names].map((name) => `function ${name}() {}\n`).join(""));
   return file;
 }
 
@@ -101,7 +114,7 @@ export async function startDirectKamailio(variant: Variant, userAgentRegex: stri
   writeFileSync(runtimeConfig, JSON.stringify(config, null, 2) + "\n");
   const ctlSocket = join(dir, "kamailio.ctl");
   const defines: Record<string, string> = {
-    PUSHER_PLUGIN_FILE: join(ROOT, "dist", "pusher.js"),
+    PUSHER_PLUGIN_FILE: variant === "empty-plugin" ? writeEmptyPlugin(dir) : join(ROOT, "dist", "pusher.js"),
     PUSHER_CONFIG_FILE: runtimeConfig,
     PUSHER_EVAPI_ADDRESS: `127.0.0.1:${linkPort}`,
     PUSHER_CTL_SOCKET: `unix:${ctlSocket}`,

@@ -39,7 +39,9 @@ describe("npm run bench, with tiny counts", () => {
   it("compares the REGISTER CPU time with and without the plugin's hook", () => {
     expect(isNumber(results.registerCpuRatio)).toBe(true);
     const variants = results.details.register?.rounds.map((round) => round.variant).sort();
-    expect(variants).toEqual(["no-hook", "plugin"]);
+    expect(variants).toEqual(["empty-plugin", "no-hook", "plugin"]);
+    expect(isNumber(results.details.register?.emptyPluginCpuRatio)).toBe(true);
+    expect(isNumber(results.registerCpuRatioRefresh)).toBe(true);
   });
 
   it("measures pushes per second for the helper, node-apn and a bare node:http2 loop", () => {
