@@ -57,7 +57,8 @@ export function devicesFromItems(items: { name: string; value: string }[], confi
   for (const item of items) {
     let records: { [instance: string]: ListedDevice };
     try {
-      records = JSON.parse(item.value);
+      // The plugin may put marks of REGISTERs it applied ahead of the JSON (device-store.ts rememberRegister).
+      records = JSON.parse(item.value.slice(Math.max(0, item.value.indexOf("{"))));
     } catch {
       continue;
     }

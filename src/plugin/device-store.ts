@@ -1,13 +1,14 @@
 // Device records: htable `pusher_devices` (one item per AOR holding every device of that AOR, so a call
 // reads one item), written through to disk (device-database) on every change, loaded from it once after
-// Kamailio starts. `pusher_tokens` maps each token to the device holding it, so a token that shows up
+// Kamailio starts. The item may start with marks of REGISTERs already applied (saveDevice's `mark`): cfg answers
+// the same REGISTER again without JS; any change to the AOR's devices drops them. `pusher_tokens` maps each token to the device holding it, so a token that shows up
 // under another AOR or instance moves there (a phone re-provisioned to another account keeps one record).
 
 import { PushDevice, PushKind, PushProvider } from "../protocol";
 import { createSchema, deleteAor, readAll, writeAor } from "./device-database";
 import { logError, logInfo } from "./log";
 import { currentConfig } from "./settings";
-import { DEVICES_TABLE, STATE_TABLE, TOKENS_TABLE, getJson, getNumber, remove, setJson, withLock } from "./shared-state";
+import { DEVICES_TABLE, STATE_TABLE, TOKENS_TABLE, getJson, getNumber, getString, remove, setJson, withLock } from "./shared-state";
 
 export interface DeviceRecord {
   aor: string;
@@ -53,17 +54,52 @@ function isRetained(record: DeviceRecord, nowMs: number): boolean {
   return record.registeredAtMs + retentionMs() > nowMs;
 }
 
-/** The AOR's devices still within retention. */
-function liveDevices(aor: string, nowMs: number): DevicesOfAor {
-  const devices = getJson<DevicesOfAor>(DEVICES_TABLE, aor) || {};
+/**
+ * A mark: `<key><caps code>;`, the key being 16 hex digits that route PUSHER_KNOWN_REGISTER (kamailio/pusher.cfg)
+ * computes from a REGISTER, the code the Feature-Caps its reply gets. At most MAX_MARKS, newest first, ahead of
+ * the JSON: cfg compares the key at each of those fixed offsets. Marks are a cache: htable only, never on disk.
+ */
+const MARK_LENGTH = 18;
+const MAX_MARKS = 3;
+export const FEATURE_CAPS_CODES: { [pns: string]: string } = { "": "0", apns: "a", "apns.dev": "d", fcm: "f", webpush: "w" };
+
+/** The mark of a REGISTER whose key cfg computed ($var(pusher_binding_key)), or "" when it has none. */
+export function markOf(key: string, pns: string): string {
+  if (!/^[0-9a-f]{16}$/.test(key) || !has(FEATURE_CAPS_CODES, pns)) return "";
+  return key + FEATURE_CAPS_CODES[pns] + ";";
+}
+
+interface AorItem {
+  devices: DevicesOfAor;
+  marks: string;
+}
+
+/** The AOR's devices still within retention, and the marks ahead of them. */
+function readAor(aor: string, nowMs: number): AorItem {
+  const value = getString(DEVICES_TABLE, aor);
+  const start = value === null ? -1 : value.indexOf("{");
+  let devices: DevicesOfAor = {};
+  try {
+    if (start >= 0) devices = JSON.parse((value as string).substring(start)) as DevicesOfAor;
+  } catch (e) {
+    devices = {};
+  }
   for (const instance in devices) {
     if (has(devices, instance) && !isRetained(devices[instance], nowMs)) delete devices[instance];
   }
-  return devices;
+  return { devices: devices, marks: start > 0 ? (value as string).substring(0, start) : "" };
 }
 
-/** Writes the AOR's devices to htable and disk (or removes both when none is left). Call under its lock. */
-function storeAor(aor: string, devices: DevicesOfAor): void {
+function liveDevices(aor: string, nowMs: number): DevicesOfAor {
+  return readAor(aor, nowMs).devices;
+}
+
+/**
+ * Writes the AOR's devices to htable and disk (or removes both when none is left). Call under its lock. `marks`
+ * go ahead of them in htable: none unless the REGISTER that made this change is marked (any change drops the
+ * others).
+ */
+function storeAor(aor: string, devices: DevicesOfAor, marks?: string): void {
   let lastRegisteredAtMs = 0;
   for (const instance in devices) {
     if (has(devices, instance) && devices[instance].registeredAtMs > lastRegisteredAtMs) lastRegisteredAtMs = devices[instance].registeredAtMs;
@@ -74,8 +110,18 @@ function storeAor(aor: string, devices: DevicesOfAor): void {
     return;
   }
   const json = JSON.stringify(devices);
-  KSR.htable.sht_sets(DEVICES_TABLE, aor, json);
+  KSR.htable.sht_sets(DEVICES_TABLE, aor, (marks || "") + json);
   writeAor(aor, json, (lastRegisteredAtMs + retentionMs()) / 1000);
+}
+
+/** `mark` first, then the other marks already there, MAX_MARKS at most. */
+function withMark(marks: string, mark: string): string {
+  let result = mark;
+  for (let at = 0; at + MARK_LENGTH <= marks.length && result.length < MARK_LENGTH * MAX_MARKS; at += MARK_LENGTH) {
+    const other = marks.substring(at, at + MARK_LENGTH);
+    if (other !== mark) result += other;
+  }
+  return result;
 }
 
 function tokensOf(record: DeviceRecord): string[] {
@@ -168,17 +214,27 @@ export function devicesOf(aor: string): DeviceRecord[] {
 /** What saveDevice did: nothing, moved the last-REGISTER time only, or wrote a new or changed record. */
 export type SaveOutcome = "unchanged" | "refreshed" | "stored";
 
-/** Stores or replaces the record of one device; a token it holds is taken from any other device. */
-export function saveDevice(record: DeviceRecord): SaveOutcome {
+/**
+ * Stores or replaces the record of one device; a token it holds is taken from any other device. With `mark`
+ * (markOf) the AOR's item is marked in the same write: the REGISTER that carried this record, sent again, changes
+ * nothing.
+ */
+export function saveDevice(record: DeviceRecord, mark?: string): SaveOutcome {
   ensureDevicesLoaded();
   let previous: DeviceRecord | null = null;
   const outcome = withLock(DEVICES_TABLE, record.aor, function (): SaveOutcome {
-    const devices = liveDevices(record.aor, record.registeredAtMs);
+    const item = readAor(record.aor, record.registeredAtMs);
+    const devices = item.devices;
     previous = has(devices, record.instance) ? devices[record.instance] : null;
     const same = previous !== null && bindingOf(previous) === bindingOf(record);
-    if (same && record.registeredAtMs - (previous as DeviceRecord).registeredAtMs < REFRESH_AFTER_MS) return "unchanged";
+    if (same && record.registeredAtMs - (previous as DeviceRecord).registeredAtMs < REFRESH_AFTER_MS) {
+      if (mark && item.marks.indexOf(mark) < 0) {
+        KSR.htable.sht_sets(DEVICES_TABLE, record.aor, withMark(item.marks, mark) + JSON.stringify(devices));
+      }
+      return "unchanged";
+    }
     devices[record.instance] = record;
-    storeAor(record.aor, devices);
+    storeAor(record.aor, devices, mark);
     return same ? "refreshed" : "stored";
   });
   if (outcome !== "stored") return outcome;

@@ -6,7 +6,7 @@
 
 import { PusherConfig, UserAgentRule } from "../config";
 import { PushProvider } from "../protocol";
-import { DeviceRecord, ensureDevicesLoaded, removeAllDevices, removeDevice, saveDevice } from "./device-store";
+import { DeviceRecord, ensureDevicesLoaded, markOf, removeAllDevices, removeDevice, saveDevice } from "./device-store";
 import { logInfo, logWarn, maskToken } from "./log";
 import { parseContacts, ParsedContact } from "./parse-contact";
 import { deviceInstance, PushBinding, readPushParams } from "./parse-push-params";
@@ -163,12 +163,10 @@ function recordOf(aor: string, binding: PushBinding, rule: UserAgentRule | null,
 
 export function registerDevices(): void {
   setVar("pusher_refuse", 0);
-  setVar("pusher_binding_reusable", 0);
   const contactValue = allContactValues();
   if (!contactValue) return; // a fetch of the bindings: nothing to store
   ensureDevicesLoaded();
   const aor = aorOf(pvString("$tU"), pvString("$td"));
-  setVar("pusher_device_aor", aor);
   // `*` next to other contacts is refused by the registrar (400): nothing may change for it either.
   // (indexOf first: the regex costs ~10 µs of Duktape time on a usual Contact.)
   if (contactValue.indexOf("*") >= 0 && /(^|,)\s*\*\s*(,|$)/.test(contactValue) && contactValue.trim() !== "*") return;
@@ -194,17 +192,18 @@ export function registerDevices(): void {
   for (let i = 0; i < plan.removals.length; i++) {
     if (removeDevice(aor, plan.removals[i])) logInfo("device removed aor=" + aor + " instance=" + plan.removals[i] + ": de-registered");
   }
+  // A phone's refresh would store and remove nothing: cfg may answer it without the plugin (route
+  // PUSHER_KNOWN_REGISTER) with the same Feature-Caps. Only a REGISTER of one device, with at most one Feature-Caps,
+  // is marked (the mark lives on that device's item); de-REGISTERs, queries and refused params always come here.
+  const rememberable = plan.records.length === 1 && !plan.removals.length && plan.featureCaps.length <= 1;
+  const mark = rememberable ? markOf(pvString("$var(pusher_binding_key)"), plan.featureCaps.length ? plan.featureCaps[0] : "") : "";
   for (let i = 0; i < plan.records.length; i++) {
     const record = plan.records[i];
-    if (saveDevice(record) === "stored") {
+    if (saveDevice(record, mark) === "stored") {
       logInfo("device stored aor=" + aor + " instance=" + record.instance + " app=" + record.appId + " provider=" + record.provider + " token=" + maskToken(record.token));
     }
   }
-  let featureCaps = "";
-  for (let i = 0; i < plan.featureCaps.length; i++) featureCaps += "Feature-Caps: +sip.pns=\"" + plan.featureCaps[i] + "\"\r\n";
-  if (featureCaps) KSR.hdr.append_to_reply(featureCaps);
-  // The same REGISTER again would store and remove nothing: cfg may answer it without the plugin
-  // (route PUSHER_REGISTER_DEVICES), with these Feature-Caps. A removal is never skipped.
-  setVar("pusher_feature_caps", featureCaps || "-");
-  setVar("pusher_binding_reusable", plan.removals.length ? 0 : 1);
+  for (let i = 0; i < plan.featureCaps.length; i++) {
+    KSR.hdr.append_to_reply("Feature-Caps: +sip.pns=\"" + plan.featureCaps[i] + "\"\r\n");
+  }
 }

@@ -74,7 +74,8 @@ function htableItem(user: string): Record<string, Device> | null {
   const dump = pusher.rpc("htable.dump", "pusher_devices");
   const escaped = aorOf(user).replace(/\./g, "\\.");
   const match = new RegExp(`^\\s*name: ${escaped}\\s*\\n\\s*value: (.*)$`, "m").exec(dump);
-  return match ? (JSON.parse(match[1]) as Record<string, Device>) : null;
+  // Marks of REGISTERs already applied (device-store.ts rememberRegister) may come before the JSON.
+  return match ? (JSON.parse(match[1].slice(match[1].indexOf("{"))) as Record<string, Device>) : null;
 }
 
 /** The AOR's row in the sqlite file Kamailio writes device records to, or "" when there is none. */

@@ -118,6 +118,22 @@ describe("a call to a phone with a push device record", () => {
     expect((await caller).code).toBe(0);
   });
 
+  it("hands the call to a phone that wakes on the socket it registered from (a REGISTER cfg answers without the plugin's JS)", async () => {
+    const user = nextUser();
+    const token = `dd${user.replace(/\D/g, "")}0123456789abcdef`;
+    const port = await registerPhone(user, token);
+    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`); // the binding lapsed; the device record stays
+    const unchanged = () => Number(/value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_stats", "registers_unchanged"))?.[1] ?? 0);
+    const before = unchanged();
+    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
+    await waitForPush(token);
+
+    const phone = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
+    expect(phone.code, phone.output).toBe(0);
+    expect((await caller).code).toBe(0);
+    expect(unchanged()).toBe(before + 1);
+  });
+
   it("answers 480 close to t2 when the phone never registers", async () => {
     const user = nextUser();
     const token = `dd${user.replace(/\D/g, "")}0123456789abcdef`;
