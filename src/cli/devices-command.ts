@@ -2,6 +2,7 @@
 // ctl socket from the htable every worker uses (htable.get for one AOR, htable.dump for all), so what is
 // listed is what a call would push. Tokens are masked unless asked: they are credentials to wake a phone.
 import { PusherConfig } from "../config";
+import { DeviceRecord } from "../device-record";
 import { loadConfig, usageError } from "./config-file";
 import { callKamailio } from "./kamailio-rpc";
 import { runtimePaths } from "./start";
@@ -9,24 +10,8 @@ import { runtimePaths } from "./start";
 const DEVICES_TABLE = "pusher_devices";
 const DAY_MS = 24 * 3600 * 1000;
 
-/** A record as the plugin stores it (src/plugin/device-store.ts DeviceRecord). */
-export interface ListedDevice {
-  aor: string;
-  instance: string;
-  appId: string;
-  provider: string;
-  token: string;
-  alertToken?: string;
-  pushKind?: string;
-  apnsTopic?: string;
-  fcmProjectId?: string;
-  sandbox?: boolean;
-  options?: { [name: string]: string };
-  rule?: string;
-  userAgent: string;
-  proxy: string;
-  registeredAtMs: number;
-}
+/** A record as the plugin stores it. */
+export type ListedDevice = DeviceRecord;
 
 /** Items of a kamcmd htable.get/htable.dump answer: `name: …` then `value: …` lines (values are one-line JSON). */
 export function parseHtableItems(output: string): { name: string; value: string }[] {

@@ -4,35 +4,12 @@
 // the same REGISTER again without JS; any change to the AOR's devices drops them. `pusher_tokens` maps each token to the device holding it, so a token that shows up
 // under another AOR or instance moves there (a phone re-provisioned to another account keeps one record).
 
-import { PushDevice, PushKind, PushProvider } from "../protocol";
+import { DeviceRecord } from "../device-record";
+import { PushDevice } from "../protocol";
 import { createSchema, deleteAor, readAll, writeAor } from "./device-database";
 import { logError, logInfo } from "./log";
 import { currentConfig } from "./settings";
 import { DEVICES_TABLE, STATE_TABLE, TOKENS_TABLE, getJson, getNumber, getString, remove, setJson, withLock } from "./shared-state";
-
-export interface DeviceRecord {
-  aor: string;
-  instance: string;
-  appId: string;
-  provider: PushProvider;
-  token: string;
-  /** Apple two-token form: the alert token next to the VoIP `token`. */
-  alertToken?: string;
-  pushKind?: PushKind;
-  apnsTopic?: string;
-  fcmProjectId?: string;
-  /** Registered with `apns.dev`: a sandbox token. */
-  sandbox?: boolean;
-  /** Linphone's pn-msg-str, pn-call-str, pn-call-snd, pn-silent, pn-timeout as sent. */
-  options?: { [name: string]: string };
-  /** The User-Agent rule the device was stored through (its strategy and timers apply), if any. */
-  rule?: string;
-  userAgent: string;
-  /** SIP URI of the socket the device registered through: the push's `proxy`. */
-  proxy: string;
-  /** Last REGISTER that wrote the record; retention (devices.retentionDays) counts from it. */
-  registeredAtMs: number;
-}
 
 type DevicesOfAor = { [instance: string]: DeviceRecord };
 

@@ -9,7 +9,8 @@
 
 import { CallEndReason, PushDevice, PushRequest } from "../protocol";
 import { pickCallerId, CALLER_ID_HEADERS } from "./caller-id";
-import { DeviceRecord, devicesOf, pushDeviceOf } from "./device-store";
+import { DeviceRecord } from "../device-record";
+import { devicesOf, pushDeviceOf } from "./device-store";
 import { CallStrategy, UserAgentRule } from "../config";
 import { CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
 import { CallTimers, readKazooCall } from "./kazoo-headers";

@@ -4,7 +4,7 @@
 
 import { isInCidrList } from "../ip-match";
 import { PushProvider } from "../protocol";
-import { DeviceRecord } from "./device-store";
+import { DeviceRecord } from "../device-record";
 import { header, pvString } from "./sip-message";
 
 export interface CallTimers {

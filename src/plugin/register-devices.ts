@@ -6,7 +6,8 @@
 
 import { PusherConfig, UserAgentRule } from "../config";
 import { PushProvider } from "../protocol";
-import { DeviceRecord, ensureDevicesLoaded, markOf, removeAllDevices, removeDevice, saveDevice } from "./device-store";
+import { DeviceRecord } from "../device-record";
+import { ensureDevicesLoaded, markOf, removeAllDevices, removeDevice, saveDevice } from "./device-store";
 import { logInfo, logWarn, maskToken } from "./log";
 import { parseContacts, ParsedContact } from "./parse-contact";
 import { deviceInstance, PushBinding, readPushParams } from "./parse-push-params";
