@@ -2,6 +2,7 @@
 // Pure and ES5-safe: the CLI and the helper validate with it, and the plugin (Duktape) reads the same file
 // through it, so both sides agree on every default.
 
+import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS, isEndpointHostPattern } from "./webpush-endpoint";
 import { isValidCidr } from "./ip-match";
 
 /** APNs credentials: a certificate (`certificateFile`), or a token-auth signing key (`keyFile` + `keyId` + `teamId`). */
@@ -34,6 +35,8 @@ export interface WebPushCredentials {
   subject: string;
   /** The key's public half, base64url uncompressed point: what REGISTER 2xx advertises as `+sip.vapid`. */
   publicKey?: string;
+  /** Hosts subscriptions may point at (src/webpush-endpoint.ts); always set once validated. */
+  endpointHosts?: string[];
 }
 
 export interface AppConfig {
@@ -276,7 +279,7 @@ function validateApps(value: unknown): { [appId: string]: AppConfig } {
     }
     if (app.webpush !== undefined) {
       const webpush = objectAt(app.webpush, path + ".webpush");
-      checkKeys(webpush, ["vapidKeyFile", "subject", "publicKey"], path + ".webpush");
+      checkKeys(webpush, ["vapidKeyFile", "subject", "publicKey", "endpointHosts"], path + ".webpush");
       const subject = stringAt(webpush.subject, path + ".webpush.subject");
       // RFC 8292 §2.1: the contact SHOULD be a mailto: or https: URI.
       if (!/^(mailto:[^\s@]+@[^\s@]+|https:\/\/\S+)$/.test(subject)) {
@@ -287,6 +290,16 @@ function validateApps(value: unknown): { [appId: string]: AppConfig } {
         const publicKey = stringAt(webpush.publicKey, path + ".webpush.publicKey");
         if (!/^[A-Za-z0-9_-]{86,88}$/.test(publicKey)) throw new ConfigError(path + ".webpush.publicKey", "must be the base64url uncompressed P-256 public key (87 characters)");
         config.webpush.publicKey = publicKey;
+      }
+      config.webpush.endpointHosts = DEFAULT_WEBPUSH_ENDPOINT_HOSTS.slice();
+      if (webpush.endpointHosts !== undefined) {
+        const where = path + ".webpush.endpointHosts";
+        if (!Array.isArray(webpush.endpointHosts) || !webpush.endpointHosts.length) throw new ConfigError(where, "must be a non-empty list of host names");
+        config.webpush.endpointHosts = webpush.endpointHosts.map(function (host: unknown, i: number) {
+          const pattern = stringAt(host, where + "[" + i + "]").toLowerCase();
+          if (!isEndpointHostPattern(pattern)) throw new ConfigError(where + "[" + i + "]", "must be a host name, an IP address or *.<domain>, got " + JSON.stringify(host));
+          return pattern;
+        });
       }
     }
     result[appId] = config;

@@ -1,5 +1,6 @@
 // The `apps` section of pusher.json: certificate or token auth for Apple, FCM, Web Push, and the per-app switch.
 import { describe, expect, it } from "vitest";
+import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS } from "../src/webpush-endpoint";
 import { validateConfig } from "../src/config";
 
 function apps(app: unknown) {
@@ -27,8 +28,9 @@ describe("apps", () => {
       enabled: true,
       apple: { keyFile: "/k.p8", keyId: "ABCDEFGHIJ", teamId: "0123456789", host: "api.push.apple.com" },
       firebase: { serviceAccountFile: "/sa.json", host: "fcm.googleapis.com" },
-      webpush: { vapidKeyFile: "/v.pem", subject: "mailto:ops@example.com" },
+      webpush: { vapidKeyFile: "/v.pem", subject: "mailto:ops@example.com", endpointHosts: DEFAULT_WEBPUSH_ENDPOINT_HOSTS },
     });
+    expect(apps({ webpush: { vapidKeyFile: "/v.pem", subject: "mailto:a@b.c", endpointHosts: ["Push.Example.net", "*.example.org"] } }).webpush?.endpointHosts).toEqual(["push.example.net", "*.example.org"]);
     expect(apps({ enabled: false, apple: { certificateFile: "/c.pem" } }).enabled).toBe(false);
   });
 
@@ -41,6 +43,8 @@ describe("apps", () => {
     [{ firebase: {} }, "apps.com.example.phone.firebase.serviceAccountFile"],
     [{ webpush: { vapidKeyFile: "/v.pem", subject: "ops@example.com" } }, "apps.com.example.phone.webpush.subject"],
     [{ webpush: { vapidKeyFile: "/v.pem", subject: "mailto:a@b.c", publicKey: "nope" } }, "apps.com.example.phone.webpush.publicKey"],
+    [{ webpush: { vapidKeyFile: "/v.pem", subject: "mailto:a@b.c", endpointHosts: [] } }, "apps.com.example.phone.webpush.endpointHosts"],
+    [{ webpush: { vapidKeyFile: "/v.pem", subject: "mailto:a@b.c", endpointHosts: ["https://push.example.net"] } }, "apps.com.example.phone.webpush.endpointHosts[0]"],
     [{ enabled: "yes" }, "apps.com.example.phone.enabled"],
     [{ huawei: {} }, "apps.com.example.phone.huawei"],
   ])("refuses %j naming %s", (app, key) => {

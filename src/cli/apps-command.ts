@@ -38,7 +38,7 @@ export function runApps(configPath: string, args: string[], json: boolean, optio
   const allowed: { [subcommand: string]: string[] } = {
     "add-apple-token": ["--key-file", "--key-id", "--team-id", "--host"],
     "add-firebase": ["--host"],
-    "add-webpush": ["--vapid-key", "--subject"],
+    "add-webpush": ["--vapid-key", "--subject", "--endpoint-hosts"],
   };
   for (const name of Object.keys(options)) {
     if (!(allowed[subcommand] ?? []).includes(name)) throw usageError(`${name} is not an option of "apps ${subcommand ?? ""}"`);
@@ -52,7 +52,7 @@ export function runApps(configPath: string, args: string[], json: boolean, optio
   if ((subcommand === "enable" || subcommand === "disable") && rest.length === 1) return setEnabled(configPath, rest[0], subcommand === "enable");
   throw usageError(
     `expected "apps add-apple <app-id> <cert.pem> [host]", "apps add-apple-token <app-id> --key-file F --key-id K --team-id T [--host H]", ` +
-      `"apps add-firebase <app-id> <service-account.json> [--host H]", "apps add-webpush <app-id> --vapid-key F --subject S", ` +
+      `"apps add-firebase <app-id> <service-account.json> [--host H]", "apps add-webpush <app-id> --vapid-key F --subject S [--endpoint-hosts H,…]", ` +
       `"apps list [--json]", "apps remove <app-id>" or "apps enable|disable <app-id>"`,
   );
 }
@@ -199,7 +199,9 @@ function addWebPush(configPath: string, appId: string, options: { [name: string]
   } catch (error) {
     throw new CliError("PUSHER_ERR_BAD_KEY", `${keyFile}: ${(error as Error).message.replace("Apple's AuthKey_<KEYID>.p8 is one", "create one with: openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt")}`);
   }
-  const copy = saveApp(configPath, appId, "webpush", webPushKeyPath, pem, (file) => ({ vapidKeyFile: file, subject, publicKey }));
+  // Push services subscriptions may point at; without the option, the browsers' (src/webpush-endpoint.ts).
+  const endpointHosts = options["--endpoint-hosts"] ? { endpointHosts: options["--endpoint-hosts"].split(",").map((host) => host.trim()) } : {};
+  const copy = saveApp(configPath, appId, "webpush", webPushKeyPath, pem, (file) => ({ vapidKeyFile: file, subject, publicKey, ...endpointHosts }));
   console.log(`webpush app ${appId} saved: subject ${subject}, key copied to ${copy}`);
   console.log(`VAPID public key (+sip.vapid, applicationServerKey): ${publicKey}`);
 }

@@ -24,7 +24,7 @@ Commands:
                           the .p8 is copied to credentials/ (mode 0600)
   apps add-firebase <app-id> <service-account.json> [--host host[:port]]
                           add or replace an FCM HTTP v1 app; the service account JSON is copied to credentials/
-  apps add-webpush <app-id> --vapid-key <p256.pem> --subject mailto:...|https://...
+  apps add-webpush <app-id> --vapid-key <p256.pem> --subject mailto:...|https://... [--endpoint-hosts h1,*.h2]
                           add or replace a Web Push app; prints the VAPID public key (+sip.vapid)
   apps list [--json]      list apps with provider and host
   apps remove <app-id>    remove an app and the certificate copy add-apple made
@@ -68,7 +68,7 @@ Exit codes: 0 success, 1 runtime or configuration error, 2 usage error.`;
 
 const VALUE_OPTIONS = ["--config", "--listen", "--kamailio-ctl", "--helper-pid-file"];
 // Options of `apps add-apple-token|add-firebase|add-webpush` and `test-push`.
-const PROVIDER_OPTIONS = ["--key-file", "--key-id", "--team-id", "--host", "--vapid-key", "--subject", "--type"];
+const PROVIDER_OPTIONS = ["--key-file", "--key-id", "--team-id", "--host", "--vapid-key", "--subject", "--endpoint-hosts", "--type"];
 VALUE_OPTIONS.push(...PROVIDER_OPTIONS);
 VALUE_OPTIONS.push(...RULE_OPTIONS);
 const FLAG_OPTIONS = ["--json", "--help", "--show-tokens", "--dry-run"];

@@ -6,6 +6,7 @@ import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "n
 import { readFileSync } from "node:fs";
 import type { WebPushCredentials } from "../config";
 import type { PushRequest } from "../protocol";
+import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS, endpointAllowed } from "../webpush-endpoint";
 import { ProviderSender, type SenderOptions } from "./provider-sender";
 import { signJwt } from "./jwt";
 import { classifyTransportError, classifyWebPushResponse, PusherError, retryAfterMs } from "./provider-errors";
@@ -67,6 +68,12 @@ export class WebPushSender extends ProviderSender {
       if (endpoint.protocol !== "https:") throw new Error(`${endpoint.protocol} is not https:`);
     } catch (error) {
       return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: `the Web Push endpoint is not an https URL: ${(error as Error).message}`, attempts: 0 });
+    }
+    // Checked at REGISTER too; again here because the helper must never be a way to reach arbitrary hosts.
+    const hosts = credentials.endpointHosts ?? DEFAULT_WEBPUSH_ENDPOINT_HOSTS;
+    if (!endpointAllowed(request.device.token, hosts)) {
+      const reason = `the Web Push endpoint's host ${endpoint.hostname} is not in apps.${request.device.appId}.webpush.endpointHosts`;
+      return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason, attempts: 0 });
     }
     if (!request.device.webpush) {
       return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: "the Web Push subscription has no p256dh/auth keys", attempts: 0 });

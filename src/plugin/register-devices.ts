@@ -6,6 +6,7 @@
 
 import { PusherConfig, UserAgentRule } from "../config";
 import { PushProvider } from "../protocol";
+import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS, endpointAllowed, endpointHost } from "../webpush-endpoint";
 import { DeviceRecord } from "../device-record";
 import { ensureDevicesLoaded, markOf, removeAllDevices, removeDevice, saveDevice } from "./device-store";
 import { logInfo, logWarn, maskToken } from "./log";
@@ -47,6 +48,10 @@ function allContactValues(): string {
   return values.join(",");
 }
 
+function has(object: object, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(object, key);
+}
+
 /** "Configured provider for an app": apps.<appId> has credentials for that provider. */
 function providerConfigured(config: PusherConfig, appId: string, provider: PushProvider): boolean {
   if (!appId || !Object.prototype.hasOwnProperty.call(config.apps, appId)) return false;
@@ -76,6 +81,15 @@ function resolveWebPushApp(config: PusherConfig, binding: PushBinding): void {
       return;
     }
   }
+}
+
+/** Why a Web Push binding's endpoint may not be pushed to (its host is not in the app's list), or null. */
+function webPushEndpointProblem(config: PusherConfig, binding: PushBinding): string | null {
+  if (binding.provider !== "webpush") return null;
+  const app = has(config.apps, binding.appId) ? config.apps[binding.appId] : null;
+  const hosts = app && app.webpush && app.webpush.endpointHosts ? app.webpush.endpointHosts : DEFAULT_WEBPUSH_ENDPOINT_HOSTS;
+  if (endpointAllowed(binding.token, hosts)) return null;
+  return "the Web Push endpoint's host " + JSON.stringify(endpointHost(binding.token)) + " is not in apps." + binding.appId + ".webpush.endpointHosts";
 }
 
 interface RegisterPlan {
@@ -132,7 +146,7 @@ function planContact(plan: RegisterPlan, contact: ParsedContact, aor: string, ru
     }
     return;
   }
-  const problem = pushBindingProblem(binding);
+  const problem = pushBindingProblem(binding) || webPushEndpointProblem(config, binding);
   if (problem) {
     logWarn("push params refused aor=" + aor + " app=" + binding.appId + " token=" + maskToken(binding.token) + ": " + problem);
     return;

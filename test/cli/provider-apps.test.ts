@@ -159,7 +159,7 @@ describe("pusher test-push", () => {
 
   it("sends through FCM and Web Push, and needs --type when the app has several providers", async () => {
     await pusher("apps", "add-firebase", "multi.app", fcm.createServiceAccount(work, "multi-project"), "--host", fcm.host);
-    await pusher("apps", "add-webpush", "multi.app", "--vapid-key", vapidPem, "--subject", "https://example.com/contact");
+    await pusher("apps", "add-webpush", "multi.app", "--vapid-key", vapidPem, "--subject", "https://example.com/contact", "--endpoint-hosts", "127.0.0.1");
     expect((await pusher("test-push", "multi.app", "tok")).code).toBe(2);
 
     const fcmToken = "fcm-token-for-cli-test";

@@ -31,7 +31,7 @@ function pushRequest(subscription: Subscription, overrides: Partial<PushRequest>
 }
 
 function credentials(): WebPushCredentials {
-  return { vapidKeyFile, subject: "mailto:ops@example.com" };
+  return { vapidKeyFile, subject: "mailto:ops@example.com", endpointHosts: ["127.0.0.1"] };
 }
 
 beforeAll(async () => {
@@ -66,6 +66,15 @@ describe("WebPushSender", () => {
     expect(received.headers["content-encoding"]).toBe("aes128gcm");
     expect(received.vapid).toMatchObject({ aud: mock.origin, sub: "mailto:ops@example.com" });
     expect(received.payload).toMatchObject({ "call-id": request.callId, "caller-id-name": "Bob", "caller-id-number": "+15551234567" });
+  });
+
+  it("sends nothing to an endpoint whose host is not in the app's endpointHosts", async () => {
+    sender = new WebPushSender();
+    const subscription = mock.subscribe();
+    const result = await sender.send(pushRequest(subscription), { ...credentials(), endpointHosts: ["*.push.services.mozilla.com"] });
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", attempts: 0 });
+    expect(result.reason).toContain("127.0.0.1 is not in apps.web.example.com.webpush.endpointHosts");
+    expect(mock.requestsFor(subscription)).toHaveLength(0);
   });
 
   it("drops a subscription the push service says is gone (404/410)", async () => {

@@ -816,6 +816,24 @@ describe("several phones of one AOR in Duktape", () => {
   });
 });
 
+describe("Web Push endpoints in Duktape", () => {
+  it("stores a subscription on a listed push service and refuses one on any other host, with a warning", () => {
+    const config = { ...CONFIG, apps: { "web.example": { webpush: { vapidKeyFile: "/etc/kamailio-pusher/vapid.pem", subject: "mailto:ops@example.com", endpointHosts: ["*.push.services.mozilla.com"] } } } };
+    const contact = (endpoint: string, instance: string) =>
+      `<sip:user_1234567@203.0.113.7:61767;transport=tcp>;+sip.instance="<urn:uuid:${instance}>";pn-provider=webpush;pn-prid=${encodeURIComponent(endpoint)};app-id=web.example`;
+    const listed = "https://updates.push.services.mozilla.com/wpush/v2/gAAAAABk";
+    const summary = runInDuktape(dir, "webpush-hosts", config, [
+      WORKER_INIT,
+      register("listed", {}, { Contact: contact(listed, "00000000-0000-0000-0000-0000000000w1") }),
+      register("internal", {}, { Contact: contact("https://10.0.0.5:8443/admin", "00000000-0000-0000-0000-0000000000w2") }),
+    ]);
+    const devices = stepOf("internal", summary).devices["user_1234567@example.com"];
+    expect(Object.values(devices).map((device) => device.token)).toEqual([listed]);
+    const warnings = stepOf("internal", summary).logs.filter((log) => log.level === "warn").map((log) => log.message);
+    expect(warnings.join("\n")).toContain(`the Web Push endpoint's host "10.0.0.5" is not in apps.web.example.webpush.endpointHosts`);
+  });
+});
+
 describe("config in Duktape", () => {
   it("uses the defaults, with an error log, when the config file cannot be read", () => {
     const summary = runInDuktape(dir, "no-config", "", [WORKER_INIT, register("register")]);
