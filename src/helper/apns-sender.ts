@@ -16,10 +16,10 @@ import {
   MAX_ALERT_PAYLOAD_BYTES,
   MAX_VOIP_PAYLOAD_BYTES,
 } from "./apns-payload";
-import { ApnsProviderTokens } from "./apns-token";
+import { ApnsProviderTokens, tokenCacheKey, type ApnsSigningKey } from "./apns-token";
 import { classifyApnsResponse, classifyTransportError, PusherError, retryAfterMs } from "./provider-errors";
 import { ProviderSender, type SenderOptions } from "./provider-sender";
-import type { SessionTarget } from "./provider-sessions";
+import type { ProviderResponse, SessionTarget } from "./provider-sessions";
 import { fitToSize, isCallEnded } from "./push-content";
 import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
 
@@ -37,14 +37,34 @@ export function apnsAuthority(host: string): string {
   return `https://${hostname}:${port ?? DEFAULT_APNS_PORT}`;
 }
 
-/** The bundle id the device's pushes go to: its RFC 8599 topic if it has one, else from the app id. */
-function topics(request: PushRequest): { voip: string; alert: string } {
+/** The apns-topic of the push: from the device's RFC 8599 topic if it has one, else from the app id. */
+function topic(request: PushRequest, alert: boolean): string {
   const explicit = request.device.apnsTopic;
   if (explicit) {
     const bundle = explicit.replace(/\.(voip|remote)$/, "");
-    return { voip: bundle + ".voip", alert: bundle };
+    return alert ? bundle : bundle + ".voip";
   }
-  return { voip: apnsTopic(request.device.appId), alert: apnsAlertTopic(request.device.appId) };
+  return alert ? apnsAlertTopic(request.device.appId) : apnsTopic(request.device.appId);
+}
+
+/** What a push needs from its credentials, worked out once per credentials object rather than per push. */
+interface Route {
+  /** The credentials' values it was made from: a changed object gets a new route. */
+  host: string;
+  certificateFile?: string;
+  keyFile?: string;
+  keyId?: string;
+  teamId?: string;
+  target: SessionTarget;
+  signingKey?: ApnsSigningKey & { cacheKey: string };
+}
+
+/** One push's state across its attempts. */
+interface PushAttempts {
+  /** The JWT the last attempt sent: renewed if APNs refused it. */
+  jwt?: string;
+  /** The session the last attempt went on: retired if APNs refused the token or the connection. */
+  sessionId?: number;
 }
 
 /** The call id as an apns-collapse-id: itself when short enough, else its SHA-256 (64 hex characters). */
@@ -54,6 +74,7 @@ export function collapseId(callId: string): string {
 
 export class ApnsSender extends ProviderSender {
   readonly providerTokens: ApnsProviderTokens;
+  private readonly routes = new WeakMap<AppleCredentials, Route>();
 
   constructor(options: SenderOptions = {}) {
     super("apns", options);
@@ -62,16 +83,12 @@ export class ApnsSender extends ProviderSender {
 
   /** Sends one push, retrying by the error policy while the call still rings. */
   send(request: PushRequest, credentials: AppleCredentials): Promise<SendOutcome> {
-    let rejectedJwt: string | undefined;
-    let lastSessionId: number | undefined;
-    const target = this.target(credentials);
+    const route = this.route(credentials);
+    const state: PushAttempts = {};
     return sendWithRetries(
-      async (refresh) => {
-        if (refresh) this.sessions.retire(target.key, "APNs refused the provider token or the connection", lastSessionId);
-        const result = await this.attempt(request, credentials, target, refresh ? rejectedJwt : undefined);
-        rejectedJwt = result.jwt;
-        lastSessionId = result.sessionId;
-        return result;
+      (refresh) => {
+        if (refresh) this.sessions.retire(route.target.key, "APNs refused the provider token or the connection", state.sessionId);
+        return this.attempt(request, route, state, refresh);
       },
       { deadlineMs: pushDeadlineMs(request, this.now()), now: this.now, sleep: this.sleep, baseDelayMs: this.retryBaseDelayMs },
     );
@@ -92,7 +109,7 @@ export class ApnsSender extends ProviderSender {
     const wanted = new Set<string>();
     for (const credentials of current) {
       const file = credentials.certificateFile ?? credentials.keyFile ?? "";
-      if (!changedFiles.has(file)) wanted.add(this.target(credentials).key);
+      if (!changedFiles.has(file)) wanted.add(this.route(credentials).target.key);
     }
     for (const key of this.sessions.keys()) {
       if (!wanted.has(key)) this.sessions.retire(key, "its credentials changed or were removed by a config reload");
@@ -104,12 +121,34 @@ export class ApnsSender extends ProviderSender {
    * calls after a start or reload (Apple: keep connections open rather than opening one per burst).
    */
   connect(credentials: AppleCredentials): void {
-    this.sessions.connect(this.target(credentials));
+    this.sessions.connect(this.route(credentials).target);
   }
 
   /** Open sessions, for tests and diagnostics. */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  private route(credentials: AppleCredentials): Route {
+    const { host, certificateFile, keyFile, keyId, teamId } = credentials;
+    const cached = this.routes.get(credentials);
+    if (
+      cached &&
+      cached.host === host &&
+      cached.certificateFile === certificateFile &&
+      cached.keyFile === keyFile &&
+      cached.keyId === keyId &&
+      cached.teamId === teamId
+    ) {
+      return cached;
+    }
+    const route: Route = { host, certificateFile, keyFile, keyId, teamId, target: this.target(credentials) };
+    if (keyFile !== undefined) {
+      const signingKey = { keyFile, keyId: keyId ?? "", teamId: teamId ?? "" };
+      route.signingKey = { ...signingKey, cacheKey: tokenCacheKey(signingKey) };
+    }
+    this.routes.set(credentials, route);
+    return route;
   }
 
   private target(credentials: AppleCredentials): SessionTarget {
@@ -137,36 +176,34 @@ export class ApnsSender extends ProviderSender {
     };
   }
 
-  private async attempt(
-    request: PushRequest,
-    credentials: AppleCredentials,
-    target: SessionTarget,
-    rejectedJwt: string | undefined,
-  ): Promise<AttemptResult & { jwt?: string; sessionId?: number }> {
+  private async attempt(request: PushRequest, route: Route, state: PushAttempts, refresh: boolean): Promise<AttemptResult> {
     const nowMs = this.now();
-    const alert = isCallEnded(request) || request.device.pushKind === "alert";
-    const topic = alert ? topics(request).alert : topics(request).voip;
+    const callEnded = isCallEnded(request);
+    const alert = callEnded || request.device.pushKind === "alert";
     const headers: { [name: string]: string } = {
       ":method": "POST",
       // The token comes from a SIP Contact: encode it so it can never change the path.
       ":path": `/3/device/${encodeURIComponent(request.device.token)}`,
-      "apns-topic": topic,
+      "apns-topic": topic(request, alert),
       "apns-push-type": alert ? "alert" : "voip",
       "apns-priority": "10",
       // 0: deliver now or never. A call push stored and delivered later would ring for a call long gone.
-      "apns-expiration": isCallEnded(request) ? String(Math.floor(nowMs / 1000) + CALL_ENDED_EXPIRATION_SECONDS) : "0",
+      "apns-expiration": callEnded ? String(Math.floor(nowMs / 1000) + CALL_ENDED_EXPIRATION_SECONDS) : "0",
       "content-type": "application/json",
     };
     // The call-ended alert replaces the ringing alert of the same call on the device.
     if (alert) headers["apns-collapse-id"] = collapseId(request.callId);
-    let jwt: string | undefined;
-    try {
-      if (credentials.keyFile !== undefined) {
-        jwt = this.providerTokens.bearer({ keyFile: credentials.keyFile, keyId: credentials.keyId ?? "", teamId: credentials.teamId ?? "" }, rejectedJwt);
-        headers.authorization = `bearer ${jwt}`;
+    const rejectedJwt = refresh ? state.jwt : undefined;
+    state.jwt = undefined;
+    state.sessionId = undefined;
+    if (route.signingKey) {
+      try {
+        const token = this.providerTokens.token(route.signingKey, rejectedJwt, route.signingKey.cacheKey);
+        state.jwt = token.jwt;
+        headers.authorization = token.authorization;
+      } catch (error) {
+        return { classification: classifyTransportError(error, "apple"), reason: (error as Error).message };
       }
-    } catch (error) {
-      return { classification: classifyTransportError(error, "apple"), reason: (error as Error).message };
     }
     const build = alert ? buildApnsAlertPayload : buildApnsPayload;
     const { value: body } = fitToSize(
@@ -176,31 +213,31 @@ export class ApnsSender extends ProviderSender {
       Buffer.byteLength,
     );
     const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, pushDeadlineMs(request, nowMs) - nowMs));
+    let response: ProviderResponse;
     try {
-      const response = await this.sessions.request(target, headers, body, timeoutMs);
-      let reason: string | undefined;
-      if (response.body) {
-        try {
-          const parsed = JSON.parse(response.body) as { reason?: unknown };
-          if (typeof parsed.reason === "string") reason = parsed.reason;
-        } catch {
-          reason = `unparsable APNs error body (${response.body.length} characters)`;
-        }
-      }
-      const result: AttemptResult & { jwt?: string; sessionId?: number } = {
-        classification: classifyApnsResponse(response.status, reason),
-        status: response.status,
-        jwt,
-        sessionId: response.sessionId,
-      };
-      if (reason !== undefined) result.reason = reason;
-      const apnsId = response.headers["apns-id"];
-      if (typeof apnsId === "string") result.providerId = apnsId;
-      const retryAfter = retryAfterMs(response.headers["retry-after"], this.now());
-      if (retryAfter !== undefined) result.retryAfterMs = retryAfter;
-      return result;
+      response = await this.sessions.request(route.target, headers, body, timeoutMs);
     } catch (error) {
-      return { classification: classifyTransportError(error, "apple"), reason: error instanceof Error ? error.message : String(error), jwt };
+      return { classification: classifyTransportError(error, "apple"), reason: error instanceof Error ? error.message : String(error) };
     }
+    state.sessionId = response.sessionId;
+    let reason: string | undefined;
+    if (response.body) {
+      try {
+        const parsed = JSON.parse(response.body) as { reason?: unknown };
+        if (typeof parsed.reason === "string") reason = parsed.reason;
+      } catch {
+        reason = `unparsable APNs error body (${response.body.length} characters)`;
+      }
+    }
+    const result: AttemptResult = { classification: classifyApnsResponse(response.status, reason), status: response.status };
+    if (reason !== undefined) result.reason = reason;
+    const apnsId = response.headers["apns-id"];
+    if (typeof apnsId === "string") result.providerId = apnsId;
+    const retryAfterHeader = response.headers["retry-after"];
+    if (retryAfterHeader !== undefined) {
+      const retryAfter = retryAfterMs(retryAfterHeader, this.now());
+      if (retryAfter !== undefined) result.retryAfterMs = retryAfter;
+    }
+    return result;
   }
 }

@@ -20,8 +20,10 @@ export interface ApnsSigningKey {
   teamId: string;
 }
 
-interface CachedToken {
+export interface ProviderToken {
   jwt: string;
+  /** `bearer <jwt>`, built once per token: the header value every push on the key sends. */
+  authorization: string;
   issuedAtMs: number;
 }
 
@@ -45,35 +47,45 @@ export function readApnsSigningKey(keyFile: string): KeyObject {
   return key;
 }
 
+/** The cache key of `key`'s token (a sender may keep it rather than build it per push). */
+export function tokenCacheKey(key: ApnsSigningKey): string {
+  return `${key.teamId}\n${key.keyId}\n${key.keyFile}`;
+}
+
 export class ApnsProviderTokens {
-  private readonly tokens = new Map<string, CachedToken>();
+  private readonly tokens = new Map<string, ProviderToken>();
   /** JWTs signed so far (tests assert reuse by counting them). */
   signatures = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
+
+  /** Drops the cached tokens signed with `keyFile` (a config reload found the file changed). */
+  forgetKeyFile(keyFile: string): void {
+    for (const cacheKey of [...this.tokens.keys()]) if (cacheKey.endsWith(`\n${keyFile}`)) this.tokens.delete(cacheKey);
+  }
 
   /**
    * The bearer token for `key`: the cached one while younger than TOKEN_REFRESH_MS, else a new one.
    * `renewRejected`: APNs refused this token (ExpiredProviderToken/InvalidProviderToken): sign a new one, unless
    * another push already replaced it. The key file is read again for each new token (a rotated key is picked up).
    */
-  /** Drops the cached tokens signed with `keyFile` (a config reload found the file changed). */
-  forgetKeyFile(keyFile: string): void {
-    for (const cacheKey of [...this.tokens.keys()]) if (cacheKey.endsWith(`\n${keyFile}`)) this.tokens.delete(cacheKey);
+  bearer(key: ApnsSigningKey, renewRejected?: string): string {
+    return this.token(key, renewRejected).jwt;
   }
 
-  bearer(key: ApnsSigningKey, renewRejected?: string): string {
-    const cacheKey = `${key.teamId}\n${key.keyId}\n${key.keyFile}`;
+  /** bearer(), with the token's `authorization` header value. */
+  token(key: ApnsSigningKey, renewRejected?: string, cacheKey = tokenCacheKey(key)): ProviderToken {
     const cached = this.tokens.get(cacheKey);
     const nowMs = this.now();
     const age = cached ? nowMs - cached.issuedAtMs : Infinity;
     const renew = renewRejected !== undefined && cached !== undefined && cached.jwt === renewRejected;
-    if (cached && !renew && age >= 0 && age < TOKEN_REFRESH_MS) return cached.jwt;
+    if (cached && !renew && age >= 0 && age < TOKEN_REFRESH_MS) return cached;
     const signingKey = readApnsSigningKey(key.keyFile);
     const issuedAtSeconds = Math.floor(nowMs / 1000);
     const jwt = signJwt({ alg: "ES256", kid: key.keyId }, { iss: key.teamId, iat: issuedAtSeconds }, signingKey);
     this.signatures++;
-    this.tokens.set(cacheKey, { jwt, issuedAtMs: issuedAtSeconds * 1000 });
-    return jwt;
+    const token: ProviderToken = { jwt, authorization: `bearer ${jwt}`, issuedAtMs: issuedAtSeconds * 1000 };
+    this.tokens.set(cacheKey, token);
+    return token;
   }
 }

@@ -57,6 +57,12 @@ export interface ProviderSessionsOptions {
 export class ProviderSessions {
   private readonly sessions = new Map<string, ProviderSession>();
   private readonly pingIntervalMs: number;
+  /** Requests in flight. One timer, armed for the earliest deadline, times them all out (rather than a timer
+   * set, unref'd and cleared per request). */
+  private readonly pending = new Set<PendingRequest>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** When sweepTimer fires (performance.now() ms); Infinity while unarmed. */
+  private sweepAtMs = Infinity;
   /** Sessions opened so far (tests count reconnects with it). */
   opened = 0;
 
@@ -97,61 +103,64 @@ export class ProviderSessions {
       this.forget(entry);
       return Promise.reject(new TransportError("unprocessed", `session unusable: ${(error as Error).message}`, { cause: error }));
     }
-    // ref() only when the session turns busy (a native call per push otherwise); finish() unrefs it when idle.
+    // ref() only when the session turns busy (a native call per push otherwise); settle() unrefs it when idle.
     if (entry.activeStreams++ === 0) entry.session.ref();
     entry.lastActivityMs = Date.now();
-    return new Promise<ProviderResponse>((resolve, reject) => {
-      let settled = false;
-      let status: number | undefined;
-      let responseHeaders: http2.IncomingHttpHeaders = {};
-      const chunks: Buffer[] = [];
-
-      const finish = (error: unknown, response?: ProviderResponse) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        entry.activeStreams--;
-        entry.lastActivityMs = Date.now();
-        // Idle sessions must not keep the process alive (clean exit on SIGTERM, test runners, the CLI).
-        if (entry.activeStreams === 0 && !entry.session.destroyed) entry.session.unref();
-        if (response) resolve(response);
-        else reject(error);
-      };
-      const onTimeout = () => {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-        // No answer may mean a dead connection (NAT drop, half-open TCP): later requests get a fresh one.
-        // Other streams on it may finish; only this key's session is affected, never another app's.
-        this.retire(entry.key, "a request timed out");
-        finish(new TransportError("timeout", `no answer from ${entry.authority} within ${timeoutMs} ms`));
-      };
-      const timer = setTimeout(onTimeout, Math.max(1, timeoutMs)).unref();
-
-      const onResponse = (incoming: http2.IncomingHttpHeaders) => {
-        status = Number(incoming[":status"]);
-        responseHeaders = incoming;
-      };
-      const onData = (chunk: Buffer) => chunks.push(chunk);
-      const onEnd = () => {
-        if (status === undefined) return; // 'close' reports it
-        finish(null, { status, headers: responseHeaders, body: Buffer.concat(chunks).toString("utf8"), sessionId: entry.id });
-      };
-      const onStreamError = (error: Error) => {
-        // REFUSED_STREAM: the server did not process it (limit lowered, or above GOAWAY's last-stream-id).
-        if (stream.rstCode === REFUSED_STREAM) finish(new TransportError("unprocessed", `${entry.authority} refused the stream: ${error.message}`, { cause: error }));
-        else finish(error);
-      };
-      const onStreamClose = () => {
-        // Reached only when neither 'end' with an answer nor 'error' settled it.
-        if (stream.rstCode === REFUSED_STREAM) finish(new TransportError("unprocessed", `${entry.authority} refused the stream (REFUSED_STREAM)`));
-        else finish(new TransportError("connection", `${entry.authority} closed the stream without an answer (HTTP/2 code ${stream.rstCode})`));
-      };
-      stream.on("response", onResponse);
-      stream.on("data", onData);
-      stream.on("end", onEnd);
-      stream.on("error", onStreamError);
-      stream.on("close", onStreamClose);
-      stream.end(body);
+    // As setTimeout would: below 1 ms (or NaN) means 1 ms.
+    const pending = new PendingRequest(this, entry, stream, timeoutMs, performance.now() + (timeoutMs >= 1 ? timeoutMs : 1));
+    const promise = new Promise<ProviderResponse>((resolve, reject) => {
+      pending.resolve = resolve;
+      pending.reject = reject;
     });
+    this.pending.add(pending);
+    if (pending.deadlineMs < this.sweepAtMs) this.armSweep(pending.deadlineMs);
+    (stream as PendingStream)[kPending] = pending;
+    stream.on("response", onStreamResponse);
+    stream.on("data", onStreamData);
+    stream.on("end", onStreamEnd);
+    stream.on("error", onStreamError);
+    stream.on("close", onStreamClose);
+    stream.end(body);
+    return promise;
+  }
+
+  /** Called once per request by PendingRequest.settle(). */
+  settled(pending: PendingRequest): void {
+    this.pending.delete(pending);
+    const { entry } = pending;
+    entry.activeStreams--;
+    entry.lastActivityMs = Date.now();
+    // Idle sessions must not keep the process alive (clean exit on SIGTERM, test runners, the CLI).
+    if (entry.activeStreams === 0 && !entry.session.destroyed) entry.session.unref();
+  }
+
+  private armSweep(atMs: number): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAtMs = atMs;
+    this.sweepTimer = setTimeout(this.onSweep, Math.max(1, Math.ceil(atMs - performance.now()))).unref();
+  }
+
+  /** Times out the requests past their deadline and arms the timer for the earliest one left. */
+  private readonly onSweep = (): void => {
+    this.sweepTimer = undefined;
+    this.sweepAtMs = Infinity;
+    // setTimeout counts whole milliseconds from the loop's cached clock: within 1 ms counts as due.
+    const dueMs = performance.now() + 1;
+    let nextMs = Infinity;
+    for (const pending of this.pending) {
+      if (pending.deadlineMs <= dueMs) this.timeOut(pending);
+      else if (pending.deadlineMs < nextMs) nextMs = pending.deadlineMs;
+    }
+    if (nextMs !== Infinity) this.armSweep(nextMs);
+  };
+
+  private timeOut(pending: PendingRequest): void {
+    const { entry } = pending;
+    pending.stream.close(http2.constants.NGHTTP2_CANCEL);
+    // No answer may mean a dead connection (NAT drop, half-open TCP): later requests get a fresh one.
+    // Other streams on it may finish; only this key's session is affected, never another app's.
+    this.retire(entry.key, "a request timed out");
+    pending.settle(new TransportError("timeout", `no answer from ${entry.authority} within ${pending.timeoutMs} ms`));
   }
 
   /** Takes the session for `key` out of use: its in-flight requests may finish, new ones get a new session. */
@@ -249,6 +258,72 @@ export class ProviderSessions {
     clearInterval(entry.pingTimer);
     if (this.sessions.get(entry.key) === entry) this.sessions.delete(entry.key);
   }
+}
+
+const kPending = Symbol("pending request");
+type PendingStream = http2.ClientHttp2Stream & { [kPending]: PendingRequest };
+
+/** One request in flight. Its stream's handlers are shared functions that find it on the stream (no closures
+ * per request); settle() runs once, whichever of answer, error, close or timeout comes first. */
+class PendingRequest {
+  resolve!: (response: ProviderResponse) => void;
+  reject!: (error: unknown) => void;
+  status: number | undefined;
+  headers!: http2.IncomingHttpHeaders;
+  chunks: Buffer[] | undefined;
+  done = false;
+
+  constructor(
+    private readonly sessions: ProviderSessions,
+    readonly entry: ProviderSession,
+    readonly stream: http2.ClientHttp2Stream,
+    readonly timeoutMs: number,
+    /** performance.now() ms */
+    readonly deadlineMs: number,
+  ) {}
+
+  settle(error: unknown, response?: ProviderResponse): void {
+    if (this.done) return;
+    this.done = true;
+    this.sessions.settled(this);
+    if (response) this.resolve(response);
+    else this.reject(error);
+  }
+}
+
+function onStreamResponse(this: PendingStream, headers: http2.IncomingHttpHeaders): void {
+  const pending = this[kPending];
+  pending.status = Number(headers[":status"]);
+  pending.headers = headers;
+}
+
+function onStreamData(this: PendingStream, chunk: Buffer): void {
+  (this[kPending].chunks ??= []).push(chunk);
+}
+
+function onStreamEnd(this: PendingStream): void {
+  const pending = this[kPending];
+  if (pending.status === undefined) return; // 'close' reports it
+  const body = pending.chunks ? Buffer.concat(pending.chunks).toString("utf8") : "";
+  pending.settle(null, { status: pending.status, headers: pending.headers, body, sessionId: pending.entry.id });
+}
+
+function onStreamError(this: PendingStream, error: Error): void {
+  const pending = this[kPending];
+  if (pending.done) return;
+  // REFUSED_STREAM: the server did not process it (limit lowered, or above GOAWAY's last-stream-id).
+  if (this.rstCode === REFUSED_STREAM) pending.settle(new TransportError("unprocessed", `${pending.entry.authority} refused the stream: ${error.message}`, { cause: error }));
+  else pending.settle(error);
+}
+
+function onStreamClose(this: PendingStream): void {
+  const pending = this[kPending];
+  // 'close' follows every answer: return before building an Error (its stack trace costs more than a push).
+  if (pending.done) return;
+  // Reached only when neither 'end' with an answer nor 'error' settled it.
+  const { authority } = pending.entry;
+  if (this.rstCode === REFUSED_STREAM) pending.settle(new TransportError("unprocessed", `${authority} refused the stream (REFUSED_STREAM)`));
+  else pending.settle(new TransportError("connection", `${authority} closed the stream without an answer (HTTP/2 code ${this.rstCode})`));
 }
 
 function closeGracefully(session: http2.ClientHttp2Session): Promise<void> {

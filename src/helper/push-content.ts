@@ -71,6 +71,22 @@ function cutToBytes(text: string, bytes: number): string {
   return result + "…";
 }
 
+/** The free-text fields fitToSize cuts, in order (module constants: fitToSize runs once per push). */
+const TRIMMABLE: ((r: PushRequest, keepBytes: number) => PushRequest)[] = [
+  (r, keep) => ({ ...r, caller: { ...r.caller, name: cutToBytes(r.caller.name, keep) } }),
+  (r, keep) => ({ ...r, caller: { ...r.caller, number: cutToBytes(r.caller.number, keep) } }),
+  (r, keep) => ({ ...r, proxy: cutToBytes(r.proxy, keep) }),
+  (r, keep) => (r.registrationToken ? { ...r, registrationToken: cutToBytes(r.registrationToken, keep) } : r),
+  (r, keep) => (r.accountRef ? { ...r, accountRef: cutToBytes(r.accountRef, keep) } : r),
+];
+const FIELD_BYTES = [
+  (r: PushRequest) => Buffer.byteLength(r.caller.name),
+  (r: PushRequest) => Buffer.byteLength(r.caller.number),
+  (r: PushRequest) => Buffer.byteLength(r.proxy),
+  (r: PushRequest) => Buffer.byteLength(r.registrationToken ?? ""),
+  (r: PushRequest) => Buffer.byteLength(r.accountRef ?? ""),
+];
+
 /**
  * Builds with `build` and, while the result's `size` is over `limitBytes`, rebuilds from a request whose free-text
  * fields (caller name, then number, then proxy, then the registration and account references) are cut by the
@@ -84,33 +100,19 @@ export function fitToSize<T>(
 ): { value: T; trimmed: boolean } {
   let current = request;
   let value = build(current);
-  const trimmable: ((r: PushRequest, keepBytes: number) => PushRequest)[] = [
-    (r, keep) => ({ ...r, caller: { ...r.caller, name: cutToBytes(r.caller.name, keep) } }),
-    (r, keep) => ({ ...r, caller: { ...r.caller, number: cutToBytes(r.caller.number, keep) } }),
-    (r, keep) => ({ ...r, proxy: cutToBytes(r.proxy, keep) }),
-    (r, keep) => (r.registrationToken ? { ...r, registrationToken: cutToBytes(r.registrationToken, keep) } : r),
-    (r, keep) => (r.accountRef ? { ...r, accountRef: cutToBytes(r.accountRef, keep) } : r),
-  ];
-  const fieldBytes = [
-    (r: PushRequest) => Buffer.byteLength(r.caller.name),
-    (r: PushRequest) => Buffer.byteLength(r.caller.number),
-    (r: PushRequest) => Buffer.byteLength(r.proxy),
-    (r: PushRequest) => Buffer.byteLength(r.registrationToken ?? ""),
-    (r: PushRequest) => Buffer.byteLength(r.accountRef ?? ""),
-  ];
   let trimmed = false;
-  for (let index = 0; index < trimmable.length && size(value) > limitBytes; index++) {
+  for (let index = 0; index < TRIMMABLE.length && size(value) > limitBytes; index++) {
     // A field can appear several times in a payload (the name in loc-args and caller-id-name, JSON escapes):
     // find by bisection the longest cut that fits; if none does, the field is emptied and the next one cut.
     const before = current;
     let low = 0;
-    let high = fieldBytes[index](before);
+    let high = FIELD_BYTES[index](before);
     while (low < high) {
       const middle = Math.ceil((low + high) / 2);
-      if (size(build(trimmable[index](before, middle))) <= limitBytes) low = middle;
+      if (size(build(TRIMMABLE[index](before, middle))) <= limitBytes) low = middle;
       else high = middle - 1;
     }
-    current = trimmable[index](before, low);
+    current = TRIMMABLE[index](before, low);
     value = build(current);
     trimmed = true;
   }
