@@ -93,6 +93,9 @@ export interface PushResult {
   reason?: string;
   /** The token is dead: the plugin removes the device record. */
   dropToken?: boolean;
+  /** With dropToken: the token that was pushed. The record goes only while it still holds it (the phone may have
+   * registered a new one since). */
+  token?: string;
 }
 
 /** helper → plugin, once per connection. */
@@ -144,6 +147,7 @@ export function parseHelperMessage(text: string): HelperMessage | null {
   if (isString(message.code)) result.code = message.code;
   if (isString(message.reason)) result.reason = message.reason;
   if (message.dropToken === true) result.dropToken = true;
+  if (isString(message.token)) result.token = message.token;
   return result;
 }
 

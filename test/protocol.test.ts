@@ -11,6 +11,7 @@ const pushResult: PushResult = {
   code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN",
   reason: "BadDeviceToken",
   dropToken: true,
+  token: "abc def",
 };
 
 const pushRequest: PushRequest = {
@@ -68,6 +69,7 @@ describe("parseHelperMessage", () => {
     ["code is not a string", { code: 410 }, "code"],
     ["reason is not a string", { reason: null }, "reason"],
     ["dropToken is not exactly true", { dropToken: "true" }, "dropToken"],
+    ["token is not a string", { token: 7 }, "token"],
   ])("leaves out an optional field when %s", (_label, change, key) => {
     const parsed = parseHelperMessage(text({ ...pushResult, ...change }));
     expect(parsed).not.toBeNull();

@@ -81,7 +81,10 @@ export function createPushHandler(options: PushHandlerOptions): (request: PushRe
     };
     if (outcome.code) result.code = outcome.code;
     if (outcome.reason !== undefined) result.reason = outcome.reason;
-    if (outcome.dropToken) result.dropToken = true;
+    if (outcome.dropToken) {
+      result.dropToken = true;
+      result.token = request.device.token;
+    }
 
     const fields = [
       `call-id=${JSON.stringify(request.callId)}`,

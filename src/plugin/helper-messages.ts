@@ -3,7 +3,7 @@
 // cfg then continues the call into route PUSHER_PUSH_FAILED, which answers the caller at once.
 
 import { parseHelperMessage, PushResult } from "../protocol";
-import { removeDevice } from "./device-store";
+import { devicesOf, removeDevice } from "./device-store";
 import { recordPushFailure } from "./hold-call";
 import { countCall, countTokenPurged } from "./call-metrics";
 import { logError, logInfo, logWarn } from "./log";
@@ -24,10 +24,24 @@ export function onHelperMessage(): void {
   onPushResult(message);
 }
 
+/**
+ * The token-index key (`<provider>:<token>`) of the dead token, so that removeDevice leaves a record that holds
+ * another token by now (the phone registered again between the push and the provider's answer). Undefined when
+ * the helper did not say which token (the record goes whatever it holds) or the device is gone already.
+ */
+function deadTokenKey(result: PushResult): string | undefined {
+  if (result.token === undefined) return undefined;
+  const devices = devicesOf(result.aor);
+  for (let i = 0; i < devices.length; i++) {
+    if (devices[i].instance === result.instance) return devices[i].provider + ":" + result.token;
+  }
+  return undefined;
+}
+
 function onPushResult(result: PushResult): void {
   if (result.outcome === "sent") return;
   logWarn("push failed call-id=" + result.callId + " aor=" + result.aor + " code=" + (result.code || "") + " reason=" + (result.reason || ""));
-  if (result.dropToken && removeDevice(result.aor, result.instance)) {
+  if (result.dropToken && removeDevice(result.aor, result.instance, deadTokenKey(result))) {
     countTokenPurged();
     logInfo("device removed aor=" + result.aor + " instance=" + result.instance + ": the provider says its token is dead");
   }

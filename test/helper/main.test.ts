@@ -231,6 +231,7 @@ describe("pusher-helper end to end", () => {
       code: "PUSHER_ERR_APNS_UNREGISTERED",
       reason: "Unregistered",
       dropToken: true,
+      token: request.device.token,
     } satisfies PushResult);
     expect(apns.requestsFor(request.device.token)).toHaveLength(1);
   });

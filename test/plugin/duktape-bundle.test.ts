@@ -485,7 +485,7 @@ const MAIN_STEPS: Step[] = [
   { label: "cancel-held", kind: "cancel", request: { $ci: "invite-registered@example.com", $ft: "from-tag-109" }, headers: {} },
   invite("invite-no-helper", 111, 212, { helperConnections: 0 }),
   invite("invite-drop-token", 113, 214, { helperConnections: 1 }),
-  helperStep("helper-drop-token", pushResult("113:214", "failed", { code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", dropToken: true })),
+  helperStep("helper-drop-token", pushResult("113:214", "failed", { code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", dropToken: true, token: SEED_TOKEN })),
   invite("invite-after-drop", 115, 216),
 ];
 
@@ -781,6 +781,19 @@ describe("helper messages in Duktape", () => {
     expect(dropped.written["$var(pusher_fail)"]).toBe(1);
     expect(dropped.devices).toEqual({});
     expect(stepOf("invite-after-drop").written).toEqual({ "$var(pusher_action)": "none" });
+  });
+
+  it("keeps a device that registered a new token before the helper reported the pushed one dead", () => {
+    const newToken = "0123456789abcdef0123456789abcdef";
+    const summary = runInDuktape(dir, "drop-old-token", CONFIG, [
+      WORKER_INIT,
+      register("register"),
+      invite("invite", 121, 222, { helperConnections: 1 }),
+      register("register-new-token", {}, { Contact: KAZOO_SEED_CONTACT.replace(/pn-tok=[^;]*/, "pn-tok=" + newToken) }),
+      helperStep("helper-drop-old", pushResult("121:222", "failed", { code: "PUSHER_ERR_APNS_UNREGISTERED", dropToken: true, token: SEED_TOKEN })),
+    ]);
+    const devices = stepOf("helper-drop-old", summary).devices[AOR];
+    expect(Object.values(devices).map((device) => device.token)).toEqual([newToken]);
   });
 });
 
