@@ -2,12 +2,10 @@
 // on as its own service: after Kamailio restarts, all 1000 device records are there, the helper has reconnected
 // by itself, and the next call to one of the phones is pushed.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MockApns } from "../support/mock-apns";
 import { TEST_CA_DIR } from "../support/pusher-process";
-import { runSipp } from "../support/sipp";
-import { APP_ID, USER_AGENT, waitForPushes } from "../support/wake-fixture";
+import { APP_ID, registerManyPhones, waitForPushes } from "../support/wake-fixture";
 import { SipClient, invite } from "./support/sip-client";
 import { SeparateServices, separateServices, waitUntil } from "./support/processes";
 
@@ -40,19 +38,8 @@ afterAll(async () => {
 });
 
 it("keeps 1000 device records through kill -9 and the helper reconnects by itself", async () => {
-  const lines = ["SEQUENTIAL", ...Array.from({ length: PHONES }, (_, i) => `kcrash_${i};${tokenOf(i)}`)];
-  const injection = join(services.dir, "phones.csv");
-  writeFileSync(injection, lines.join("\n") + "\n");
-  const run = await runSipp({
-    scenario: "register-many.xml",
-    remotePort: services.sipPort,
-    keys: { domain: "127.0.0.1", app_id: APP_ID, user_agent: USER_AGENT },
-    injectionFile: injection,
-    calls: PHONES,
-    rate: 500,
-    maxConcurrent: 50,
-    timeoutSeconds: 60,
-  });
+  const phones = Array.from({ length: PHONES }, (_, i) => ({ user: `kcrash_${i}`, token: tokenOf(i) }));
+  const run = await registerManyPhones(services.sipPort, services.dir, phones);
   expect(run.code, run.output.slice(-2000)).toBe(0);
   const helperPid = services.helper!.pid;
   await services.killKamailio();

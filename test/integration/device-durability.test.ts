@@ -2,13 +2,10 @@
 // its 200 OK, started again on the same state directory, and every record is there (read over RPC).
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
-import { runSipp } from "../support/sipp";
+import { APP_ID, registerManyPhones } from "../support/wake-fixture";
 
-const APP_ID = "com.app.mymobileapp";
-const USER_AGENT = "MyMobileApp iOS 1.0";
 const PHONES = 1000;
 
 let pusher: PusherProcess;
@@ -40,21 +37,8 @@ afterAll(async () => {
 });
 
 it("keeps every device record through a kill -9 right after the last REGISTER's 200 OK", async () => {
-  const lines = ["SEQUENTIAL"];
-  for (let i = 0; i < PHONES; i++) lines.push(`${userOf(i)};${tokenOf(i)}`);
-  const injection = join(pusher.dir, "phones.csv");
-  writeFileSync(injection, lines.join("\n") + "\n");
-
-  const run = await runSipp({
-    scenario: "register-many.xml",
-    remotePort: pusher.sipPort,
-    keys: { domain: "127.0.0.1", app_id: APP_ID, user_agent: USER_AGENT },
-    injectionFile: injection,
-    calls: PHONES,
-    rate: 500,
-    maxConcurrent: 50,
-    timeoutSeconds: 60,
-  });
+  const phones = Array.from({ length: PHONES }, (_, i) => ({ user: userOf(i), token: tokenOf(i) }));
+  const run = await registerManyPhones(pusher.sipPort, pusher.dir, phones);
   expect(run.code, run.output.slice(-3000)).toBe(0);
   await pusher.crashKamailio(); // no graceful shutdown: htable's own dbmode would have written nothing
 

@@ -1,5 +1,6 @@
 // What the end-to-end call tests share: the product started with a mock APNs, phones that register with
 // Kazoo-style push params, callers, and waits on what the mock receives.
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { freePort } from "./free-port";
@@ -62,6 +63,25 @@ export async function registerPhone(
   const run = await runSipp({ scenario: "register.xml", remotePort: pusher.sipPort, localPort: port, keys });
   expect(run.code, run.output).toBe(0);
   return port;
+}
+
+/**
+ * Registers many phones from one sipp (register-many.xml, an injection file of `user;token` lines written to
+ * `dir`), at most 50 in flight, and returns the run for the caller to check.
+ */
+export async function registerManyPhones(sipPort: number, dir: string, phones: { user: string; token: string }[]): Promise<SippRun> {
+  const injectionFile = join(dir, "phones.csv");
+  writeFileSync(injectionFile, ["SEQUENTIAL", ...phones.map((phone) => `${phone.user};${phone.token}`)].join("\n") + "\n");
+  return runSipp({
+    scenario: "register-many.xml",
+    remotePort: sipPort,
+    keys: { domain: "127.0.0.1", app_id: APP_ID, user_agent: USER_AGENT },
+    injectionFile,
+    calls: phones.length,
+    rate: 500,
+    maxConcurrent: 50,
+    timeoutSeconds: 60,
+  });
 }
 
 /** Removes the user's SIP bindings, as when a sleeping phone's registration lapsed; device records stay. */
