@@ -54,14 +54,14 @@ function has(object: object, key: string): boolean {
 
 /** "Configured provider for an app": apps.<appId> has credentials for that provider. */
 function providerConfigured(config: PusherConfig, appId: string, provider: PushProvider): boolean {
-  if (!appId || !Object.prototype.hasOwnProperty.call(config.apps, appId)) return false;
+  if (!appId || !has(config.apps, appId)) return false;
   return (config.apps[appId] as { [key: string]: unknown })[CONFIG_KEY_OF[provider]] !== undefined;
 }
 
 function configuredProviders(config: PusherConfig): string[] {
   const found: string[] = [];
   for (const provider in PNS_OF) {
-    if (!Object.prototype.hasOwnProperty.call(PNS_OF, provider)) continue;
+    if (!has(PNS_OF, provider)) continue;
     for (const appId in config.apps) {
       if (providerConfigured(config, appId, provider as PushProvider)) {
         found.push(PNS_OF[provider]);
