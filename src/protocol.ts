@@ -96,6 +96,9 @@ export interface PushResult {
   /** With dropToken: the token that was pushed. The record goes only while it still holds it (the phone may have
    * registered a new one since). */
   token?: string;
+  /** With dropToken, from APNs 410: epoch ms since when the token is invalid. A record registered after that
+   * (the phone registered the token again) is kept. */
+  tokenInvalidSinceMs?: number;
 }
 
 /** helper → plugin, once per connection. */
@@ -148,6 +151,9 @@ export function parseHelperMessage(text: string): HelperMessage | null {
   if (isString(message.reason)) result.reason = message.reason;
   if (message.dropToken === true) result.dropToken = true;
   if (isString(message.token)) result.token = message.token;
+  // Within what a Date can hold (±8.64e15 ms): the plugin prints it as a date.
+  const invalidSince = message.tokenInvalidSinceMs;
+  if (typeof invalidSince === "number" && invalidSince > 0 && invalidSince <= 8.64e15) result.tokenInvalidSinceMs = invalidSince;
   return result;
 }
 

@@ -12,6 +12,7 @@ const pushResult: PushResult = {
   reason: "BadDeviceToken",
   dropToken: true,
   token: "abc def",
+  tokenInvalidSinceMs: 1795858084761,
 };
 
 const pushRequest: PushRequest = {
@@ -70,6 +71,9 @@ describe("parseHelperMessage", () => {
     ["reason is not a string", { reason: null }, "reason"],
     ["dropToken is not exactly true", { dropToken: "true" }, "dropToken"],
     ["token is not a string", { token: 7 }, "token"],
+    ["tokenInvalidSinceMs is a string", { tokenInvalidSinceMs: "1795858084761" }, "tokenInvalidSinceMs"],
+    ["tokenInvalidSinceMs is not positive", { tokenInvalidSinceMs: 0 }, "tokenInvalidSinceMs"],
+    ["tokenInvalidSinceMs is past what a Date holds", { tokenInvalidSinceMs: 8.7e15 }, "tokenInvalidSinceMs"],
   ])("leaves out an optional field when %s", (_label, change, key) => {
     const parsed = parseHelperMessage(text({ ...pushResult, ...change }));
     expect(parsed).not.toBeNull();

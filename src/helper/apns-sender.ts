@@ -28,6 +28,8 @@ const DEFAULT_APNS_PORT = 443;
 const CALL_ENDED_EXPIRATION_SECONDS = 3600;
 /** APNs: apns-collapse-id ≤ 64 bytes. */
 const MAX_COLLAPSE_ID_BYTES = 64;
+/** The last time a JS Date can hold: a 410 `timestamp` beyond it is ignored. */
+const MAX_DATE_MS = 8.64e15;
 
 export { DEFAULT_REQUEST_TIMEOUT_MS, silentLogger, type SenderOptions } from "./provider-sender";
 
@@ -221,16 +223,21 @@ export class ApnsSender extends ProviderSender {
     }
     state.sessionId = response.sessionId;
     let reason: string | undefined;
+    let tokenInvalidSinceMs: number | undefined;
     if (response.body) {
       try {
-        const parsed = JSON.parse(response.body) as { reason?: unknown };
+        const parsed = JSON.parse(response.body) as { reason?: unknown; timestamp?: unknown };
         if (typeof parsed.reason === "string") reason = parsed.reason;
+        // 410 only: when APNs learnt the token is invalid (epoch ms; a number, some proxies give a string).
+        const timestamp = typeof parsed.timestamp === "string" ? Number(parsed.timestamp) : parsed.timestamp;
+        if (response.status === 410 && typeof timestamp === "number" && timestamp > 0 && timestamp < MAX_DATE_MS) tokenInvalidSinceMs = timestamp;
       } catch {
         reason = `unparsable APNs error body (${response.body.length} characters)`;
       }
     }
     const result: AttemptResult = { classification: classifyApnsResponse(response.status, reason), status: response.status };
     if (reason !== undefined) result.reason = reason;
+    if (tokenInvalidSinceMs !== undefined) result.tokenInvalidSinceMs = tokenInvalidSinceMs;
     const apnsId = response.headers["apns-id"];
     if (typeof apnsId === "string") result.providerId = apnsId;
     const retryAfterHeader = response.headers["retry-after"];

@@ -32,7 +32,7 @@ export const ERROR_CODES = {
     action: "None if rare; if frequent, the helper is overloaded or timers.pushWaitMs is too short.",
   },
   PUSHER_ERR_APNS_UNREGISTERED: {
-    meaning: "APNs 410 Unregistered/ExpiredToken: the token is no longer valid for the app; it is dropped.",
+    meaning: "APNs 410 Unregistered/ExpiredToken: the token is no longer valid for the app; it is dropped, unless the phone registered it again after the time APNs gives.",
     action: "None: the app registers a new token when it runs again.",
   },
   PUSHER_ERR_APNS_BAD_DEVICE_TOKEN: {

@@ -84,6 +84,7 @@ export function createPushHandler(options: PushHandlerOptions): (request: PushRe
     if (outcome.dropToken) {
       result.dropToken = true;
       result.token = request.device.token;
+      if (outcome.tokenInvalidSinceMs !== undefined) result.tokenInvalidSinceMs = outcome.tokenInvalidSinceMs;
     }
 
     const fields = [
@@ -97,6 +98,7 @@ export function createPushHandler(options: PushHandlerOptions): (request: PushRe
     if (outcome.reason !== undefined) fields.push(`reason=${JSON.stringify(outcome.reason)}`);
     if (outcome.status !== undefined) fields.push(`status=${outcome.status}`);
     if (outcome.dropToken) fields.push("drop-token=yes");
+    if (outcome.tokenInvalidSinceMs !== undefined) fields.push(`token-invalid-since=${new Date(outcome.tokenInvalidSinceMs).toISOString()}`);
     fields.push(`attempts=${outcome.attempts}`, `latency=${now() - startedMs}ms`);
     const line = `push ${fields.join(" ")}`;
     if (outcome.outcome === "sent") logger.info(line);

@@ -22,6 +22,8 @@ export interface AttemptResult {
   retryAfterMs?: number;
   /** The provider's id for an accepted push (apns-id, FCM message name, Web Push Location). */
   providerId?: string;
+  /** APNs 410's `timestamp`: epoch ms since when the token is invalid. */
+  tokenInvalidSinceMs?: number;
 }
 
 /** The result of a push after its retries: what the PushResult and the log line say. */
@@ -36,6 +38,7 @@ export interface SendOutcome {
   attempts: number;
   status?: number;
   providerId?: string;
+  tokenInvalidSinceMs?: number;
 }
 
 export interface RetryOptions {
@@ -111,6 +114,7 @@ function toOutcome(result: AttemptResult, attempts: number): SendOutcome {
   if (classification.credentials) outcome.credentials = true;
   if (result.status !== undefined) outcome.status = result.status;
   if (result.providerId !== undefined) outcome.providerId = result.providerId;
+  if (classification.dropToken && result.tokenInvalidSinceMs !== undefined) outcome.tokenInvalidSinceMs = result.tokenInvalidSinceMs;
   return outcome;
 }
 

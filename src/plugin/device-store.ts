@@ -231,15 +231,17 @@ export function saveDevice(record: DeviceRecord, mark?: string): SaveOutcome {
 
 /**
  * Removes one device's record (its token is dead, it de-registered, or its token moved); with `onlyWithToken`
- * only while it still holds that token. Returns the removed record, or null.
+ * only while it still holds that token, with `onlyRegisteredBeforeMs` only if its last written REGISTER is not
+ * later (APNs: a token registered again after it became invalid is kept). Returns the removed record, or null.
  */
-export function removeDevice(aor: string, instance: string, onlyWithToken?: string): DeviceRecord | null {
+export function removeDevice(aor: string, instance: string, onlyWithToken?: string, onlyRegisteredBeforeMs?: number): DeviceRecord | null {
   ensureDevicesLoaded();
   const removed = withLock(DEVICES_TABLE, aor, function (): DeviceRecord | null {
     const devices = liveDevices(aor, Date.now());
     if (!has(devices, instance)) return null;
     const record = devices[instance];
     if (onlyWithToken !== undefined && tokensOf(record).indexOf(onlyWithToken) < 0) return null;
+    if (onlyRegisteredBeforeMs !== undefined && record.registeredAtMs > onlyRegisteredBeforeMs) return null;
     delete devices[instance];
     storeAor(aor, devices);
     return record;

@@ -8,6 +8,7 @@ import { recordPushFailure } from "./hold-call";
 import { countCall, countTokenPurged } from "./call-metrics";
 import { logError, logInfo, logWarn } from "./log";
 import { pvString, setVar } from "./sip-message";
+import { DeviceRecord } from "../device-record";
 
 export function onHelperMessage(): void {
   setVar("pusher_fail", 0);
@@ -24,27 +25,42 @@ export function onHelperMessage(): void {
   onPushResult(message);
 }
 
+function deviceOf(result: PushResult): DeviceRecord | null {
+  const devices = devicesOf(result.aor);
+  for (let i = 0; i < devices.length; i++) if (devices[i].instance === result.instance) return devices[i];
+  return null;
+}
+
 /**
  * The token-index key (`<provider>:<token>`) of the dead token, so that removeDevice leaves a record that holds
  * another token by now (the phone registered again between the push and the provider's answer). Undefined when
  * the helper did not say which token (the record goes whatever it holds) or the device is gone already.
  */
 function deadTokenKey(result: PushResult): string | undefined {
-  if (result.token === undefined) return undefined;
-  const devices = devicesOf(result.aor);
-  for (let i = 0; i < devices.length; i++) {
-    if (devices[i].instance === result.instance) return devices[i].provider + ":" + result.token;
+  const device = result.token === undefined ? null : deviceOf(result);
+  return device ? device.provider + ":" + result.token : undefined;
+}
+
+function dropDeadToken(result: PushResult): void {
+  const tokenKey = deadTokenKey(result);
+  if (removeDevice(result.aor, result.instance, tokenKey, result.tokenInvalidSinceMs)) {
+    countTokenPurged();
+    logInfo("device removed aor=" + result.aor + " instance=" + result.instance + ": the provider says its token is dead");
+    return;
   }
-  return undefined;
+  const since = result.tokenInvalidSinceMs;
+  if (since === undefined) return;
+  const kept = deviceOf(result);
+  if (kept && (kept.token === result.token || kept.alertToken === result.token) && kept.registeredAtMs > since) {
+    // Apple's 410 onset is delayed on purpose: the phone registered the same token again since.
+    logInfo("device kept aor=" + result.aor + " instance=" + result.instance + ": APNs found its token invalid at " + new Date(since).toISOString() + ", but it was registered again after that");
+  }
 }
 
 function onPushResult(result: PushResult): void {
   if (result.outcome === "sent") return;
   logWarn("push failed call-id=" + result.callId + " aor=" + result.aor + " code=" + (result.code || "") + " reason=" + (result.reason || ""));
-  if (result.dropToken && removeDevice(result.aor, result.instance, deadTokenKey(result))) {
-    countTokenPurged();
-    logInfo("device removed aor=" + result.aor + " instance=" + result.instance + ": the provider says its token is dead");
-  }
+  if (result.dropToken) dropDeadToken(result);
   const call = recordPushFailure(result.aor, result.callRef, result.instance);
   if (!call) return;
   countCall("unreachable");

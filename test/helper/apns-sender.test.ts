@@ -108,6 +108,20 @@ describe("ApnsSender", () => {
     expect(mock.requestsFor(token)).toHaveLength(1);
   });
 
+  it("reports the time a 410 says the token became invalid, and ignores a timestamp that is not a time", async () => {
+    sender = new ApnsSender();
+    const token = newToken();
+    mock.replyFor(token, { status: 410, reason: "Unregistered", timestamp: 1795858084761 });
+    expect((await sender.send(pushRequest(token), credentials())).tokenInvalidSinceMs).toBe(1795858084761);
+    for (const timestamp of [-1, 9e15]) {
+      const other = newToken();
+      mock.replyFor(other, { status: 410, reason: "Unregistered", timestamp });
+      const result = await sender.send(pushRequest(other), credentials());
+      expect(result.dropToken).toBe(true);
+      expect(result.tokenInvalidSinceMs).toBeUndefined();
+    }
+  });
+
   it("keeps the token on 400 BadTopic (an app id that is not the certificate's)", async () => {
     sender = new ApnsSender();
     const token = newToken();

@@ -48,12 +48,15 @@ describe("push handler", () => {
     expect(alarm.count("b", "apple")).toBe(1);
   });
 
-  it("names the pushed token in a dropToken result, so the plugin keeps a record that holds a newer one", async () => {
-    const { logger } = recorder();
+  it("names the pushed token and the time APNs found it invalid in a dropToken result, and logs that time", async () => {
+    const { lines, logger } = recorder();
     const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: { certificateFile: "x", host: "h" } } };
-    const dead = async (): Promise<SendOutcome> => ({ outcome: "failed", code: "PUSHER_ERR_APNS_UNREGISTERED", reason: "Unregistered", dropToken: true, attempts: 1 });
+    const dead = async (): Promise<SendOutcome> => ({
+      outcome: "failed", code: "PUSHER_ERR_APNS_UNREGISTERED", reason: "Unregistered", dropToken: true, attempts: 1, tokenInvalidSinceMs: Date.UTC(2026, 10, 1),
+    });
     const handle = createPushHandler({ apps, logger, senders: { apple: { send: dead }, firebase: { send: dead }, webpush: { send: dead } } });
-    expect(await handle(request("a"))).toMatchObject({ dropToken: true, token: "t".repeat(64) });
+    expect(await handle(request("a"))).toMatchObject({ dropToken: true, token: "t".repeat(64), tokenInvalidSinceMs: Date.UTC(2026, 10, 1) });
+    expect(lines.map((line) => line.message).join("\n")).toContain("token-invalid-since=2026-11-01T00:00:00.000Z");
   });
 
   it("skips a disabled app with PUSHER_ERR_APP_DISABLED and an app without the device's provider with PUSHER_ERR_NO_APP", async () => {

@@ -159,6 +159,20 @@ describe("a call to a phone with a push device record", () => {
     expect(devicesTable()).not.toContain(`${user}@127.0.0.1`);
   });
 
+  it("keeps the device when APNs says 410 for a token the phone registered after the 410's timestamp", async () => {
+    const user = nextUser();
+    const token = `ed${user.replace(/\D/g, "")}0123456789abcdef`;
+    // Apple's 410 onset is delayed: it can name a time before the phone's last REGISTER of that same token.
+    apns.replyFor(token, { status: 410, reason: "Unregistered", timestamp: Date.now() - 3_600_000 });
+    await registerPhone(user, token);
+    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
+    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    expect(caller.code, caller.output).toBe(0);
+    expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2); // the push failed: no wait
+    expect(devicesTable()).toContain(`${user}@127.0.0.1`);
+    expect(pusher.output()).toMatch(new RegExp(`device kept aor=${user}@127\\.0\\.0\\.1 .*registered again after that`));
+  });
+
   it("stores nothing for a User-Agent no rule matches, and the REGISTER still gets 200", async () => {
     const user = nextUser();
     await registerPhone(user, `ff${user.replace(/\D/g, "")}0123456789abcdef`, "SomeDesktopPhone 2.0");

@@ -795,6 +795,22 @@ describe("helper messages in Duktape", () => {
     const devices = stepOf("helper-drop-old", summary).devices[AOR];
     expect(Object.values(devices).map((device) => device.token)).toEqual([newToken]);
   });
+
+  it("after an APNs 410, keeps a device registered after the 410's timestamp and removes one registered before it", () => {
+    const dead = (label: string, invalidSinceMs: number) =>
+      helperStep(label, pushResult("121:222", "failed", { code: "PUSHER_ERR_APNS_UNREGISTERED", dropToken: true, token: SEED_TOKEN, tokenInvalidSinceMs: invalidSinceMs }));
+    const summary = runInDuktape(dir, "drop-410-timestamp", CONFIG, [
+      WORKER_INIT,
+      register("register"),
+      invite("invite", 121, 222, { helperConnections: 1 }),
+      dead("helper-410-before-register", Date.now() - 3_600_000),
+      dead("helper-410-after-register", Date.now() + 3_600_000),
+    ]);
+    const kept = stepOf("helper-410-before-register", summary);
+    expect(Object.values(kept.devices[AOR]).map((device) => device.token)).toEqual([SEED_TOKEN]);
+    expect(kept.logs.map((log) => log.message).join("\n")).toMatch(/device kept aor=\S+ instance=\S+: APNs found its token invalid at \S+Z, but it was registered again after that/);
+    expect(stepOf("helper-410-after-register", summary).devices).toEqual({});
+  });
 });
 
 describe("several phones of one AOR in Duktape", () => {

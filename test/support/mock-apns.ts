@@ -48,7 +48,8 @@ export interface RecordedRequest {
 }
 
 /** A scripted answer: a status with an APNs reason, or a stall (never answered). */
-export type MockReply = { status: number; reason?: string; retryAfter?: string } | { stall: true };
+/** `timestamp`: a 410's (epoch ms), else the time of the answer. */
+export type MockReply = { status: number; reason?: string; retryAfter?: string; timestamp?: number } | { stall: true };
 
 /** A token-auth signing key the mock knows: the public half of an AuthKey .p8 and its ids. */
 export interface MockSigningKey {
@@ -241,7 +242,7 @@ export class MockApns {
         return;
       }
       record.status = reply.status;
-      this.answer(stream, headers, reply.status, reply.reason, reply.retryAfter);
+      this.answer(stream, headers, reply);
       // A token connection gets its full stream limit once a push with a valid token succeeded.
       const session = stream.session as (http2.ServerHttp2Session & { raised?: boolean }) | undefined;
       if (this.options.auth === "token" && reply.status === 200 && session && !session.raised) {
@@ -308,14 +309,15 @@ export class MockApns {
     return null;
   }
 
-  private answer(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, status: number, reason?: string, retryAfter?: string): void {
+  private answer(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, reply: { status: number; reason?: string; retryAfter?: string; timestamp?: number }): void {
+    const { status, reason, retryAfter } = reply;
     const apnsId = typeof headers["apns-id"] === "string" ? headers["apns-id"] : randomUUID();
     if (status === 200) {
       stream.respond({ ":status": 200, "apns-id": apnsId }, { endStream: true });
       return;
     }
     // 410 carries the time APNs learnt the token was invalid, in epoch milliseconds.
-    const errorBody = status === 410 ? { reason, timestamp: Date.now() } : { reason };
+    const errorBody = status === 410 ? { reason, timestamp: reply.timestamp ?? Date.now() } : { reason };
     stream.respond({ ":status": status, "apns-id": apnsId, "content-type": "application/json", ...(retryAfter ? { "retry-after": retryAfter } : {}) });
     stream.end(JSON.stringify(errorBody));
   }
