@@ -32,7 +32,8 @@ Commands:
                           Kazoo's per-app toggle: a disabled app keeps its credentials but gets no pushes
   test-push <app-id> <token> [--type apple|firebase|webpush]
                           send one test push and print the provider's answer; exit 0 only if it was accepted
-                          (webpush: the token is the subscription JSON {"endpoint":…,"keys":{"p256dh":…,"auth":…}})
+                          (webpush: the token is the subscription JSON {"endpoint":…,"keys":{"p256dh":…,"auth":…}},
+                          or the endpoint URL alone, as RFC 8599's pn-prid: a push without payload)
   devices [aor] [--json] [--show-tokens]
                           list the push device records of the running Kamailio (all, or one AOR);
                           tokens are masked unless --show-tokens

@@ -13,13 +13,17 @@ const PROVIDERS: PushProvider[] = ["apple", "firebase", "webpush"];
 /** How long the test "call" rings: the window for retries. */
 const TEST_RING_MS = 15_000;
 
-/** A browser's `PushSubscription.toJSON()`: the endpoint is the token, the keys encrypt the payload. */
-function parseSubscription(text: string): { endpoint: string; keys: WebPushKeys } {
+/**
+ * A browser's `PushSubscription.toJSON()` (the endpoint is the token, the keys encrypt the payload), or a bare
+ * endpoint URL as RFC 8599's pn-prid gives it (a push without payload, as a call to such a device sends).
+ */
+function parseSubscription(text: string): { endpoint: string; keys?: WebPushKeys } {
+  if (text.startsWith("https://")) return { endpoint: text };
   let json: { endpoint?: unknown; keys?: { p256dh?: unknown; auth?: unknown } };
   try {
     json = JSON.parse(text);
   } catch {
-    throw usageError(`a webpush token must be the subscription JSON {"endpoint":…,"keys":{"p256dh":…,"auth":…}}`);
+    throw usageError(`a webpush token must be the subscription JSON {"endpoint":…,"keys":{"p256dh":…,"auth":…}} or an https endpoint URL`);
   }
   if (typeof json.endpoint !== "string" || typeof json.keys?.p256dh !== "string" || typeof json.keys?.auth !== "string") {
     throw usageError(`the webpush subscription needs "endpoint", "keys.p256dh" and "keys.auth"`);
@@ -52,7 +56,7 @@ export async function runTestPush(configPath: string, args: string[], options: {
   if (type === "webpush") {
     const subscription = parseSubscription(token);
     request.device.token = subscription.endpoint;
-    request.device.webpush = subscription.keys;
+    if (subscription.keys) request.device.webpush = subscription.keys;
   }
   const senders = { apple: new ApnsSender(), firebase: new FcmSender(), webpush: new WebPushSender() };
   try {

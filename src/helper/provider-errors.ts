@@ -24,7 +24,7 @@ export const ERROR_CODES = {
     action: "Set apps.<appId>.enabled to true (or remove the key) to push to it again.",
   },
   PUSHER_ERR_BAD_DEVICE: {
-    meaning: "The device record lacks what its provider needs (e.g. a Web Push subscription without keys or with a non-https endpoint); no push was sent.",
+    meaning: "The device record lacks what its provider needs (e.g. a Web Push endpoint that is not https or not in the app's endpointHosts), or it is a call-ended message for a Web Push subscription without keys; no push was sent.",
     action: "The phone must register again with complete push parameters.",
   },
   PUSHER_ERR_CALL_ENDED: {

@@ -1,5 +1,8 @@
 // Sends Web Push messages (RFC 8030) to a subscription's endpoint, authenticated with VAPID (RFC 8292) and
 // encrypted (RFC 8291). The device token is the endpoint URL (RFC 8599 pn-prid); its keys come with the device.
+// A subscription known without keys (RFC 8599 carries only the endpoint) gets a message without payload, which
+// RFC 8030 §5 allows: its push event wakes the web app, which registers and gets the call. Such a message cannot
+// say "the call ended", so a call-ended push is not sent to it.
 // `TTL` = the call's remaining ring time, `Urgency: high`, `Topic` = a digest of the call id, so a call-ended
 // message replaces an undelivered ringing one. One HTTP/2 session per (push service origin, VAPID key).
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
@@ -21,6 +24,8 @@ const VAPID_LIFETIME_SECONDS = 12 * 3600;
 /** Renew a cached VAPID token this long before its `exp`. */
 const VAPID_RENEW_MARGIN_SECONDS = 3600;
 const CALL_ENDED_TTL_SECONDS = 3600;
+const EMPTY_BODY = Buffer.alloc(0);
+const ENCRYPTED_BODY_HEADERS = { "content-encoding": "aes128gcm", "content-type": "application/octet-stream" };
 
 /** Reads a VAPID key: a P-256 private key PEM. Throws PusherError PUSHER_ERR_WEBPUSH_CREDENTIALS. */
 export function readVapidKey(file: string): KeyObject {
@@ -75,8 +80,8 @@ export class WebPushSender extends ProviderSender {
       const reason = `the Web Push endpoint's host ${endpoint.hostname} is not in apps.${request.device.appId}.webpush.endpointHosts`;
       return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason, attempts: 0 });
     }
-    if (!request.device.webpush) {
-      return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: "the Web Push subscription has no p256dh/auth keys", attempts: 0 });
+    if (!request.device.webpush && isCallEnded(request)) {
+      return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: "a Web Push subscription without p256dh/auth keys gets no call-ended message (an empty one reads as a call)", attempts: 0 });
     }
     return sendWithRetries(() => this.attempt(request, credentials, endpoint), {
       deadlineMs: pushDeadlineMs(request, this.now()),
@@ -107,12 +112,15 @@ export class WebPushSender extends ProviderSender {
 
   private async attempt(request: PushRequest, credentials: WebPushCredentials, endpoint: URL): Promise<AttemptResult> {
     const nowMs = this.now();
+    const keys = request.device.webpush;
     let authorization: string;
-    let body: Buffer;
+    let body: Buffer = EMPTY_BODY;
     try {
       authorization = this.authorization(credentials, endpoint.origin);
-      const { value: plaintext } = fitToSize(request, (trimmed) => JSON.stringify(flatFields(trimmed, nowMs)), MAX_WEBPUSH_PLAINTEXT_BYTES, Buffer.byteLength);
-      body = encryptWebPush(Buffer.from(plaintext), request.device.webpush!);
+      if (keys) {
+        const { value: plaintext } = fitToSize(request, (trimmed) => JSON.stringify(flatFields(trimmed, nowMs)), MAX_WEBPUSH_PLAINTEXT_BYTES, Buffer.byteLength);
+        body = encryptWebPush(Buffer.from(plaintext), keys);
+      }
     } catch (error) {
       return { classification: classifyTransportError(error, "webpush"), reason: (error as Error).message };
     }
@@ -128,8 +136,7 @@ export class WebPushSender extends ProviderSender {
           ttl: String(ttlSeconds),
           urgency: "high",
           topic: callTopic(request.callId),
-          "content-encoding": "aes128gcm",
-          "content-type": "application/octet-stream",
+          ...(keys ? ENCRYPTED_BODY_HEADERS : {}),
         },
         body,
         timeoutMs,

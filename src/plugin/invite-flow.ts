@@ -218,6 +218,9 @@ function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason, answ
     const device = call.devices[i];
     if (device.instance === answeredBy) continue;
     if (call.forkedInstances.indexOf(device.instance) >= 0 || call.failedInstances.indexOf(device.instance) >= 0) continue;
+    // A Web Push subscription known without keys (RFC 8599) only gets messages without payload: one would read as
+    // another call, not as its end.
+    if (device.provider === "webpush" && !device.webpush) continue;
     relayPush(call, device, reason);
   }
 }

@@ -2,7 +2,8 @@
 // device records, and answers RFC 8599's questions. Everything is decided first and written after, so a
 // REGISTER refused with 555 changes nothing. Records are on disk before save() sends the 200 (device-store).
 // Sets for kamailio/pusher.cfg: $var(pusher_refuse) 1 → cfg answers 555 and stops; Feature-Caps headers
-// for the reply are added here with append_to_reply (RFC 8599 §5.6.1: one per supported push service).
+// for the reply are added here with append_to_reply (RFC 8599 §5.6.1: one per supported push service, in RFC 6809's
+// `*;+sip.pns="…"` form; Web Push's also carries the VAPID public key as +sip.vapid).
 
 import { PusherConfig, UserAgentRule } from "../config";
 import { PushProvider } from "../protocol";
@@ -96,7 +97,24 @@ interface RegisterPlan {
   records: DeviceRecord[];
   removals: string[];
   featureCaps: string[];
+  /** The +sip.vapid of the webpush Feature-Caps: the public key of the app it names (or of the first such app). */
+  vapidKey: string;
   unsupported: string[];
+}
+
+/** The VAPID public key of `appId`, or with no app id of the first app that has one; "" when there is none. */
+function vapidKeyOf(config: PusherConfig, appId?: string): string {
+  for (const id in config.apps) {
+    if (!has(config.apps, id) || (appId !== undefined && id !== appId)) continue;
+    const webpush = config.apps[id].webpush;
+    if (webpush && webpush.publicKey) return webpush.publicKey;
+  }
+  return "";
+}
+
+function featureCapsHeader(pns: string, vapidKey: string): string {
+  const vapid = pns === "webpush" && vapidKey ? ";+sip.vapid=\"" + vapidKey + "\"" : "";
+  return "Feature-Caps: *;+sip.pns=\"" + pns + "\"" + vapid + "\r\n";
 }
 
 function addOnce(list: string[], value: string): void {
@@ -117,6 +135,7 @@ function planContact(plan: RegisterPlan, contact: ParsedContact, aor: string, ru
     if (reading.pns === "") for (let i = 0; i < supported.length; i++) addOnce(plan.featureCaps, supported[i]);
     else if (supported.indexOf(reading.pns === "apns.dev" ? "apns" : reading.pns) >= 0) addOnce(plan.featureCaps, reading.pns);
     else addOnce(plan.unsupported, reading.pns);
+    if (!plan.vapidKey && plan.featureCaps.indexOf("webpush") >= 0) plan.vapidKey = vapidKeyOf(config);
     return;
   }
   if (reading.kind === "unsupported") {
@@ -152,6 +171,7 @@ function planContact(plan: RegisterPlan, contact: ParsedContact, aor: string, ru
     return;
   }
   if (binding.pns !== undefined) addOnce(plan.featureCaps, binding.pns);
+  if (binding.pns === "webpush" && !plan.vapidKey) plan.vapidKey = vapidKeyOf(config, binding.appId);
   plan.records.push(recordOf(aor, binding, rule, userAgent));
 }
 
@@ -195,7 +215,7 @@ export function registerDevices(): void {
   }
   const config = currentConfig();
   const rule = matchUserAgent(config.userAgents, pvString("$ua"));
-  const plan: RegisterPlan = { records: [], removals: [], featureCaps: [], unsupported: [] };
+  const plan: RegisterPlan = { records: [], removals: [], featureCaps: [], vapidKey: "", unsupported: [] };
   const contacts = parseContacts(contactValue);
   for (let i = 0; i < contacts.length; i++) planContact(plan, contacts[i], aor, rule, config);
 
@@ -209,7 +229,8 @@ export function registerDevices(): void {
   }
   // A phone's refresh would store and remove nothing: cfg may answer it without the plugin (route
   // PUSHER_KNOWN_REGISTER) with the same Feature-Caps. Only a REGISTER of one device, with at most one Feature-Caps,
-  // is marked (the mark lives on that device's item); de-REGISTERs, queries and refused params always come here.
+  // is marked (the mark lives on that device's item); de-REGISTERs, queries and refused params always come here,
+  // and so does Web Push (markOf has no code for it: its Feature-Caps carries the app's VAPID key).
   const rememberable = plan.records.length === 1 && !plan.removals.length && plan.featureCaps.length <= 1;
   const mark = rememberable ? markOf(pvString("$var(pusher_binding_key)"), plan.featureCaps.length ? plan.featureCaps[0] : "") : "";
   for (let i = 0; i < plan.records.length; i++) {
@@ -219,6 +240,6 @@ export function registerDevices(): void {
     }
   }
   for (let i = 0; i < plan.featureCaps.length; i++) {
-    KSR.hdr.append_to_reply("Feature-Caps: +sip.pns=\"" + plan.featureCaps[i] + "\"\r\n");
+    KSR.hdr.append_to_reply(featureCapsHeader(plan.featureCaps[i], plan.vapidKey));
   }
 }

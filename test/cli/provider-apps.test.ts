@@ -173,5 +173,11 @@ describe("pusher test-push", () => {
     const sent = await pusher("test-push", "multi.app", JSON.stringify(subscription), "--type", "webpush");
     expect(sent.code, sent.stderr).toBe(0);
     expect(webpush.requestsFor(subscription)[0].payload["caller-id-name"]).toBe("this is a push test");
+
+    // A bare endpoint, as a REGISTER's pn-prid gives it: a push without payload.
+    const bare = webpush.subscribe();
+    const woken = await pusher("test-push", "multi.app", bare.endpoint, "--type", "webpush");
+    expect(woken.code, woken.stderr).toBe(0);
+    expect(webpush.requestsFor(bare)[0].payload).toBeNull();
   });
 });

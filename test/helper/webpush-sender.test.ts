@@ -92,12 +92,31 @@ describe("WebPushSender", () => {
     expect(await sender.send(pushRequest(mock.subscribe(403)), credentials())).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_WEBPUSH_CREDENTIALS", credentials: true });
   });
 
-  it("sends nothing for a subscription without keys or with a plain-http endpoint", async () => {
+  it("wakes a subscription known without keys (RFC 8599 gives only the endpoint) with a VAPID-signed message without payload", async () => {
     sender = new WebPushSender();
     const subscription = mock.subscribe();
     const noKeys = pushRequest(subscription);
     delete noKeys.device.webpush;
-    expect(await sender.send(noKeys, credentials())).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", attempts: 0 });
+    expect(await sender.send(noKeys, credentials())).toMatchObject({ outcome: "sent", status: 201, attempts: 1 });
+    const [received] = mock.requestsFor(subscription);
+    expect(received.payload).toBeNull();
+    expect(received.headers["content-encoding"]).toBeUndefined();
+    expect(received.headers.urgency).toBe("high");
+    expect(received.vapid).toMatchObject({ aud: mock.origin });
+  });
+
+  it("sends no call-ended message to a subscription without keys (an empty one would read as a call)", async () => {
+    sender = new WebPushSender();
+    const subscription = mock.subscribe();
+    const ended = pushRequest(subscription, { purpose: "call-ended", endReason: "cancelled" });
+    delete ended.device.webpush;
+    expect(await sender.send(ended, credentials())).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", attempts: 0 });
+    expect(mock.requestsFor(subscription)).toHaveLength(0);
+  });
+
+  it("sends nothing to a plain-http endpoint", async () => {
+    sender = new WebPushSender();
+    const subscription = mock.subscribe();
     const http = pushRequest({ ...subscription, endpoint: subscription.endpoint.replace("https:", "http:") });
     expect(await sender.send(http, credentials())).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", attempts: 0 });
     expect(mock.requestsFor(subscription)).toHaveLength(0);

@@ -16,7 +16,7 @@ import { freePort } from "../support/free-port";
 import { MockApns } from "../support/mock-apns";
 import { MockFcm } from "../support/mock-fcm";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
-import { phoneKeys, runSipp } from "../support/sipp";
+import { featureCapsIn, phoneKeys, runSipp } from "../support/sipp";
 import type { ListedDevice } from "../../src/cli/devices-command";
 
 /** Two Firebase projects, each its own app (RFC 8599 fcm: the app id is pn-param, the project id). */
@@ -95,9 +95,9 @@ async function register(user: string, params: string, userAgent: string, scenari
 /** Registers and returns the Feature-Caps values of the 200. */
 async function registerForFeatureCaps(user: string, params: string, userAgent: string): Promise<string[]> {
   const output = await register(user, params, userAgent, "register-feature-caps.xml");
-  const match = /FEATURE-CAPS ([\s\S]*?) END-FEATURE-CAPS/.exec(output);
-  expect(match, output).not.toBeNull();
-  return match![1].match(/\+sip\.pns="[^"]*"/g) ?? [];
+  const values = featureCapsIn(output);
+  expect(values, output).not.toBeNull();
+  return values!;
 }
 
 async function waitUntil(condition: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
@@ -141,7 +141,7 @@ describe("RFC 8599 FCM: pn-provider=fcm, pn-prid=<token>, pn-param=<project-id>"
     const token = nextFcmToken();
     // Project B, not the first app of the config: the push must go to the project the phone named.
     const params = `${instanceParam(0xf1)};pn-provider=fcm;pn-prid=${token};pn-param=${FCM_PROJECT_B}`;
-    expect(await registerForFeatureCaps(user, params, RFC_UA)).toEqual(['+sip.pns="fcm"']);
+    expect(await registerForFeatureCaps(user, params, RFC_UA)).toEqual(['*;+sip.pns="fcm"']);
     expect(devicesOf(user)).toMatchObject([{ provider: "firebase", appId: FCM_PROJECT_B, fcmProjectId: FCM_PROJECT_B, token }]);
 
     // The app sleeps: its binding is gone, its device record stays.

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { freePort } from "../support/free-port";
 import { MockApns } from "../support/mock-apns";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
-import { runSipp } from "../support/sipp";
+import { featureCapsIn, runSipp } from "../support/sipp";
 import type { ListedDevice } from "../../src/cli/devices-command";
 
 const KAZOO_APP = "com.app.mymobileapp";
@@ -80,9 +80,9 @@ async function register(user: string, params: string, options: RegisterOptions =
 /** The Feature-Caps header values of the REGISTER's 200 (register-feature-caps.xml prints them). */
 async function featureCapsOf(user: string, params: string, userAgent = LINPHONE_UA, port?: number): Promise<string[]> {
   const output = await register(user, params, { scenario: "register-feature-caps.xml", userAgent, port });
-  const match = /FEATURE-CAPS ([\s\S]*?) END-FEATURE-CAPS/.exec(output);
-  expect(match, output).not.toBeNull();
-  return match![1].match(/\+sip\.pns="[^"]*"/g) ?? [];
+  const values = featureCapsIn(output);
+  expect(values, output).not.toBeNull();
+  return values!;
 }
 
 function kazooParams(token: string, instance?: string): string {
@@ -252,10 +252,10 @@ describe("re-REGISTERs that change nothing (answered from cfg, without the plugi
     const user = nextUser();
     const port = await freePort();
     const params = rfcParams(nextToken(), ".voip", "00000000-0000-0000-0000-00000000aa01");
-    expect(await featureCapsOf(user, params, LINPHONE_UA, port)).toEqual(['+sip.pns="apns"']);
+    expect(await featureCapsOf(user, params, LINPHONE_UA, port)).toEqual(['*;+sip.pns="apns"']);
     const before = unchangedCount();
     const [stored] = devicesOf(user);
-    expect(await featureCapsOf(user, params, LINPHONE_UA, port)).toEqual(['+sip.pns="apns"']);
+    expect(await featureCapsOf(user, params, LINPHONE_UA, port)).toEqual(['*;+sip.pns="apns"']);
     expect(unchangedCount()).toBe(before + 1);
     expect(devicesOf(user)).toEqual([stored]);
   });
@@ -386,8 +386,8 @@ describe("each dialect, from REGISTER to the push APNs receives", () => {
 });
 
 describe("RFC 8599 on REGISTER", () => {
-  it("adds Feature-Caps: +sip.pns=\"apns\" to the 200 when apns is configured for the app", async () => {
-    expect(await featureCapsOf(nextUser(), rfcParams(nextToken()))).toEqual(['+sip.pns="apns"']);
+  it("adds Feature-Caps: *;+sip.pns=\"apns\" to the 200 when apns is configured for the app", async () => {
+    expect(await featureCapsOf(nextUser(), rfcParams(nextToken()))).toEqual(['*;+sip.pns="apns"']);
   });
 
   it("adds no Feature-Caps for a legacy binding", async () => {
@@ -404,8 +404,8 @@ describe("RFC 8599 on REGISTER", () => {
   });
 
   it("lists the supported providers for a query REGISTER (pn-provider without pn-prid)", async () => {
-    expect(await featureCapsOf(nextUser(), ";pn-provider")).toEqual(['+sip.pns="apns"']);
-    expect(await featureCapsOf(nextUser(), ";pn-provider=apns")).toEqual(['+sip.pns="apns"']);
+    expect(await featureCapsOf(nextUser(), ";pn-provider")).toEqual(['*;+sip.pns="apns"']);
+    expect(await featureCapsOf(nextUser(), ";pn-provider=apns")).toEqual(['*;+sip.pns="apns"']);
     await register(nextUser(), ";pn-provider=fcm", { scenario: "register-refused.xml", userAgent: LINPHONE_UA });
   });
 });

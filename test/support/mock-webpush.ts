@@ -14,7 +14,7 @@ export interface Subscription {
 export interface WebPushRequest {
   id: string;
   headers: http2.IncomingHttpHeaders;
-  /** The decrypted JSON, or undefined when decryption failed. */
+  /** The decrypted JSON; null for a message without payload (RFC 8030 §5); undefined when decryption failed. */
   payload: any;
   vapid: { aud?: string; sub?: string; exp?: number; publicKey?: string } | null;
   status: number;
@@ -74,15 +74,24 @@ export class MockWebPush {
       if (!subscription) return answer(404);
       if (!vapid) return answer(403);
       if (headers.ttl === undefined || !/^\d+$/.test(String(headers.ttl))) return answer(400);
+      const body = Buffer.concat(chunks);
+      if (body.length === 0 && headers["content-encoding"] === undefined) {
+        record.payload = null;
+        return answer(this.nextReply(subscription));
+      }
       if (headers["content-encoding"] !== "aes128gcm") return answer(415);
       try {
-        record.payload = JSON.parse(decrypt(Buffer.concat(chunks), subscription.ecdh, subscription.auth).toString("utf8"));
+        record.payload = JSON.parse(decrypt(body, subscription.ecdh, subscription.auth).toString("utf8"));
       } catch {
         return answer(400);
       }
-      const scripted = subscription.replies.length > 1 ? subscription.replies.shift() : subscription.replies[0];
-      answer(scripted ?? 201);
+      answer(this.nextReply(subscription));
     });
+  }
+
+  private nextReply(subscription: { replies: number[] }): number {
+    const scripted = subscription.replies.length > 1 ? subscription.replies.shift() : subscription.replies[0];
+    return scripted ?? 201;
   }
 
   /** RFC 8292: `vapid t=<jwt>, k=<key>`; null when missing or invalid. */

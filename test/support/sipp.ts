@@ -76,3 +76,10 @@ export function phoneKeys(user: string, localPort: number, contactParams: string
     expires: "600",
   };
 }
+
+/** The Feature-Caps header values register-feature-caps.xml printed (between its two markers), or null without them. */
+export function featureCapsIn(output: string): string[] | null {
+  const printed = /FEATURE-CAPS ([\s\S]*?)\s*END-FEATURE-CAPS/.exec(output);
+  if (!printed) return null;
+  return Array.from(printed[1].matchAll(/Feature-Caps:[ \t]*([^\r\n]*)/g), (match) => match[1].trim());
+}
