@@ -215,9 +215,9 @@ describe("pusher-helper end to end", () => {
     expect(lines[0]).toMatch(/latency=\d+ms/);
   });
 
-  it("reports 410 Unregistered as failed with dropToken and the code", async () => {
+  it("reports 410 Unregistered as failed with dropToken, the code and the 410's timestamp", async () => {
     const request = pushRequest();
-    apns.replyFor(request.device.token, { status: 410, reason: "Unregistered" });
+    apns.replyFor(request.device.token, { status: 410, reason: "Unregistered", timestamp: 1795859375338 });
     evapi.send(request);
     const { message } = await resultFor(request);
 
@@ -232,6 +232,7 @@ describe("pusher-helper end to end", () => {
       reason: "Unregistered",
       dropToken: true,
       token: request.device.token,
+      tokenInvalidSinceMs: 1795859375338,
     } satisfies PushResult);
     expect(apns.requestsFor(request.device.token)).toHaveLength(1);
   });
