@@ -23,6 +23,7 @@ import { pushBindingProblem } from "./validate-push-params";
 const ONCE_PER_RUN_S = 0x7fffffff;
 // Bounds the work a hostile REGISTER can cause; real ones have one Contact header.
 const MAX_CONTACT_HEADERS = 16;
+const MAX_FEATURE_CAPS_HEADERS = 16;
 // RFC 8599 provider names per provider, in the order a query's Feature-Caps lists them.
 const PNS_OF: { [provider: string]: string } = { apple: "apns", firebase: "fcm", webpush: "webpush" };
 const CONFIG_KEY_OF: { [provider: string]: string } = { apple: "apple", firebase: "firebase", webpush: "webpush" };
@@ -47,6 +48,19 @@ function allContactValues(): string {
     values.push(value);
   }
   return values.join(",");
+}
+
+/**
+ * RFC 8599 §5.6.1.1: a REGISTER that already has a +sip.pns Feature-Caps passed a proxy nearer the phone that
+ * pushes for it; this one MUST NOT process the push params (no record, no Feature-Caps, no 555).
+ */
+function pushedByAnotherProxy(): boolean {
+  for (let i = 0; i < MAX_FEATURE_CAPS_HEADERS; i++) {
+    const value = KSR.hdr.get_idx("Feature-Caps", i);
+    if (typeof value !== "string") return false;
+    if (/(^|[;,])\s*\+sip\.pns\s*(=|;|,|$)/i.test(value)) return true;
+  }
+  return false;
 }
 
 function has(object: object, key: string): boolean {
@@ -200,6 +214,7 @@ export function registerDevices(): void {
   setVar("pusher_refuse", 0);
   const contactValue = allContactValues();
   if (!contactValue) return; // a fetch of the bindings: nothing to store
+  if (pushedByAnotherProxy()) return;
   ensureDevicesLoaded();
   const aor = aorOf(pvString("$tU"), pvString("$td"));
   // `*` next to other contacts is refused by the registrar (400): nothing may change for it either.

@@ -613,6 +613,21 @@ describe("REGISTER in Duktape", () => {
     expect(stored[0].message).not.toContain(SEED_TOKEN);
   });
 
+  it("leaves a REGISTER that already has a +sip.pns Feature-Caps to the proxy nearer the phone (RFC 8599 §5.6.1.1)", () => {
+    const summary = runInDuktape(dir, "pushed-elsewhere", CONFIG, [
+      WORKER_INIT,
+      register("other-caps", {}, { "Feature-Caps": "*;+g.3gpp.icsi-ref" }),
+      // A new token: processed, it would replace the stored one.
+      register("pushed-elsewhere", {}, { "Feature-Caps": '*;+sip.pns="apns"', Contact: KAZOO_SEED_CONTACT.replace(/pn-tok=[^;]*/, "pn-tok=feedc0de") }),
+    ]);
+    expect(Object.keys(stepOf("other-caps", summary).devices)).toEqual([AOR]); // another capability is no push
+    const result = stepOf("pushed-elsewhere", summary);
+    expect(Object.values(result.devices[AOR]).map((device) => device.token)).toEqual([SEED_TOKEN]);
+    expect(result.replyHeaders).toEqual([]);
+    expect(result.sql.filter((q) => q.query.includes(AOR))).toEqual([]);
+    expect(result.logs.filter((log) => log.message.includes("device stored"))).toEqual([]);
+  });
+
   it("writes the stored device to the database (sqlops connection pusher) during the REGISTER", () => {
     const writes = stepOf("register").sql.filter((q) => q.query.includes(AOR));
     expect(writes.length).toBeGreaterThan(0);
