@@ -108,8 +108,22 @@ export interface HelperHello {
   pid: number;
 }
 
-export type HelperMessage = PushResult | HelperHello;
-export type PluginMessage = PushRequest;
+/** helper → plugin: Prometheus scrapes the helper; the plugin answers with a StatsReport of the same id. */
+export interface StatsRequest {
+  type: "stats-request";
+  id: number;
+}
+
+/** plugin → helper: the items of htable pusher_stats (src/kamailio-stats.ts) and evapi's helper connections. */
+export interface StatsReport {
+  type: "stats";
+  id: number;
+  values: { [key: string]: number };
+  helperConnections: number;
+}
+
+export type HelperMessage = PushResult | HelperHello | StatsRequest;
+export type PluginMessage = PushRequest | StatsReport;
 
 function isString(value: unknown): value is string {
   return typeof value === "string";
@@ -135,6 +149,7 @@ export function parseHelperMessage(text: string): HelperMessage | null {
       ? { type: "hello", version: message.version, pid: message.pid }
       : null;
   }
+  if (message.type === "stats-request") return typeof message.id === "number" ? { type: "stats-request", id: message.id } : null;
   if (message.type !== "push-result") return null;
   if (!isString(message.callRef) || !isString(message.callId) || !isString(message.aor)) return null;
   if (!isString(message.instance)) return null;
@@ -160,6 +175,7 @@ export function parseHelperMessage(text: string): HelperMessage | null {
 /** Parses and checks a plugin message on the helper side; returns null for anything malformed. */
 export function parsePluginMessage(text: string): PluginMessage | null {
   const message = parseObject(text);
+  if (message && message.type === "stats") return parseStatsReport(message);
   if (!message || message.type !== "push") return null;
   const device = message.device as { [key: string]: unknown } | undefined;
   const caller = message.caller as { [key: string]: unknown } | undefined;
@@ -197,4 +213,15 @@ export function parsePluginMessage(text: string): PluginMessage | null {
   if (message.purpose !== undefined) request.purpose = message.purpose;
   if (message.endReason !== undefined) request.endReason = message.endReason;
   return request;
+}
+
+/** A StatsReport's numbers only (anything else in `values` is left out); null without id or values. */
+function parseStatsReport(message: { [key: string]: unknown }): StatsReport | null {
+  const values = message.values as { [key: string]: unknown } | undefined;
+  if (typeof message.id !== "number" || !values || typeof values !== "object" || typeof message.helperConnections !== "number") return null;
+  const report: StatsReport = { type: "stats", id: message.id, values: {}, helperConnections: message.helperConnections };
+  for (const key in values) {
+    if (Object.prototype.hasOwnProperty.call(values, key) && typeof values[key] === "number" && isFinite(values[key] as number)) report.values[key] = values[key] as number;
+  }
+  return report;
 }

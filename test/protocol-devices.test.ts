@@ -1,6 +1,9 @@
 // The device fields the plugin fills for RFC 8599 / Linphone dialects, as the helper parses them.
 import { describe, expect, it } from "vitest";
-import { parsePluginMessage } from "../src/protocol";
+import { parsePluginMessage, type PushRequest } from "../src/protocol";
+
+/** The device of a parsed push request. */
+const deviceOf = (text: string) => (parsePluginMessage(text) as PushRequest | null)?.device;
 
 const base = {
   type: "push",
@@ -15,11 +18,11 @@ const base = {
 describe("parsePluginMessage device fields", () => {
   it("keeps webpush devices with their keys, and pushKind, fcmProjectId and apnsTopic", () => {
     const webpush = { instance: "i", appId: "web", provider: "webpush", token: "https://push.example/x", webpush: { p256dh: "BP", auth: "au" } };
-    expect(parsePluginMessage(JSON.stringify({ ...base, device: webpush }))?.device).toEqual(webpush);
+    expect(deviceOf(JSON.stringify({ ...base, device: webpush }))).toEqual(webpush);
     const apple = { instance: "i", appId: "a", provider: "apple", token: "t", pushKind: "alert", apnsTopic: "com.example.app" };
-    expect(parsePluginMessage(JSON.stringify({ ...base, device: apple }))?.device).toEqual(apple);
+    expect(deviceOf(JSON.stringify({ ...base, device: apple }))).toEqual(apple);
     const fcm = { instance: "i", appId: "a", provider: "firebase", token: "t", fcmProjectId: "proj" };
-    expect(parsePluginMessage(JSON.stringify({ ...base, device: fcm }))?.device).toEqual(fcm);
+    expect(deviceOf(JSON.stringify({ ...base, device: fcm }))).toEqual(fcm);
   });
 
   it.each([

@@ -111,8 +111,14 @@ describe("parseHelperMessage", () => {
     ["a push-result with an array instance", { ...pushResult, instance: ["i"] }],
     ["a push-result with an unknown outcome", { ...pushResult, outcome: "retry" }],
     ["a push-result with a boolean outcome", { ...pushResult, outcome: true }],
+    ["a stats-request without id", { type: "stats-request" }],
+    ["a stats-request with a string id", { type: "stats-request", id: "7" }],
   ])("returns null for %s", (_label, message) => {
     expect(parseHelperMessage(text(message))).toBeNull();
+  });
+
+  it("accepts a stats-request", () => {
+    expect(parseHelperMessage(text({ type: "stats-request", id: 7, extra: 1 }))).toEqual({ type: "stats-request", id: 7 });
   });
 
   it("never throws, whatever it is given", () => {
@@ -125,6 +131,20 @@ describe("parseHelperMessage", () => {
 describe("parsePluginMessage", () => {
   it("accepts a push request", () => {
     expect(parsePluginMessage(text(pushRequest))).toEqual(pushRequest);
+  });
+
+  it("accepts a stats report, keeping only its finite numbers", () => {
+    const report = { type: "stats", id: 7, values: { calls_held: 3, wake_latency_sum_us: 1234.5, junk: "x", deep: { a: 1 } }, helperConnections: 1 };
+    expect(parsePluginMessage(text(report))).toEqual({ type: "stats", id: 7, values: { calls_held: 3, wake_latency_sum_us: 1234.5 }, helperConnections: 1 });
+  });
+
+  it.each([
+    ["no id", { type: "stats", values: {}, helperConnections: 1 }],
+    ["no values", { type: "stats", id: 1, helperConnections: 1 }],
+    ["values that are not an object", { type: "stats", id: 1, values: 5, helperConnections: 1 }],
+    ["no helperConnections", { type: "stats", id: 1, values: {} }],
+  ])("refuses a stats report with %s", (_label, report) => {
+    expect(parsePluginMessage(text(report))).toBeNull();
   });
 
   it("accepts a firebase device", () => {

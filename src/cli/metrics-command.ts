@@ -1,45 +1,19 @@
-// `pusher metrics`: both sides' counters as one Prometheus text. The helper's come from its own endpoint
-// (http://127.0.0.1:<metrics.port>/metrics, what Prometheus scrapes); Kamailio's call counters and the wake
-// latency histogram live in htable pusher_stats (src/plugin/call-metrics.ts) and are read over the ctl
-// socket. Write the output to node_exporter's textfile collector to scrape Kamailio's side too.
+// `pusher metrics`: both sides' counters as one Prometheus text. The helper's endpoint
+// (http://127.0.0.1:<metrics.port>/metrics, what Prometheus scrapes) has both while its link to Kamailio is up
+// (pusher_kamailio_stats_up 1); otherwise Kamailio's call counters and wake-latency histogram (htable
+// pusher_stats, src/kamailio-stats.ts) are read here over the ctl socket.
 import http from "node:http";
 import { CliError, loadConfig } from "./config-file";
 import { parseHtableItems } from "./devices-command";
 import { callKamailio } from "./kamailio-rpc";
 import { runtimePaths } from "./start";
+import { kamailioMetricsText } from "../kamailio-stats";
 
 const HELPER_TIMEOUT_MS = 3000;
-/** The plugin's buckets (call-metrics.ts WAKE_LATENCY_BUCKETS_MS); `inf` collects the rest. */
-const WAKE_LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
-
-const CALL_COUNTERS: [string, string, string][] = [
-  ["calls_held", "pusher_calls_held_total", "Calls whose callee's phones were pushed (held until a phone registers)."],
-  ["calls_woken", "pusher_calls_woken_total", "Held calls relayed to a phone that registered after its push."],
-  ["calls_timed_out", "pusher_calls_timed_out_total", "Held calls no phone registered for within t2 (timers.pushWaitMs)."],
-  ["calls_cancelled", "pusher_calls_cancelled_total", "Pushed calls the caller cancelled before a phone answered."],
-  ["calls_unreachable", "pusher_calls_unreachable_total", "Held calls answered at once because every push failed."],
-  ["tokens_purged", "pusher_devices_purged_total", "Device records removed because the provider said the token is dead."],
-  ["registers_unchanged", "pusher_registers_unchanged_total", "REGISTERs answered without the plugin's JS: the same as one it already handled."],
-];
 
 /** Prometheus text for Kamailio's side, from the items of `htable.dump pusher_stats` and the helper count. */
 export function kamailioMetrics(stats: { name: string; value: string }[], helperConnections: number): string {
-  const value = (name: string): number => Number(stats.find((item) => item.name === name)?.value ?? 0) || 0;
-  const lines: string[] = [];
-  for (const [key, name, help] of CALL_COUNTERS) lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value(key)}`);
-  const histogram = "pusher_wake_latency_seconds";
-  lines.push(`# HELP ${histogram} Waking REGISTER received → held INVITE relayed to the phone, in Kamailio.`, `# TYPE ${histogram} histogram`);
-  let cumulative = 0;
-  for (const bound of WAKE_LATENCY_BUCKETS_MS) {
-    cumulative += value(`wake_latency_le_${bound}`);
-    lines.push(`${histogram}_bucket{le="${bound / 1000}"} ${cumulative}`);
-  }
-  cumulative += value("wake_latency_le_inf");
-  lines.push(`${histogram}_bucket{le="+Inf"} ${cumulative}`);
-  lines.push(`${histogram}_sum ${value("wake_latency_sum_us") / 1e6}`, `${histogram}_count ${value("wake_latency_count")}`);
-  lines.push("# HELP pusher_kamailio_helper_connections Helper connections Kamailio's evapi has open.", "# TYPE pusher_kamailio_helper_connections gauge");
-  lines.push(`pusher_kamailio_helper_connections ${helperConnections}`);
-  return lines.join("\n") + "\n";
+  return kamailioMetricsText((key) => Number(stats.find((item) => item.name === key)?.value ?? 0) || 0, helperConnections);
 }
 
 function fetchHelperMetrics(port: number): Promise<string> {
@@ -72,12 +46,12 @@ export async function runMetrics(configPath: string, kamailioCtl?: string): Prom
   const { config } = loadConfig(configPath);
   const ctlSocket = kamailioCtl ? kamailioCtl.replace(/^unix:/, "") : runtimePaths(configPath, config).ctlSocket;
   const problems: string[] = [];
-  const [helper, kamailio] = await Promise.all([
+  const helper =
     config.metrics.port > 0
-      ? fetchHelperMetrics(config.metrics.port).catch((error: Error) => (problems.push(`helper at 127.0.0.1:${config.metrics.port}: ${error.message}`), ""))
-      : Promise.resolve((problems.push("helper: metrics.port is 0 (off)"), "")),
-    readKamailioMetrics(ctlSocket).catch((error: Error) => (problems.push(`Kamailio: ${error.message}`), "")),
-  ]);
+      ? await fetchHelperMetrics(config.metrics.port).catch((error: Error) => (problems.push(`helper at 127.0.0.1:${config.metrics.port}: ${error.message}`), ""))
+      : (problems.push("helper: metrics.port is 0 (off)"), "");
+  const helperHasKamailio = /^pusher_kamailio_stats_up 1$/m.test(helper);
+  const kamailio = helperHasKamailio ? "" : await readKamailioMetrics(ctlSocket).catch((error: Error) => (problems.push(`Kamailio: ${error.message}`), ""));
   process.stdout.write(helper + kamailio);
   if (problems.length) throw new CliError("PUSHER_ERR_METRICS", `could not read every side: ${problems.join("; ")}`);
 }

@@ -11,6 +11,7 @@ import { KamailioLink, LINK_HOST } from "./kamailio-link";
 import { createLogger } from "./logger";
 import { createPushHandler, type PushHandlerOptions } from "./push-handler";
 import { HelperMetrics, serveMetrics } from "./metrics";
+import { KamailioStatsRequests } from "./kamailio-stats-requests";
 import { changedFiles, credentialFingerprints } from "./credential-files";
 
 const DEFAULT_CONFIG_FILE = "pusher.json";
@@ -103,18 +104,23 @@ async function main(): Promise<void> {
   const link = new KamailioLink({
     port: linkPort,
     logger,
-    onMessage(request) {
-      void handlePush(request).then((result) => {
+    onMessage(message) {
+      if (message.type === "stats") {
+        kamailioStats.receive(message);
+        return;
+      }
+      void handlePush(message).then((result) => {
         if (!link.send(result)) logger.warn(`link: Kamailio not connected, result for call-id ${JSON.stringify(result.callId)} dropped`);
       });
     },
   });
+  const kamailioStats = new KamailioStatsRequests((request) => link.send(request));
   // The link's reconnect timers are unref'd, so while Kamailio is down nothing else would keep this daemon up.
   const keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
   link.start();
   connectApple(config);
   metrics.linkUp = () => link.isConnected;
-  const metricsServer = config.metrics.port > 0 ? await serveMetrics(metrics, config.metrics.port, logger) : null;
+  const metricsServer = config.metrics.port > 0 ? await serveMetrics(metrics, config.metrics.port, logger, () => kamailioStats.text()) : null;
 
   // SIGHUP (`pusher reload`): read the file again; a broken one is refused whole and the running config stays.
   // Sessions bound to a changed certificate close once their in-flight pushes are answered; others stay.

@@ -1,5 +1,6 @@
 // The helper's counters in Prometheus text format (exposition format 0.0.4), served on 127.0.0.1 only:
-// pushes per provider, outcome and code, tokens the providers declared dead, credentials alarms, the link.
+// pushes per provider, outcome and code, tokens the providers declared dead, credentials alarms, the link; and
+// Kamailio's, asked for at each scrape (kamailio-stats-requests.ts).
 // No dependency: a counter is a map from its label string to a number.
 import http from "node:http";
 import type { PushProvider } from "../protocol";
@@ -73,16 +74,20 @@ export class HelperMetrics {
 }
 
 /**
- * Serves GET /metrics on 127.0.0.1:<port>. A port in use is logged and tolerated: pushes matter more than
- * metrics. Resolves with the server (null when it could not listen).
+ * Serves GET /metrics on 127.0.0.1:<port>: the helper's counters, then `kamailioSide` (Kamailio's, asked over the
+ * link). A port in use is logged and tolerated: pushes matter more than metrics. Resolves with the server (null
+ * when it could not listen).
  */
-export function serveMetrics(metrics: HelperMetrics, port: number, logger: Logger): Promise<http.Server | null> {
+export function serveMetrics(metrics: HelperMetrics, port: number, logger: Logger, kamailioSide?: () => Promise<string>): Promise<http.Server | null> {
   const server = http.createServer((request, response) => {
     if (request.method !== "GET" || (request.url ?? "").split("?")[0] !== "/metrics") {
       response.writeHead(404, { "content-type": "text/plain" }).end("only GET /metrics here\n");
       return;
     }
-    response.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(metrics.render());
+    const helperSide = metrics.render();
+    void (kamailioSide ? kamailioSide() : Promise.resolve("")).then((text) => {
+      response.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(helperSide + text);
+    });
   });
   return new Promise((resolve) => {
     server.once("error", (error: NodeJS.ErrnoException) => {

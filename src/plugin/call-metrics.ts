@@ -1,5 +1,5 @@
-// Call counters and the wake-latency histogram, in htable pusher_stats (shared by every Kamailio process;
-// `pusher metrics` reads it with `kamcmd htable.dump pusher_stats` and prints Prometheus text):
+// Call counters and the wake-latency histogram, in htable pusher_stats (shared by every Kamailio process; the
+// helper's /metrics gets them over the link, `pusher metrics` over the ctl socket; src/kamailio-stats.ts lists them):
 //   calls_held, calls_woken, calls_timed_out, calls_cancelled, calls_unreachable, tokens_purged  (counters)
 //   wake_latency_le_<ms>  calls woken with a latency ≤ <ms> and > the bucket below (not cumulative)
 //   wake_latency_count, wake_latency_sum_us (string: a float of µs, an int item would clamp at 2^31)
@@ -7,14 +7,13 @@
 // there from $TV(Sn)) → the held INVITE relayed to the phone (pusher_on_delivered, after t_relay in
 // route(PUSHER_DELIVER), which t_continue runs in the REGISTER's own process, so the $var is still set).
 
+import { WAKE_LATENCY_BUCKETS_MS } from "../kamailio-stats";
 import { PushedCall } from "./hold-call";
 import { STATS_TABLE, withLock } from "./shared-state";
 import { pvString } from "./sip-message";
 
 export type CallCounter = "held" | "woken" | "timed_out" | "cancelled" | "unreachable";
 
-/** Upper bounds of the wake-latency buckets, ms (the README's goal is p99 ≤ 5 ms). */
-export const WAKE_LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
 export function countCall(counter: CallCounter): void {
   KSR.htable.sht_inc(STATS_TABLE, "calls_" + counter);

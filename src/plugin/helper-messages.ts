@@ -2,10 +2,12 @@
 // A failed push for the last device of a call sets $var(pusher_fail)=1 with $var(pusher_tindex|tlabel):
 // cfg then continues the call into route PUSHER_PUSH_FAILED, which answers the caller at once.
 
-import { parseHelperMessage, PushResult } from "../protocol";
+import { parseHelperMessage, PushResult, StatsReport } from "../protocol";
+import { kamailioStatsKeys } from "../kamailio-stats";
 import { devicesOf, removeDevice } from "./device-store";
 import { recordPushFailure } from "./hold-call";
 import { countCall, countTokenPurged } from "./call-metrics";
+import { getNumber, STATE_TABLE, STATS_TABLE } from "./shared-state";
 import { logError, logInfo, logWarn } from "./log";
 import { pvString, setVar } from "./sip-message";
 import { DeviceRecord } from "../device-record";
@@ -22,7 +24,23 @@ export function onHelperMessage(): void {
     logInfo("helper connected (pid " + message.pid + ", protocol " + message.version + ")");
     return;
   }
+  if (message.type === "stats-request") {
+    KSR.evapi.relay(JSON.stringify(statsReport(message.id)));
+    return;
+  }
   onPushResult(message);
+}
+
+/** The helper's /metrics was scraped: Kamailio's counters, read from htable (one read per item). */
+function statsReport(id: number): StatsReport {
+  const keys = kamailioStatsKeys();
+  const values: { [key: string]: number } = {};
+  for (let i = 0; i < keys.length; i++) {
+    // wake_latency_sum_us is a string item (a float beyond int range): Number() reads both kinds.
+    const value = KSR.htable.sht_get(STATS_TABLE, keys[i]);
+    values[keys[i]] = Number(value) || 0;
+  }
+  return { type: "stats", id: id, values: values, helperConnections: getNumber(STATE_TABLE, "helper_connections") };
 }
 
 function deviceOf(result: PushResult): DeviceRecord | null {

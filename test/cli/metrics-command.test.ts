@@ -1,6 +1,9 @@
 // `pusher metrics` after one pushed call: both sides' counters moved (Kamailio's from htable pusher_stats, the
-// helper's from its /metrics), as Prometheus text.
+// helper's from its /metrics), as Prometheus text. The helper's /metrics alone has both (it asks the plugin over
+// the link at each scrape); without a helper, `pusher metrics` reads Kamailio's side over the ctl socket.
 import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/free-port";
@@ -10,11 +13,24 @@ import { callKeys, dropBindings, pushParams, registerPhone, startWakeFixture, un
 
 let fixture: WakeFixture;
 
-function metrics(): Promise<{ code: number; stdout: string; stderr: string }> {
+function metrics(configPath = fixture.pusher.configPath): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", fixture.pusher.configPath, "metrics"], (error, stdout, stderr) => {
+    execFile(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "metrics"], (error, stdout, stderr) => {
       resolve({ code: error ? 1 : 0, stdout, stderr });
     });
+  });
+}
+
+/** What Prometheus gets from the helper's endpoint. */
+function scrapeHelper(): Promise<string> {
+  const port = JSON.parse(readFileSync(fixture.pusher.configPath, "utf8")).metrics.port as number;
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port, path: "/metrics" }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (body += chunk));
+      response.on("end", () => resolve(body));
+    }).on("error", reject);
   });
 }
 
@@ -81,4 +97,29 @@ describe("pusher metrics", () => {
     expect(sample(after.stdout, "pusher_calls_cancelled_total")).toBe(1);
     expect(sample(after.stdout, "pusher_calls_timed_out_total")).toBe(1);
   }, 30000);
+
+  it("serves Kamailio's counters on the helper's /metrics too, so Prometheus scrapes one endpoint", async () => {
+    const scraped = await scrapeHelper();
+    expect(sample(scraped, "pusher_kamailio_stats_up")).toBe(1);
+    expect(sample(scraped, "pusher_calls_held_total")).toBe(3);
+    expect(sample(scraped, "pusher_calls_cancelled_total")).toBe(1);
+    expect(sample(scraped, "pusher_wake_latency_seconds_count")).toBe(1);
+    expect(sample(scraped, "pusher_kamailio_helper_connections")).toBe(1);
+    expect(sample(scraped, 'pusher_pushes_total{provider="apple",purpose="call",outcome="sent",code=""}')).toBeGreaterThanOrEqual(1);
+    // `pusher metrics` prints each family once when the helper already has Kamailio's side.
+    const printed = (await metrics()).stdout;
+    expect(printed.match(/^# TYPE pusher_calls_held_total /gm)).toHaveLength(1);
+  });
+
+  it("reads Kamailio's side over the ctl socket when the helper cannot be reached, and says the helper is missing", async () => {
+    const config = JSON.parse(readFileSync(fixture.pusher.configPath, "utf8"));
+    config.metrics.port = await freePort(); // nobody listens there
+    const configPath = join(fixture.pusher.dir, "pusher-without-helper.json");
+    writeFileSync(configPath, JSON.stringify(config));
+    const result = await metrics(configPath);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("helper at 127.0.0.1:");
+    expect(sample(result.stdout, "pusher_calls_held_total")).toBe(3);
+    expect(result.stdout).not.toContain("pusher_helper_connected");
+  });
 });

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kamailioStatsKeys } from "../../src/kamailio-stats";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BUNDLE = join(ROOT, "dist", "pusher.js");
@@ -106,6 +107,8 @@ var KSR_MODULES = {
       items[k] = v; return 1;
     },
     sht_rm: function (t, k) { var items = table(t); if (!items) return -1; delete items[k]; return 1; },
+    // htable's sht_inc: an absent item counts from 0; the new value is returned.
+    sht_inc: function (t, k) { var items = table(t); if (!items) return -1; items[k] = (own(items, k) ? Number(items[k]) : 0) + 1; return items[k]; },
     sht_lock: function (t, k) { var key = t + "=>" + k; STATE.lockDepth[key] = (STATE.lockDepth[key] || 0) + 1; return 1; },
     sht_unlock: function (t, k) {
       var key = t + "=>" + k;
@@ -487,6 +490,7 @@ const MAIN_STEPS: Step[] = [
   invite("invite-drop-token", 113, 214, { helperConnections: 1 }),
   helperStep("helper-drop-token", pushResult("113:214", "failed", { code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", dropToken: true, token: SEED_TOKEN })),
   invite("invite-after-drop", 115, 216),
+  helperStep("helper-stats", '{"type":"stats-request","id":9}'),
 ];
 
 // Three phones on one AOR: B wakes first and gets the call, A wakes later and is forked in, C never wakes.
@@ -760,6 +764,17 @@ describe("INVITE in Duktape", () => {
 });
 
 describe("helper messages in Duktape", () => {
+  it("answers the helper's stats request with every pusher_stats item, so its /metrics has Kamailio's side", () => {
+    const result = stepOf("helper-stats");
+    expect(result.relayed).toHaveLength(1);
+    const report = result.relayed[0] as { type: string; id: number; values: { [key: string]: number }; helperConnections: number };
+    expect(report).toMatchObject({ type: "stats", id: 9 });
+    expect(Object.keys(report.values).sort()).toEqual(kamailioStatsKeys().sort());
+    expect(report.values.calls_held).toBeGreaterThan(0);
+    expect(report.values.calls_unreachable).toBeGreaterThan(0);
+    expect(result.logs).toEqual([]);
+  });
+
   it("logs the helper's hello", () => {
     const result = stepOf("helper-hello");
     expect(result.written).toEqual({ "$var(pusher_fail)": 0 });

@@ -1,0 +1,55 @@
+// Kamailio's side of the metrics: the items of htable pusher_stats the plugin counts (src/plugin/call-metrics.ts)
+// and their Prometheus text. Pure and ES5: the plugin reads the items for the helper's /metrics (a stats report
+// over the link), the CLI (`pusher metrics`) reads them over the ctl socket; both print them with this text.
+
+/** htable key, Prometheus name, help: the counters. */
+export const KAMAILIO_COUNTERS: [string, string, string][] = [
+  ["calls_held", "pusher_calls_held_total", "Calls whose callee's phones were pushed (held until a phone registers)."],
+  ["calls_woken", "pusher_calls_woken_total", "Held calls relayed to a phone that registered after its push."],
+  ["calls_timed_out", "pusher_calls_timed_out_total", "Held calls no phone registered for within t2 (timers.pushWaitMs)."],
+  ["calls_cancelled", "pusher_calls_cancelled_total", "Pushed calls the caller cancelled before a phone answered."],
+  ["calls_unreachable", "pusher_calls_unreachable_total", "Held calls answered at once because every push failed."],
+  ["tokens_purged", "pusher_devices_purged_total", "Device records removed because the provider said the token is dead."],
+  ["registers_unchanged", "pusher_registers_unchanged_total", "REGISTERs answered without the plugin's JS: the same as one it already handled."],
+];
+
+/** Upper bounds of the wake-latency buckets, ms (the README's goal is p99 ≤ 5 ms). */
+export const WAKE_LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+
+/** The wake-latency items: `wake_latency_le_<ms>` per bucket (not cumulative) and `_inf`, the count, the µs sum. */
+export function wakeLatencyKeys(): string[] {
+  const keys: string[] = [];
+  for (let i = 0; i < WAKE_LATENCY_BUCKETS_MS.length; i++) keys.push("wake_latency_le_" + WAKE_LATENCY_BUCKETS_MS[i]);
+  keys.push("wake_latency_le_inf", "wake_latency_count", "wake_latency_sum_us");
+  return keys;
+}
+
+/** Every pusher_stats item the text below reads. */
+export function kamailioStatsKeys(): string[] {
+  const keys: string[] = [];
+  for (let i = 0; i < KAMAILIO_COUNTERS.length; i++) keys.push(KAMAILIO_COUNTERS[i][0]);
+  return keys.concat(wakeLatencyKeys());
+}
+
+/** Prometheus text for Kamailio's side; `value` gives an item's number (0 when absent). */
+export function kamailioMetricsText(value: (key: string) => number, helperConnections: number): string {
+  const lines: string[] = [];
+  for (let i = 0; i < KAMAILIO_COUNTERS.length; i++) {
+    const counter = KAMAILIO_COUNTERS[i];
+    lines.push("# HELP " + counter[1] + " " + counter[2], "# TYPE " + counter[1] + " counter", counter[1] + " " + value(counter[0]));
+  }
+  const histogram = "pusher_wake_latency_seconds";
+  lines.push("# HELP " + histogram + " Waking REGISTER received → held INVITE relayed to the phone, in Kamailio.", "# TYPE " + histogram + " histogram");
+  let cumulative = 0;
+  for (let i = 0; i < WAKE_LATENCY_BUCKETS_MS.length; i++) {
+    const bound = WAKE_LATENCY_BUCKETS_MS[i];
+    cumulative += value("wake_latency_le_" + bound);
+    lines.push(histogram + '_bucket{le="' + bound / 1000 + '"} ' + cumulative);
+  }
+  cumulative += value("wake_latency_le_inf");
+  lines.push(histogram + '_bucket{le="+Inf"} ' + cumulative);
+  lines.push(histogram + "_sum " + value("wake_latency_sum_us") / 1e6, histogram + "_count " + value("wake_latency_count"));
+  lines.push("# HELP pusher_kamailio_helper_connections Helper connections Kamailio's evapi has open.", "# TYPE pusher_kamailio_helper_connections gauge");
+  lines.push("pusher_kamailio_helper_connections " + helperConnections);
+  return lines.join("\n") + "\n";
+}
