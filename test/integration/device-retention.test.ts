@@ -1,0 +1,67 @@
+// Retention end to end, without waiting days: records are aged in the sqlite file while Kamailio is stopped, as
+// 40 days of silence would leave them, and Kamailio is started again on it. A record whose retention ended is not
+// loaded (whether its row's `expires` says so, or only its registration time after retentionDays was lowered),
+// its row is deleted, and a fresh record of the same run is loaded as usual.
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { PusherProcess, startPusher, TEST_CA_DIR } from "../support/pusher-process";
+import { APP_ID, pushParams, registerPhone, USER_AGENT } from "../support/wake-fixture";
+
+const DAY_MS = 24 * 3600 * 1000;
+const RETENTION_DAYS = 30;
+
+let pusher: PusherProcess;
+
+function database(): string {
+  return join(pusher.dir, "state", "devices.sqlite");
+}
+
+function sql(statement: string): string {
+  return execFileSync("sqlite3", [database(), statement], { encoding: "utf8" });
+}
+
+function quoted(text: string): string {
+  return "'" + text.replace(/'/g, "''") + "'";
+}
+
+/** Rewrites one AOR's row as if its last REGISTER was `daysAgo` days ago; `expiresAtS` as given. */
+function ageRow(aor: string, daysAgo: number, expiresAtS: number): void {
+  const devices = JSON.parse(sql(`SELECT devices FROM pusher_devices WHERE aor = ${quoted(aor)}`));
+  for (const instance of Object.keys(devices)) devices[instance].registeredAtMs = Date.now() - daysAgo * DAY_MS;
+  sql(`UPDATE pusher_devices SET devices = ${quoted(JSON.stringify(devices))}, expires = ${Math.floor(expiresAtS)} WHERE aor = ${quoted(aor)}`);
+}
+
+beforeAll(async () => {
+  pusher = await startPusher({
+    userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
+    apps: { [APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: "127.0.0.1:9" } } },
+    devices: { retentionDays: RETENTION_DAYS },
+  });
+}, 30000);
+
+afterAll(async () => {
+  await pusher?.stop();
+});
+
+it("does not load records whose retention ended while Kamailio was down, deletes their rows, and keeps the fresh one", async () => {
+  const users = { fresh: `keep_${process.pid}`, expired: `gone_${process.pid}`, outlived: `old_${process.pid}` };
+  for (const [name, user] of Object.entries(users)) await registerPhone(pusher, user, pushParams(`${name}${process.pid}0123456789abcdef`), { userAgent: USER_AGENT });
+  await pusher.stop();
+
+  const nowS = Date.now() / 1000;
+  // Silent for 40 days: the row's expires (last REGISTER + retention) is 10 days past.
+  ageRow(`${users.expired}@127.0.0.1`, 40, nowS - 10 * 86400);
+  // Silent for 40 days, but its row was written when retentionDays was 90: only its registration time tells.
+  ageRow(`${users.outlived}@127.0.0.1`, 40, nowS + 50 * 86400);
+  // Registered 20 days ago: within the 30 days.
+  ageRow(`${users.fresh}@127.0.0.1`, 20, nowS + 10 * 86400);
+
+  pusher = await pusher.restart();
+  await pusher.waitFor(/device records loaded from the database: 1 devices of 1 AORs/);
+  const table = pusher.rpc("htable.dump", "pusher_devices");
+  expect(table).toContain(`${users.fresh}@127.0.0.1`);
+  expect(table).not.toContain(`${users.expired}@127.0.0.1`);
+  expect(table).not.toContain(`${users.outlived}@127.0.0.1`);
+  expect(sql(`SELECT aor FROM pusher_devices WHERE aor = ${quoted(`${users.expired}@127.0.0.1`)}`).trim()).toBe("");
+}, 60000);
