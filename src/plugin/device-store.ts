@@ -10,6 +10,7 @@ import { createSchema, deleteAor, readAll, writeAor } from "./device-database";
 import { logError, logInfo } from "./log";
 import { currentConfig } from "./settings";
 import { DEVICES_TABLE, STATE_TABLE, TOKENS_TABLE, getJson, getNumber, getString, remove, setJson, withLock } from "./shared-state";
+import { has } from "./own-key";
 
 type DevicesOfAor = { [instance: string]: DeviceRecord };
 
@@ -18,10 +19,6 @@ const DAY_MS = 24 * 3600 * 1000;
 // from the last REGISTER to within a day, for one write per device per day at most.
 const REFRESH_AFTER_MS = DAY_MS;
 const LOADED_KEY = "devices_loaded";
-
-function has(object: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(object, key);
-}
 
 function retentionMs(): number {
   return currentConfig().devices.retentionDays * DAY_MS;

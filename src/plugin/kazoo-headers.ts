@@ -6,6 +6,7 @@ import { isInCidrList } from "../ip-match";
 import { PushProvider } from "../protocol";
 import { DeviceRecord } from "../device-record";
 import { header, pvString } from "./sip-message";
+import { has } from "./own-key";
 
 export interface CallTimers {
   inviteFirstMs: number;
@@ -50,7 +51,7 @@ export function readKazooCall(trustedSources: string[]): KazooCall | null {
   const type = (pusherHeader("Token-Type") || "").toLowerCase();
   const appId = pusherHeader("Token-App");
   let device: DeviceRecord | null = null;
-  if (aor && token && appId && Object.prototype.hasOwnProperty.call(PROVIDERS, type)) {
+  if (aor && token && appId && has(PROVIDERS, type)) {
     device = {
       aor: aor,
       instance: "kazoo:" + (pusherHeader("Endpoint-ID") || aor),

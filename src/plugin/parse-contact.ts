@@ -3,6 +3,7 @@
 // params appear in both places and Kazoo's sample puts a space inside a token.
 
 import { uriOpenIndex } from "./sip-text";
+import { has } from "./own-key";
 
 export interface ParsedContact {
   /** The URI without angle brackets, e.g. `sip:alice@192.0.2.1:5060;transport=tcp`. */
@@ -94,7 +95,7 @@ function parseParams(parts: string[], decode: (value: string) => string, conflic
     const name = (equals < 0 ? part : part.substring(0, equals)).trim().toLowerCase();
     const value = equals < 0 ? "" : decode(part.substring(equals + 1).trim());
     // First occurrence is kept; a later one with another value marks the name as conflicting.
-    if (!Object.prototype.hasOwnProperty.call(params, name)) params[name] = value;
+    if (!has(params, name)) params[name] = value;
     else if (params[name] !== value && conflicts.indexOf(name) < 0) conflicts.push(name);
   }
   return params;
@@ -140,7 +141,7 @@ function parseOne(text: string): ParsedContact | null {
     conflicts,
   );
   for (const name in uriParams) {
-    const inBoth = Object.prototype.hasOwnProperty.call(uriParams, name) && Object.prototype.hasOwnProperty.call(headerParams, name);
+    const inBoth = has(uriParams, name) && has(headerParams, name);
     if (inBoth && uriParams[name] !== headerParams[name] && conflicts.indexOf(name) < 0) conflicts.push(name);
   }
   return { uri: uri, uriParams: uriParams, headerParams: headerParams, conflicts: conflicts };

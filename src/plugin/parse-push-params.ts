@@ -9,6 +9,7 @@
 import { DEFAULT_PUSH_PARAM_NAMES, PushParamNames } from "../config";
 import { PushKind, PushProvider } from "../protocol";
 import { ParsedContact } from "./parse-contact";
+import { has } from "./own-key";
 
 export interface PushBinding {
   appId: string;
@@ -62,10 +63,6 @@ const RFC8599_PROVIDERS: { [pns: string]: PushProvider } = {
 
 /** Linphone's extra params, kept with the record for the push payload and timing. */
 export const LINPHONE_OPTIONS = ["pn-msg-str", "pn-call-str", "pn-call-snd", "pn-silent", "pn-timeout"];
-
-function has(map: { [name: string]: string }, name: string): boolean {
-  return Object.prototype.hasOwnProperty.call(map, name);
-}
 
 function param(contact: ParsedContact, name: string): string | undefined {
   if (has(contact.uriParams, name)) return contact.uriParams[name];

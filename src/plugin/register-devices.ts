@@ -18,6 +18,7 @@ import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
 import { aorOf, header, pvString, receivingProxyUri, setVar } from "./sip-message";
 import { matchUserAgent, pushParamNamesOf, ruleAcceptsApp } from "./user-agent-rules";
 import { pushBindingProblem } from "./validate-push-params";
+import { has } from "./own-key";
 
 // "Logged once": a mark per User-Agent lasts for the whole Kamailio run.
 const ONCE_PER_RUN_S = 0x7fffffff;
@@ -61,10 +62,6 @@ function pushedByAnotherProxy(): boolean {
     if (/(^|[;,])\s*\+sip\.pns\s*(=|;|,|$)/i.test(value)) return true;
   }
   return false;
-}
-
-function has(object: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(object, key);
 }
 
 /** "Configured provider for an app": apps.<appId> has credentials for that provider. */

@@ -1,12 +1,13 @@
 // User-Agent rules: an ordered list, the first rule whose regex matches wins (Kazoo's User-Agents semantics).
 
 import { DEFAULT_PUSH_PARAM_NAMES, PushParamNames, UserAgentRule } from "../config";
+import { has } from "./own-key";
 
 // Compiled rules by source, per process: Duktape compiles a regex in ~2 µs, more than testing it.
 const compiled: { [source: string]: RegExp | null } = {};
 
 function patternOf(source: string): RegExp | null {
-  if (Object.prototype.hasOwnProperty.call(compiled, source)) return compiled[source];
+  if (has(compiled, source)) return compiled[source];
   let pattern: RegExp | null = null;
   try {
     pattern = new RegExp(source);

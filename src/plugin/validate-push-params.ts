@@ -3,6 +3,7 @@
 
 import { PushProvider } from "../protocol";
 import { PushBinding } from "./parse-push-params";
+import { has } from "./own-key";
 
 /** No token, app id or param of any provider comes near this; longer is an attack or a bug. */
 export const MAX_PARAM_LENGTH = 4096;
@@ -43,7 +44,7 @@ export function pushBindingProblem(binding: PushBinding): string | null {
   ];
   if (binding.options) {
     for (const name in binding.options) {
-      if (Object.prototype.hasOwnProperty.call(binding.options, name)) problems.push(problemOf(name, binding.options[name], OPTION_ALPHABET));
+      if (has(binding.options, name)) problems.push(problemOf(name, binding.options[name], OPTION_ALPHABET));
     }
   }
   for (let i = 0; i < problems.length; i++) if (problems[i]) return problems[i];
