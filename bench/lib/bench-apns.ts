@@ -5,10 +5,10 @@
 // test/support/mock-apns.ts validates like APNs does; this one stays out of the measurement's way.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type http2 from "node:http2";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
+import { MockHttp2Server } from "../../test/support/mock-http2-server";
 
 export interface BenchPush {
   token: string;
@@ -31,44 +31,35 @@ export class BenchApns {
   /** Connections by how their first request authenticated. */
   readonly auth = { bearer: 0, certificate: 0, none: 0 };
   private readonly authenticated = new WeakSet<http2.Http2Session>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private server!: MockHttp2Server;
 
-  private constructor(private readonly server: http2.Http2SecureServer, private readonly options: BenchApnsOptions) {
-    server.on("session", (session) => {
-      this.sessions.add(session);
-      session.on("close", () => this.sessions.delete(session));
-      session.on("error", () => {});
-    });
-    server.on("stream", (stream, headers) => this.onStream(stream, headers));
-  }
+  private constructor(private readonly options: BenchApnsOptions) {}
 
   static async start(options: BenchApnsOptions): Promise<BenchApns> {
-    const server = http2.createSecureServer({
-      key: readFileSync(join(options.caDir, "server.key")),
-      cert: readFileSync(join(options.caDir, "server.pem")),
-      ca: readFileSync(join(options.caDir, "ca.pem")),
-      requestCert: true,
-      rejectUnauthorized: false,
-      allowHTTP1: false,
-      // APNs allows many concurrent streams per connection; do not let the server's limit be the bottleneck.
-      settings: { maxConcurrentStreams: 1000 },
+    const mock = new BenchApns(options);
+    mock.server = await MockHttp2Server.listen(options.caDir, (stream, headers) => mock.onStream(stream, headers), {
+      server: {
+        ca: readFileSync(join(options.caDir, "ca.pem")),
+        requestCert: true,
+        rejectUnauthorized: false,
+        allowHTTP1: false,
+        // APNs allows many concurrent streams per connection; do not let the server's limit be the bottleneck.
+        settings: { maxConcurrentStreams: 1000 },
+      },
     });
-    const mock = new BenchApns(server, options);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return mock;
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return this.server.port;
   }
 
   get host(): string {
-    return `127.0.0.1:${this.port}`;
+    return this.server.host;
   }
 
-  async close(): Promise<void> {
-    for (const session of this.sessions) session.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {

@@ -5,7 +5,7 @@
 import { randomUUID, verify, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import { MockHttp2Server } from "./mock-http2-server";
 import { dirname, join } from "node:path";
 import type { TLSSocket } from "node:tls";
 
@@ -91,42 +91,37 @@ const PUSH_TYPE_TOPIC_SUFFIX: { [pushType: string]: string } = {
 export class MockApns {
   readonly requests: RecordedRequest[] = [];
   private readonly scripts = new Map<string, MockReply[]>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly stalled = new Set<http2.ServerHttp2Stream>();
   private connections = 0;
-  private readonly options: MockApnsOptions;
+  private server!: MockHttp2Server;
 
-  private constructor(private readonly server: http2.Http2SecureServer, options: MockApnsOptions) {
-    this.options = options;
-    server.on("session", (session) => this.onSession(session));
-    server.on("stream", (stream, headers) => this.onStream(stream, headers));
-  }
+  private constructor(private readonly options: MockApnsOptions) {}
 
   static async start(options: MockApnsOptions): Promise<MockApns> {
     const token = options.auth === "token";
-    const server = http2.createSecureServer({
-      key: readFileSync(join(options.caDir, "server.key")),
-      cert: readFileSync(join(options.caDir, "server.pem")),
-      ca: readFileSync(join(options.caDir, "ca.pem")),
-      // Like APNs with certificate auth: no client certificate from our CA, no connection.
-      requestCert: !token,
-      rejectUnauthorized: !token,
-      allowHTTP1: false,
-      // Token auth: one stream until a push with a valid token succeeds.
-      settings: token ? { maxConcurrentStreams: TOKEN_CONNECTION_INITIAL_STREAMS } : {},
+    const mock = new MockApns(options);
+    mock.server = await MockHttp2Server.listen(options.caDir, (stream, headers) => mock.onStream(stream, headers), {
+      server: {
+        ca: readFileSync(join(options.caDir, "ca.pem")),
+        // Like APNs with certificate auth: no client certificate from our CA, no connection.
+        requestCert: !token,
+        rejectUnauthorized: !token,
+        allowHTTP1: false,
+        // Token auth: one stream until a push with a valid token succeeds.
+        settings: token ? { maxConcurrentStreams: TOKEN_CONNECTION_INITIAL_STREAMS } : {},
+      },
+      onSession: (session) => mock.onSession(session),
     });
-    const mock = new MockApns(server, options);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return mock;
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return this.server.port;
   }
 
   /** `host:port` as the helper's config wants it. */
   get host(): string {
-    return `127.0.0.1:${this.port}`;
+    return this.server.host;
   }
 
   /** TLS connections accepted so far. */
@@ -162,7 +157,7 @@ export class MockApns {
    * those requests were "not processed" and the client must send them again on a new connection.
    */
   goAwayRefusingStalled(): void {
-    for (const session of this.sessions) {
+    for (const session of this.server.sessions) {
       const ids = [...this.stalled].filter((stream) => stream.session === session).map((stream) => stream.id ?? 0);
       if (ids.length === 0) continue;
       session.goaway(http2.constants.NGHTTP2_NO_ERROR, Math.min(...ids) - 2, Buffer.from(JSON.stringify({ reason: "Shutdown" })));
@@ -171,25 +166,21 @@ export class MockApns {
 
   /** Sends GOAWAY on every open connection, as APNs does before closing one. */
   goAwayAll(reason = "Shutdown"): void {
-    for (const session of this.sessions) {
+    for (const session of this.server.sessions) {
       session.goaway(http2.constants.NGHTTP2_NO_ERROR, 0, Buffer.from(JSON.stringify({ reason })));
     }
   }
 
   async close(): Promise<void> {
     for (const stream of this.stalled) stream.close(http2.constants.NGHTTP2_CANCEL);
-    for (const session of this.sessions) session.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.server.close();
   }
 
   private onSession(session: http2.ServerHttp2Session): void {
     this.connections++;
     const connectionId = this.connections;
     (session as http2.ServerHttp2Session & { connectionId?: number }).connectionId = connectionId;
-    this.sessions.add(session);
     (session as http2.ServerHttp2Session & { activeStreams?: number }).activeStreams = 0;
-    session.on("close", () => this.sessions.delete(session));
-    session.on("error", () => {}); // the client went away mid-request: nothing to assert on
   }
 
   private nextReply(token: string): MockReply | undefined {
