@@ -10,6 +10,7 @@ import { WebPushSender } from "./webpush-sender";
 import { KamailioLink, LINK_HOST } from "./kamailio-link";
 import { createLogger } from "./logger";
 import { createPushHandler, type PushHandlerOptions } from "./push-handler";
+import { CredentialsAlarm } from "./credentials-alarm";
 import { HelperMetrics, serveMetrics } from "./metrics";
 import { KamailioStatsRequests } from "./kamailio-stats-requests";
 import { changedFiles, credentialFingerprints } from "./credential-files";
@@ -99,7 +100,8 @@ async function main(): Promise<void> {
     }
   };
   // createPushHandler reads `apps` from this object at each push: a reload swaps it here.
-  const pushOptions: PushHandlerOptions = { apps: config.apps, senders, logger, metrics };
+  const alarm = new CredentialsAlarm(logger);
+  const pushOptions: PushHandlerOptions = { apps: config.apps, senders, logger, metrics, alarm };
   const handlePush = createPushHandler(pushOptions);
   const link = new KamailioLink({
     port: linkPort,
@@ -143,6 +145,7 @@ async function main(): Promise<void> {
     config = next;
     fingerprints = nextFingerprints;
     pushOptions.apps = next.apps;
+    alarm.liftHolds(); // the credentials may be fixed now
     const appleCredentials = Object.keys(next.apps).flatMap((appId) => (next.apps[appId].apple ? [next.apps[appId].apple!] : []));
     senders.apple.retireStale(appleCredentials, changed);
     connectApple(next);

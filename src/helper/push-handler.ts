@@ -3,7 +3,8 @@
 import type { AppConfig } from "../config";
 import type { PushProvider, PushRequest, PushResult } from "../protocol";
 import type { ApnsSender } from "./apns-sender";
-import { CredentialsAlarm } from "./credentials-alarm";
+import { CREDENTIALS_HOLD_MS, CredentialsAlarm } from "./credentials-alarm";
+import type { ErrorCode } from "./provider-errors";
 import type { FcmSender } from "./fcm-sender";
 import { maskToken, type Logger } from "./logger";
 import type { HelperMetrics } from "./metrics";
@@ -43,6 +44,13 @@ export async function deliverPush(request: PushRequest, options: Omit<PushHandle
   // hasOwnProperty: an app id such as "constructor" must not find Object.prototype's members.
   const app = Object.prototype.hasOwnProperty.call(apps, appId) ? apps[appId] : undefined;
   if (app && app.enabled === false) return notSent("PUSHER_ERR_APP_DISABLED", `apps.${appId}.enabled is false`);
+  const hold = options.alarm?.held(appId, provider);
+  if (hold) {
+    const reason = `not sent: ${provider} refused this app's credentials ${Math.round(hold.ageMs / 1000)} s ago (${hold.reason}); pushes wait ${CREDENTIALS_HOLD_MS / 1000} s or a reload`;
+    options.alarm?.raise(appId, provider, hold.code, reason, true);
+    options.metrics?.countCredentialsAlarm(appId, provider);
+    return { outcome: "failed", code: hold.code as ErrorCode, reason, credentials: true, attempts: 0 };
+  }
   let outcome: SendOutcome;
   try {
     if (provider === "apple" && app?.apple) outcome = await senders.apple.send(request, app.apple);

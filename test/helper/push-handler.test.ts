@@ -48,6 +48,40 @@ describe("push handler", () => {
     expect(alarm.count("b", "apple")).toBe(1);
   });
 
+  it("holds an app's APNs/FCM pushes back for 30 s after its credentials were refused, other apps and Web Push unaffected", async () => {
+    let clockMs = 1_000_000;
+    const { logger } = recorder();
+    const alarm = new CredentialsAlarm(logger, () => clockMs);
+    const apps: { [id: string]: AppConfig } = {
+      bad: { enabled: true, apple: { certificateFile: "x", host: "h" }, webpush: { vapidKeyFile: "v", subject: "mailto:a@b", endpointHosts: ["h"] } },
+      good: { enabled: true, apple: { certificateFile: "y", host: "h" } },
+    };
+    const sent: string[] = [];
+    const send = async (request: PushRequest): Promise<SendOutcome> => {
+      sent.push(`${request.device.appId}/${request.device.provider}`);
+      return request.device.appId === "bad" ? credentialsFailure : { outcome: "sent", attempts: 1 };
+    };
+    const handle = createPushHandler({ apps, logger, alarm, now: () => clockMs, senders: { apple: { send }, firebase: { send }, webpush: { send } } });
+
+    expect(await handle(request("bad"))).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS" });
+    clockMs += 10_000;
+    const held = await handle(request("bad"));
+    expect(held).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS" });
+    expect(held.reason).toBe("not sent: apple refused this app's credentials 10 s ago (InvalidProviderToken); pushes wait 30 s or a reload");
+    expect(await handle(request("good"))).toMatchObject({ outcome: "sent" });
+    await handle(request("bad", "webpush")); // a 403 there may be one subscription's: never held
+    await handle(request("bad", "webpush"));
+    expect(sent).toEqual(["bad/apple", "good/apple", "bad/webpush", "bad/webpush"]);
+    expect(alarm.count("bad", "apple")).toBe(2); // the held-back push counts as refused too
+
+    clockMs += 20_000; // 30 s after the refusal (held-back pushes do not extend the hold)
+    await handle(request("bad"));
+    expect(sent.filter((entry) => entry === "bad/apple")).toHaveLength(2);
+    alarm.liftHolds(); // a config reload
+    await handle(request("bad"));
+    expect(sent.filter((entry) => entry === "bad/apple")).toHaveLength(3);
+  });
+
   it("names the pushed token and the time APNs found it invalid in a dropToken result, and logs that time", async () => {
     const { lines, logger } = recorder();
     const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: { certificateFile: "x", host: "h" } } };
