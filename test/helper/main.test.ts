@@ -117,6 +117,14 @@ function pushRequest(overrides: Partial<PushRequest["device"]> = {}): PushReques
   };
 }
 
+async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out; helper output:\n${helperOutput.slice(-2000)}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
+
 async function resultFor(request: PushRequest): Promise<{ connectionId: number; message: { [key: string]: unknown } }> {
   return evapi.waitFor(({ message }) => message.type === "push-result" && message.callRef === request.callRef);
 }
@@ -281,6 +289,26 @@ describe("pusher-helper end to end", () => {
     evapi.writeRaw(`${1024 * 1024 + 1}:`);
     await evapi.waitFor(({ connectionId, message }) => connectionId > connectionsBefore && message.type === "hello");
     expect(helperOutput).toContain("PUSHER_ERR_LINK_FRAME");
+  });
+
+  it("holds the app's pushes back once APNs refused its certificate, until a reload (SIGHUP) lifts the hold", async () => {
+    const refused = pushRequest();
+    apns.replyFor(refused.device.token, { status: 403, reason: "BadCertificate" });
+    evapi.send(refused);
+    expect((await resultFor(refused)).message).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS" });
+
+    const held = pushRequest();
+    evapi.send(held);
+    const { message } = await resultFor(held);
+    expect(message).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS" });
+    expect(message.reason).toMatch(/^not sent: apple refused this app's credentials \d+ s ago \(BadCertificate\)/);
+    expect(apns.requestsFor(held.device.token)).toHaveLength(0);
+
+    helper.kill("SIGHUP");
+    await waitUntil(() => helperOutput.includes("config reloaded"));
+    const afterReload = pushRequest();
+    evapi.send(afterReload);
+    expect((await resultFor(afterReload)).message).toMatchObject({ outcome: "sent" });
   });
 
   it("never writes a device token in full to its output", () => {
