@@ -386,6 +386,22 @@ describe("each dialect, from REGISTER to the push APNs receives", () => {
 });
 
 describe("RFC 8599 on REGISTER", () => {
+  it("leaves a REGISTER that passed a proxy pushing for it (+sip.pns Feature-Caps in the request) alone: no record, no Feature-Caps", async () => {
+    const viaProxy = (user: string, params: string, port?: number) =>
+      register(user, params, { scenario: "register-via-pushing-proxy.xml", userAgent: LINPHONE_UA, port });
+    const newcomer = nextUser();
+    expect(featureCapsIn(await viaProxy(newcomer, rfcParams(nextToken())))).toEqual([]);
+    expect(devicesOf(newcomer)).toEqual([]);
+    expect(pusher.rpc("ul.dump")).toContain(aorOf(newcomer)); // registered as usual, without push
+
+    // A phone the plugin already handled directly: cfg's unchanged-REGISTER shortcut must not answer for it.
+    const user = nextUser();
+    const port = await freePort();
+    const params = rfcParams(nextToken());
+    expect(await featureCapsOf(user, params, LINPHONE_UA, port)).toEqual(['*;+sip.pns="apns"']);
+    expect(featureCapsIn(await viaProxy(user, params, port))).toEqual([]);
+  });
+
   it("adds Feature-Caps: *;+sip.pns=\"apns\" to the 200 when apns is configured for the app", async () => {
     expect(await featureCapsOf(nextUser(), rfcParams(nextToken()))).toEqual(['*;+sip.pns="apns"']);
   });
