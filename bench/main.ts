@@ -19,7 +19,7 @@ export type BenchmarkName = (typeof BENCHMARKS)[number];
 /** Sizes of a full run (the issue's) and of a quick one (the smoke test's). */
 export const SIZES = {
   full: {
-    wake: { calls: 100, rate: 200 },
+    wake: { calls: 100, rate: 200, warmUpCalls: 10 },
     register: { registers: 20_000, rounds: 3, rate: 2000 },
     // Best of 3 alternated rounds per client: on a shared 2-core machine one round moves by ±20%.
     helper: { pushes: 100_000, concurrency: 100, rounds: 3 },
@@ -28,7 +28,7 @@ export const SIZES = {
     memory: { devices: 100_000, rate: 5000, limit: 50 },
   },
   quick: {
-    wake: { calls: 5, rate: 100 },
+    wake: { calls: 5, rate: 100, warmUpCalls: 1 },
     register: { registers: 200, rounds: 1, rate: 1000 },
     helper: { pushes: 300, concurrency: 20, rounds: 1 },
     memory: { devices: 300, rate: 1000, limit: 50 },

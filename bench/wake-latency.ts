@@ -4,6 +4,7 @@
 //     INVITE on the wire to Kamailio → push received by the mock APNs);
 //   once all N calls are held, the N phones wake and register again (wake latency: REGISTER on the wire to
 //     Kamailio → INVITE on the wire from Kamailio to that phone), answer, and the callers hang up.
+// A warm-up round of the same steps (options.warmUpCalls other phones) runs first and is not measured.
 // Capture times are the kernel's; the mock's are performance.timeOrigin + performance.now() in this process.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,11 +21,14 @@ export interface WakeLatencyOptions {
   calls: number;
   /** Calls (and wake-up REGISTERs) started per second. */
   rate: number;
+  /** Calls of the same kind run first and not measured. */
+  warmUpCalls: number;
 }
 
 export interface WakeLatencyResult {
   calls: number;
   rate: number;
+  warmUpCalls: number;
   /** Every push the mock got during the run; more than `calls` when the product sends follow-up pushes. */
   pushesReceived: number;
   /** How many pushes had each aps.alert.loc-key. */
@@ -53,7 +57,8 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
   const apns = await BenchApns.start({ caDir: TEST_CA_DIR, record: true });
   let pusher: PusherRun | null = null;
   let capture: LoopbackCapture | null = null;
-  let callers: SippLoad | null = null;
+  // In an object: assigned inside wakeRound, read in `finally` (TypeScript does not follow a closure's assignments).
+  const sipp: { callers: SippLoad | null } = { callers: null };
   try {
     pusher = await startPusherRun({
       // t1 is not reached (the phones have no binding); t2/t3 far beyond the run so no call ends on a timer.
@@ -62,29 +67,38 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
       apps: { [BENCH_APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: apns.host } } },
     });
     const running = pusher;
-    const phones = makePhones(`wake${runId}u`, options.calls);
-    const injectionFile = writeInjectionFile(dir, "phones.csv", phones);
     const keys = registerKeys("600");
-    await runSippLoad({ scenario: "register.xml", remotePort: pusher.sipPort, injectionFile, calls: options.calls, rate: 500, keys });
-    // The bindings lapse, the device records stay (as in test/integration): each call is held and pushed at once.
-    for (const phone of phones) pusher.rpc("ul.rm", "location", `${phone.user}@127.0.0.1`);
+    /** `calls` phones register, lapse, are called (held, pushed) and wake; resolves once every call was answered. */
+    const wakeRound = async (name: string, calls: number, callIdPattern: string): Promise<void> => {
+      const phones = makePhones(`${name}${runId}u`, calls);
+      const injectionFile = writeInjectionFile(dir, `${name}.csv`, phones);
+      await runSippLoad({ scenario: "register.xml", remotePort: running.sipPort, injectionFile, calls, rate: 500, keys });
+      // The bindings lapse, the device records stay (as in test/integration): each call is held and pushed at once.
+      for (const phone of phones) running.rpc("ul.rm", "location", `${phone.user}@127.0.0.1`);
+      const pushesBefore = apns.pushes.length;
+      const callers = await startSippLoad({ scenario: "call.xml", remotePort: running.sipPort, injectionFile, calls, rate: options.rate, keys, callIdPattern });
+      sipp.callers = callers;
+      await waitUntil(() => apns.pushes.length >= pushesBefore + calls, 30_000, () => `${calls} pushes (got ${apns.pushes.length - pushesBefore}); pusher output:\n${running.output().slice(-3000)}`);
+      log(`wake (${name}): ${calls} calls held and pushed`);
+      const phonesLoad = await startSippLoad({ scenario: "wake-and-answer.xml", remotePort: running.sipPort, injectionFile, calls, rate: options.rate, keys, callIdPattern, timeoutSeconds: 60 });
+      const callersDone = callers.done.then((called) => {
+        // A failed caller leaves its phone waiting: stop the phones' sipp too, so the error shows at once.
+        if (called.code !== 0) phonesLoad.child.kill();
+        return called;
+      });
+      const [wake, called] = await Promise.all([phonesLoad.done, callersDone]);
+      sipp.callers = null;
+      if (called.code !== 0) throw new Error(`bench: callers' sipp exited with ${called.code}:\n${called.output}`);
+      if (wake.code !== 0) throw new Error(`bench: phones' sipp exited with ${wake.code}:\n${wake.output}`);
+      log(`wake (${name}): ${calls} phones woke and answered in ${round(wake.elapsedMs, 0)} ms`);
+    };
 
+    // A proxy in service is warm: a few calls first, not measured, so that the figures are not those of the first
+    // calls after a start (V8's and Duktape's first runs of each code path, the mock's first requests: 5–9 ms).
+    await wakeRound("warmup", options.warmUpCalls, `warmup-${runId}-%u@bench`);
     capture = await LoopbackCapture.start(dir, pusher.sipPort);
     // Caller call n and phone call n share the Call-ID: sipp's %u is the call number, in injection-file order.
-    const callIdPattern = `wake-${runId}-%u@bench`;
-    callers = await startSippLoad({ scenario: "call.xml", remotePort: pusher.sipPort, injectionFile, calls: options.calls, rate: options.rate, keys, callIdPattern });
-    await waitUntil(() => apns.pushes.length >= options.calls, 30_000, () => `${options.calls} pushes (got ${apns.pushes.length}); pusher output:\n${running.output().slice(-3000)}`);
-    log(`wake: ${options.calls} calls held and pushed`);
-    const phonesLoad = await startSippLoad({ scenario: "wake-and-answer.xml", remotePort: pusher.sipPort, injectionFile, calls: options.calls, rate: options.rate, keys, callIdPattern, timeoutSeconds: 60 });
-    const callersDone = callers.done.then((called) => {
-      // A failed caller leaves its phone waiting: stop the phones' sipp too, so the error shows at once.
-      if (called.code !== 0) phonesLoad.child.kill();
-      return called;
-    });
-    const [wake, called] = await Promise.all([phonesLoad.done, callersDone]);
-    if (called.code !== 0) throw new Error(`bench: callers' sipp exited with ${called.code}:\n${called.output}`);
-    if (wake.code !== 0) throw new Error(`bench: phones' sipp exited with ${wake.code}:\n${wake.output}`);
-    log(`wake: ${options.calls} phones woke and answered in ${round(wake.elapsedMs, 0)} ms`);
+    await wakeRound("wake", options.calls, `wake-${runId}-%u@bench`);
     const packets = await capture.stop();
     capture = null;
 
@@ -99,7 +113,7 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
     }
     // The first push per call: later ones for the same call (e.g. an "answered elsewhere" alert) are not dispatch.
     const firstPushes = new Map<string, number>();
-    for (const push of apns.pushes) if (push.callId && !firstPushes.has(push.callId)) firstPushes.set(push.callId, push.receivedAtMs);
+    for (const push of apns.pushes) if (push.callId?.startsWith(`wake-${runId}-`) && !firstPushes.has(push.callId)) firstPushes.set(push.callId, push.receivedAtMs);
     const dispatchSamples: number[] = [];
     for (const [callId, receivedAtMs] of firstPushes) {
       const invite = invitesIn.get(callId);
@@ -109,10 +123,10 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
       const unmatched = [...firstPushes.keys()].filter((callId) => !invitesIn.has(callId)).slice(0, 5);
       throw new Error(`bench: no captured INVITE for the pushes of ${JSON.stringify(unmatched)}; matched ${wakeSamples.length} wake-ups and ${dispatchSamples.length} pushes of ${options.calls} calls (${packets.length} SIP packets captured)`);
     }
-    return { calls: options.calls, rate: options.rate, pushesReceived: apns.pushes.length, pushAlertKeys: countBy(apns.pushes.map((push) => push.alertKey ?? "(none)")), wakeLatencyMs: distribution(wakeSamples), dispatchLatencyMs: distribution(dispatchSamples) };
+    return { calls: options.calls, rate: options.rate, warmUpCalls: options.warmUpCalls, pushesReceived: apns.pushes.length, pushAlertKeys: countBy(apns.pushes.map((push) => push.alertKey ?? "(none)")), wakeLatencyMs: distribution(wakeSamples), dispatchLatencyMs: distribution(dispatchSamples) };
   } finally {
     if (capture) await capture.stop().catch(() => []);
-    if (callers && callers.child.exitCode === null) callers.child.kill();
+    if (sipp.callers && sipp.callers.child.exitCode === null) sipp.callers.child.kill();
     await pusher?.stop();
     await apns.close();
     rmSync(dir, { recursive: true, force: true });
