@@ -64,6 +64,9 @@ function pipeLines(child: ChildProcess, prefix: string): void {
 
 function kamailioArguments(root: string, paths: RuntimePaths, config: PusherConfig, listen: string[]): string[] {
   const args = ["-f", join(root, "kamailio", "kamailio.cfg"), "-DD", "-E", "-w", paths.stateDir, "-Y", paths.stateDir, "-m", String(config.kamailio.sharedMemoryMb)];
+  // TLSF for shared and private memory: Kamailio's default (qm, with its debugging bookkeeping) spent 7–20% of
+  // the CPU of a REGISTER in malloc; with TLSF a REGISTER costs 40–60 µs less (README, Benchmarks).
+  args.push("-x", "tlsf", "-X", "tlsf");
   for (const address of listen) args.push("-l", address);
   const defines: { [name: string]: string | number } = {
     ...config.kamailio.defines,
