@@ -101,9 +101,11 @@ function checkWebPush(webpush: NonNullable<AppConfig["webpush"]>, findings: Find
   const publicKey = vapidPublicKey(key);
   if (webpush.publicKey !== undefined && webpush.publicKey !== publicKey) {
     findings.push({ level: "fail", text: `webpush.publicKey is not the public half of ${webpush.vapidKeyFile}` });
-  } else {
-    findings.push({ level: "ok", text: `webpush VAPID key (subject ${webpush.subject})` });
+    return;
   }
+  findings.push({ level: "ok", text: `webpush VAPID key (subject ${webpush.subject})` });
+  // The plugin puts publicKey in the REGISTER 2xx (+sip.vapid, RFC 8599); without it the web app cannot learn it there.
+  if (webpush.publicKey === undefined) findings.push({ level: "warn", text: `webpush.publicKey is not set: REGISTER replies carry no +sip.vapid (set it to ${publicKey})` });
 }
 
 /** The findings for one app, offline checks first. */

@@ -10,6 +10,9 @@ import { makeAppCertificate } from "../support/make-app-certificate";
 import { MockApns } from "../support/mock-apns";
 import { MockFcm } from "../support/mock-fcm";
 import { ROOT, TEST_CA_DIR } from "../support/pusher-process";
+import { readVapidKey, vapidPublicKey } from "../../src/helper/webpush-sender";
+
+const vapidPublicKeyOf = (file: string) => vapidPublicKey(readVapidKey(file));
 
 const DAY_MS = 86_400_000;
 let apns: MockApns;
@@ -55,10 +58,14 @@ describe("pusher check", () => {
         "com.app.mymobileapp": { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: apns.host } },
         "com.app.token": { apple: { keyFile: join(dir, "AuthKey_KEY0000001.p8"), keyId: "KEY0000001", teamId: "TEAM000001", host: apnsToken.host } },
         "com.app.android": { firebase: { serviceAccountFile: fcm.createServiceAccount(dir, "check-project"), host: fcm.host } },
-        "web.app": { webpush: { vapidKeyFile: join(dir, "vapid.pem"), subject: "mailto:ops@example.com" } },
+        "web.app": { webpush: { vapidKeyFile: join(dir, "vapid.pem"), subject: "mailto:ops@example.com", publicKey: vapidPublicKeyOf(join(dir, "vapid.pem")) } },
+        "web.nokey": { webpush: { vapidKeyFile: join(dir, "vapid.pem"), subject: "mailto:ops@example.com" } },
       },
     });
     expect(result.code, result.stdout + result.stderr).toBe(0);
+    // Without publicKey the REGISTER 2xx cannot carry +sip.vapid: a warning, with the value to set.
+    expect(lineOf(result.stdout, "web.nokey")).toContain(`webpush.publicKey is not set: REGISTER replies carry no +sip.vapid (set it to ${vapidPublicKeyOf(join(dir, "vapid.pem"))})`);
+    expect(lineOf(result.stdout, "web.nokey")).toMatch(/^WARN /);
     expect(lineOf(result.stdout, "com.app.mymobileapp")).toMatch(/^ok {3}com\.app\.mymobileapp: apple certificate expires \d{4}-\d\d-\d\d \(\d+ days\); TLS to https:\/\/127\.0\.0\.1:\d+ with the certificate ok$/);
     expect(lineOf(result.stdout, "com.app.token")).toMatch(/^ok .*signs; TLS to .* ok$/);
     expect(lineOf(result.stdout, "com.app.android")).toMatch(/^ok .*OAuth token from https:\/\/127\.0\.0\.1:\d+\S* ok; TLS to .* ok$/);
