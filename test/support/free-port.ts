@@ -22,11 +22,17 @@ function udpPortIsFree(port: number): Promise<boolean> {
   });
 }
 
-/** A port free for both TCP and UDP on 127.0.0.1 (SIP listens on both). */
+// Ports this process handed out: the OS may give a port that was just closed again to the next bind(0), so two
+// calls in a row (a SIP port, then a link port, neither bound yet) could return the same one. Seen once in a run.
+const handedOut = new Set<number>();
+
+/** A port free for both TCP and UDP on 127.0.0.1 (SIP listens on both), never one this process got before. */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
+  for (let attempt = 0; attempt < 50; attempt++) {
     const port = await freeTcpPort();
-    if (await udpPortIsFree(port)) return port;
+    if (handedOut.has(port) || !(await udpPortIsFree(port))) continue;
+    handedOut.add(port);
+    return port;
   }
   throw new Error("no free port found on 127.0.0.1");
 }
