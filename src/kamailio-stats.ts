@@ -3,7 +3,7 @@
 // over the link), the CLI (`pusher metrics`) reads them over the ctl socket; both print them with this text.
 
 /** htable key, Prometheus name, help: the counters. */
-export const KAMAILIO_COUNTERS: [string, string, string][] = [
+const KAMAILIO_COUNTERS: [string, string, string][] = [
   ["calls_held", "pusher_calls_held_total", "Calls whose callee's phones were pushed (held until a phone registers)."],
   ["calls_woken", "pusher_calls_woken_total", "Held calls relayed to a phone that registered after its push."],
   ["calls_timed_out", "pusher_calls_timed_out_total", "Held calls no phone registered for within t2 (timers.pushWaitMs)."],
@@ -16,19 +16,16 @@ export const KAMAILIO_COUNTERS: [string, string, string][] = [
 /** Upper bounds of the wake-latency buckets, ms (the README's goal is p99 ≤ 5 ms). */
 export const WAKE_LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
-/** The wake-latency items: `wake_latency_le_<ms>` per bucket (not cumulative) and `_inf`, the count, the µs sum. */
-export function wakeLatencyKeys(): string[] {
-  const keys: string[] = [];
-  for (let i = 0; i < WAKE_LATENCY_BUCKETS_MS.length; i++) keys.push("wake_latency_le_" + WAKE_LATENCY_BUCKETS_MS[i]);
-  keys.push("wake_latency_le_inf", "wake_latency_count", "wake_latency_sum_us");
-  return keys;
-}
-
-/** Every pusher_stats item the text below reads. */
+/**
+ * Every pusher_stats item the text below reads: the counters, then the wake-latency items (`wake_latency_le_<ms>`
+ * per bucket, not cumulative, and `_inf`; the count; the µs sum).
+ */
 export function kamailioStatsKeys(): string[] {
   const keys: string[] = [];
   for (let i = 0; i < KAMAILIO_COUNTERS.length; i++) keys.push(KAMAILIO_COUNTERS[i][0]);
-  return keys.concat(wakeLatencyKeys());
+  for (let i = 0; i < WAKE_LATENCY_BUCKETS_MS.length; i++) keys.push("wake_latency_le_" + WAKE_LATENCY_BUCKETS_MS[i]);
+  keys.push("wake_latency_le_inf", "wake_latency_count", "wake_latency_sum_us");
+  return keys;
 }
 
 /** Prometheus text for Kamailio's side; `value` gives an item's number (0 when absent). */

@@ -42,7 +42,7 @@ export function devicesFromItems(items: { name: string; value: string }[], confi
   for (const item of items) {
     let records: { [instance: string]: ListedDevice };
     try {
-      // The plugin may put marks of REGISTERs it applied ahead of the JSON (device-store.ts rememberRegister).
+      // The plugin may put marks of REGISTERs it applied ahead of the JSON (device-store.ts saveDevice's mark).
       records = JSON.parse(item.value.slice(Math.max(0, item.value.indexOf("{"))));
     } catch {
       continue;

@@ -35,7 +35,7 @@ function isRetained(record: DeviceRecord, nowMs: number): boolean {
  */
 const MARK_LENGTH = 18;
 const MAX_MARKS = 3;
-export const FEATURE_CAPS_CODES: { [pns: string]: string } = { "": "0", apns: "a", "apns.dev": "d", fcm: "f" };
+const FEATURE_CAPS_CODES: { [pns: string]: string } = { "": "0", apns: "a", "apns.dev": "d", fcm: "f" };
 
 /** The mark of a REGISTER whose key cfg computed ($var(pusher_binding_key)), or "" when it has none. */
 export function markOf(key: string, pns: string): string {

@@ -49,27 +49,19 @@ function deviceOf(result: PushResult): DeviceRecord | null {
   return null;
 }
 
-/**
- * The token-index key (`<provider>:<token>`) of the dead token, so that removeDevice leaves a record that holds
- * another token by now (the phone registered again between the push and the provider's answer). Undefined when
- * the helper did not say which token (the record goes whatever it holds) or the device is gone already.
- */
-function deadTokenKey(result: PushResult): string | undefined {
-  const device = result.token === undefined ? null : deviceOf(result);
-  return device ? device.provider + ":" + result.token : undefined;
-}
-
 function dropDeadToken(result: PushResult): void {
-  const tokenKey = deadTokenKey(result);
+  const device = deviceOf(result);
+  // With the token the helper names (`<provider>:<token>`), removeDevice leaves a record that holds another token by
+  // now (the phone registered again between the push and the provider's answer); without it the record goes
+  // whatever it holds.
+  const tokenKey = device && result.token !== undefined ? device.provider + ":" + result.token : undefined;
   if (removeDevice(result.aor, result.instance, tokenKey, result.tokenInvalidSinceMs)) {
     countTokenPurged();
     logInfo("device removed aor=" + result.aor + " instance=" + result.instance + ": the provider says its token is dead");
     return;
   }
   const since = result.tokenInvalidSinceMs;
-  if (since === undefined) return;
-  const kept = deviceOf(result);
-  if (kept && (kept.token === result.token || kept.alertToken === result.token) && kept.registeredAtMs > since) {
+  if (device && since !== undefined && (device.token === result.token || device.alertToken === result.token) && device.registeredAtMs > since) {
     // Apple's 410 onset is delayed on purpose: the phone registered the same token again since.
     logInfo("device kept aor=" + result.aor + " instance=" + result.instance + ": APNs found its token invalid at " + new Date(since).toISOString() + ", but it was registered again after that");
   }

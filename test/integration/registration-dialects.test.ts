@@ -74,7 +74,7 @@ function htableItem(user: string): Record<string, Device> | null {
   const dump = pusher.rpc("htable.dump", "pusher_devices");
   const escaped = aorOf(user).replace(/\./g, "\\.");
   const match = new RegExp(`^\\s*name: ${escaped}\\s*\\n\\s*value: (.*)$`, "m").exec(dump);
-  // Marks of REGISTERs already applied (device-store.ts rememberRegister) may come before the JSON.
+  // Marks of REGISTERs already applied (device-store.ts saveDevice's mark) may come before the JSON.
   return match ? (JSON.parse(match[1].slice(match[1].indexOf("{"))) as Record<string, Device>) : null;
 }
 
