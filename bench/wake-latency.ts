@@ -16,6 +16,7 @@ import { startPusherRun, type PusherRun } from "./lib/pusher-run";
 import { makePhones, runSippLoad, startSippLoad, writeInjectionFile, type SippLoad } from "./lib/sipp-load";
 import { distribution, round, type Distribution } from "./lib/stats";
 import { BENCH_APP_ID, BENCH_USER_AGENT_REGEX, registerKeys } from "./register-cost";
+import { waitUntil } from "../test/support/wait-until";
 
 export interface WakeLatencyOptions {
   calls: number;
@@ -41,14 +42,6 @@ function countBy(values: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
   return counts;
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: string) => void = () => {}): Promise<WakeLatencyResult> {

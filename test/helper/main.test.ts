@@ -10,6 +10,7 @@ import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROTOCOL_VERSION, type PushRequest, type PushResult } from "../../src/protocol";
 import { MockApns, testCaDir } from "../support/mock-apns";
+import { waitUntil } from "../support/wait-until";
 
 const APP_ID = "com.app.mymobileapp.dev";
 
@@ -115,14 +116,6 @@ function pushRequest(overrides: Partial<PushRequest["device"]> = {}): PushReques
     proxy: "sip:127.0.0.1:5060;transport=udp",
     ringsUntilMs: Date.now() + 20_000,
   };
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out; helper output:\n${helperOutput.slice(-2000)}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
 }
 
 async function resultFor(request: PushRequest): Promise<{ connectionId: number; message: { [key: string]: unknown } }> {
@@ -305,7 +298,7 @@ describe("pusher-helper end to end", () => {
     expect(apns.requestsFor(held.device.token)).toHaveLength(0);
 
     helper.kill("SIGHUP");
-    await waitUntil(() => helperOutput.includes("config reloaded"));
+    await waitUntil(() => helperOutput.includes("config reloaded"), 5000, () => `the reload; helper output:\n${helperOutput.slice(-2000)}`);
     const afterReload = pushRequest();
     evapi.send(afterReload);
     expect((await resultFor(afterReload)).message).toMatchObject({ outcome: "sent" });

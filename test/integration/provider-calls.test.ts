@@ -14,6 +14,7 @@ import { MockFcm } from "../support/mock-fcm";
 import { MockWebPush } from "../support/mock-webpush";
 import { PusherProcess, startPusher, TEST_CA_DIR } from "../support/pusher-process";
 import { featureCapsIn, phoneKeys, runSipp } from "../support/sipp";
+import { waitUntil } from "../support/wait-until";
 import { vapidPublicKey } from "../../src/helper/webpush-sender";
 
 const ANDROID_APP = "com.example.android";
@@ -60,13 +61,8 @@ async function asleepPhone(user: string, params: ContactParams, scenario = "regi
   return run.output;
 }
 
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}; pusher output:\n${pusher.output().slice(-3000)}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
-}
+/** What a test waits for, with the end of pusher start's output should it never come. */
+const withOutput = (what: string) => () => `${what}; pusher output:\n${pusher.output().slice(-3000)}`;
 
 async function wakeAndAnswer(user: string, params: ContactParams): Promise<void> {
   const port = await freePort();
@@ -109,7 +105,7 @@ describe("calls to phones woken through FCM, token-auth APNs and Web Push", () =
     const token = `fcm${counter}:APA91b-e2e-token`;
     await asleepPhone(user, fcmParams(token));
     const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: `${user}-call@127.0.0.1` });
-    await waitUntil(() => fcm.requestsFor(token).length > 0, `no FCM message for ${token}`);
+    await waitUntil(() => fcm.requestsFor(token).length > 0, 8000, withOutput(`an FCM message for ${token}`));
 
     const [message] = fcm.requestsFor(token);
     expect(message.project).toBe("e2e-project");
@@ -130,7 +126,7 @@ describe("calls to phones woken through FCM, token-auth APNs and Web Push", () =
     const token = `${counter}`.padStart(8, "0") + "fe".repeat(28);
     await asleepPhone(user, appleParams(token));
     const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: `${user}-call@127.0.0.1` });
-    await waitUntil(() => apns.requestsFor(token).length > 0, `no APNs push for ${token}`);
+    await waitUntil(() => apns.requestsFor(token).length > 0, 8000, withOutput(`an APNs push for ${token}`));
 
     const [push] = apns.requestsFor(token);
     expect(push.status).toBe(200);
@@ -149,7 +145,7 @@ describe("calls to phones woken through FCM, token-auth APNs and Web Push", () =
     const registered = await asleepPhone(user, webPushParams(subscription.endpoint), "register-feature-caps.xml");
     expect(featureCapsIn(registered)).toEqual([`*;+sip.pns="webpush";+sip.vapid="${vapidKey}"`]);
     const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: `${user}-call@127.0.0.1` });
-    await waitUntil(() => webPush.requestsFor(subscription).length > 0, `no Web Push message for ${subscription.endpoint}`);
+    await waitUntil(() => webPush.requestsFor(subscription).length > 0, 8000, withOutput(`a Web Push message for ${subscription.endpoint}`));
 
     const [message] = webPush.requestsFor(subscription);
     expect(message.status).toBe(201);

@@ -17,6 +17,7 @@ import { MockApns } from "../support/mock-apns";
 import { MockFcm } from "../support/mock-fcm";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
 import { featureCapsIn, phoneKeys, runSipp } from "../support/sipp";
+import { waitUntil } from "../support/wait-until";
 import type { ListedDevice } from "../../src/cli/devices-command";
 
 /** Two Firebase projects, each its own app (RFC 8599 fcm: the app id is pn-param, the project id). */
@@ -100,14 +101,6 @@ async function registerForFeatureCaps(user: string, params: string, userAgent: s
   return values!;
 }
 
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}; pusher output:\n${pusher.output().slice(-3000)}`);
-    await new Promise((done) => setTimeout(done, 20));
-  }
-}
-
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "registration-dialects-"));
   fcm = await MockFcm.start({ caDir: TEST_CA_DIR });
@@ -148,7 +141,7 @@ describe("RFC 8599 FCM: pn-provider=fcm, pn-prid=<token>, pn-param=<project-id>"
     pusher.rpc("ul.rm", "location", aorOf(user));
     const callId = `${user}-call@127.0.0.1`;
     const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: { callee: user, caller: "15551234567", domain: "127.0.0.1" }, callId });
-    await waitUntil(() => fcm.requestsFor(token).length > 0, `no FCM message for ${token}`);
+    await waitUntil(() => fcm.requestsFor(token).length > 0, 8000, () => `an FCM message for ${token}; pusher output:\n${pusher.output().slice(-3000)}`);
 
     expect(fcm.requests).toHaveLength(1);
     const [message] = fcm.requestsFor(token);

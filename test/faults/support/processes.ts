@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../support/free-port";
+import { waitUntil as pollUntil } from "../../support/wait-until";
 import type { PusherProcess } from "../../support/pusher-process";
 import { ROOT } from "../../support/pusher-process";
 
@@ -68,12 +69,9 @@ export function sharedMemoryUsed(rpc: (...command: string[]) => string): number 
   return Number(match[1]);
 }
 
-export async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((done) => setTimeout(done, 100));
-  }
+/** waitUntil polling every 100 ms: many of these checks spawn kamcmd. */
+export function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  return pollUntil(check, timeoutMs, what, 100);
 }
 
 /** Kamailio and the helper as separate processes: the layout of kamailio.service + kamailio-pusher-helper.service. */
