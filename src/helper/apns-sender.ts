@@ -240,11 +240,8 @@ export class ApnsSender extends ProviderSender {
     if (tokenInvalidSinceMs !== undefined) result.tokenInvalidSinceMs = tokenInvalidSinceMs;
     const apnsId = response.headers["apns-id"];
     if (typeof apnsId === "string") result.providerId = apnsId;
-    const retryAfterHeader = response.headers["retry-after"];
-    if (retryAfterHeader !== undefined) {
-      const retryAfter = retryAfterMs(retryAfterHeader, this.now());
-      if (retryAfter !== undefined) result.retryAfterMs = retryAfter;
-    }
+    const retryAfter = retryAfterMs(response.headers["retry-after"], this.now());
+    if (retryAfter !== undefined) result.retryAfterMs = retryAfter;
     return result;
   }
 }
