@@ -134,6 +134,9 @@ async function waitForKamailio(paths: RuntimePaths, kamailio: ChildProcess): Pro
   throw new CliError("PUSHER_ERR_KAMAILIO", "kamailio did not answer on its control socket within 15 s");
 }
 
+/** What scripts/ensure-deps.sh installs for Kamailio (Debian 12). */
+const KAMAILIO_PACKAGES = "kamailio kamailio-extra-modules kamailio-utils-modules kamailio-sqlite-modules kamailio-tls-modules";
+
 export async function runStart(configPath: string, config: PusherConfig, listen: string[]): Promise<void> {
   const root = packageRoot();
   for (const artifact of ["pusher.js", "pusher-helper.js"]) {
@@ -148,7 +151,22 @@ export async function runStart(configPath: string, config: PusherConfig, listen:
   if (listen.some((address) => address.startsWith("tls:"))) writeTlsConfig(paths, config);
 
   const kamailio = spawn("kamailio", kamailioArguments(root, paths, config, listen), { stdio: ["ignore", "pipe", "pipe"] });
-  kamailio.on("error", (error) => process.stdout.write(`[pusher] cannot run kamailio: ${error.message}\n`));
+  // A binary that cannot run emits "error" and never "exit": wait for the spawn before relying on "exit".
+  try {
+    await new Promise<void>((resolve, reject) => {
+      kamailio.once("spawn", resolve);
+      kamailio.once("error", reject);
+    });
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+    throw new CliError(
+      "PUSHER_ERR_INSTALL",
+      missing
+        ? `kamailio is not installed (no kamailio in PATH): install Debian's ${KAMAILIO_PACKAGES} (npm start installs them)`
+        : `cannot run kamailio: ${(error as Error).message}`,
+    );
+  }
+  kamailio.on("error", (error) => process.stdout.write(`[pusher] kamailio: ${error.message}\n`));
   pipeLines(kamailio, "[kamailio]");
 
   let stopping = false;

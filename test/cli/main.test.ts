@@ -216,6 +216,22 @@ describe("the command line", () => {
     }
   });
 
+  it("start without the kamailio binary exits 1 at once, naming the packages and npm start", () => {
+    // The built CLI (it finds kamailio/pusher.cfg from dist/), with a PATH that has no kamailio.
+    const config = join(dir, "pusher.json");
+    writeFileSync(config, JSON.stringify({ sip: { auth: false }, stateDir: join(dir, "state") }));
+    const result = spawnSync(process.execPath, [join(import.meta.dirname, "..", "..", "dist", "cli.js"), "--config", config, "start"], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: dir },
+      // It used to hang forever after "stopping" (SIGTERM is its own stop signal).
+      timeout: 10_000,
+      killSignal: "SIGKILL",
+    });
+    expect(result.signal).toBeNull(); // exited by itself, not killed at the timeout
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/kamailio is not installed .*kamailio-extra-modules.*npm start/);
+  });
+
   it("refuses a malformed --listen for start before starting anything", () => {
     const result = pusher("start", "--listen", "udp:127.0.0.1:5060", "--listen", "sctp:1.2.3.4:5060");
     expect(result.code).toBe(1);
