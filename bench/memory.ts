@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ShmStats } from "./lib/kamailio-direct";
-import { makePhones, writeInjectionFile } from "./lib/sipp-load";
+import { makePhones, writeInjectionFile, type Phone } from "./lib/sipp-load";
 import { registerRound } from "./register-cost";
 import { round } from "./lib/stats";
 
@@ -27,9 +27,9 @@ export interface MemoryResult {
   shmPayloadBytesPerDevice: number;
 }
 
-async function growth(variant: "plugin" | "no-hook", injectionFile: string, options: MemoryOptions): Promise<{ realUsed: number; used: number }> {
+async function growth(variant: "plugin" | "no-hook", injectionFile: string, sample: Phone, options: MemoryOptions): Promise<{ realUsed: number; used: number }> {
   const readings: { before?: ShmStats; after?: ShmStats } = {};
-  await registerRound(variant, injectionFile, options.devices, options.rate, options.limit, (phase, kamailio) => {
+  await registerRound(variant, injectionFile, sample, options.devices, options.rate, options.limit, (phase, kamailio) => {
     readings[phase] = kamailio.shm();
   });
   return { realUsed: readings.after!.realUsed - readings.before!.realUsed, used: readings.after!.used - readings.before!.used };
@@ -38,10 +38,11 @@ async function growth(variant: "plugin" | "no-hook", injectionFile: string, opti
 export async function benchMemory(options: MemoryOptions, log: (line: string) => void = () => {}): Promise<MemoryResult> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-bench-memory-"));
   try {
-    const injectionFile = writeInjectionFile(dir, "phones.csv", makePhones("mem", options.devices));
-    const plugin = await growth("plugin", injectionFile, options);
+    const phones = makePhones("mem", options.devices);
+    const injectionFile = writeInjectionFile(dir, "phones.csv", phones);
+    const plugin = await growth("plugin", injectionFile, phones[0], options);
     log(`memory: plugin: shm real_used +${plugin.realUsed} bytes for ${options.devices} devices`);
-    const noHook = await growth("no-hook", injectionFile, options);
+    const noHook = await growth("no-hook", injectionFile, phones[0], options);
     log(`memory: no hook: shm real_used +${noHook.realUsed} bytes for ${options.devices} registrations`);
     return {
       devices: options.devices,

@@ -3,9 +3,11 @@
 //   N callers call N different AORs: each INVITE is held and pushed at once (dispatch latency:
 //     INVITE on the wire to Kamailio → push received by the mock APNs);
 //   once all N calls are held, the N phones wake and register again (wake latency: REGISTER on the wire to
-//     Kamailio → INVITE on the wire from Kamailio to that phone), answer, and the callers hang up.
+//     Kamailio → INVITE on the wire from Kamailio to that phone), answer, and the callers ACK (no BYE: see call.xml).
 // A warm-up round of the same steps (options.warmUpCalls other phones) runs first and is not measured.
 // Capture times are the kernel's; the mock's are performance.timeOrigin + performance.now() in this process.
+// Topology as in the tests: AORs <user>@DOMAIN; the phones of a round on one loopback address of their own
+// (Contacts c-<user>), registering from one socket and waking on another; the callers on another address.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +18,7 @@ import { startPusherRun, type PusherRun } from "./lib/pusher-run";
 import { makePhones, runSippLoad, startSippLoad, writeInjectionFile, type SippLoad } from "./lib/sipp-load";
 import { distribution, round, type Distribution } from "./lib/stats";
 import { BENCH_APP_ID, BENCH_USER_AGENT_REGEX, registerKeys } from "./register-cost";
+import { DOMAIN, nextAddress } from "../test/support/topology";
 import { waitUntil } from "../test/support/wait-until";
 
 export interface WakeLatencyOptions {
@@ -57,7 +60,8 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
       // t1 is not reached (the phones have no binding); t2/t3 far beyond the run so no call ends on a timer.
       timers: { inviteFirstMs: 2000, pushWaitMs: 120_000, afterWakeMs: 60_000 },
       userAgents: [{ name: "MyMobileApp", regex: BENCH_USER_AGENT_REGEX }],
-      apps: { [BENCH_APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: apns.host } } },
+      // Both APNs hosts on the mock: nothing may leave loopback, even if the helper tried the other environment.
+      apps: { [BENCH_APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: apns.host, sandboxHost: apns.host } } },
     });
     const running = pusher;
     const keys = registerKeys("600");
@@ -65,15 +69,17 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
     const wakeRound = async (name: string, calls: number, callIdPattern: string): Promise<void> => {
       const phones = makePhones(`${name}${runId}u`, calls);
       const injectionFile = writeInjectionFile(dir, `${name}.csv`, phones);
-      await runSippLoad({ scenario: "register.xml", remotePort: running.sipPort, injectionFile, calls, rate: 500, keys });
+      const phonesAddress = nextAddress();
+      await runSippLoad({ scenario: "register.xml", remotePort: running.sipPort, injectionFile, calls, rate: 500, keys, localIp: phonesAddress });
       // The bindings lapse, the device records stay (as in test/integration): each call is held and pushed at once.
-      for (const phone of phones) running.rpc("ul.rm", "location", `${phone.user}@127.0.0.1`);
+      for (const phone of phones) running.rpc("ul.rm", "location", `${phone.user}@${DOMAIN}`);
       const pushesBefore = apns.pushes.length;
-      const callers = await startSippLoad({ scenario: "call.xml", remotePort: running.sipPort, injectionFile, calls, rate: options.rate, keys, callIdPattern });
+      const callers = await startSippLoad({ scenario: "call.xml", remotePort: running.sipPort, injectionFile, calls, rate: options.rate, keys, callIdPattern, localIp: nextAddress() });
       sipp.callers = callers;
       await waitUntil(() => apns.pushes.length >= pushesBefore + calls, 30_000, () => `${calls} pushes (got ${apns.pushes.length - pushesBefore}); pusher output:\n${running.output().slice(-3000)}`);
       log(`wake (${name}): ${calls} calls held and pushed`);
-      const phonesLoad = await startSippLoad({ scenario: "wake-and-answer.xml", remotePort: running.sipPort, injectionFile, calls, rate: options.rate, keys, callIdPattern, timeoutSeconds: 60 });
+      // Woken, the phones come back from a new socket on their address.
+      const phonesLoad = await startSippLoad({ scenario: "wake-and-answer.xml", remotePort: running.sipPort, injectionFile, calls, rate: options.rate, keys, callIdPattern, timeoutSeconds: 60, localIp: phonesAddress });
       const callersDone = callers.done.then((called) => {
         // A failed caller leaves its phone waiting: stop the phones' sipp too, so the error shows at once.
         if (called.code !== 0) phonesLoad.child.kill();

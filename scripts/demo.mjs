@@ -1,9 +1,14 @@
-// `npm run demo`: one call to a sleeping phone, woken by a push, all on 127.0.0.1 and free ports.
-// The real product (`pusher start`: Kamailio + helper), the tests' mock APNs, and sipp as phone and caller:
-//   1. the phone registers with push params from a port nothing listens on afterwards (it "sleeps"),
-//   2. a caller calls it: Kamailio tries the phone, gets no reply within t1, holds the INVITE and asks for a push,
-//   3. the mock APNs receives the push; the "woken" phone starts listening and registers again,
-//   4. Kamailio delivers the held call to it, the phone answers.
+// `npm run demo`: one call to a sleeping phone, woken by a push, on loopback and free ports, in the shape of a
+// deployment (test/support/topology.ts): Kamailio on 127.0.0.1, the user alice@example.com (a named domain, never
+// the proxy's address), her phone on a loopback address of its own with a Contact user unlike "alice", the caller
+// on another. The real product (`pusher start`: Kamailio + helper), the tests' mock APNs, and sipp as phone and
+// caller:
+//   1. the phone registers with push params from its own address and port, then sleeps: the port still takes
+//      datagrams but nothing answers (an expired NAT binding, a suspended app),
+//   2. a caller calls alice@example.com: Kamailio tries the phone, gets no reply within t1, holds the INVITE and
+//      asks for a push,
+//   3. the mock APNs receives the push; the woken phone registers again from a new port on its address,
+//   4. Kamailio delivers the held call there, the phone answers, the caller hangs up.
 // Each step is printed when it happens, timed from the INVITE. Exit 0 when the call was answered, else 1.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -19,7 +24,6 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CA_DIR = join(ROOT, "build", "test-ca");
 // The bundle id the test CA's APNs client certificate is issued for (make-test-ca.mjs).
 const APP_ID = "com.app.mymobileapp";
-const USER_AGENT = "MyMobileApp iOS 1.0";
 const USER = "alice";
 // t1 short so the demo is quick; t2/t3 long enough for a loaded machine.
 const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 10000, afterWakeMs: 5000 };
@@ -54,7 +58,11 @@ async function loadTestSupport(work) {
   const outfile = join(work, "support.mjs");
   await build({
     stdin: {
-      contents: `export { MockApns } from "./test/support/mock-apns.ts"; export { freePort, freeMediaPort } from "./test/support/free-port.ts";`,
+      contents: [
+        `export { MockApns } from "./test/support/mock-apns.ts";`,
+        `export { freePort, freeMediaPort } from "./test/support/free-port.ts";`,
+        `export { DOMAIN, nextAddress, Phone, silentSocket } from "./test/support/topology.ts";`,
+      ].join(" "),
       resolveDir: ROOT,
       loader: "ts",
     },
@@ -67,10 +75,14 @@ async function loadTestSupport(work) {
   return import(pathToFileURL(outfile).href);
 }
 
-/** One sipp scenario of test/sipp against Kamailio; resolves with its exit code and output. */
-function sipp(scenario, sipPort, localPort, mediaPort, keys) {
-  const args = [`127.0.0.1:${sipPort}`, "-sf", join(ROOT, "test", "sipp", scenario), "-i", "127.0.0.1", "-p", String(localPort),
+/**
+ * One sipp scenario of test/sipp against Kamailio, from `localIp`:`localPort` (a phone's or the caller's own
+ * address); `callId` pairs a caller and the phone that answers it. Resolves with its exit code and output.
+ */
+function sipp(scenario, sipPort, { localIp, localPort, mediaPort, keys, callId }) {
+  const args = [`127.0.0.1:${sipPort}`, "-sf", join(ROOT, "test", "sipp", scenario), "-i", localIp, "-p", String(localPort),
     "-mp", String(mediaPort), "-t", "u1", "-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin"];
+  if (callId) args.push("-cid_str", callId);
   for (const [name, value] of Object.entries(keys)) args.push("-key", name, value);
   const child = spawn("sipp", args, { stdio: ["ignore", "pipe", "pipe"] });
   cleanups.push(() => child.exitCode === null && child.kill("SIGKILL"));
@@ -83,14 +95,14 @@ function sipp(scenario, sipPort, localPort, mediaPort, keys) {
   });
 }
 
-function phoneKeys(token, contactPort) {
-  return {
-    user: USER,
-    domain: "127.0.0.1",
-    contact: `<sip:${USER}@127.0.0.1:${contactPort};transport=udp>;app-id=${APP_ID};pn-tok=${token};pn-type=apple`,
-    user_agent: USER_AGENT,
-    expires: "600",
-  };
+/** Keys of the phone scenarios for `phone` on its own socket: Via and Contact name its address and port, the
+ * Contact carries Kazoo's push params for `token`. */
+function phoneKeys(phone, token) {
+  return phone.keys({ contact: phone.contact(`;app-id=${APP_ID};pn-tok=${token};pn-type=apple`) });
+}
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 async function expectSipp(run, what) {
@@ -153,7 +165,7 @@ async function waitForPush(apns, token, timeoutMs) {
 async function demo(work) {
   await buildIfNeeded();
   await makeTestCa(CA_DIR);
-  const { MockApns, freePort, freeMediaPort } = await loadTestSupport(work);
+  const { MockApns, freePort, freeMediaPort, DOMAIN, nextAddress, Phone, silentSocket } = await loadTestSupport(work);
   const apns = await MockApns.start({ caDir: CA_DIR });
   cleanups.push(() => apns.close());
 
@@ -166,43 +178,51 @@ async function demo(work) {
     stateDir: join(work, "state"),
     timers: TIMERS,
     userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
-    apps: { [APP_ID]: { apple: { certificateFile: join(CA_DIR, "apple-app.pem"), host: apns.host } } },
+    apps: { [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(CA_DIR, "apple-app.pem") }) } },
   }, null, 2));
   const pusher = startPusher(configPath);
   cleanups.push(() => pusher.stop());
   await pusher.waitFor(/helper connected/, "helper connected", 20000);
   console.log(`kamailio-pusher on udp:127.0.0.1:${sipPort}, mock APNs on ${apns.host}; config ${configPath}\n`);
 
-  // 1. The phone registers, then its app sleeps: nothing listens on that port any more.
-  const token = randomBytes(32).toString("hex");
-  const sleepingPort = await freePort();
-  await expectSipp(sipp("register.xml", sipPort, sleepingPort, await freeMediaPort(), phoneKeys(token, sleepingPort)), "REGISTER");
-  await pusher.waitFor(new RegExp(`device stored aor=${USER}@`), "device stored");
-  step(`REGISTER stored: ${USER}'s phone (app ${APP_ID}, pn-tok ${token.slice(0, 8)}…) registered from port ${sleepingPort}, then fell asleep`);
+  // 1. Alice's phone registers from its own address and port, then its app sleeps: the port is still there (the
+  //    NAT binding, the suspended app's socket) but nothing answers on it any more.
+  const phone = await Phone.create({ user: USER, domain: DOMAIN });
+  const token = apns.newDevice(APP_ID); // a PushKit token, as iOS gives the app
+  const phoneSocket = `${phone.address}:${phone.port}`;
+  await expectSipp(sipp("register.xml", sipPort, { localIp: phone.address, localPort: phone.port, mediaPort: await freeMediaPort(phone.address), keys: phoneKeys(phone, token) }), "REGISTER");
+  await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} `), "device stored");
+  const asleep = await silentSocket(phone);
+  cleanups.push(() => asleep.close());
+  step(`REGISTER stored: ${phone.aor}'s phone (app ${APP_ID}, pn-tok ${token.slice(0, 8)}…) registered from ${phoneSocket} as sip:${phone.contactUser}@${phoneSocket}, then fell asleep`);
 
-  // 2. The call. The awake phone's side listens on its own port from now on, as an app woken by a push would.
-  const phonePort = await freePort();
-  const phone = sipp("answer.xml", sipPort, phonePort, await freeMediaPort(), {});
-  await new Promise((done) => setTimeout(done, 100)); // let sipp bind its socket
+  // 2. The call, from a caller on its own address to Alice's AOR. The phone that will wake answers with the same
+  //    Call-ID (sipp hands an incoming INVITE only to the call with its Call-ID).
+  const callerAddress = nextAddress();
+  const callId = `demo-${randomBytes(6).toString("hex")}@${callerAddress}`;
   callStartedAt = Date.now();
-  const caller = sipp("call-answered.xml", sipPort, await freePort(), await freeMediaPort(), { callee: USER, caller: "15551234567", domain: "127.0.0.1" });
-  step(`INVITE sip:${USER}@127.0.0.1 sent by the caller`, callStartedAt);
-  const held = await pusher.waitFor(/push requested call-id=/, "push requested");
-  step(`INVITE held: no answer from the phone within t1 (${TIMERS.inviteFirstMs} ms), Kamailio suspends the call and asks the helper for a push`, held.atMs);
+  const caller = sipp("call-answered.xml", sipPort, {
+    localIp: callerAddress, localPort: await freePort(callerAddress), mediaPort: await freeMediaPort(callerAddress), callId,
+    keys: { callee: phone.user, caller: "15551234567", domain: phone.domain },
+  });
+  step(`INVITE sip:${phone.aor} sent by the caller at ${callerAddress}`, callStartedAt);
+  const held = await pusher.waitFor(new RegExp(`push requested call-id=${escapeRegExp(callId)} aor=${escapeRegExp(phone.aor)} `), "push requested");
+  step(`INVITE held: Kamailio tried the phone at ${phoneSocket} (sent ${asleep.received()}×, no answer within t1 = ${TIMERS.inviteFirstMs} ms), suspends the call and asks the helper for a push`, held.atMs);
 
-  // 3. The push reaches (mock) APNs; the phone wakes and registers again, with its Contact on the listening port.
+  // 3. The push reaches (mock) APNs; the phone wakes and registers again from a new port on its address.
   const push = await waitForPush(apns, token, 5000);
-  step(`push sent (APNs got ${push.method} ${push.path.slice(0, "/3/device/".length + 8)}…, apns-push-type ${push.headers["apns-push-type"]}, topic ${push.headers["apns-topic"]})`, push.receivedAtMs);
+  step(`push sent (APNs got ${push.method} ${push.path.slice(0, "/3/device/".length + 8)}…, apns-push-type ${push.headers["apns-push-type"]}, topic ${push.headers["apns-topic"]}, answered ${push.status})`, push.receivedAtMs);
+  await asleep.close();
+  const woken = await phone.newSocket();
   const registeredAt = Date.now();
-  step(`phone REGISTERs: woken by the push, now listening on port ${phonePort}`, registeredAt);
-  const reRegister = sipp("register.xml", sipPort, await freePort(), await freeMediaPort(), phoneKeys(token, phonePort));
-  const delivering = await pusher.waitFor(/device registered, delivering call-id=/, "delivering");
-  step("delivering: Kamailio continues the held INVITE to the phone's new Contact", delivering.atMs);
-  await expectSipp(reRegister, "the phone's second REGISTER");
+  step(`phone REGISTERs: woken by the push, from ${woken.address}:${woken.port}`, registeredAt);
+  const answering = sipp("register-and-answer.xml", sipPort, { localIp: woken.address, localPort: woken.port, mediaPort: await freeMediaPort(woken.address), keys: phoneKeys(woken, token), callId });
+  const delivering = await pusher.waitFor(new RegExp(`device registered, delivering call-id=${escapeRegExp(callId)} aor=${escapeRegExp(phone.aor)}`), "delivering");
+  step(`delivering: Kamailio continues the held INVITE to the phone's new Contact, sip:${woken.contactUser}@${woken.address}:${woken.port}`, delivering.atMs);
 
-  // 4. The phone answers (180, 200), the caller ACKs and hangs up.
+  // 4. The phone answers (180, 200), the caller ACKs and hangs up along the route set.
   const answered = await expectSipp(caller, "the caller");
-  await expectSipp(phone, "the phone");
+  await expectSipp(answering, "the phone");
   step("call answered: 200 OK reached the caller, who hung up (BYE, 200)", answered.endedAt);
   console.log(`\nwake latency: ${delivering.atMs - registeredAt} ms from the phone's REGISTER to the call delivered to it ` +
     `(includes starting sipp; npm run bench measures it on the wire), ${answered.endedAt - callStartedAt} ms for the whole call`);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `npm start` and `npm test` need and a fresh Debian 12 + Node 20 machine lacks:
 # Kamailio 5.6 with the modules the plugin uses, sipp (package sip-tester), duk (duktape), openssl, sqlite3
-# (`pusher users` writes the users database with it),
-# and the npm dependencies. Does nothing when everything is there.
+# (`pusher users` writes the users database with it), and the npm dependencies; with --test also linphonec
+# (package linphone-cli: the tests' real SIP client). Does nothing when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,9 @@ command -v sipp >/dev/null || packages+=(sip-tester)
 command -v duk >/dev/null || packages+=(duktape)
 command -v sqlite3 >/dev/null || packages+=(sqlite3)
 command -v openssl >/dev/null || packages+=(openssl)
+if [ "${1:-}" = "--test" ]; then
+  command -v linphonec >/dev/null || packages+=(linphone-cli)
+fi
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "installing Debian packages: ${packages[*]}"

@@ -4,7 +4,7 @@
 # NODE_EXTRA_CA_CERTS, read by Node at start: exported here, before vitest and the helpers it spawns start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-deps.sh
+bash scripts/ensure-deps.sh --test
 node build.mjs
 npx tsc --noEmit -p tsconfig.json
 npx tsc --noEmit -p src/plugin/tsconfig.json

@@ -15,8 +15,13 @@ export interface AppleCredentials {
   keyId?: string;
   /** Token auth: the 10-character Team ID of the developer account. */
   teamId?: string;
-  /** `host` or `host:port`; the sandbox is `api.development.push.apple.com` (or `api.sandbox.push.apple.com`). */
+  /** `host` or `host:port` of production APNs, where every token not marked sandbox goes. */
   host: string;
+  /** `host` or `host:port` of the APNs sandbox, for tokens of development builds (RFC 8599 `pn-provider=apns.dev`). */
+  sandboxHost: string;
+  /** A call-ended notice to a device with only a PushKit token goes as a VoIP push (the app must report it to
+   * CallKit and end it at once); false: such a device gets no call-ended push. */
+  callEndedVoipPush: boolean;
 }
 
 /** FCM HTTP v1 credentials. */
@@ -139,6 +144,8 @@ export interface SipTlsConfig {
 export type LogLevel = "error" | "warn" | "info" | "debug";
 
 export const DEFAULT_APPLE_HOST = "api.push.apple.com";
+// Apple's development server (sending-notification-requests-to-apns).
+export const DEFAULT_APPLE_SANDBOX_HOST = "api.sandbox.push.apple.com";
 export const DEFAULT_FIREBASE_HOST = "fcm.googleapis.com";
 
 export function defaultConfig(): PusherConfig {
@@ -229,10 +236,14 @@ export function checkRegex(value: string, path: string): string {
   return value;
 }
 
+// host, or host:port with a port from 1 to 65535 (checked after the match).
 const HOST_PATTERN = /^[0-9A-Za-z.-]+(:[0-9]{1,5})?$/;
 
 export function checkHost(value: string, path: string): string {
-  if (!HOST_PATTERN.test(value)) throw new ConfigError(path, "must be host or host:port, got " + JSON.stringify(value));
+  const match = HOST_PATTERN.exec(value);
+  if (!match || (match[1] !== undefined && (Number(match[1].substring(1)) < 1 || Number(match[1].substring(1)) > 65535))) {
+    throw new ConfigError(path, "must be host or host:port, got " + JSON.stringify(value));
+  }
   return value;
 }
 
@@ -241,13 +252,17 @@ const APPLE_ID_PATTERN = /^[A-Z0-9]{10}$/;
 
 function validateApple(value: unknown, path: string): AppleCredentials {
   const apple = objectAt(value, path);
-  checkKeys(apple, ["certificateFile", "keyFile", "keyId", "teamId", "host"], path);
+  checkKeys(apple, ["certificateFile", "keyFile", "keyId", "teamId", "host", "sandboxHost", "callEndedVoipPush"], path);
   const host = apple.host === undefined ? DEFAULT_APPLE_HOST : checkHost(stringAt(apple.host, path + ".host"), path + ".host");
+  const sandboxHost =
+    apple.sandboxHost === undefined ? DEFAULT_APPLE_SANDBOX_HOST : checkHost(stringAt(apple.sandboxHost, path + ".sandboxHost"), path + ".sandboxHost");
+  const callEndedVoipPush = apple.callEndedVoipPush === undefined ? false : booleanAt(apple.callEndedVoipPush, path + ".callEndedVoipPush");
   const tokenAuth = apple.keyFile !== undefined || apple.keyId !== undefined || apple.teamId !== undefined;
   if (tokenAuth && apple.certificateFile !== undefined) {
     throw new ConfigError(path + ".certificateFile", "cannot be combined with keyFile/keyId/teamId: use a certificate or token auth");
   }
-  if (!tokenAuth) return { certificateFile: stringAt(apple.certificateFile, path + ".certificateFile"), host: host };
+  const common = { host: host, sandboxHost: sandboxHost, callEndedVoipPush: callEndedVoipPush };
+  if (!tokenAuth) return Object.assign({ certificateFile: stringAt(apple.certificateFile, path + ".certificateFile") }, common);
   const ids: { [key: string]: string } = {};
   const names = ["keyId", "teamId"];
   for (let i = 0; i < names.length; i++) {
@@ -255,7 +270,7 @@ function validateApple(value: unknown, path: string): AppleCredentials {
     if (!APPLE_ID_PATTERN.test(id)) throw new ConfigError(path + "." + names[i], "must be 10 upper-case letters and digits, got " + JSON.stringify(id));
     ids[names[i]] = id;
   }
-  return { keyFile: stringAt(apple.keyFile, path + ".keyFile"), keyId: ids.keyId, teamId: ids.teamId, host: host };
+  return Object.assign({ keyFile: stringAt(apple.keyFile, path + ".keyFile"), keyId: ids.keyId, teamId: ids.teamId }, common);
 }
 
 function validateApps(value: unknown): { [appId: string]: AppConfig } {

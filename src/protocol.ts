@@ -32,7 +32,8 @@ export interface PushDevice {
   provider: PushProvider;
   /** APNs/FCM registration token; for Web Push the subscription's endpoint URL (RFC 8599 pn-prid). */
   token: string;
-  /** Apple only; absent means "voip". `alert`: the device registered only an alert token. */
+  /** Apple only; absent means "voip". `alert`: `token` is an alert token (the device registered only one, or a
+   * call-ended push goes to its alert token). */
   pushKind?: PushKind;
   /** FCM project id from RFC 8599 `pn-param`; absent: the service account's project. */
   fcmProjectId?: string;
@@ -58,7 +59,8 @@ export type CallEndReason = "cancelled" | "answered-elsewhere";
 /** plugin → helper: send one push to one device for one held call. */
 export interface PushRequest {
   type: "push";
-  /** Absent means "call". A `call-ended` push is always an alert push, never VoIP (iOS CallKit rule). */
+  /** Absent means "call". The APNs push type follows `device.pushKind` for both purposes: the plugin sends a
+   * `call-ended` push to an alert token, or as VoIP only where the app asked for it (apple.callEndedVoipPush). */
   purpose?: PushPurpose;
   endReason?: CallEndReason;
   callRef: CallRef;

@@ -242,6 +242,8 @@ describe("validateConfig", () => {
       { apps: { "com.example": { apple: { certificateFile: "c", host: "https://api.push.apple.com" } } } },
       'must be host or host:port, got "https://api.push.apple.com"',
     ],
+    ["apps.com.example.apple.host", { apps: { "com.example": { apple: { certificateFile: "c", host: "api.push.apple.com:70000" } } } }, 'must be host or host:port, got "api.push.apple.com:70000"'],
+    ["apps.com.example.apple.host", { apps: { "com.example": { apple: { certificateFile: "c", host: "api.push.apple.com:0" } } } }, 'must be host or host:port, got "api.push.apple.com:0"'],
     ["link", { link: 8448 }, "must be an object"],
     ["stateDir", { stateDir: "" }, "must be a non-empty string"],
     ["stateDir", { stateDir: ["/var/lib"] }, "must be a non-empty string"],

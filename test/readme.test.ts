@@ -27,7 +27,7 @@ const EVERY_OPTIONAL_KEY = {
   sip: { tls: { certificateFile: "c.pem", keyFile: "k.pem" } },
   userAgents: [{ name: "r", regex: "^r", appIds: ["a"], properties: { appId: "a", type: "t", token: "k" }, strategy: "parallel", timers: { pushWaitMs: 5000 } }],
   apps: {
-    cert: { enabled: true, apple: { certificateFile: "c.pem", host: "h" } },
+    cert: { enabled: true, apple: { certificateFile: "c.pem", host: "h", sandboxHost: "s", callEndedVoipPush: true } },
     token: { apple: { keyFile: "k.p8", keyId: "ABCDEFGHIJ", teamId: "ABCDEFGHIJ" } },
     android: { firebase: { serviceAccountFile: "s.json", host: "h" } },
     web: { webpush: { vapidKeyFile: "v.pem", subject: "mailto:a@b.c", publicKey: "A".repeat(87) } },

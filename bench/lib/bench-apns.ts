@@ -2,7 +2,9 @@
 // asks for a client certificate but accepts connections without one (token auth), answers every POST to
 // /3/device/<token> with 200 and an apns-id, and records the receive time on a monotonic clock converted to
 // epoch ms (performance.timeOrigin + performance.now(): sub-millisecond, comparable with capture timestamps).
-// test/support/mock-apns.ts validates like APNs does; this one stays out of the measurement's way.
+// test/support/mock-apns.ts validates like APNs does; this one stays out of the measurement's way: it knows no
+// devices and checks neither topic nor environment, so any token the helper sends is accepted (one host serves
+// as production and sandbox both).
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type http2 from "node:http2";

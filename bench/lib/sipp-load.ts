@@ -1,12 +1,17 @@
 // Runs one bench/sipp scenario as a load generator: many calls from one sipp, users and tokens from an injection
 // file, a fixed call rate. Resolves with sipp's exit code (0: every call succeeded) and the tail of its output.
+// The topology is the tests' (test/support/topology.ts): users on a named domain (DOMAIN), Kamailio alone on
+// 127.0.0.1, each sipp on a loopback address of its own (its phones share it, as bulk load may), each phone's
+// Contact user `c-<user>` unlike its AOR user (bench/sipp/*.xml).
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freeMediaPort, freePort } from "../../test/support/free-port";
+import { nextAddress } from "../../test/support/topology";
 import { SCENARIO_DIR } from "./paths";
 
 export interface Phone {
+  /** The AOR's user part; the AOR is <user>@DOMAIN, the Contact user c-<user>. */
   user: string;
   /** 64 hex characters, the length of a real APNs device token. */
   token: string;
@@ -47,6 +52,8 @@ export interface SippLoadOptions {
   /** sipp -cid_str; %u is the call number, so two sipps with the same pattern pair their calls. */
   callIdPattern?: string;
   timeoutSeconds?: number;
+  /** The loopback address sipp sends from and listens on: never Kamailio's 127.0.0.1; default a new one. */
+  localIp?: string;
   localPort?: number;
   /** At most this many calls open at once (sipp -l): a closed loop that goes as fast as Kamailio answers. */
   limit?: number;
@@ -55,18 +62,20 @@ export interface SippLoadOptions {
 export interface SippLoad {
   child: ChildProcess;
   done: Promise<{ code: number | null; output: string; elapsedMs: number }>;
+  localIp: string;
   localPort: number;
 }
 
 export async function startSippLoad(options: SippLoadOptions): Promise<SippLoad> {
-  const localPort = options.localPort ?? (await freePort());
+  const localIp = options.localIp ?? nextAddress();
+  const localPort = options.localPort ?? (await freePort(localIp));
   const args = [
     `127.0.0.1:${options.remotePort}`,
     "-sf", join(SCENARIO_DIR, options.scenario),
     "-inf", options.injectionFile,
-    "-i", "127.0.0.1",
+    "-i", localIp,
     "-p", String(localPort),
-    "-mp", String(await freeMediaPort()),
+    "-mp", String(await freeMediaPort(localIp)),
     "-t", "u1",
     "-m", String(options.calls),
     "-l", String(options.limit ?? options.calls),
@@ -93,7 +102,7 @@ export async function startSippLoad(options: SippLoadOptions): Promise<SippLoad>
     child.on("error", reject);
     child.on("exit", (code) => resolve({ code, output: output.slice(-6000), elapsedMs: performance.now() - started }));
   });
-  return { child, done, localPort };
+  return { child, done, localIp, localPort };
 }
 
 export async function runSippLoad(options: SippLoadOptions): Promise<{ elapsedMs: number }> {

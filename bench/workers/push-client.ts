@@ -10,6 +10,7 @@ import { ApnsSender } from "../../src/helper/apns-sender";
 import { buildApnsPayload } from "../../src/helper/apns-payload";
 import { validateConfig, type AppleCredentials } from "../../src/config";
 import type { PushRequest } from "../../src/protocol";
+import { DOMAIN } from "../../test/support/topology";
 
 export type ClientKind = "pusher" | "nodeApn" | "bareHttp2";
 
@@ -45,8 +46,8 @@ function pushRequest(n: number): PushRequest {
   return {
     type: "push",
     callRef: `${n % 4096}:${n}`,
-    callId: `bench-${n}@127.0.0.1`,
-    aor: `user${n}@127.0.0.1`,
+    callId: `bench-${n}@bench.example.com`,
+    aor: `user${n}@${DOMAIN}`,
     device: { instance: `<urn:uuid:00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}>`, appId: job.appId, provider: "apple", token: token(n) },
     caller: { number: "15551234567", name: "Bench Caller" },
     proxy: "sip:127.0.0.1:5060;transport=udp",
@@ -57,11 +58,12 @@ function pushRequest(n: number): PushRequest {
 /** The helper's credentials, built by the product's own validator. Token auth when the config accepts it. */
 function helperCredentials(): { credentials: AppleCredentials; auth: string } {
   try {
-    const config = validateConfig({ apps: { [job.appId]: { apple: { keyFile: job.keyFile, keyId: job.keyId, teamId: job.teamId, host: job.host } } } });
+    // Both hosts on the mock: a sandbox retry (apns-sender.ts) must not leave loopback.
+    const config = validateConfig({ apps: { [job.appId]: { apple: { keyFile: job.keyFile, keyId: job.keyId, teamId: job.teamId, host: job.host, sandboxHost: job.host } } } });
     return { credentials: config.apps[job.appId].apple!, auth: "token" };
   } catch {
     // A product without token auth yet: its certificate path (the report says which one ran).
-    const config = validateConfig({ apps: { [job.appId]: { apple: { certificateFile: job.certificateFile, host: job.host } } } });
+    const config = validateConfig({ apps: { [job.appId]: { apple: { certificateFile: job.certificateFile, host: job.host, sandboxHost: job.host } } } });
     return { credentials: config.apps[job.appId].apple!, auth: "certificate" };
   }
 }

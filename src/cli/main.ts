@@ -18,7 +18,7 @@ Commands:
   apps add-apple <app-id> <cert.pem> [host]
                           add or replace an APNs app; the PEM holds the certificate and its unencrypted
                           private key and is copied to credentials/ next to the config; host defaults to
-                          api.push.apple.com (sandbox: api.development.push.apple.com), host:port allowed
+                          api.push.apple.com (production; sandbox tokens go to apple.sandboxHost), host:port allowed
   apps add-apple-token <app-id> --key-file <AuthKey.p8> --key-id <KEYID> --team-id <TEAMID> [--host host[:port]]
                           add or replace an APNs app with token auth (one JWT per key, refreshed every 50 min);
                           the .p8 is copied to credentials/ (mode 0600)

@@ -5,8 +5,9 @@ import { alertText, CALL_ENDED_EVENTS, isCallEnded } from "./push-content";
 
 export interface ApnsPayload {
   aps: {
-    alert: { "loc-key": string; "loc-args": string[] };
-    sound: string;
+    /** Absent in a call-ended VoIP push: it must not read as an incoming call to an app that shows `alert`. */
+    alert?: { "loc-key": string; "loc-args": string[] };
+    sound?: string;
     "call-id": string;
   };
   "call-id": string;
@@ -19,6 +20,8 @@ export interface ApnsPayload {
   "registration-token"?: string;
   /** Kazoo's account reference, only in Kazoo mode. */
   "account-ref"?: string;
+  /** Only for call-ended VoIP pushes (apps.<app>.apple.callEndedVoipPush): `call-cancelled` or `answered-elsewhere`. */
+  event?: string;
 }
 
 // Localisation key of Kazoo's incoming-call alert (Linphone/Flexisip convention); apps define it in
@@ -26,14 +29,20 @@ export interface ApnsPayload {
 const INCOMING_CALL_LOC_KEY = "IC_SIL";
 const RING_SOUND = "ring.caf";
 
-/** The APNs body for one held call. `nowMs` is the send time (a parameter so tests can fix it). */
+/**
+ * The APNs body of a VoIP push: one held call, or (apps.<app>.apple.callEndedVoipPush) the notice that it ended,
+ * which carries `event` and no incoming-call alert or ring. `nowMs` is the send time (tests fix it).
+ */
 export function buildApnsPayload(request: PushRequest, nowMs: number): ApnsPayload {
+  const aps: ApnsPayload["aps"] = isCallEnded(request)
+    ? { "call-id": request.callId }
+    : {
+        alert: { "loc-key": INCOMING_CALL_LOC_KEY, "loc-args": [`${request.caller.number} - ${request.caller.name}`] },
+        sound: RING_SOUND,
+        "call-id": request.callId,
+      };
   const payload: ApnsPayload = {
-    aps: {
-      alert: { "loc-key": INCOMING_CALL_LOC_KEY, "loc-args": [`${request.caller.number} - ${request.caller.name}`] },
-      sound: RING_SOUND,
-      "call-id": request.callId,
-    },
+    aps: aps,
     "call-id": request.callId,
     "caller-id-number": request.caller.number,
     "caller-id-name": request.caller.name,
@@ -42,6 +51,7 @@ export function buildApnsPayload(request: PushRequest, nowMs: number): ApnsPaylo
   };
   if (request.registrationToken) payload["registration-token"] = request.registrationToken;
   if (request.accountRef) payload["account-ref"] = request.accountRef;
+  if (isCallEnded(request)) payload.event = CALL_ENDED_EVENTS[request.endReason ?? "cancelled"];
   return payload;
 }
 

@@ -1,9 +1,11 @@
 // Sends pushes to APNs over HTTP/2, with certificate or token (JWT) authentication.
 // https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns
-// Ringing a call: a VoIP push (topic `<bundle>.voip`, push type voip, priority 10, expiration 0). A device with
-// only an alert token, and every call-ended push, get an alert push (topic `<bundle>`, the call text, collapse
-// id = the call). One session per (host, certificate) or (host, team, key): token connections start at one
-// stream until APNs accepts a push (providers.md §1.4), then follow the server's SETTINGS.
+// The push type follows the token: a PushKit token gets a VoIP push (topic `<bundle>.voip`, push type voip,
+// priority 10, expiration 0), an alert token an alert push (topic `<bundle>`, the call text, collapse id = the
+// call). The plugin picks the token of a call-ended push (an alert token, or a PushKit token only when the app
+// asks for call-ended VoIP pushes), so an alert push never goes to a PushKit token. Sandbox tokens (RFC 8599
+// `apns.dev`) go to the app's sandboxHost. One session per (host, certificate) or (host, team, key): token
+// connections start at one stream until APNs accepts a push (providers.md §1.4), then follow the server's SETTINGS.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { AppleCredentials } from "../config";
@@ -21,6 +23,7 @@ import { classifyApnsResponse, classifyTransportError, PusherError, retryAfterMs
 import { ProviderSender, type SenderOptions } from "./provider-sender";
 import type { ProviderResponse, SessionTarget } from "./provider-sessions";
 import { fitToSize, isCallEnded } from "./push-content";
+import { maskToken } from "./logger";
 import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
 
 const DEFAULT_APNS_PORT = 443;
@@ -49,6 +52,9 @@ function topic(request: PushRequest, alert: boolean): string {
   return alert ? apnsAlertTopic(request.device.appId) : apnsTopic(request.device.appId);
 }
 
+/** Apple's two APNs environments; a token belongs to one (development builds get sandbox tokens). */
+type Environment = "production" | "sandbox";
+
 /** What a push needs from its credentials, worked out once per credentials object rather than per push. */
 interface Route {
   /** The credentials' values it was made from: a changed object gets a new route. */
@@ -76,16 +82,56 @@ export function collapseId(callId: string): string {
 
 export class ApnsSender extends ProviderSender {
   readonly providerTokens: ApnsProviderTokens;
-  private readonly routes = new WeakMap<AppleCredentials, Route>();
+  private readonly routes = new WeakMap<AppleCredentials, { [environment in Environment]?: Route }>();
 
   constructor(options: SenderOptions = {}) {
     super("apns", options);
     this.providerTokens = new ApnsProviderTokens(this.now);
   }
 
-  /** Sends one push, retrying by the error policy while the call still rings. */
-  send(request: PushRequest, credentials: AppleCredentials): Promise<SendOutcome> {
-    const route = this.route(credentials);
+  /**
+   * Sends one push to the host of the token's environment, retrying by the error policy while the call still
+   * rings. APNs answers BadDeviceToken for a token of the other environment as for a dead one (Apple's error
+   * table: "the device token is for the development environment"), so that answer alone never drops a record:
+   * the push goes once to the other host (checkOtherEnvironment).
+   */
+  async send(request: PushRequest, credentials: AppleCredentials): Promise<SendOutcome> {
+    const environment: Environment = request.device.sandbox ? "sandbox" : "production";
+    const outcome = await this.sendTo(request, credentials, environment);
+    if (outcome.code !== "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN" || credentials.host === credentials.sandboxHost) return outcome;
+    return this.checkOtherEnvironment(request, credentials, environment, outcome);
+  }
+
+  /**
+   * BadDeviceToken from the host our bookkeeping chose: accepted by the other host → delivered and kept (the
+   * phone registered a development token as production, or the reverse: logged); BadDeviceToken there too →
+   * the token is dead, dropped; any other answer there (a key or certificate valid for one environment only,
+   * a connection failure) proves nothing → kept. The other host's answer never raises the credentials alarm.
+   */
+  private async checkOtherEnvironment(request: PushRequest, credentials: AppleCredentials, tried: Environment, first: SendOutcome): Promise<SendOutcome> {
+    const other: Environment = tried === "sandbox" ? "production" : "sandbox";
+    const second = await this.sendTo(request, credentials, other);
+    const attempts = first.attempts + second.attempts;
+    const token = maskToken(request.device.token);
+    if (second.outcome === "sent") {
+      this.logger.warn(
+        `apns: token ${token} of app ${request.device.appId} is a ${other} token registered as ${tried} (${tried === "sandbox" ? "pn-provider=apns.dev" : "no apns.dev"}): ` +
+          `BadDeviceToken at ${this.hostOf(credentials, tried)}, delivered through ${this.hostOf(credentials, other)}`,
+      );
+      return { ...second, attempts };
+    }
+    if (second.code === "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN") return { ...first, attempts, reason: `${first.reason ?? "BadDeviceToken"} at both APNs hosts` };
+    const kept: SendOutcome = { outcome: "failed", code: first.code, attempts, reason: `BadDeviceToken at ${this.hostOf(credentials, tried)}; ${this.hostOf(credentials, other)} answered ${second.reason ?? second.code ?? "nothing"}: the token may be a ${other} token, kept` };
+    if (first.status !== undefined) kept.status = first.status;
+    return kept;
+  }
+
+  private hostOf(credentials: AppleCredentials, environment: Environment): string {
+    return environment === "sandbox" ? credentials.sandboxHost : credentials.host;
+  }
+
+  private sendTo(request: PushRequest, credentials: AppleCredentials, environment: Environment): Promise<SendOutcome> {
+    const route = this.route(credentials, environment);
     const state: PushAttempts = {};
     return sendWithRetries(
       (refresh) => {
@@ -111,7 +157,9 @@ export class ApnsSender extends ProviderSender {
     const wanted = new Set<string>();
     for (const credentials of current) {
       const file = credentials.certificateFile ?? credentials.keyFile ?? "";
-      if (!changedFiles.has(file)) wanted.add(this.route(credentials).target.key);
+      if (changedFiles.has(file)) continue;
+      wanted.add(this.route(credentials, "production").target.key);
+      wanted.add(this.route(credentials, "sandbox").target.key);
     }
     for (const key of this.sessions.keys()) {
       if (!wanted.has(key)) this.sessions.retire(key, "its credentials changed or were removed by a config reload");
@@ -123,7 +171,7 @@ export class ApnsSender extends ProviderSender {
    * calls after a start or reload (Apple: keep connections open rather than opening one per burst).
    */
   connect(credentials: AppleCredentials): void {
-    this.sessions.connect(this.route(credentials).target);
+    this.sessions.connect(this.route(credentials, "production").target);
   }
 
   /** Open sessions, for tests and diagnostics. */
@@ -131,9 +179,15 @@ export class ApnsSender extends ProviderSender {
     return this.sessions.size;
   }
 
-  private route(credentials: AppleCredentials): Route {
-    const { host, certificateFile, keyFile, keyId, teamId } = credentials;
-    const cached = this.routes.get(credentials);
+  private route(credentials: AppleCredentials, environment: Environment): Route {
+    const { certificateFile, keyFile, keyId, teamId } = credentials;
+    const host = this.hostOf(credentials, environment);
+    let routes = this.routes.get(credentials);
+    if (!routes) {
+      routes = {};
+      this.routes.set(credentials, routes);
+    }
+    const cached = routes[environment];
     if (
       cached &&
       cached.host === host &&
@@ -144,24 +198,24 @@ export class ApnsSender extends ProviderSender {
     ) {
       return cached;
     }
-    const route: Route = { host, certificateFile, keyFile, keyId, teamId, target: this.target(credentials) };
+    const route: Route = { host, certificateFile, keyFile, keyId, teamId, target: this.target(credentials, host) };
     if (keyFile !== undefined) {
       const signingKey = { keyFile, keyId: keyId ?? "", teamId: teamId ?? "" };
       route.signingKey = { ...signingKey, cacheKey: tokenCacheKey(signingKey) };
     }
-    this.routes.set(credentials, route);
+    routes[environment] = route;
     return route;
   }
 
-  private target(credentials: AppleCredentials): SessionTarget {
-    const authority = apnsAuthority(credentials.host);
+  private target(credentials: AppleCredentials, host: string): SessionTarget {
+    const authority = apnsAuthority(host);
     if (credentials.keyFile !== undefined) {
       // One connection per team and key: APNs binds both to a connection at its first push (providers.md §1.4).
-      return { key: `${credentials.host}\ntoken:${credentials.teamId}:${credentials.keyId}`, authority, initialMaxStreams: 1 };
+      return { key: `${host}\ntoken:${credentials.teamId}:${credentials.keyId}`, authority, initialMaxStreams: 1 };
     }
     const certificateFile = credentials.certificateFile ?? "";
     return {
-      key: `${credentials.host}\ncertificate:${certificateFile}`,
+      key: `${host}\ncertificate:${certificateFile}`,
       authority,
       connectOptions: () => {
         let pem: Buffer;
@@ -181,7 +235,8 @@ export class ApnsSender extends ProviderSender {
   private async attempt(request: PushRequest, route: Route, state: PushAttempts, refresh: boolean): Promise<AttemptResult> {
     const nowMs = this.now();
     const callEnded = isCallEnded(request);
-    const alert = callEnded || request.device.pushKind === "alert";
+    // The token's kind decides, for calls and call-ended notices alike (an alert push to a PushKit token is refused).
+    const alert = request.device.pushKind === "alert";
     const headers: { [name: string]: string } = {
       ":method": "POST",
       // The token comes from a SIP Contact: encode it so it can never change the path.
@@ -190,7 +245,7 @@ export class ApnsSender extends ProviderSender {
       "apns-push-type": alert ? "alert" : "voip",
       "apns-priority": "10",
       // 0: deliver now or never. A call push stored and delivered later would ring for a call long gone.
-      "apns-expiration": callEnded ? String(Math.floor(nowMs / 1000) + CALL_ENDED_EXPIRATION_SECONDS) : "0",
+      "apns-expiration": callEnded && alert ? String(Math.floor(nowMs / 1000) + CALL_ENDED_EXPIRATION_SECONDS) : "0",
       "content-type": "application/json",
     };
     // The call-ended alert replaces the ringing alert of the same call on the device.
@@ -234,6 +289,14 @@ export class ApnsSender extends ProviderSender {
       } catch {
         reason = `unparsable APNs error body (${response.body.length} characters)`;
       }
+    }
+    if (response.status === 400 && reason === "DeviceTokenNotForTopic") {
+      // Our topic, from the app id or the binding's pn-param: a configuration or bookkeeping error, never the
+      // phone's fault, so the record stays (provider-errors.ts).
+      this.logger.error(
+        `apns: configuration error: token ${maskToken(request.device.token)} of app ${request.device.appId} is not for topic ${headers["apns-topic"]} ` +
+          `(push type ${headers["apns-push-type"]}): check the app id or pn-param against the app's bundle id, and that the phone sends its PushKit token for calls; the device is kept`,
+      );
     }
     const result: AttemptResult = { classification: classifyApnsResponse(response.status, reason), status: response.status };
     if (reason !== undefined) result.reason = reason;

@@ -36,12 +36,12 @@ export const ERROR_CODES = {
     action: "None: the app registers a new token when it runs again.",
   },
   PUSHER_ERR_APNS_BAD_DEVICE_TOKEN: {
-    meaning: "APNs 400 BadDeviceToken: the token is invalid, often a sandbox token sent to production (or the reverse); it is dropped.",
-    action: "Check that apps.<appId>.apple.host matches the app's build (sandbox or production).",
+    meaning: "APNs 400 BadDeviceToken at the host of the token's environment. The push is then tried once at the other host (sandboxHost or host): a token accepted there is kept (logged: the phone registered a development token as production or the reverse); one refused there too is dropped; any other answer keeps it.",
+    action: "None when dropped. When logged as the other environment's token, have the app register with pn-provider=apns.dev for development builds (or without it for App Store builds).",
   },
   PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC: {
-    meaning: "APNs 400 DeviceTokenNotForTopic: the token belongs to another app or is not a PushKit token; it is dropped.",
-    action: "Check the app sends its PushKit (VoIP) token and the app id matches its bundle id.",
+    meaning: "APNs 400 DeviceTokenNotForTopic: the topic we chose (from the app id or pn-param) does not fit the token: another app's bundle, or a PushKit token pushed as an alert (or the reverse). A configuration error, logged as one; the device is kept.",
+    action: "Check the app id (or pn-param) matches the app's bundle id, and that the phone sends its PushKit (VoIP) token for calls.",
   },
   PUSHER_ERR_APNS_CREDENTIALS: {
     meaning: "APNs refused the credentials (403 BadCertificate, InvalidProviderToken, ExpiredProviderToken after one refresh, or the TLS handshake), or the certificate/key file cannot be read; tokens are kept.",
@@ -215,7 +215,8 @@ export function classifyApnsResponse(status: number, reason?: string): Classific
   if (status === 200) return SENT;
   if (status === 410) return failed("PUSHER_ERR_APNS_UNREGISTERED", { dropToken: true });
   if (status === 400 && reason === "BadDeviceToken") return failed("PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", { dropToken: true });
-  if (status === 400 && reason === "DeviceTokenNotForTopic") return failed("PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC", { dropToken: true });
+  // The topic is ours (app id or pn-param), so a token that does not fit it proves nothing against the token.
+  if (status === 400 && reason === "DeviceTokenNotForTopic") return failed("PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC");
   // The connection went idle on APNs' side: the request was not processed, a new connection will take it.
   if (status === 400 && reason === "IdleTimeout") return failed("PUSHER_ERR_APNS_CONNECTION", { retry: "now", refresh: true });
   if (status === 403) {

@@ -27,12 +27,14 @@ export abstract class ProviderSender {
   protected readonly now: () => number;
   protected readonly sleep: (ms: number) => Promise<void>;
   protected readonly retryBaseDelayMs?: number;
+  protected readonly logger: Logger;
 
   protected constructor(name: string, options: SenderOptions) {
+    this.logger = options.logger ?? silentLogger;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? sleep;
     this.retryBaseDelayMs = options.retryBaseDelayMs;
-    this.sessions = new ProviderSessions({ name, logger: options.logger ?? silentLogger, pingIntervalMs: options.pingIntervalMs });
+    this.sessions = new ProviderSessions({ name, logger: this.logger, pingIntervalMs: options.pingIntervalMs });
   }
 }

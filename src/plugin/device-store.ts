@@ -254,12 +254,13 @@ export function removeAllDevices(aor: string): number {
   return devices.length;
 }
 
-/** The device as a push request names it (protocol.ts PushDevice). */
-export function pushDeviceOf(record: DeviceRecord): PushDevice {
-  const device: PushDevice = { instance: record.instance, appId: record.appId, provider: record.provider, token: record.token };
+/** The device as a call push names it (protocol.ts PushDevice), plus the alert token a call-ended notice needs. */
+export function pushDeviceOf(record: DeviceRecord): PushDevice & { alertToken?: string } {
+  const device: PushDevice & { alertToken?: string } = { instance: record.instance, appId: record.appId, provider: record.provider, token: record.token };
   if (record.pushKind) device.pushKind = record.pushKind;
   if (record.apnsTopic) device.apnsTopic = record.apnsTopic;
   if (record.fcmProjectId) device.fcmProjectId = record.fcmProjectId;
   if (record.sandbox) device.sandbox = true;
+  if (record.alertToken) device.alertToken = record.alertToken;
   return device;
 }

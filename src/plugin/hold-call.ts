@@ -12,6 +12,12 @@ import { CALLS_TABLE, getJson, getString, remove, setJson, withLock } from "./sh
 
 export type CallState = "held" | "ringing";
 
+/** A pushed device as its call keeps it: what the call push names, and its alert token for the call-ended notice. */
+export interface CallDevice extends PushDevice {
+  /** Apple two-token form: the alert (`:remote`) token next to the VoIP `token`. */
+  alertToken?: string;
+}
+
 export interface PushedCall {
   callRef: CallRef;
   tindex: number;
@@ -25,7 +31,7 @@ export interface PushedCall {
   proxy: string;
   /** Kazoo's account reference (Kazoo mode), passed on in the push. */
   accountRef: string | null;
-  devices: PushDevice[];
+  devices: CallDevice[];
   /** Instances whose push failed for good; when every device has failed a held call is answered at once. */
   failedInstances: string[];
   /** Instances that registered and got a branch of this call: each gets exactly one. */

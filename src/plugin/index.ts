@@ -8,6 +8,7 @@ import { onDelivered } from "./call-metrics";
 import { registerDevices } from "./register-devices";
 import { nextHeldCall, onRegister, onRegisterFailed, repairContactHeader } from "./register-flow";
 import { checkRegistrationToken } from "./registration-token";
+import { stripPushParams } from "./strip-push-params";
 
 declare var globalThis: { [name: string]: unknown };
 
@@ -28,6 +29,7 @@ const entryPoints: { [name: string]: (code: string) => void } = {
   pusher_on_delivered: onDelivered,
   pusher_on_cancel: onCancel,
   pusher_on_helper_message: onHelperMessage,
+  pusher_strip_push_params: stripPushParams,
 };
 
 for (const name in entryPoints) {

@@ -6,13 +6,15 @@
 //   $var(pusher_provisional_code|reason)                 the reply while pushing (code 0: none)
 //   $avp(pusher_aor), $avp(pusher_after_wake_ms)  the callee AOR and t3, kept with the transaction for its
 //                        failure and resumed routes
+//   $avp(pusher_plan)    the whole plan of the call (JSON), decided once from the initial INVITE: after lookup()
+//                        the R-URI is a phone's Contact URI, no longer the callee's AOR
 
-import { CallEndReason, PushDevice, PushRequest } from "../protocol";
+import { CallEndReason, PushDevice, PushKind, PushRequest } from "../protocol";
 import { pickCallerId, CALLER_ID_HEADERS } from "./caller-id";
 import { DeviceRecord } from "../device-record";
 import { devicesOf, pushDeviceOf } from "./device-store";
 import { CallStrategy, UserAgentRule } from "../config";
-import { CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
+import { CallDevice, CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
 import { CallTimers, readKazooCall } from "./kazoo-headers";
 import { instanceAt } from "./answering-device";
 import { countCall, countCallEnded } from "./call-metrics";
@@ -21,6 +23,7 @@ import { logError, logInfo, maskToken } from "./log";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
 import { aorOf, header, headerText, pvString, setVar } from "./sip-message";
+import { has } from "./own-key";
 
 const PROVISIONAL_REASONS: { [code: string]: string } = {
   "110": "Push sent",
@@ -42,7 +45,11 @@ interface CallPlan {
   timers: CallTimers;
   strategy: CallStrategy;
   accountRef: string | null;
+  /** Kazoo mode: the one device its headers named (the AOR's stored devices otherwise). */
+  kazooDevice: DeviceRecord | null;
 }
+
+const PLAN_AVP = "$avp(pusher_plan)";
 
 function ruleOfNewestDevice(devices: DeviceRecord[], rules: UserAgentRule[]): UserAgentRule | null {
   let newest: DeviceRecord | null = null;
@@ -53,12 +60,16 @@ function ruleOfNewestDevice(devices: DeviceRecord[], rules: UserAgentRule[]): Us
   return null;
 }
 
-/** Who to push for this INVITE and how: stored devices, or Kazoo's headers from a trusted source. */
+/**
+ * Who to push for this initial INVITE and how: stored devices, or Kazoo's headers from a trusted source. Only
+ * here is the R-URI the callee's AOR; the plan is kept with the transaction (keepPlan) for every later step.
+ */
 function planCall(): CallPlan | null {
   const config = currentConfig();
   const kazoo = readKazooCall(config.kazoo.trustedSources);
   const aor = (kazoo && kazoo.aor) || aorOf(pvString("$rU"), pvString("$rd"));
-  const devices = kazoo && kazoo.device ? [kazoo.device] : devicesOf(aor);
+  const kazooDevice = kazoo && kazoo.device ? kazoo.device : null;
+  const devices = kazooDevice ? [kazooDevice] : devicesOf(aor);
   if (!devices.length) return null;
   const timers: CallTimers = {
     inviteFirstMs: config.timers.inviteFirstMs,
@@ -77,7 +88,32 @@ function planCall(): CallPlan | null {
     timers: timers,
     strategy: kazoo && kazoo.forcePush ? "push-first" : strategy,
     accountRef: kazoo ? kazoo.accountRef : null,
+    kazooDevice: kazooDevice,
   };
+}
+
+/** Keeps the plan with the transaction: AVPs of the INVITE move to it (failure and resumed routes read them). */
+function keepPlan(plan: CallPlan): void {
+  const kept: { [key: string]: unknown } = {};
+  for (const key in plan) if (has(plan, key) && key !== "devices") kept[key] = (plan as unknown as { [key: string]: unknown })[key];
+  KSR.pv.sets(PLAN_AVP, JSON.stringify(kept));
+  KSR.pv.sets("$avp(pusher_aor)", plan.aor);
+  KSR.pv.seti("$avp(pusher_after_wake_ms)", plan.timers.afterWakeMs);
+}
+
+/** The plan onInvite kept, with the AOR's devices as they are now; null without one (not a pushed call). */
+function keptPlan(): CallPlan | null {
+  const text = pvString(PLAN_AVP);
+  if (!text) return null;
+  let plan: CallPlan;
+  try {
+    plan = JSON.parse(text) as CallPlan;
+  } catch (e) {
+    logError("unreadable call plan of call-id " + pvString("$ci") + " ignored");
+    return null;
+  }
+  plan.devices = plan.kazooDevice ? [plan.kazooDevice] : devicesOf(plan.aor);
+  return plan.devices.length ? plan : null;
 }
 
 /**
@@ -90,8 +126,11 @@ export function onInvite(): void {
   setVar("pusher_action", "none");
   const plan = planCall();
   if (!plan) return;
-  KSR.pv.sets("$avp(pusher_aor)", plan.aor);
-  KSR.pv.seti("$avp(pusher_after_wake_ms)", plan.timers.afterWakeMs);
+  keepPlan(plan);
+  // No branch of this call may open a connection towards a phone: a TCP/TLS phone whose connection is gone sleeps
+  // (iOS closes it), and a new connection would not reach a phone behind NAT anyway. Set before the transaction
+  // exists, so its copy of the INVITE (tsilo's late forks, the delivered held call) keeps it.
+  KSR.set_forward_no_connect();
   const registered = plan.strategy !== "push-first" && KSR.registrar.registered_uri("location", "sip:" + plan.aor) > 0;
   if (registered && plan.strategy === "invite-first") {
     setVar("pusher_invite_first_ms", plan.timers.inviteFirstMs);
@@ -107,10 +146,13 @@ export function onInvite(): void {
   setVar("pusher_action", registered ? "parallel" : "hold");
 }
 
-/** failure_route after invite-first: the registered contacts did not answer in t1, so push. */
+/**
+ * failure_route after invite-first, or request_route when no branch could be sent (a TCP/TLS phone's connection
+ * is gone): the registered contacts did not answer in t1, so push.
+ */
 export function onInviteFirstFailed(): void {
   setVar("pusher_action", "none");
-  const plan = planCall();
+  const plan = keptPlan();
   if (!plan || !recordPushedCall(plan, "held")) return;
   setVar("pusher_wait_ms", plan.timers.pushWaitMs);
   setVar("pusher_action", "hold");
@@ -156,7 +198,7 @@ function recordPushedCall(plan: CallPlan, state: CallState): boolean {
     caller: pickCallerId(callerHeaders),
     proxy: plan.devices[plan.devices.length - 1].proxy,
     accountRef: plan.accountRef,
-    devices: plan.devices.map(function (device: DeviceRecord): PushDevice {
+    devices: plan.devices.map(function (device: DeviceRecord): CallDevice {
       return pushDeviceOf(device);
     }),
     failedInstances: [],
@@ -171,6 +213,17 @@ function recordPushedCall(plan: CallPlan, state: CallState): boolean {
   setVar("pusher_provisional_code", provisional === "none" ? 0 : Number(provisional));
   setVar("pusher_provisional_reason", provisional === "none" ? "" : PROVISIONAL_REASONS[provisional]);
   return true;
+}
+
+/** What a push request names of a device: the protocol's fields only (a call's devices also keep an alert token). */
+function requestDevice(device: CallDevice, token: string, pushKind: PushKind | undefined): PushDevice {
+  const named: PushDevice = { instance: device.instance, appId: device.appId, provider: device.provider, token: token };
+  if (pushKind) named.pushKind = pushKind;
+  if (device.apnsTopic) named.apnsTopic = device.apnsTopic;
+  if (device.fcmProjectId) named.fcmProjectId = device.fcmProjectId;
+  if (device.webpush) named.webpush = device.webpush;
+  if (device.sandbox) named.sandbox = true;
+  return named;
 }
 
 function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReason): void {
@@ -202,13 +255,32 @@ function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReas
 export function sendPushes(): void {
   const call = findCall(currentCallRef());
   if (!call) return;
-  for (let i = 0; i < call.devices.length; i++) relayPush(call, call.devices[i]);
+  for (let i = 0; i < call.devices.length; i++) relayPush(call, requestDevice(call.devices[i], call.devices[i].token, call.devices[i].pushKind));
+}
+
+/**
+ * Where a call-ended notice for `device` goes, or null for none. Apple: an alert push to an alert token only (an
+ * alert push to a PushKit token is refused by APNs with DeviceTokenNotForTopic): the device's own when it
+ * registered only one, else the `:remote` token of Linphone's two-token form. A device with only a PushKit token
+ * gets none: a second VoIP push makes an app that ignores `event` (older Kazoo apps) ring a ghost call. Its app
+ * may ask for one with apple.callEndedVoipPush (the app reports that VoIP push to CallKit and ends it at once, as
+ * iOS 13+ requires of every VoIP push). A Web Push subscription known without keys (RFC 8599) only gets messages
+ * without payload: one would read as another call, not as its end.
+ */
+function callEndedTarget(device: CallDevice): PushDevice | null {
+  if (device.provider === "webpush") return device.webpush ? requestDevice(device, device.token, undefined) : null;
+  if (device.provider !== "apple") return requestDevice(device, device.token, device.pushKind);
+  if (device.pushKind === "alert") return requestDevice(device, device.token, "alert");
+  if (device.alertToken) return requestDevice(device, device.alertToken, "alert");
+  const config = currentConfig();
+  const app = has(config.apps, device.appId) ? config.apps[device.appId] : null;
+  return app && app.apple && app.apple.callEndedVoipPush ? requestDevice(device, device.token, "voip") : null;
 }
 
 /**
  * A pushed phone has told iOS CallKit a call is ringing; it must learn at once that the call is over, or it
- * shows a ghost call. Every pushed device with no branch of the call gets an alert push (never VoIP); those
- * with a branch get tm's CANCEL instead.
+ * shows a ghost call. Every pushed device with no branch of the call gets a call-ended push where it can take
+ * one (callEndedTarget); those with a branch get tm's CANCEL instead.
  */
 function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason, answeredBy?: string | null): void {
   const config = currentConfig();
@@ -218,10 +290,8 @@ function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason, answ
     const device = call.devices[i];
     if (device.instance === answeredBy) continue;
     if (call.forkedInstances.indexOf(device.instance) >= 0 || call.failedInstances.indexOf(device.instance) >= 0) continue;
-    // A Web Push subscription known without keys (RFC 8599) only gets messages without payload: one would read as
-    // another call, not as its end.
-    if (device.provider === "webpush" && !device.webpush) continue;
-    relayPush(call, device, reason);
+    const target = callEndedTarget(device);
+    if (target) relayPush(call, target, reason);
   }
 }
 

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/free-port";
 import { ROOT } from "../support/pusher-process";
-import { phoneKeys, runSipp } from "../support/sipp";
-import { callKeys, dropBindings, pushParams, registerPhone, startWakeFixture, uniqueUser, USER_AGENT, waitForPushes, WakeFixture } from "../support/wake-fixture";
+import { Phone } from "../support/topology";
+import { APP_ID, call, dropBindings, pushParams, registerAndAnswer, registerPhone, sharedCallId, startWakeFixture, waitForPushes, WakeFixture } from "../support/wake-fixture";
 
 let fixture: WakeFixture;
 
@@ -61,16 +61,15 @@ describe("pusher metrics", () => {
 
   it("counts a held call, its push, its wake-up and the wake latency", async () => {
     const { pusher, apns } = fixture;
-    const user = uniqueUser();
-    const token = `mt${process.pid}0123456789abcdef`;
-    await registerPhone(pusher, user, pushParams(token));
-    dropBindings(pusher, user);
-    const callId = `${user}-call@127.0.0.1`;
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId });
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token));
+    dropBindings(pusher, phone);
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPushes(apns, token, 1, 8000, pusher);
-    const port = await freePort();
-    const phone = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId });
-    expect(phone.code, phone.output).toBe(0);
+    const woken = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
+    expect(woken.code, woken.output).toBe(0);
     expect((await caller).code).toBe(0);
 
     const after = await metrics();
@@ -85,14 +84,17 @@ describe("pusher metrics", () => {
   });
 
   it("counts a call nobody wakes for as timed out, and a cancelled one as cancelled", async () => {
-    const { pusher } = fixture;
-    const sleeper = uniqueUser();
-    await registerPhone(pusher, sleeper, pushParams(`ts${process.pid}0123456789abcdef`));
+    const { pusher, apns } = fixture;
+    const sleeper = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, sleeper, pushParams(token));
     dropBindings(pusher, sleeper);
-    const cancelled = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(sleeper) });
+    const cancelled = await call(pusher, sleeper, "call-cancelled.xml");
     expect(cancelled.code, cancelled.output).toBe(0);
-    const unanswered = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(sleeper) });
+    const unanswered = await call(pusher, sleeper, "call-unavailable.xml");
     expect(unanswered.code, unanswered.output).toBe(0);
+    // One call push each, both accepted; a PushKit-only device gets no call-ended push.
+    expect(apns.requestsFor(token).map((push) => push.status)).toEqual([200, 200]);
     const after = await metrics();
     expect(sample(after.stdout, "pusher_calls_cancelled_total")).toBe(1);
     expect(sample(after.stdout, "pusher_calls_timed_out_total")).toBe(1);

@@ -140,7 +140,8 @@ describe("pusher apps enable|disable", () => {
 describe("pusher test-push", () => {
   it("exits 0 and prints the provider's answer when APNs accepts the push", async () => {
     await pusher("apps", "add-apple-token", "com.example.phone", "--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID, "--host", apns.host);
-    const token = "ab".repeat(32);
+    // A PushKit token APNs issued to the app's phone (production).
+    const token = apns.addDevice("ab".repeat(32), { bundle: "com.example.phone", kind: "voip" });
     const result = await pusher("test-push", "com.example.phone", token);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/apple accepted the push .*status 200/);

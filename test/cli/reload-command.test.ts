@@ -4,11 +4,10 @@ import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../support/free-port";
 import { makeAppCertificate } from "../support/make-app-certificate";
 import { ROOT, TEST_CA_DIR } from "../support/pusher-process";
-import { phoneKeys, runSipp } from "../support/sipp";
-import { APP_ID, callKeys, dropBindings, pushParams, registerPhone, startWakeFixture, uniqueUser, waitForPushes, WakeFixture } from "../support/wake-fixture";
+import { Phone } from "../support/topology";
+import { APP_ID, call, dropBindings, pushParams, registerAndAnswer, registerPhone, sharedCallId, startWakeFixture, waitForPushes, WakeFixture } from "../support/wake-fixture";
 
 const NEW_APP_ID = "com.app.second";
 const NEW_USER_AGENT = "OtherApp Android 3.1";
@@ -44,26 +43,26 @@ afterAll(async () => {
 describe("pusher reload", () => {
   it("applies a new User-Agent rule and a new app while a call is held, and the held call is still delivered", async () => {
     const { pusher, apns } = fixture;
-    const user = uniqueUser();
-    const token = `re${process.pid}0123456789abcdef`;
-    await registerPhone(pusher, user, pushParams(token));
-    dropBindings(pusher, user);
-    const callId = `${user}-call@127.0.0.1`;
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId });
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token));
+    dropBindings(pusher, phone);
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPushes(apns, token, 1, 8000, pusher);
 
     // Before the reload a phone of the other app is neither stored (no rule matches its User-Agent) nor pushable.
-    const otherUser = uniqueUser();
-    const otherToken = `ot${process.pid}0123456789abcdef`;
+    const otherPhone = await Phone.create();
+    const otherToken = apns.newDevice(NEW_APP_ID);
     const otherParams = `;app-id=${NEW_APP_ID};pn-tok=${otherToken};pn-type=apple`;
-    await registerPhone(pusher, otherUser, otherParams, { userAgent: NEW_USER_AGENT });
+    await registerPhone(pusher, otherPhone, otherParams, { userAgent: NEW_USER_AGENT });
     expect(pusher.rpc("htable.dump", "pusher_devices")).not.toContain(otherToken);
 
     editConfig((config) => {
       config.userAgents.push({ name: "OtherApp", regex: "^OtherApp" });
       // The mock allows a certificate only its own bundle id as topic, as APNs does.
       const certificateFile = makeAppCertificate(pusher.dir, NEW_APP_ID, { caDir: TEST_CA_DIR, bundleId: NEW_APP_ID });
-      config.apps[NEW_APP_ID] = { apple: { certificateFile, host: apns.host } };
+      config.apps[NEW_APP_ID] = { apple: apns.appleConfig({ certificateFile }) };
     });
     const reload = await pusherCli("reload");
     expect(reload.code, reload.stderr).toBe(0);
@@ -72,26 +71,20 @@ describe("pusher reload", () => {
     expect(runtimeConfig()).toContain(NEW_APP_ID);
 
     // The held call: its phone wakes and registers now, after the reload, and answers.
-    const wokenPort = await freePort();
-    const phone = await runSipp({
-      scenario: "register-and-answer.xml",
-      remotePort: pusher.sipPort,
-      localPort: wokenPort,
-      keys: phoneKeys(user, wokenPort, pushParams(token), "MyMobileApp iOS 1.0"),
-      callId,
-    });
-    expect(phone.code, phone.output).toBe(0);
-    const call = await caller;
-    expect(call.code, call.output).toBe(0);
+    const woken = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
+    expect(woken.code, woken.output).toBe(0);
+    const answered = await caller;
+    expect(answered.code, answered.output).toBe(0);
 
     // The new rule stores the other app's phone; the helper pushes it with the new app's credentials.
-    await registerPhone(pusher, otherUser, otherParams, { userAgent: NEW_USER_AGENT });
+    await registerPhone(pusher, otherPhone, otherParams, { userAgent: NEW_USER_AGENT });
     expect(pusher.rpc("htable.dump", "pusher_devices")).toContain(otherToken);
-    dropBindings(pusher, otherUser);
-    const otherCall = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(otherUser) });
+    dropBindings(pusher, otherPhone);
+    const otherCall = await call(pusher, otherPhone, "call-cancelled.xml");
     expect(otherCall.code, otherCall.output).toBe(0);
     const [push] = apns.requestsFor(otherToken);
     expect(push.headers["apns-topic"]).toBe(`${NEW_APP_ID}.voip`);
+    expect(push.status).toBe(200);
     expect(pusher.output()).toMatch(new RegExp(`push call-id=\\S+ app="${NEW_APP_ID.replace(/\./g, "\\.")}" provider=apple token=\\S+ outcome=sent`));
   });
 
@@ -109,13 +102,14 @@ describe("pusher reload", () => {
       config.timers.pushWaitMs = 10000;
     });
 
-    const user = uniqueUser();
-    const token = `br${process.pid}0123456789abcdef`;
-    await registerPhone(pusher, user, pushParams(token));
-    dropBindings(pusher, user);
-    const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token));
+    dropBindings(pusher, phone);
+    const caller = await call(pusher, phone, "call-cancelled.xml");
     expect(caller.code, caller.output).toBe(0);
     expect(apns.requestsFor(token).length).toBeGreaterThanOrEqual(1);
+    expect(apns.requestsFor(token)[0].status).toBe(200);
   });
 
   it("does on SIGHUP to pusher start what pusher reload does (systemctl reload), and refuses a broken config", async () => {
@@ -153,12 +147,13 @@ describe("pusher reload", () => {
     await pusher.waitFor(/config reload refused, the running config stays: PUSHER_ERR_CONFIG \S+: apps\.com\.app\.mymobileapp\.apple/);
     writeFileSync(runtimePath, good);
 
-    const user = uniqueUser();
-    const token = `hu${process.pid}0123456789abcdef`;
-    await registerPhone(pusher, user, pushParams(token));
-    dropBindings(pusher, user);
-    const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token));
+    dropBindings(pusher, phone);
+    const caller = await call(pusher, phone, "call-cancelled.xml");
     expect(caller.code, caller.output).toBe(0);
     expect(apns.requestsFor(token)[0].headers["apns-topic"]).toBe(`${APP_ID}.voip`);
+    expect(apns.requestsFor(token)[0].status).toBe(200);
   });
 });

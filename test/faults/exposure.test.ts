@@ -9,8 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../support/free-port";
 import { ROOT, TEST_CA_DIR } from "../support/pusher-process";
-import { WakeFixture, pushParams, startWakeFixture, waitForPushes } from "../support/wake-fixture";
-import { SipClient, invite, register } from "./support/sip-client";
+import { DOMAIN } from "../support/topology";
+import { APP_ID, WakeFixture, pushParams, startWakeFixture, waitForPushes } from "../support/wake-fixture";
+import { SipClient, cancel, invite, register } from "./support/sip-client";
 import { descendants, pusherStartPid } from "./support/processes";
 
 const TOKENS = {
@@ -23,7 +24,9 @@ const PASSWORD = "s3cret-Passw0rd-never-logged";
 
 let fixture: WakeFixture;
 let metricsPort: number;
+/** The caller; each phone registers from its own client (own address). */
 let client: SipClient;
+const phones: SipClient[] = [];
 const cliOutput: string[] = [];
 
 function cli(configPath: string, ...args: string[]): string {
@@ -39,7 +42,7 @@ beforeAll(async () => {
 }, 30000);
 
 afterAll(async () => {
-  client?.close();
+  for (const sender of [client, ...phones]) sender?.close();
   await fixture?.stop();
 });
 
@@ -61,7 +64,7 @@ it("writes config, credentials, users and state files with mode 0600 in 0700 fol
   const config = join(dir, "pusher.json");
   cli(config, "apps", "add-apple", "com.app.modes", join(TEST_CA_DIR, "apple-app.pem"));
   cli(config, "ua", "add", "Modes", "^Modes");
-  cli(config, "users", "add", "alice@127.0.0.1", PASSWORD);
+  cli(config, "users", "add", `alice@${DOMAIN}`, PASSWORD);
   const mode = (file: string) => (statSync(file).mode & 0o777).toString(8);
   const credentials = readdirSync(join(dir, "credentials")).map((file) => join(dir, "credentials", file));
   const state = join(dir, "pusher-state");
@@ -78,6 +81,8 @@ it("writes config, credentials, users and state files with mode 0600 in 0700 fol
 
 it("never prints a full token, password or private key", async () => {
   const { apns, pusher } = fixture;
+  // Tokens APNs issued (PushKit), so only the dead one's 410 removes a record.
+  for (const token of [TOKENS.kazoo, TOKENS.rfc8599, TOKENS.cancelled]) apns.addDevice(token, { bundle: APP_ID, kind: "voip" });
   apns.replyFor(TOKENS.dead, { status: 410, reason: "Unregistered" });
   for (const [user, params] of [
     ["expo_kazoo", pushParams(TOKENS.kazoo)],
@@ -85,15 +90,27 @@ it("never prints a full token, password or private key", async () => {
     ["expo_dead", pushParams(TOKENS.dead)],
     ["expo_cancel", pushParams(TOKENS.cancelled)],
   ] as const) {
-    expect((await client.send(register(client, user, params)).final)?.status).toBe(200);
-    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
+    const phone = await SipClient.open(pusher.sipPort);
+    phones.push(phone);
+    expect((await phone.send(register(phone, user, DOMAIN, params)).final)?.status).toBe(200);
+    pusher.rpc("ul.rm", "location", `${user}@${DOMAIN}`);
   }
-  const calls = ["expo_kazoo", "expo_rfc", "expo_dead"].map((user) => client.send(invite(client, user)));
+  const calls = ["expo_kazoo", "expo_rfc", "expo_dead"].map((user) => client.send(invite(client, user, DOMAIN)));
   await waitForPushes(apns, TOKENS.kazoo, 1, 5000, pusher);
   await waitForPushes(apns, TOKENS.rfc8599, 1, 5000, pusher);
   await waitForPushes(apns, TOKENS.dead, 1, 5000, pusher);
+  // The caller hangs up while the last call is held: CANCEL.
+  const cancelledInvite = invite(client, "expo_cancel", DOMAIN);
+  const cancelledCall = client.send(cancelledInvite);
+  await waitForPushes(apns, TOKENS.cancelled, 1, 5000, pusher);
+  expect((await client.send(cancel(cancelledInvite)).final)?.status).toBe(200);
+  expect((await cancelledCall.final)?.status).toBe(487);
   await Promise.all(calls.map((call) => call.final));
-  await pusher.waitFor(/device removed aor=expo_dead/);
+  await pusher.waitFor(new RegExp(`device removed aor=expo_dead@${DOMAIN.replace(/\./g, "\\.")} `));
+  // The pushes APNs accepted kept their records: only the 410 removed one.
+  expect(apns.requestsFor(TOKENS.kazoo).map((request) => request.status)).toEqual([200]);
+  expect(apns.requestsFor(TOKENS.rfc8599).map((request) => request.status)).toEqual([200]);
+  expect(pusher.output().match(/device removed aor=\S+/g)).toEqual([`device removed aor=expo_dead@${DOMAIN}`]);
   cli(pusher.configPath, "devices");
   cli(pusher.configPath, "devices", "--json");
   cli(pusher.configPath, "apps", "list");

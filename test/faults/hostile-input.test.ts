@@ -1,5 +1,7 @@
 // Hostile input: the corpus in test/corpus (made by test/corpus/generate.mjs: malformed and hostile REGISTERs and
-// INVITEs as raw bytes) is sent to the real Kamailio by a small raw sender standing in for a hostile client.
+// INVITEs as raw bytes) is sent to the real Kamailio by a small raw sender standing in for a hostile client, on its
+// own loopback address; the victim and the sleeper are phones on theirs, registered at the domain DOMAIN, and a
+// hostile REGISTER for the victim names the victim's own Contact URI.
 // Kamailio never crashes, every request gets a SIP answer, a device record changes only for a valid REGISTER (and
 // then holds what was sent), and every push the mock APNs receives is valid JSON whose fields equal what the
 // INVITE said: no injection.
@@ -7,8 +9,9 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../support/pusher-process";
-import { WakeFixture, pushParams, startWakeFixture } from "../support/wake-fixture";
-import { SipClient, newBranch, register } from "./support/sip-client";
+import { DOMAIN } from "../support/topology";
+import { APP_ID, WakeFixture, pushParams, startWakeFixture } from "../support/wake-fixture";
+import { SipClient, contactUserOf, newBranch, register } from "./support/sip-client";
 import { kamailioPids, pusherStartPid } from "./support/processes";
 
 interface CorpusEntry {
@@ -31,14 +34,18 @@ interface CorpusEntry {
 }
 
 const CORPUS = join(ROOT, "test", "corpus");
-const manifest: { victimToken: string; appId: string; entries: CorpusEntry[] } = JSON.parse(readFileSync(join(CORPUS, "manifest.json"), "utf8"));
+const manifest: { domain: string; victimToken: string; appId: string; entries: CorpusEntry[] } = JSON.parse(readFileSync(join(CORPUS, "manifest.json"), "utf8"));
 if (process.env.CORPUS_ONLY) manifest.entries = manifest.entries.filter((entry) => new RegExp(process.env.CORPUS_ONLY!).test(entry.file));
 const SLEEPER_TOKEN = "5eeb5eeb5eeb5eeb5eeb5eeb5eeb5eeb";
 // Keys an incoming-call APNs body may have (src/helper/apns-payload.ts).
 const PUSH_KEYS = ["aps", "call-id", "caller-id-number", "caller-id-name", "proxy", "utc_unix_timestamp_ms", "registration-token", "account-ref"];
 
 let fixture: WakeFixture;
+/** The hostile sender: every corpus message comes from it. */
 let client: SipClient;
+/** The phones the corpus aims at, each on its own address. */
+let victim: SipClient;
+let sleeper: SipClient;
 
 function devices(): Map<string, string> {
   const dump = fixture.pusher.rpc("htable.dump", "pusher_devices");
@@ -49,31 +56,43 @@ function devices(): Map<string, string> {
 
 function messageOf(entry: CorpusEntry): Buffer {
   let text = readFileSync(join(CORPUS, "messages", entry.file)).toString("latin1");
-  text = text.replace(/@@PORT@@/g, String(client.port)).replace(/@@BRANCH@@/g, newBranch());
+  text = text
+    .replace(/@@VICTIM_ADDRESS@@/g, victim.address)
+    .replace(/@@VICTIM_PORT@@/g, String(victim.port))
+    .replace(/@@ADDRESS@@/g, client.address)
+    .replace(/@@PORT@@/g, String(client.port))
+    .replace(/@@BRANCH@@/g, newBranch());
   if (entry.transport === "tcp") text = text.replace("SIP/2.0/UDP", "SIP/2.0/TCP");
   return Buffer.from(text, "latin1");
 }
 
 beforeAll(async () => {
   fixture = await startWakeFixture({ calls: { strategy: "push-first" }, timers: { pushWaitMs: 1000 } });
-  client = await SipClient.open(fixture.pusher.sipPort);
-  expect((await client.send(register(client, "victim", pushParams(manifest.victimToken))).final)?.status).toBe(200);
-  expect((await client.send(register(client, "sleeper", pushParams(SLEEPER_TOKEN))).final)?.status).toBe(200);
+  // The sleeper's PushKit token is one APNs issued: every push to it is accepted, none drops its record.
+  fixture.apns.addDevice(SLEEPER_TOKEN, { bundle: APP_ID, kind: "voip" });
+  [client, victim, sleeper] = await Promise.all([0, 1, 2].map(() => SipClient.open(fixture.pusher.sipPort)));
+  expect(new Set([client.address, victim.address, sleeper.address]).size).toBe(3);
+  // Contact sip:c-victim@<victim's address:port>: the URI the corpus's hostile REGISTERs for the victim name.
+  expect((await victim.send(register(victim, "victim", DOMAIN, pushParams(manifest.victimToken))).final)?.status).toBe(200);
+  expect((await sleeper.send(register(sleeper, "sleeper", DOMAIN, pushParams(SLEEPER_TOKEN))).final)?.status).toBe(200);
+  expect(devices().get(`victim@${DOMAIN}`)).toContain(`"instance":"sip:${contactUserOf("victim")}@${victim.hostPort}"`);
 }, 30000);
 
 afterAll(async () => {
-  client?.close();
+  for (const sender of [client, victim, sleeper]) sender?.close();
   await fixture?.stop();
 });
 
-it.skipIf(!!process.env.CORPUS_ONLY)("has at least 300 messages", () => {
+it.skipIf(!!process.env.CORPUS_ONLY)("has at least 300 messages, addressed to AORs of the test domain", () => {
   expect(manifest.entries.length).toBeGreaterThanOrEqual(300);
+  expect(manifest.domain).toBe(DOMAIN);
+  expect(manifest.entries.filter((entry) => !entry.aor.endsWith(`@${DOMAIN}`)).map((entry) => entry.file)).toEqual([]);
 });
 
 it("answers every hostile REGISTER, and changes a record only for a valid one", async () => {
   const { pusher } = fixture;
   const kamailioBefore = kamailioPids(pusherStartPid(pusher));
-  expect(devices().get("victim@127.0.0.1")).toContain(manifest.victimToken);
+  expect(devices().get(`victim@${DOMAIN}`)).toContain(manifest.victimToken);
   const unanswered: string[] = [];
   const wrongChanges: string[] = [];
   const notStored: string[] = [];
@@ -153,6 +172,9 @@ it("answers every hostile INVITE, and every push is valid JSON carrying exactly 
   const pushed = sent.filter((item) => item.entry.push).length;
   console.log(`[faults] hostile INVITEs: ${invites.length} sent, all answered; ${pushes.length} pushes for ${pushed} callable, ${mismatches.length} mismatches`);
   expect(mismatches).toEqual([]);
+  // APNs accepted every push: no answer made the helper drop the sleeper's record along the way.
+  expect(pushes.filter((push) => push.status !== 200).map((push) => `${push.token} ${push.status}`)).toEqual([]);
+  expect(devices().get(`sleeper@${DOMAIN}`)).toContain(SLEEPER_TOKEN);
   expect(kamailioPids(pusherStartPid(pusher))).toEqual(kamailioBefore);
 }, 120000);
 // A REGISTER whose Contact repeats a push param with another value (pn-tok, app-id, pn-type, pn-provider, or the

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { MockApns } from "../support/mock-apns";
 import { MockFcm } from "../support/mock-fcm";
 import { PusherProcess, TEST_CA_DIR, startPusher } from "../support/pusher-process";
+import { DOMAIN } from "../support/topology";
 import { APP_ID, pushParams } from "../support/wake-fixture";
 import { SentRequest, SipClient, invite, register } from "./support/sip-client";
 import { callItems, waitUntil } from "./support/processes";
@@ -19,7 +20,9 @@ const MAX_ATTEMPTS = 6; // src/helper/retry-policy.ts: attempts per push, the fi
 let apns: MockApns;
 let fcm: MockFcm;
 let pusher: PusherProcess;
+/** The caller; each phone registers from a client of its own (own address). */
 let client: SipClient;
+const phones: SipClient[] = [];
 let users = 0;
 
 beforeAll(async () => {
@@ -29,7 +32,7 @@ beforeAll(async () => {
   pusher = await startPusher({
     userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
     apps: {
-      [APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: apns.host } },
+      [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(TEST_CA_DIR, "apple-app.pem") }) },
       [ANDROID_APP]: { firebase: { serviceAccountFile: fcm.createServiceAccount(work, "faults-project"), host: fcm.host } },
     },
     // push-first: a registered phone is pushed and its call held until t2 unless it registers again.
@@ -40,17 +43,28 @@ beforeAll(async () => {
 }, 30000);
 
 afterAll(async () => {
-  client?.close();
+  for (const sender of [client, ...phones]) sender?.close();
   await pusher?.stop();
   await Promise.all([apns?.close(), fcm?.close()]);
 });
 
-/** Registers a new phone with `params` and returns its user name. */
+/** Registers a new phone (on its own address) with `params` and returns its user name. */
 async function phone(params: string): Promise<string> {
   users++;
   const user = `provider_${users}`;
-  expect((await client.send(register(client, user, params)).final)?.status).toBe(200);
+  const device = await SipClient.open(pusher.sipPort);
+  phones.push(device);
+  expect((await device.send(register(device, user, DOMAIN, params)).final)?.status).toBe(200);
   return user;
+}
+
+/** A PushKit token APNs issued for APP_ID: scripted replies aside, APNs accepts its pushes. */
+function issued(token: string): string {
+  return apns.addDevice(token, { bundle: APP_ID, kind: "voip" });
+}
+
+function call(user: string): SentRequest {
+  return client.send(invite(client, user, DOMAIN));
 }
 
 function finalStatuses(calls: SentRequest[]): number[][] {
@@ -58,15 +72,15 @@ function finalStatuses(calls: SentRequest[]): number[][] {
 }
 
 it("ends a call at t2 while APNs stalls, and serves an FCM app's call meanwhile", async () => {
-  const appleToken = "5a11ed00aabbccddeeff0011223344556677";
+  const appleToken = issued("5a11ed00aabbccddeeff0011223344556677");
   const fcmToken = "fcmfault:APA91b-stall-neighbour";
   apns.replyFor(appleToken, { stall: true });
   const appleUser = await phone(pushParams(appleToken));
   const androidUser = await phone(`;app-id=${ANDROID_APP};pn-tok=${fcmToken};pn-type=firebase`);
 
-  const stalledCall = client.send(invite(client, appleUser));
+  const stalledCall = call(appleUser);
   await waitUntil(() => apns.stalledCount === 1, 3000, "the APNs request to stall");
-  const fcmCall = client.send(invite(client, androidUser));
+  const fcmCall = call(androidUser);
   await waitUntil(() => fcm.requestsFor(fcmToken).length === 1, 3000, "the FCM push");
   const fcmPushMs = fcm.requestsFor(fcmToken)[0].receivedAtMs - fcmCall.sentAtMs;
 
@@ -92,7 +106,7 @@ it("retries a 500/503/429 storm a bounded number of times and sends nothing once
   const tokens: string[] = [];
   const callees: string[] = [];
   for (let i = 0; i < 30; i++) {
-    const token = `57041${i.toString(16).padStart(3, "0")}aabbccddeeff00112233`;
+    const token = issued(`57041${i.toString(16).padStart(3, "0")}aabbccddeeff00112233`);
     apns.replyFor(token, storm[i % 3]);
     tokens.push(token);
     callees.push(await phone(pushParams(token)));
@@ -100,13 +114,13 @@ it("retries a 500/503/429 storm a bounded number of times and sends nothing once
   // Five more whose 429 carries a Retry-After beyond the ring window: not worth a second try.
   const patient: string[] = [];
   for (let i = 0; i < 5; i++) {
-    const token = `4290${i.toString(16).padStart(3, "0")}aabbccddeeff00112233`;
+    const token = issued(`4290${i.toString(16).padStart(3, "0")}aabbccddeeff00112233`);
     apns.replyFor(token, { status: 429, reason: "TooManyRequests", retryAfter: "3600" });
     patient.push(token);
     callees.push(await phone(pushParams(token)));
   }
   const before = apns.requests.length;
-  const calls = callees.map((callee) => client.send(invite(client, callee)));
+  const calls = callees.map((callee) => call(callee));
   await Promise.all(calls.map((call) => call.final));
   expect(finalStatuses(calls)).toEqual(Array(calls.length).fill([480]));
   const lateness = calls.map((call) => call.finals()[0].atMs - call.sentAtMs);
@@ -137,18 +151,19 @@ it("sends pushes cut off by GOAWAY again once, on a new connection", async () =>
   const tokens: string[] = [];
   const callees: string[] = [];
   for (let i = 0; i < 10; i++) {
-    const token = `90a3a${i.toString(16).padStart(3, "0")}aabbccddeeff00112233`;
+    const token = issued(`90a3a${i.toString(16).padStart(3, "0")}aabbccddeeff00112233`);
     apns.replyFor(token, { stall: true }, { status: 200 });
     tokens.push(token);
     callees.push(await phone(pushParams(token)));
   }
   // A first push opens the connection: GOAWAY's last-stream-id then names a stream below the stalled ones.
   // (Node replaces a last-stream-id of 0 or less with the last stream it processed, refusing nothing.)
-  const warmToken = "90a3aff0aabbccddeeff00112233";
-  const warmCall = client.send(invite(client, await phone(pushParams(warmToken))));
+  const warmToken = issued("90a3aff0aabbccddeeff00112233");
+  const warmCall = call(await phone(pushParams(warmToken)));
   await waitUntil(() => apns.requestsFor(warmToken).length === 1, 3000, "the first push");
+  expect(apns.requestsFor(warmToken).map((request) => request.status)).toEqual([200]);
   const stalledBefore = apns.stalledCount;
-  const calls = callees.map((callee) => client.send(invite(client, callee)));
+  const calls = callees.map((callee) => call(callee));
   await waitUntil(() => apns.stalledCount === stalledBefore + tokens.length, 3000, "10 pushes in flight");
   const connectionsBefore = apns.connectionCount;
   // GOAWAY whose last-stream-id is below the stalled streams: APNs did not process them.

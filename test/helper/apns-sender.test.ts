@@ -4,20 +4,32 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { AppleCredentials } from "../../src/config";
 import { ApnsSender } from "../../src/helper/apns-sender";
+import { CredentialsAlarm } from "../../src/helper/credentials-alarm";
+import type { Logger } from "../../src/helper/logger";
+import { deliverPush } from "../../src/helper/push-handler";
 import type { PushRequest } from "../../src/protocol";
-import { MockApns, testCaDir } from "../support/mock-apns";
+import { MockApns, testCaDir, type ApnsEnvironment } from "../support/mock-apns";
 
 const APP_ID = "com.app.mymobileapp.dev";
+/** The bundle id of APP_ID (and of the test CA's apple-app.pem): the mock's devices belong to it. */
+const BUNDLE = "com.app.mymobileapp";
 let caDir: string;
 let workDir: string;
 let mock: MockApns;
 let sender: ApnsSender;
 let tokenCounter = 0;
 
-function newToken(): string {
+/**
+ * A token the mock APNs issued to a device of BUNDLE, PushKit ("voip") unless said, in production unless said;
+ * `null`: a token APNs never issued (BadDeviceToken at either host).
+ */
+function newToken(kind: "voip" | "alert" | null = "voip", environment: ApnsEnvironment = "production"): string {
   tokenCounter++;
-  return tokenCounter.toString(16).padStart(8, "0") + "c0ffee".repeat(9) + "beef";
+  const token = tokenCounter.toString(16).padStart(8, "0") + "c0ffee".repeat(9) + "beef";
+  if (kind) mock.addDevice(token, { bundle: BUNDLE, kind, environment });
+  return token;
 }
 
 function pushRequest(token: string, overrides: Partial<PushRequest> = {}): PushRequest {
@@ -34,8 +46,15 @@ function pushRequest(token: string, overrides: Partial<PushRequest> = {}): PushR
   };
 }
 
-function credentials(certificateFile = join(caDir, "apple-app.pem")) {
-  return { host: mock.host, certificateFile };
+function credentials(certificateFile = join(caDir, "apple-app.pem"), extra: Partial<AppleCredentials> = {}): AppleCredentials {
+  return { host: mock.host, sandboxHost: mock.sandboxHost, callEndedVoipPush: false, certificateFile, ...extra };
+}
+
+/** A logger that keeps its lines. */
+function recorder(): { lines: { level: string; message: string }[]; logger: Logger } {
+  const lines: { level: string; message: string }[] = [];
+  const line = (level: string) => (message: string) => void lines.push({ level, message });
+  return { lines, logger: { error: line("error"), warn: line("warn"), info: line("info"), debug: line("debug") } };
 }
 
 beforeAll(async () => {
@@ -260,7 +279,7 @@ describe("ApnsSender", () => {
   it("retries with backoff and reports a connection failure when APNs cannot be reached", async () => {
     sender = new ApnsSender({ sleep: async () => {} });
     const closedPort = await freePort();
-    const result = await sender.send(pushRequest(newToken()), { host: `127.0.0.1:${closedPort}`, certificateFile: join(caDir, "apple-app.pem") });
+    const result = await sender.send(pushRequest(newToken()), credentials(join(caDir, "apple-app.pem"), { host: `127.0.0.1:${closedPort}` }));
 
     expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", attempts: 6 });
     expect(result.reason).toContain("ECONNREFUSED");
@@ -274,7 +293,7 @@ describe("ApnsSender", () => {
     try {
       sender = new ApnsSender();
       const token = newToken();
-      const result = await sender.send(pushRequest(token), { host: untrusted.host, certificateFile: join(caDir, "apple-app.pem") });
+      const result = await sender.send(pushRequest(token), credentials(join(caDir, "apple-app.pem"), { host: untrusted.host, sandboxHost: untrusted.sandboxHost }));
 
       expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_SERVER_UNTRUSTED", attempts: 1 });
       expect(untrusted.requests).toHaveLength(0);
@@ -284,16 +303,22 @@ describe("ApnsSender", () => {
   });
 
   it("sends again, at once and on a new connection, a push caught above GOAWAY's last-stream-id", async () => {
-    sender = new ApnsSender({ sleep: async () => {} });
+    // No request timeout within the ring window: only the GOAWAY can get this push through.
+    sender = new ApnsSender({ sleep: async () => {}, requestTimeoutMs: 60_000 });
+    // One push first: Node's server counts a GOAWAY last-stream-id of 0 as "the last stream processed", so the
+    // refused stream must not be the connection's first one.
+    const opening = newToken();
+    expect((await sender.send(pushRequest(opening), credentials())).outcome).toBe("sent");
     const token = newToken();
     mock.replyFor(token, { stall: true }, { status: 200 });
-    const pending = sender.send(pushRequest(token), credentials());
+    const pending = sender.send(pushRequest(token, { ringsUntilMs: Date.now() + 8000 }), credentials());
     await waitFor(() => mock.stalledCount > 0);
     mock.goAwayRefusingStalled();
     const result = await pending;
 
     expect(result).toMatchObject({ outcome: "sent", attempts: 2 });
     const [first, second] = mock.requestsFor(token);
+    expect(first.connectionId).toBe(mock.requestsFor(opening)[0].connectionId);
     expect(second.connectionId).not.toBe(first.connectionId);
   });
 
@@ -304,7 +329,9 @@ describe("ApnsSender", () => {
       const stalledToken = newToken();
       stalledApns.replyFor(stalledToken, { stall: true });
       let stalledDone = false;
-      const stalled = sender.send(pushRequest(stalledToken), { host: stalledApns.host, certificateFile: join(caDir, "apple-app.pem") }).finally(() => (stalledDone = true));
+      const stalled = sender
+        .send(pushRequest(stalledToken), credentials(join(caDir, "apple-app.pem"), { host: stalledApns.host, sandboxHost: stalledApns.sandboxHost }))
+        .finally(() => (stalledDone = true));
       await waitFor(() => stalledApns.stalledCount > 0);
 
       const served = await sender.send(pushRequest(newToken()), credentials());
@@ -319,7 +346,7 @@ describe("ApnsSender", () => {
 
   it("sends an alert push (bundle topic, call text, collapse id) to a device with only an alert token", async () => {
     sender = new ApnsSender();
-    const token = newToken();
+    const token = newToken("alert");
     const request = pushRequest(token);
     request.device.pushKind = "alert";
     expect((await sender.send(request, credentials())).outcome).toBe("sent");
@@ -332,12 +359,13 @@ describe("ApnsSender", () => {
   it.each([
     ["cancelled", "Missed call from Bob", "call-cancelled"],
     ["answered-elsewhere", "Call from Bob answered elsewhere", "answered-elsewhere"],
-  ] as const)("sends a call-ended push (%s) as an alert, never VoIP, with the same call id", async (endReason, text, event) => {
+  ] as const)("sends a call-ended push (%s) to an alert token as an alert push (bundle topic, same call id, kept an hour)", async (endReason, text, event) => {
     sender = new ApnsSender();
-    const token = newToken();
-    // Even to a device that has a VoIP token, and after the ring window.
+    const token = newToken("alert");
+    // After the ring window: the notice is still worth delivering.
     const request = pushRequest(token, { purpose: "call-ended", endReason, ringsUntilMs: Date.now() - 1000 });
-    expect((await sender.send(request, credentials())).outcome).toBe("sent");
+    request.device.pushKind = "alert";
+    expect(await sender.send(request, credentials())).toMatchObject({ outcome: "sent", attempts: 1 });
 
     const [push] = mock.requestsFor(token);
     expect(push.headers["apns-push-type"]).toBe("alert");
@@ -347,10 +375,32 @@ describe("ApnsSender", () => {
     expect(push.body).toMatchObject({ aps: { alert: { body: text } }, event, "call-id": request.callId });
   });
 
+  it.each([
+    ["cancelled", "call-cancelled"],
+    ["answered-elsewhere", "answered-elsewhere"],
+  ] as const)("sends a call-ended push (%s) to a PushKit token as a VoIP push (.voip topic, the event, expiration 0), never as an alert", async (endReason, event) => {
+    // apps.<app>.apple.callEndedVoipPush: the plugin names the PushKit token with pushKind voip. An alert push
+    // to it would be refused (DeviceTokenNotForTopic) — and before issue 12 cost the phone its record.
+    sender = new ApnsSender();
+    const token = newToken("voip");
+    const request = pushRequest(token, { purpose: "call-ended", endReason, ringsUntilMs: Date.now() - 1000 });
+    request.device.pushKind = "voip";
+    expect(await sender.send(request, credentials())).toMatchObject({ outcome: "sent", attempts: 1 });
+
+    const [push] = mock.requestsFor(token);
+    expect(push.status).toBe(200);
+    // Deliver now or never, as a call push: a VoIP push stored for later makes iOS show a call long over.
+    expect(push.headers).toMatchObject({ "apns-push-type": "voip", "apns-topic": "com.app.mymobileapp.voip", "apns-priority": "10", "apns-expiration": "0" });
+    expect(push.headers["apns-collapse-id"]).toBeUndefined();
+    expect(push.body).toMatchObject({ event, "call-id": request.callId });
+    // No incoming-call alert or ring in it: an app that reads `aps` must not take the notice for a new call.
+    expect((push.body as { aps: Record<string, unknown> }).aps).toEqual({ "call-id": request.callId });
+  });
+
   it("trims an oversized caller name to fit APNs' limits instead of having the push refused", async () => {
     sender = new ApnsSender();
     const voipToken = newToken();
-    const alertToken = newToken();
+    const alertToken = newToken("alert");
     const caller = { number: "+15551234567", name: "Ž".repeat(6000) };
     const alert = pushRequest(alertToken, { caller });
     alert.device.pushKind = "alert";
@@ -375,6 +425,124 @@ describe("ApnsSender", () => {
     expect(sender.sessionCount).toBe(0);
   });
 });
+
+describe("ApnsSender: APNs environments (production host, sandboxHost)", () => {
+  it("sends a sandbox device's push (pn-provider=apns.dev) to sandboxHost only", async () => {
+    sender = new ApnsSender();
+    const token = newToken("voip", "sandbox");
+    const request = pushRequest(token);
+    request.device.sandbox = true;
+    expect(await sender.send(request, credentials())).toMatchObject({ outcome: "sent", attempts: 1, status: 200 });
+    expect(mock.requestsFor(token).map((push) => push.environment)).toEqual(["sandbox"]);
+
+    // A device not marked sandbox goes to production only.
+    const production = newToken();
+    expect(await sender.send(pushRequest(production), credentials())).toMatchObject({ outcome: "sent", attempts: 1 });
+    expect(mock.requestsFor(production).map((push) => push.environment)).toEqual(["production"]);
+  });
+
+  it.each([
+    ["a sandbox token registered as production", "sandbox", false, ["production", "sandbox"]],
+    ["a production token registered as sandbox", "production", true, ["sandbox", "production"]],
+  ] as const)("delivers %s through the other host after BadDeviceToken, keeps the token and logs a warning", async (_, environment, markedSandbox, hosts) => {
+    const { lines, logger } = recorder();
+    sender = new ApnsSender({ logger });
+    const token = newToken("voip", environment);
+    const request = pushRequest(token);
+    if (markedSandbox) request.device.sandbox = true;
+    const result = await sender.send(request, credentials());
+
+    expect(result).toMatchObject({ outcome: "sent", attempts: 2, status: 200 });
+    expect(result.dropToken).toBeUndefined();
+    expect(result.code).toBeUndefined();
+    const pushes = mock.requestsFor(token);
+    expect(pushes.map((push) => push.environment)).toEqual(hosts);
+    expect(pushes.map((push) => push.status)).toEqual([400, 200]);
+    const warnings = lines.filter((line) => line.level === "warn").map((line) => line.message);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`${environment} token`);
+    expect(warnings[0]).toContain(APP_ID);
+    expect(warnings[0]).not.toContain(token); // masked
+  });
+
+  it("drops a token that both hosts answer BadDeviceToken", async () => {
+    sender = new ApnsSender();
+    const token = newToken(null);
+    const result = await sender.send(pushRequest(token), credentials());
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", dropToken: true, attempts: 2 });
+    expect(mock.requestsFor(token).map((push) => [push.environment, push.status])).toEqual([
+      ["production", 400],
+      ["sandbox", 400],
+    ]);
+  });
+
+  it("keeps the token, and raises no credentials alarm, when the other host refuses our credentials (403 BadEnvironmentKeyIdInToken)", async () => {
+    // E.g. a key or certificate valid for one environment only: the other host's answer proves nothing.
+    const { logger } = recorder();
+    sender = new ApnsSender({ logger });
+    const alarm = new CredentialsAlarm(logger);
+    const token = newToken(null);
+    mock.replyFor(token, { status: 400, reason: "BadDeviceToken" }, { status: 403, reason: "BadEnvironmentKeyIdInToken" });
+    const apps = { [APP_ID]: { enabled: true, apple: credentials() } };
+    const result = await deliverPush(pushRequest(token), { apps, logger, alarm, senders: { apple: sender, firebase: { send: unused }, webpush: { send: unused } } });
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", attempts: 2 });
+    expect(result.dropToken).toBeUndefined();
+    expect(result.credentials).toBeUndefined();
+    expect(result.reason).toContain("BadEnvironmentKeyIdInToken");
+    expect(mock.requestsFor(token).map((push) => [push.environment, push.status])).toEqual([
+      ["production", 400],
+      ["sandbox", 403],
+    ]);
+    // The app's next push is not held back, as it would be after a credentials refusal.
+    expect(alarm.held(APP_ID, "apple")).toBeFalsy();
+    expect(alarm.count(APP_ID, "apple")).toBe(0);
+  });
+
+  it("keeps the token when the other host cannot be reached", async () => {
+    sender = new ApnsSender({ sleep: async () => {} });
+    const token = newToken(null);
+    const closedPort = await freePort();
+    const result = await sender.send(pushRequest(token), credentials(undefined, { sandboxHost: `127.0.0.1:${closedPort}` }));
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN" });
+    expect(result.dropToken).toBeUndefined();
+    expect(result.credentials).toBeUndefined();
+    expect(result.reason).toContain("ECONNREFUSED");
+    expect(mock.requestsFor(token).map((push) => push.environment)).toEqual(["production"]);
+  });
+
+  it("tries no other host when sandboxHost is the production host: BadDeviceToken there drops the token", async () => {
+    sender = new ApnsSender();
+    const token = newToken(null);
+    const result = await sender.send(pushRequest(token), credentials(undefined, { sandboxHost: mock.host }));
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", dropToken: true, attempts: 1 });
+    expect(mock.requestsFor(token)).toHaveLength(1);
+  });
+
+  it("keeps a token APNs answers DeviceTokenNotForTopic, and logs a configuration error", async () => {
+    // An alert token pushed as PushKit (the phone sent the wrong token, or the app id names another bundle):
+    // the topic is ours, the token may be fine.
+    const { lines, logger } = recorder();
+    sender = new ApnsSender({ logger });
+    const token = newToken("alert");
+    const result = await sender.send(pushRequest(token), credentials());
+
+    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC", reason: "DeviceTokenNotForTopic", attempts: 1 });
+    expect(result.dropToken).toBeUndefined();
+    expect(mock.requestsFor(token)).toHaveLength(1);
+    const errors = lines.filter((line) => line.level === "error").map((line) => line.message);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain("configuration error");
+    expect(errors[0]).toContain("com.app.mymobileapp.voip");
+  });
+});
+
+async function unused(): Promise<never> {
+  throw new Error("only APNs is configured");
+}
 
 async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -22,9 +22,10 @@ let sender: ApnsSender | undefined;
 let clockMs = Date.now();
 let counter = 0;
 
+/** A PushKit token the mock APNs issued to the app (production). */
 function token(): string {
   counter++;
-  return counter.toString(16).padStart(8, "0") + "ab".repeat(28);
+  return mock.addDevice(counter.toString(16).padStart(8, "0") + "ab".repeat(28), { bundle: "com.example.phone", kind: "voip" });
 }
 
 function pushRequest(deviceToken: string, overrides: Partial<PushRequest> = {}): PushRequest {
@@ -42,7 +43,7 @@ function pushRequest(deviceToken: string, overrides: Partial<PushRequest> = {}):
 }
 
 function credentials(): AppleCredentials {
-  return { keyFile, keyId: KEY_ID, teamId: TEAM_ID, host: mock.host };
+  return { keyFile, keyId: KEY_ID, teamId: TEAM_ID, host: mock.host, sandboxHost: mock.sandboxHost, callEndedVoipPush: false };
 }
 
 beforeAll(async () => {

@@ -13,6 +13,8 @@ import { MockApns, testCaDir } from "../support/mock-apns";
 import { waitUntil } from "../support/wait-until";
 
 const APP_ID = "com.app.mymobileapp.dev";
+/** APP_ID's bundle id (the test CA's apple-app.pem is its certificate). */
+const BUNDLE = "com.app.mymobileapp";
 
 /** Kamailio's side of the link: accepts the helper, reads and writes netstrings (written independently of the helper's codec). */
 class FakeEvapi {
@@ -105,11 +107,13 @@ function pushRequest(overrides: Partial<PushRequest["device"]> = {}): PushReques
   callCounter++;
   const token = overrides.token ?? `${callCounter.toString(16).padStart(4, "0")}${"9f3a".repeat(15)}`;
   tokensSent.push(token);
+  // A token APNs issued to the app's phone (a PushKit token unless the device says alert).
+  if ((overrides.provider ?? "apple") === "apple") apns.addDevice(token, { bundle: BUNDLE, kind: overrides.pushKind === "alert" ? "alert" : "voip" });
   return {
     type: "push",
     callRef: `${callCounter}:${1000 + callCounter}`,
-    callId: `${callCounter}-e2e@127.0.0.1`,
-    aor: "sip:alice@127.0.0.1",
+    callId: `${callCounter}-e2e@example.com`,
+    aor: "sip:alice@example.com",
     device: { instance: `<urn:uuid:e2e-${callCounter}>`, appId: APP_ID, provider: "apple", ...overrides, token },
     // Non-ASCII on purpose: netstring lengths are bytes in both directions.
     caller: { number: "+15551234567", name: "Zoë 📞 Smith" },
@@ -134,7 +138,7 @@ beforeAll(async () => {
   const configFile = join(workDir, "pusher.json");
   writeFileSync(
     configFile,
-    JSON.stringify({ apps: { [APP_ID]: { apple: { certificateFile: join(caDir, "apple-app.pem"), host: apns.host } } }, log: { level: "debug" } }),
+    JSON.stringify({ apps: { [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(caDir, "apple-app.pem") }) } }, log: { level: "debug" } }),
   );
   const started = startHelper(["--config", configFile, "--link-port", String(evapiPort)]);
   helper = started.child;

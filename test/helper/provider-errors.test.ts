@@ -27,7 +27,8 @@ describe("classifyApnsResponse (providers.md §7.1)", () => {
     [410, "Unregistered", "drop", "PUSHER_ERR_APNS_UNREGISTERED"],
     [410, "ExpiredToken", "drop", "PUSHER_ERR_APNS_UNREGISTERED"],
     [400, "BadDeviceToken", "drop", "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN"],
-    [400, "DeviceTokenNotForTopic", "drop", "PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC"],
+    // Our topic did not fit the token: a configuration error, never a reason to drop it (issue 12).
+    [400, "DeviceTokenNotForTopic", "give-up", "PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC"],
     [400, "IdleTimeout", "refresh-then-retry-now", "PUSHER_ERR_APNS_CONNECTION"],
     [400, "BadTopic", "give-up", "PUSHER_ERR_APNS_REJECTED"],
     [400, "MissingTopic", "give-up", "PUSHER_ERR_APNS_REJECTED"],

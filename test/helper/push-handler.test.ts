@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { AppConfig } from "../../src/config";
+import type { AppConfig, AppleCredentials } from "../../src/config";
 import { CredentialsAlarm } from "../../src/helper/credentials-alarm";
 import { createPushHandler } from "../../src/helper/push-handler";
 import type { SendOutcome } from "../../src/helper/retry-policy";
@@ -24,6 +24,11 @@ function request(appId: string, provider: PushRequest["device"]["provider"] = "a
   };
 }
 
+/** An app's APNs credentials as config.ts fills them in (the senders are fakes here). */
+function apple(certificateFile: string): AppleCredentials {
+  return { certificateFile, host: "h", sandboxHost: "s", callEndedVoipPush: false };
+}
+
 const credentialsFailure: SendOutcome = { outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS", reason: "InvalidProviderToken", credentials: true, attempts: 2 };
 
 describe("push handler", () => {
@@ -31,7 +36,7 @@ describe("push handler", () => {
     let clockMs = 1_000_000;
     const { lines, logger } = recorder();
     const alarm = new CredentialsAlarm(logger, () => clockMs);
-    const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: { certificateFile: "x", host: "h" } }, b: { enabled: true, apple: { certificateFile: "y", host: "h" } } };
+    const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: apple("x") }, b: { enabled: true, apple: apple("y") } };
     const fail = async () => credentialsFailure;
     const handle = createPushHandler({ apps, logger, alarm, now: () => clockMs, senders: { apple: { send: fail }, firebase: { send: fail }, webpush: { send: fail } } });
 
@@ -53,8 +58,8 @@ describe("push handler", () => {
     const { logger } = recorder();
     const alarm = new CredentialsAlarm(logger, () => clockMs);
     const apps: { [id: string]: AppConfig } = {
-      bad: { enabled: true, apple: { certificateFile: "x", host: "h" }, webpush: { vapidKeyFile: "v", subject: "mailto:a@b", endpointHosts: ["h"] } },
-      good: { enabled: true, apple: { certificateFile: "y", host: "h" } },
+      bad: { enabled: true, apple: apple("x"), webpush: { vapidKeyFile: "v", subject: "mailto:a@b", endpointHosts: ["h"] } },
+      good: { enabled: true, apple: apple("y") },
     };
     const sent: string[] = [];
     const send = async (request: PushRequest): Promise<SendOutcome> => {
@@ -84,7 +89,7 @@ describe("push handler", () => {
 
   it("names the pushed token and the time APNs found it invalid in a dropToken result, and logs that time", async () => {
     const { lines, logger } = recorder();
-    const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: { certificateFile: "x", host: "h" } } };
+    const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: apple("x") } };
     const dead = async (): Promise<SendOutcome> => ({
       outcome: "failed", code: "PUSHER_ERR_APNS_UNREGISTERED", reason: "Unregistered", dropToken: true, attempts: 1, tokenInvalidSinceMs: Date.UTC(2026, 10, 1),
     });
@@ -97,7 +102,7 @@ describe("push handler", () => {
     const { logger } = recorder();
     let sends = 0;
     const send = async (): Promise<SendOutcome> => (sends++, { outcome: "sent", attempts: 1 });
-    const apps: { [id: string]: AppConfig } = { off: { enabled: false, apple: { certificateFile: "x", host: "h" } }, on: { enabled: true, apple: { certificateFile: "x", host: "h" } } };
+    const apps: { [id: string]: AppConfig } = { off: { enabled: false, apple: apple("x") }, on: { enabled: true, apple: apple("x") } };
     const handle = createPushHandler({ apps, logger, senders: { apple: { send }, firebase: { send }, webpush: { send } } });
 
     expect(await handle(request("off"))).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APP_DISABLED" });

@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { PusherProcess, startPusher, TEST_CA_DIR } from "../support/pusher-process";
+import { Phone } from "../support/topology";
 import { APP_ID, pushParams, registerPhone, USER_AGENT } from "../support/wake-fixture";
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -45,23 +46,23 @@ afterAll(async () => {
 });
 
 it("does not load records whose retention ended while Kamailio was down, deletes their rows, and keeps the fresh one", async () => {
-  const users = { fresh: `keep_${process.pid}`, expired: `gone_${process.pid}`, outlived: `old_${process.pid}` };
-  for (const [name, user] of Object.entries(users)) await registerPhone(pusher, user, pushParams(`${name}${process.pid}0123456789abcdef`), { userAgent: USER_AGENT });
+  const phones = { fresh: await Phone.create(), expired: await Phone.create(), outlived: await Phone.create() };
+  for (const [name, phone] of Object.entries(phones)) await registerPhone(pusher, phone, pushParams(`${name}${process.pid}0123456789abcdef`), { userAgent: USER_AGENT });
   await pusher.stop();
 
   const nowS = Date.now() / 1000;
   // Silent for 40 days: the row's expires (last REGISTER + retention) is 10 days past.
-  ageRow(`${users.expired}@127.0.0.1`, 40, nowS - 10 * 86400);
+  ageRow(phones.expired.aor, 40, nowS - 10 * 86400);
   // Silent for 40 days, but its row was written when retentionDays was 90: only its registration time tells.
-  ageRow(`${users.outlived}@127.0.0.1`, 40, nowS + 50 * 86400);
+  ageRow(phones.outlived.aor, 40, nowS + 50 * 86400);
   // Registered 20 days ago: within the 30 days.
-  ageRow(`${users.fresh}@127.0.0.1`, 20, nowS + 10 * 86400);
+  ageRow(phones.fresh.aor, 20, nowS + 10 * 86400);
 
   pusher = await pusher.restart();
   await pusher.waitFor(/device records loaded from the database: 1 devices of 1 AORs/);
   const table = pusher.rpc("htable.dump", "pusher_devices");
-  expect(table).toContain(`${users.fresh}@127.0.0.1`);
-  expect(table).not.toContain(`${users.expired}@127.0.0.1`);
-  expect(table).not.toContain(`${users.outlived}@127.0.0.1`);
-  expect(sql(`SELECT aor FROM pusher_devices WHERE aor = ${quoted(`${users.expired}@127.0.0.1`)}`).trim()).toBe("");
+  expect(table).toContain(phones.fresh.aor);
+  expect(table).not.toContain(phones.expired.aor);
+  expect(table).not.toContain(phones.outlived.aor);
+  expect(sql(`SELECT aor FROM pusher_devices WHERE aor = ${quoted(phones.expired.aor)}`).trim()).toBe("");
 }, 60000);

@@ -1,25 +1,27 @@
-// Call strategies other than invite-first, and Kazoo drop-in mode (X-KAZOO-PUSHER-* headers), end to end.
+// Call strategies other than invite-first, and Kazoo drop-in mode (X-KAZOO-PUSHER-* headers), end to end, with
+// the phones of the test topology (test/support/topology.ts): named domains, own addresses, NAT, TCP.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runSipp } from "../support/sipp";
+import { runSipp, SippRun } from "../support/sipp";
+import { nextAddress, Phone, silentSocket } from "../support/topology";
 import {
   APP_ID,
   WakeFixture,
+  call,
   callKeys,
-  dropBindings,
   listeningPhone,
   pushParams,
+  registerAndAnswer,
   registerPhone,
+  sharedCallId,
   startWakeFixture,
-  uniqueUser,
   waitForPushes,
 } from "../support/wake-fixture";
 
-function tokenFor(prefix: string, user: string): string {
-  return (prefix + user).replace(/[^a-z0-9]/gi, "");
-}
+/** Team id of the RFC 8599 (Linphone) bindings of APP_ID. */
+const TEAM_ID = "ABCDE12345";
 
-function kazooCallKeys(user: string, token: string, pushTimeoutMs: number): Record<string, string> {
-  return { ...callKeys(user), token, app: APP_ID, account_ref: "acct-42", push_timeout: String(pushTimeoutMs) };
+function kazooCallKeys(phone: Phone, token: string, pushTimeoutMs: number): Record<string, string> {
+  return { ...callKeys(phone), token, app: APP_ID, account_ref: "acct-42", push_timeout: String(pushTimeoutMs) };
 }
 
 describe("the parallel strategy", () => {
@@ -29,19 +31,25 @@ describe("the parallel strategy", () => {
   }, 30000);
   afterAll(async () => fixture?.stop());
 
-  it("sends the INVITE to the registered phone and the push at the same time; the phone that answers gets no end-of-call push", async () => {
+  it("sends the INVITE to the registered phone (behind NAT) and the push at the same time; the phone that answers gets no end-of-call push", async () => {
     const { pusher, apns } = fixture;
-    const user = uniqueUser();
-    const token = tokenFor("p1", user);
-    const phone = await listeningPhone(pusher, "answer-late.xml");
-    await registerPhone(pusher, user, pushParams(token, "00000000-0000-0000-0000-000000000001"), { contactPort: phone.port });
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
-    await waitForPushes(apns, token, 1, 8000, pusher); // pushed although registered, while the phone rings (it answers after 1.5 s)
-    expect((await caller).code).toBe(0);
-    const answered = await phone.run;
+    // Linphone's two-token binding: it could take a call-ended alert, so its absence means something.
+    const phone = await Phone.create({ nat: true });
+    const [alertToken, voipToken] = [apns.newDevice(APP_ID, "alert"), apns.newDevice(APP_ID, "voip")];
+    const uriParams = `;pn-provider=apns;pn-prid=${alertToken}:remote&${voipToken}:voip;pn-param=${TEAM_ID}.${APP_ID}.remote&voip`;
+    const params = `;+sip.instance="<urn:uuid:00000000-0000-0000-0000-000000000001>"`;
+    const callId = sharedCallId(phone);
+    const answering = registerAndAnswer(pusher, phone, params, callId, { uriParams, scenario: "register-and-answer-late.xml" });
+    await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} `));
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
+    await waitForPushes(apns, voipToken, 1, 8000, pusher); // pushed although registered, while the phone rings (it answers after 1.5 s)
+    const answered = await answering;
     expect(answered.code, answered.output).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
     await new Promise((done) => setTimeout(done, 300));
-    expect(apns.requestsFor(token)).toHaveLength(1);
+    expect(apns.requestsFor(voipToken)).toHaveLength(1);
+    expect(apns.requestsFor(alertToken)).toHaveLength(0);
   });
 });
 
@@ -52,96 +60,104 @@ describe("the push-first strategy", () => {
   }, 30000);
   afterAll(async () => fixture?.stop());
 
-  it("pushes a registered phone and forwards the call only after its REGISTER", async () => {
+  it("pushes a registered phone (on TCP) and forwards the call only after its REGISTER", async () => {
     const { pusher, apns } = fixture;
-    const user = uniqueUser();
-    const token = tokenFor("f1", user);
-    const phone = await listeningPhone(pusher, "answer.xml");
-    await registerPhone(pusher, user, pushParams(token), { contactPort: phone.port });
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
-    await waitForPushes(apns, token);
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token));
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
+    await waitForPushes(apns, token, 1, 8000, pusher);
     await new Promise((done) => setTimeout(done, 500));
-    expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${user}@`));
-    await registerPhone(pusher, user, pushParams(token), { contactPort: phone.port });
-    const call = await caller;
-    expect(call.code, call.output).toBe(0);
-    expect(call.output).toMatch(/110 <-+\s+1\s/); // calls.provisional "110 Push sent" reached the caller
-    expect((await phone.run).code).toBe(0);
+    expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${phone.aor}`));
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
+    expect(answered.code, answered.output).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toMatch(/110 <-+\s+1\s/); // calls.provisional "110 Push sent" reached the caller
+    expect(pusher.output()).toMatch(new RegExp(`delivering call-id=${callId} aor=${phone.aor}`));
   });
 });
 
 describe("Kazoo drop-in mode", () => {
+  // Kazoo's FreeSWITCH on its own address, the one source trusted with X-KAZOO-PUSHER-* headers.
+  const freeswitch = nextAddress();
   let fixture: WakeFixture;
   beforeAll(async () => {
-    fixture = await startWakeFixture({ timers: { pushWaitMs: 8000 } });
+    fixture = await startWakeFixture({ kazoo: { trustedSources: [`${freeswitch}/32`] }, timers: { pushWaitMs: 8000 } });
   }, 30000);
   afterAll(async () => fixture?.stop());
 
+  /** FreeSWITCH calls `phone`'s AOR with the X-KAZOO-PUSHER-* headers of `token`. */
+  function kazooCall(scenario: string, phone: Phone, token: string, pushTimeoutMs: number): Promise<SippRun> {
+    return runSipp({ scenario, remotePort: fixture.pusher.sipPort, localIp: freeswitch, keys: kazooCallKeys(phone, token, pushTimeoutMs) });
+  }
+
   it("pushes the token named by X-KAZOO-PUSHER-* headers with Kazoo's body, and the phone never sees them", async () => {
     const { pusher, apns } = fixture;
-    const user = uniqueUser();
-    const token = tokenFor("k1", user);
-    const phone = await listeningPhone(pusher, "answer.xml");
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
     const startedAt = Date.now();
-    const caller = runSipp({ scenario: "call-kazoo.xml", remotePort: pusher.sipPort, keys: kazooCallKeys(user, token, 3000) });
-    await waitForPushes(apns, token);
-    const body = apns.requestsFor(token)[0].body as Record<string, unknown>;
+    const caller = kazooCall("call-kazoo.xml", phone, token, 3000);
+    await waitForPushes(apns, token, 1, 8000, pusher);
+    const [push] = apns.requestsFor(token);
+    const body = push.body as Record<string, unknown>;
     expect(body.proxy).toBe("sip:proxy.example.net:7000;transport=udp");
     expect(body["account-ref"]).toBe("acct-42");
-    expect(apns.requestsFor(token)[0].headers["apns-topic"]).toBe(`${APP_ID}.voip`);
-    await registerPhone(pusher, user, "", { contactPort: phone.port }); // the woken app registers (no push params needed)
-    const call = await caller;
-    expect(call.code, call.output).toBe(0);
-    const answered = await phone.run;
-    expect(answered.code, answered.output).toBe(0); // its INVITE carried no X-KAZOO header
+    expect(push.headers["apns-topic"]).toBe(`${APP_ID}.voip`);
+    expect(push.status).toBe(200);
+    expect(pusher.output()).toMatch(new RegExp(`push requested call-id=\\S+ aor=${phone.aor} `));
+    // The woken app listens on its port and registers (no push params needed); answer.xml fails on an X-KAZOO header.
+    const answering = await listeningPhone(pusher, phone, "answer.xml");
+    await registerPhone(pusher, phone, "");
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+    const answered = await answering.run;
+    expect(answered.code, answered.output).toBe(0);
     expect(Date.now() - startedAt).toBeLessThan(8000);
   });
 
   it("obeys X-KAZOO-PUSHER-Push-Timeout: the caller gets 480 at that time, not at t2", async () => {
-    const { pusher, apns } = fixture;
-    const user = uniqueUser();
-    const token = tokenFor("k2", user);
-    const keys = kazooCallKeys(user, token, 1500);
-    const caller = await runSipp({ scenario: "call-kazoo-unavailable.xml", remotePort: pusher.sipPort, keys });
+    const { apns } = fixture;
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    const caller = await kazooCall("call-kazoo-unavailable.xml", phone, token, 1500);
     expect(caller.code, caller.output).toBe(0);
     expect(apns.requestsFor(token)).toHaveLength(1);
     expect(caller.endedAtMs - caller.startedAtMs).toBeGreaterThanOrEqual(1300);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(5000);
   });
 
-  it("ignores X-KAZOO-PUSHER-* headers from a source that is not trusted", async () => {
-    const untrusted = await startWakeFixture({ kazoo: { trustedSources: ["192.0.2.1/32"] } });
-    try {
-      const user = uniqueUser();
-      const token = tokenFor("k3", user);
-      const caller = await runSipp({ scenario: "call-kazoo.xml", remotePort: untrusted.pusher.sipPort, keys: kazooCallKeys(user, token, 3000), timeoutSeconds: 10 });
-      expect(caller.output).toMatch(/404 Not Found/); // handled as a plain call to an unknown user
-      expect(untrusted.apns.requestsFor(token)).toHaveLength(0);
-    } finally {
-      await untrusted.stop();
-    }
+  it("ignores X-KAZOO-PUSHER-* headers from a source that is not trusted (a caller on another address)", async () => {
+    const { pusher, apns } = fixture;
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    const caller = await call(pusher, phone, "call-kazoo.xml", { keys: kazooCallKeys(phone, token, 3000), timeoutSeconds: 10 });
+    expect(caller.output).toMatch(/404 Not Found/); // handled as a plain call to an unknown user
+    expect(apns.requestsFor(token)).toHaveLength(0);
   });
 });
 
 describe("an unregistered callee with two phones under invite-first", () => {
   let fixture: WakeFixture;
   beforeAll(async () => {
-    fixture = await startWakeFixture({ timers: { pushWaitMs: 5000 } });
+    fixture = await startWakeFixture({ timers: { inviteFirstMs: 1000, pushWaitMs: 3000 } });
   }, 30000);
   afterAll(async () => fixture?.stop());
 
-  it("pushes every device once per call", async () => {
+  it("pushes every device once per call (one asleep behind NAT, one whose TCP connection is closed)", async () => {
     const { pusher, apns } = fixture;
-    const user = uniqueUser();
-    const tokens = [tokenFor("m1", user), tokenFor("m2", user)];
-    await registerPhone(pusher, user, pushParams(tokens[0], "00000000-0000-0000-0000-000000000001"));
-    await registerPhone(pusher, user, pushParams(tokens[1], "00000000-0000-0000-0000-000000000002"));
-    dropBindings(pusher, user);
-    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
-    expect(caller.code).toBe(0);
+    const natPhone = await Phone.create({ nat: true });
+    const tcpPhone = await Phone.create({ user: natPhone.user, transport: "tcp" });
+    const tokens = [apns.newDevice(APP_ID), apns.newDevice(APP_ID)];
+    await registerPhone(pusher, natPhone, pushParams(tokens[0], "00000000-0000-0000-0000-000000000001"));
+    await registerPhone(pusher, tcpPhone, pushParams(tokens[1], "00000000-0000-0000-0000-000000000002"));
+    const caller = await call(pusher, natPhone, "call-unavailable.xml");
+    expect(caller.code, caller.output).toBe(0);
     for (const token of tokens) {
       const callPushes = apns.requestsFor(token).filter((request) => request.headers["apns-push-type"] === "voip");
       expect(callPushes).toHaveLength(1);
+      expect(callPushes[0].status).toBe(200);
     }
   });
 });
@@ -161,14 +177,20 @@ describe("a User-Agent rule with its own strategy and timers", () => {
 
   it("pushes a registered phone of that rule at once and ends the call at the rule's t2", async () => {
     const { pusher, apns } = fixture;
-    const user = uniqueUser();
-    const token = tokenFor("q1", user);
-    await registerPhone(pusher, user, pushParams(token), { userAgent: "QuickApp 2.1" }); // registered, nothing listens
-    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
-    expect(caller.code, caller.output).toBe(0);
-    expect(apns.requestsFor(token)).toHaveLength(1);
-    const elapsed = caller.endedAtMs - caller.startedAtMs;
-    expect(elapsed).toBeGreaterThanOrEqual(1300); // the rule's t2, not the global 8 s, and no invite-first wait
-    expect(elapsed).toBeLessThan(5000);
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token), { userAgent: "QuickApp 2.1" });
+    const binding = await silentSocket(phone); // registered, asleep behind its NAT binding
+    try {
+      const caller = await call(pusher, phone, "call-unavailable.xml");
+      expect(caller.code, caller.output).toBe(0);
+      expect(apns.requestsFor(token)).toHaveLength(1);
+      expect(binding.received()).toBe(0); // push-first: no INVITE tried the phone first
+      const elapsed = caller.endedAtMs - caller.startedAtMs;
+      expect(elapsed).toBeGreaterThanOrEqual(1300); // the rule's t2, not the global 8 s, and no invite-first wait
+      expect(elapsed).toBeLessThan(5000);
+    } finally {
+      await binding.close();
+    }
   });
 });

@@ -1,36 +1,33 @@
 // The spine, end to end: real Kamailio (started by `pusher start`), real sipp phones and callers, the real
-// helper, and a mock APNs on 127.0.0.1 over HTTP/2 + TLS trusted through NODE_EXTRA_CA_CERTS.
+// helper, and a mock APNs on 127.0.0.1 over HTTP/2 + TLS trusted through NODE_EXTRA_CA_CERTS. Phones are those
+// of the test topology (test/support/topology.ts): users on a named domain, each phone on its own address with
+// a Contact user unlike its AOR user, asleep the ways phones sleep (a NAT mapping gone, a TCP connection closed,
+// a registration lapsed).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { MockApns } from "../support/mock-apns";
 import { PusherProcess } from "../support/pusher-process";
-import { freePort } from "../support/free-port";
-import { phoneKeys, runSipp } from "../support/sipp";
+import { NAT_PRIVATE_ADDRESS, Phone } from "../support/topology";
 import {
   APP_ID,
-  USER_AGENT,
+  CALLER,
   WakeFixture,
-  callKeys,
+  call,
+  dropBindings,
   pushParams,
-  registerPhone as registerWith,
+  registerAndAnswer,
+  registerPhone,
+  sharedCallId,
   startWakeFixture,
-  uniqueUser as nextUser,
   waitForPushes,
 } from "../support/wake-fixture";
 
 const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 4000, afterWakeMs: 5000 };
+/** Team id of the RFC 8599 (Linphone) bindings of APP_ID. */
+const TEAM_ID = "ABCDE12345";
 
 let fixture: WakeFixture;
 let apns: MockApns;
 let pusher: PusherProcess;
-
-/** The Call-ID shared by a caller and the phone that answers it (see register-and-answer.xml). */
-function sharedCallId(user: string): string {
-  return `${user}-call@127.0.0.1`;
-}
-
-function registerPhone(user: string, token: string, userAgent = USER_AGENT): Promise<number> {
-  return registerWith(pusher, user, pushParams(token), { userAgent });
-}
 
 function waitForPush(token: string): Promise<void> {
   return waitForPushes(apns, token, 1, 8000, pusher);
@@ -54,168 +51,187 @@ beforeEach(() => {
 });
 
 describe("a call to a phone with a push device record", () => {
-  it("relays the INVITE to an awake phone and sends no push", async () => {
-    const user = nextUser();
-    const token = `aa${user.replace(/\D/g, "")}0123456789abcdef`;
-    const port = await freePort();
-    const phone = runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
-    await pusher.waitFor(new RegExp(`device stored aor=${user}@`));
-    const caller = await runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
+  it("relays the INVITE to an awake phone (on TCP, its connection open) and sends no push", async () => {
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice(APP_ID);
+    const callId = sharedCallId(phone);
+    const answering = registerAndAnswer(pusher, phone, pushParams(token), callId);
+    await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} `));
+    const caller = await call(pusher, phone, "call-answered.xml", { callId });
     expect(caller.code, caller.output).toBe(0);
-    expect((await phone).code).toBe(0);
+    const answered = await answering;
+    expect(answered.code, answered.output).toBe(0);
     expect(apns.requestsFor(token)).toHaveLength(0);
   });
 
-  it("pushes an asleep phone, then hands the call to it when it registers again from a new port", async () => {
-    const user = nextUser();
-    const token = `bb${user.replace(/\D/g, "")}0123456789abcdef`;
-    await registerPhone(user, token); // registered, but nothing listens there any more: asleep
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
+  it("pushes a phone asleep behind NAT, then hands the call to it when it registers again from a new port", async () => {
+    const phone = await Phone.create({ nat: true });
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token)); // its NAT mapping (the REGISTER's port) is gone: asleep
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPush(token);
 
     const [push] = apns.requestsFor(token);
     expect(push.method).toBe("POST");
     expect(push.path).toBe(`/3/device/${token}`);
+    expect(push.status).toBe(200);
     expect(push.headers["apns-topic"]).toBe(`${APP_ID}.voip`);
     expect(push.headers["apns-push-type"]).toBe("voip");
     expect(push.headers["apns-priority"]).toBe("10");
     expect(push.headers["apns-expiration"]).toBe("0");
     const body = push.body as Record<string, any>;
     expect(body.aps.alert["loc-key"]).toBe("IC_SIL");
-    expect(body.aps.alert["loc-args"]).toEqual(["15551234567 - Caller Name"]);
+    expect(body.aps.alert["loc-args"]).toEqual([`${CALLER.number} - ${CALLER.name}`]);
     expect(body.aps.sound).toBe("ring.caf");
-    expect(typeof body.aps["call-id"]).toBe("string");
+    expect(body.aps["call-id"]).toBe(callId);
     expect(body["call-id"]).toBe(body.aps["call-id"]);
-    expect(body["caller-id-number"]).toBe("15551234567");
-    expect(body["caller-id-name"]).toBe("Caller Name");
+    expect(body["caller-id-number"]).toBe(CALLER.number);
+    expect(body["caller-id-name"]).toBe(CALLER.name);
     expect(body.proxy).toBe(`sip:127.0.0.1:${pusher.sipPort};transport=udp`);
     expect(body.utc_unix_timestamp_ms).toMatch(/^\d{13}$/);
     expect(Math.abs(Number(body.utc_unix_timestamp_ms) - push.receivedAtMs)).toBeLessThan(5000);
 
-    const wokenPort = await freePort();
-    const phone = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: wokenPort, keys: phoneKeys(user, wokenPort, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
-    expect(phone.code, phone.output).toBe(0);
-    const call = await caller;
-    expect(call.code, call.output).toBe(0);
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
+    expect(answered.code, answered.output).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
     // The phone that answered is the pushed device (same token, new socket): it gets no "answered elsewhere".
     await new Promise((done) => setTimeout(done, 300));
     expect(apns.requestsFor(token)).toHaveLength(1);
   });
 
   it("pushes at once, without the invite-first wait, when the phone has a record but no registration", async () => {
-    const user = nextUser();
-    const token = `cc${user.replace(/\D/g, "")}0123456789abcdef`;
-    await registerPhone(user, token);
-    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`); // the binding lapsed; the device record stays
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token));
+    dropBindings(pusher, phone); // the binding lapsed; the device record stays
+    const callId = sharedCallId(phone);
     const startedAt = Date.now();
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPush(token);
     expect(apns.requestsFor(token)[0].receivedAtMs - startedAt).toBeLessThan(TIMERS.inviteFirstMs);
 
-    const port = await freePort();
-    const phone = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
-    expect(phone.code, phone.output).toBe(0);
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
+    expect(answered.code, answered.output).toBe(0);
     expect((await caller).code).toBe(0);
   });
 
-  it("hands the call to a phone that wakes on the socket it registered from (a REGISTER cfg answers without the plugin's JS)", async () => {
-    const user = nextUser();
-    const token = `dd${user.replace(/\D/g, "")}0123456789abcdef`;
-    const port = await registerPhone(user, token);
-    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`); // the binding lapsed; the device record stays
+  it("hands the call to a phone that wakes on the socket its Contact names (a REGISTER cfg answers without the plugin's JS)", async () => {
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token));
+    dropBindings(pusher, phone); // the binding lapsed; the device record stays
     const unchanged = () => Number(/value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_stats", "registers_unchanged"))?.[1] ?? 0);
     const before = unchanged();
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: callKeys(user), callId: sharedCallId(user) });
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPush(token);
 
-    const phone = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localPort: port, keys: phoneKeys(user, port, pushParams(token), USER_AGENT), callId: sharedCallId(user) });
-    expect(phone.code, phone.output).toBe(0);
+    // The same Contact, User-Agent and Expires as the REGISTER the plugin already applied: cfg's shortcut.
+    const answered = await registerAndAnswer(pusher, phone, pushParams(token), callId);
+    expect(answered.code, answered.output).toBe(0);
     expect((await caller).code).toBe(0);
     expect(unchanged()).toBe(before + 1);
   });
 
-  it("answers 480 close to t2 when the phone never registers", async () => {
-    const user = nextUser();
-    const token = `dd${user.replace(/\D/g, "")}0123456789abcdef`;
-    await registerPhone(user, token);
-    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
-    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+  it("answers 480 close to t2 when the phone never wakes (its TCP connection closed: pushed at once)", async () => {
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice(APP_ID);
+    await registerPhone(pusher, phone, pushParams(token)); // sipp exits: the phone closed its connection
+    const caller = await call(pusher, phone, "call-unavailable.xml");
     expect(caller.code, caller.output).toBe(0);
     expect(apns.requestsFor(token)).toHaveLength(1);
+    expect(apns.requestsFor(token)[0].receivedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.inviteFirstMs);
     const elapsed = caller.endedAtMs - caller.startedAtMs;
     expect(elapsed).toBeGreaterThanOrEqual(TIMERS.pushWaitMs - 200);
     expect(elapsed).toBeLessThan(TIMERS.pushWaitMs + 3000);
   });
 
   it("answers the caller at once when APNs says the token is unregistered, and forgets the device", async () => {
-    const user = nextUser();
-    const token = `ee${user.replace(/\D/g, "")}0123456789abcdef`;
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice(APP_ID);
     apns.replyFor(token, { status: 410, reason: "Unregistered" });
-    await registerPhone(user, token);
-    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
-    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    await registerPhone(pusher, phone, pushParams(token));
+    expect(devicesTable()).toContain(phone.aor);
+    const caller = await call(pusher, phone, "call-unavailable.xml");
     expect(caller.code, caller.output).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2);
-    expect(devicesTable()).not.toContain(`${user}@127.0.0.1`);
+    expect(devicesTable()).not.toContain(phone.aor);
+    expect(pusher.output()).toMatch(new RegExp(`device removed aor=${phone.aor} .*token is dead`));
   });
 
   it("keeps the device when APNs says 410 for a token the phone registered after the 410's timestamp", async () => {
-    const user = nextUser();
-    const token = `ed${user.replace(/\D/g, "")}0123456789abcdef`;
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice(APP_ID);
     // Apple's 410 onset is delayed: it can name a time before the phone's last REGISTER of that same token.
     apns.replyFor(token, { status: 410, reason: "Unregistered", timestamp: Date.now() - 3_600_000 });
-    await registerPhone(user, token);
-    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
-    const caller = await runSipp({ scenario: "call-unavailable.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+    await registerPhone(pusher, phone, pushParams(token));
+    const caller = await call(pusher, phone, "call-unavailable.xml");
     expect(caller.code, caller.output).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2); // the push failed: no wait
-    expect(devicesTable()).toContain(`${user}@127.0.0.1`);
-    expect(pusher.output()).toMatch(new RegExp(`device kept aor=${user}@127\\.0\\.0\\.1 .*registered again after that`));
+    expect(devicesTable()).toContain(phone.aor);
+    expect(pusher.output()).toMatch(new RegExp(`device kept aor=${phone.aor} .*registered again after that`));
   });
 
   it("stores nothing for a User-Agent no rule matches, and the REGISTER still gets 200", async () => {
-    const user = nextUser();
-    await registerPhone(user, `ff${user.replace(/\D/g, "")}0123456789abcdef`, "SomeDesktopPhone 2.0");
-    expect(pusher.rpc("ul.dump")).toContain(`${user}@127.0.0.1`);
-    expect(devicesTable()).not.toContain(`${user}@127.0.0.1`);
+    const phone = await Phone.create();
+    await registerPhone(pusher, phone, pushParams(apns.newDevice(APP_ID)), { userAgent: "SomeDesktopPhone 2.0" });
+    expect(pusher.rpc("ul.dump")).toContain(phone.aor);
+    expect(devicesTable()).not.toContain(phone.aor);
   });
 
-  it("stores the record from the seed's sample Contact header as is", async () => {
-    const token = "34fretrwgtrvtrebyenbytrwvtrebytenytbyrtebytebytebyten yhtevtrw";
+  it("stores the record from the seed's sample Contact header as is (Contact user unlike the AOR's, TCP, behind NAT), and pushes, wakes and rings that phone", async () => {
+    // The seed's sample, its private address replaced by the test NAT's: `sip:user_1234567@<private>` registered
+    // as another user of the domain. The token is the seed's, space included (the mock knows it as a device).
+    const phone = await Phone.create({ transport: "tcp", nat: true });
+    const token = apns.addDevice("34fretrwgtrvtrebyenbytrwvtrebytenytbyrtebytebytebyten yhtevtrw", { bundle: APP_ID, kind: "voip" });
     const contact =
-      "<sip:user_1234567@192.168.1.1:61767;transport=TCP;ob>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-00004e05965e>\";" +
+      `<sip:user_1234567@${NAT_PRIVATE_ADDRESS};transport=TCP;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-0000-0000-00004e05965e>";` +
       `app-id=${APP_ID};pn-tok=${token};pn-type=apple`;
-    const run = await runSipp({
-      scenario: "register.xml",
-      remotePort: pusher.sipPort,
-      transport: "tcp",
-      keys: { user: "user_1234567", domain: "127.0.0.1", contact, user_agent: USER_AGENT, expires: "600" },
-    });
-    expect(run.code, run.output).toBe(0);
+    await registerPhone(pusher, phone, "", { keys: { contact } }); // the REGISTER's connection closes: asleep
     const table = devicesTable();
-    expect(table).toContain("user_1234567@127.0.0.1");
+    expect(table).toContain(phone.aor);
     expect(table).toContain("urn:uuid:00000000-0000-0000-0000-00004e05965e");
     expect(table).toContain(token);
+    expect(pusher.rpc("ul.lookup", "location", phone.aor)).toContain(`user_1234567@${NAT_PRIVATE_ADDRESS}`);
+
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
+    await waitForPush(token);
+    expect(apns.requestsFor(token)[0].status).toBe(200);
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), "", callId, { keys: { contact } });
+    expect(answered.code, answered.output).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
   });
 
-  it("answers a CANCEL during the hold with 200 and 487, and a later REGISTER does not ring the phone", async () => {
-    const user = nextUser();
-    const token = `ab${user.replace(/\D/g, "")}0123456789abcdef`;
-    await registerPhone(user, token);
-    pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
-    const caller = await runSipp({ scenario: "call-cancelled.xml", remotePort: pusher.sipPort, keys: callKeys(user) });
+  it("answers a CANCEL during the hold with 200 and 487, tells the pushed phone at its alert token, and a later REGISTER does not ring the phone", async () => {
+    // Linphone's two-token binding (RFC 8599 params in the Contact URI, as Linphone sends them): the call goes as
+    // VoIP to the PushKit token, the missed-call notice as an alert to the alert token. TCP, connection closed.
+    const phone = await Phone.create({ transport: "tcp" });
+    const [alertToken, voipToken] = [apns.newDevice(APP_ID, "alert"), apns.newDevice(APP_ID, "voip")];
+    const uriParams = `;pn-provider=apns;pn-prid=${alertToken}:remote&${voipToken}:voip;pn-param=${TEAM_ID}.${APP_ID}.remote&voip`;
+    await registerPhone(pusher, phone, "", { uriParams });
+    const caller = await call(pusher, phone, "call-cancelled.xml");
     expect(caller.code, caller.output).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs);
     // The call push, then the push telling the phone the call is over (sent after the 487: wait for it).
-    await waitForPushes(apns, token, 2, 5000, pusher);
-    await new Promise((done) => setTimeout(done, 200)); // and no third one
-    const pushes = apns.requestsFor(token);
-    expect(pushes).toHaveLength(2);
-    expect((pushes[1].body as Record<string, any>)["call-id"]).toBe((pushes[0].body as Record<string, any>)["call-id"]);
-    expect(pushes[1].headers["apns-push-type"]).toBe("alert"); // never VoIP: iOS would demand a new CallKit call
-    expect((pushes[1].body as Record<string, any>).event).toBe("call-cancelled");
-    expect(pusher.rpc("htable.dump", "pusher_calls")).not.toContain(user);
-    await registerPhone(user, token);
-    expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${user}@`));
+    await waitForPushes(apns, alertToken, 1, 5000, pusher);
+    await new Promise((done) => setTimeout(done, 200)); // and no other one
+    const [callPush] = apns.requestsFor(voipToken);
+    const [endedPush] = apns.requestsFor(alertToken);
+    expect(apns.requestsFor(voipToken)).toHaveLength(1);
+    expect(apns.requestsFor(alertToken)).toHaveLength(1);
+    expect(callPush.headers["apns-push-type"]).toBe("voip");
+    expect((endedPush.body as Record<string, any>)["call-id"]).toBe((callPush.body as Record<string, any>)["call-id"]);
+    expect(endedPush.headers["apns-push-type"]).toBe("alert"); // never VoIP: iOS would demand a new CallKit call
+    expect(endedPush.headers["apns-topic"]).toBe(APP_ID);
+    expect(endedPush.status).toBe(200);
+    expect((endedPush.body as Record<string, any>).event).toBe("call-cancelled");
+    expect(pusher.rpc("htable.dump", "pusher_calls")).not.toContain(phone.aor);
+    await registerPhone(pusher, await phone.newSocket(), "", { uriParams });
+    expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${phone.aor}`));
+    expect(devicesTable()).toContain(voipToken);
   });
 });

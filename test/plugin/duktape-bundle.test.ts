@@ -28,6 +28,8 @@ const CONFIG = {
     { name: "zoiper", regex: "^Zoiper" },
     { name: "myapp", regex: "^MyApp/[0-9.]+ iOS" },
   ],
+  // Kazoo's sample registers a PushKit token only: its app reports a call-ended VoIP push to CallKit and ends it.
+  apps: { "com.app.mymobileapp": { apple: { certificateFile: "/etc/kamailio-pusher/credentials/mymobileapp.pem", callEndedVoipPush: true } } },
 };
 
 const PUSHER_CFG = readFileSync(join(ROOT, "kamailio", "pusher.cfg"), "utf8");
@@ -65,7 +67,8 @@ var STATE = {
   unstubbed: [],
   replyHeaders: [],
   replies: [],
-  sql: []
+  sql: [],
+  forwardNoConnect: 0
 };
 function own(object, key) { return Object.prototype.hasOwnProperty.call(object, key); }
 for (var t = 0; t < SCENARIO.htables.length; t++) STATE.tables[SCENARIO.htables[t]] = {};
@@ -84,9 +87,12 @@ function headerAt(name, index) {
   }
   return null;
 }
+// The request's PVs a script may write (the R-URI and its parts, the destination URI).
+var WRITABLE_REQUEST_PVS = ["$ru", "$rU", "$rd", "$du"];
 function pvStore(name) {
   if (/^\$var\(/.test(name)) return STATE.vars;
   if (/^\$avp\(/.test(name)) return STATE.avps;
+  if (WRITABLE_REQUEST_PVS.indexOf(name) >= 0) return STATE.request;
   STATE.typeErrors.push("write to the read-only PV " + name);
   return {};
 }
@@ -168,7 +174,11 @@ var KSR_MODULES = {
   evapi: { relay: function (message) { STATE.relayed.push(message); return 1; } },
   corex: { file_read: function (path) { return own(STATE.files, path) ? STATE.files[path] : null; } }
 };
-var KSR_FUNCTIONS = { info: log("info"), warn: log("warn"), err: log("err"), dbg: log("dbg") };
+var KSR_FUNCTIONS = {
+  info: log("info"), warn: log("warn"), err: log("err"), dbg: log("dbg"),
+  // Core: the message's branches may not open a connection (counted per step).
+  set_forward_no_connect: function () { STATE.forwardNoConnect++; return 1; }
+};
 function unstubbed(path) {
   return function () {
     if (STATE.unstubbed.indexOf(path) < 0) STATE.unstubbed.push(path);
@@ -258,6 +268,14 @@ function failureRouteInviteFirstFailed() {
   jsdtRun("pusher_on_invite_first_failed");
   if (pv("$var(pusher_action)") === "hold") routeHold();
 }
+/** route PUSHER_STRIP_PUSH_PARAMS, from a branch_route: $ru is the branch's (a Contact URI after lookup()). */
+function routeStripPushParams() {
+  if (/;/.test(pv("$ru") || "")) jsdtRun("pusher_strip_push_params");
+}
+/** The same transaction's request with the given PVs changed (lookup() wrote a Contact into $ru, $rU, $rd). */
+function rewrite(request) {
+  for (var name in request || {}) if (own(request, name)) STATE.request[name] = request[name];
+}
 function routeCancel() {
   jsdtRun("pusher_on_cancel");
   if (pv("$var(pusher_cancel)") === 1) {
@@ -275,7 +293,7 @@ function evapiMessageReceived(text) {
 function step(label, body) {
   var marks = { relayed: STATE.relayed.length, continued: STATE.continued.length, suspended: STATE.suspended.length,
     appended: STATE.appended.length, logs: STATE.logs.length, replies: STATE.replies.length,
-    replyHeaders: STATE.replyHeaders.length, sql: STATE.sql.length };
+    replyHeaders: STATE.replyHeaders.length, sql: STATE.sql.length, forwardNoConnect: STATE.forwardNoConnect };
   STATE.written = {};
   var error = null;
   try { body(); } catch (e) { error = String(e && e.stack || e); }
@@ -295,7 +313,9 @@ function step(label, body) {
     replies: STATE.replies.slice(marks.replies),
     replyHeaders: STATE.replyHeaders.slice(marks.replyHeaders),
     sql: STATE.sql.slice(marks.sql),
-    logs: STATE.logs.slice(marks.logs)
+    logs: STATE.logs.slice(marks.logs),
+    forwardNoConnect: STATE.forwardNoConnect - marks.forwardNoConnect,
+    ruri: own(STATE.request, "$ru") ? STATE.request["$ru"] : null
   };
 }
 
@@ -319,7 +339,11 @@ for (var s = 0; s < SCENARIO.steps.length; s++) {
         message(spec.request, spec.headers);
         routeInvite();
       } else if (spec.kind === "invite-first-failed") {
-        failureRouteInviteFirstFailed(); // same transaction: the INVITE's PVs and $avps stay
+        rewrite(spec.request); // same transaction: the INVITE's $avps stay, its R-URI is lookup()'s Contact
+        failureRouteInviteFirstFailed();
+      } else if (spec.kind === "branch") {
+        rewrite(spec.request);
+        routeStripPushParams();
       } else if (spec.kind === "answered") {
         message(spec.request, {});
         jsdtRun("pusher_on_answered");
@@ -351,7 +375,7 @@ type Pvs = { [pv: string]: string | number };
 
 interface Step {
   label: string;
-  kind: "worker-init" | "register" | "invite" | "invite-first-failed" | "answered" | "call-ended" | "cancel" | "helper";
+  kind: "worker-init" | "register" | "invite" | "invite-first-failed" | "branch" | "answered" | "call-ended" | "cancel" | "helper";
   request?: Pvs;
   headers?: { [name: string]: string | string[] };
   text?: string;
@@ -376,6 +400,10 @@ interface StepResult {
   replyHeaders: string[];
   sql: { connection: string; query: string }[];
   logs: { level: string; message: string }[];
+  /** KSR.set_forward_no_connect() calls. */
+  forwardNoConnect: number;
+  /** $ru after the step (null when the request has none). */
+  ruri: string | null;
 }
 
 interface Summary {
@@ -484,7 +512,8 @@ const MAIN_STEPS: Step[] = [
   transactionStep("call-ended-1", "call-ended", 105, 206),
   transactionStep("call-ended-2", "call-ended", 107, 208),
   invite("invite-registered", 109, 210, { registered: 1 }),
-  { label: "invite-first-failed", kind: "invite-first-failed" },
+  // lookup("location") made the R-URI the phone's Contact URI (its user and host are not the AOR's domain).
+  { label: "invite-first-failed", kind: "invite-first-failed", request: { $ru: "sip:user_1234567@192.168.1.1:61767;transport=TCP;ob", $rU: "user_1234567", $rd: "192.168.1.1" } },
   { label: "cancel-held", kind: "cancel", request: { $ci: "invite-registered@example.com", $ft: "from-tag-109" }, headers: {} },
   invite("invite-no-helper", 111, 212, { helperConnections: 0 }),
   invite("invite-drop-token", 113, 214, { helperConnections: 1 }),
@@ -748,7 +777,14 @@ describe("INVITE in Duktape", () => {
     expect(result.written).toMatchObject({ "$var(pusher_cancel)": 1, "$var(pusher_tindex)": 109, "$var(pusher_tlabel)": 210 });
     expect(result.continued).toEqual([{ tindex: 109, tlabel: 210, route: "PUSHER_CANCELLED" }]);
     expect(result.relayed).toEqual([
-      expect.objectContaining({ type: "push", callRef: "109:210", purpose: "call-ended", endReason: "cancelled" }),
+      expect.objectContaining({
+        type: "push",
+        callRef: "109:210",
+        purpose: "call-ended",
+        endReason: "cancelled",
+        // A PushKit token: a VoIP push (apple.callEndedVoipPush), never an alert.
+        device: expect.objectContaining({ token: SEED_TOKEN, pushKind: "voip" }),
+      }),
     ]);
     expect(result.calls).toEqual({});
   });
@@ -869,9 +905,203 @@ describe("several phones of one AOR in Duktape", () => {
       expect.objectContaining({
         purpose: "call-ended",
         endReason: "answered-elsewhere",
-        device: expect.objectContaining({ token: "c0ffee0123" }),
+        device: expect.objectContaining({ token: "c0ffee0123", pushKind: "voip" }),
       }),
     ]);
+  });
+});
+
+// Phones as deployments have them: RFC 8599 params in the Contact URI, a Contact user that is not the AOR's,
+// each phone on its own loopback address.
+const TEAM_ID = "ABCDE12345";
+const WEBPUSH_ENDPOINT = "https://updates.push.services.mozilla.com/wpush/v2/gAAAAABk";
+const APPS_CONFIG = {
+  ...CONFIG,
+  apps: {
+    "com.example.phone": { apple: { certificateFile: "/etc/kamailio-pusher/credentials/phone.pem" } },
+    "com.example.ended": { apple: { certificateFile: "/etc/kamailio-pusher/credentials/ended.pem", callEndedVoipPush: true } },
+    "com.example.android": { firebase: { serviceAccountFile: "/etc/kamailio-pusher/credentials/android.json" } },
+    "web.example": { webpush: { vapidKeyFile: "/etc/kamailio-pusher/credentials/vapid.pem", subject: "mailto:ops@example.com", endpointHosts: ["*.push.services.mozilla.com"] } },
+  },
+};
+
+/** The Contact of phone `n` (127.0.0.<n+1>, Contact user c-<n>) with `params` in its URI. */
+function phoneContact(n: number, params: string): string {
+  return `<sip:c-${n}@127.0.0.${n + 1}:5062;transport=tcp;${params}>;+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000${String(n).padStart(2, "0")}>"`;
+}
+
+const PUSHKIT_TOKEN = "1f".repeat(32);
+const PUSHKIT_ENDED_TOKEN = "2e".repeat(32);
+const TWO_TOKEN_VOIP = "3d".repeat(32);
+const TWO_TOKEN_ALERT = "4c".repeat(32);
+const ALERT_TOKEN = "5b".repeat(32);
+const FCM_TOKEN = "fcm-token-6";
+const CALL_ENDED_PHONES: { [label: string]: string } = {
+  "pushkit-only": phoneContact(1, `pn-provider=apns;pn-prid=${PUSHKIT_TOKEN};pn-param=${TEAM_ID}.com.example.phone.voip`),
+  "pushkit-only-voip-ended": phoneContact(2, `pn-provider=apns;pn-prid=${PUSHKIT_ENDED_TOKEN};pn-param=${TEAM_ID}.com.example.ended.voip`),
+  "two-tokens": phoneContact(3, `pn-provider=apns;pn-prid=${TWO_TOKEN_ALERT}:remote&${TWO_TOKEN_VOIP}:voip;pn-param=${TEAM_ID}.com.example.phone.remote&voip`),
+  "alert-only": phoneContact(4, `pn-provider=apns;pn-prid=${ALERT_TOKEN};pn-param=${TEAM_ID}.com.example.phone`),
+  "webpush-without-keys": phoneContact(5, `pn-provider=webpush;pn-prid=${encodeURIComponent(WEBPUSH_ENDPOINT)};app-id=web.example`),
+  fcm: phoneContact(6, `pn-provider=fcm;pn-prid=${FCM_TOKEN};pn-param=example-project;app-id=com.example.android`),
+};
+
+describe("call-ended pushes in Duktape (issue 12: never an alert push to a PushKit token)", () => {
+  let summary: Summary;
+  beforeAll(() => {
+    summary = runInDuktape(dir, "call-ended-targets", APPS_CONFIG, [
+      WORKER_INIT,
+      // Kazoo's sample: a PushKit token of an app with no apps.<app> entry (Kazoo mode).
+      register("kazoo-pushkit-only"),
+      ...Object.keys(CALL_ENDED_PHONES).map((label) => register(label, {}, { Contact: CALL_ENDED_PHONES[label] })),
+      invite("invite-hold", 401, 501),
+      { label: "cancel", kind: "cancel", request: { $ci: "invite-hold@example.com", $ft: "from-tag-401" }, headers: {} },
+    ]);
+  });
+
+  /** [token, provider, pushKind] of each push request of a step. */
+  function pushes(label: string): [string, string, string | null][] {
+    return stepOf(label, summary).relayed.map((request) => {
+      const device = request.device as Json;
+      return [device.token as string, device.provider as string, (device.pushKind as string | undefined) ?? null];
+    });
+  }
+
+  it("rings every phone, the two-token one at its PushKit token, and names no alert token in a push request", () => {
+    expect(Object.keys(stepOf("fcm", summary).devices[AOR])).toHaveLength(7);
+    expect(pushes("invite-hold")).toEqual(
+      expect.arrayContaining([
+        [SEED_TOKEN, "apple", null],
+        [PUSHKIT_TOKEN, "apple", "voip"],
+        [PUSHKIT_ENDED_TOKEN, "apple", "voip"],
+        [TWO_TOKEN_VOIP, "apple", "voip"],
+        [ALERT_TOKEN, "apple", "alert"],
+        [WEBPUSH_ENDPOINT, "webpush", null],
+        [FCM_TOKEN, "firebase", null],
+      ]),
+    );
+    expect(pushes("invite-hold")).toHaveLength(7);
+    for (const request of stepOf("invite-hold", summary).relayed) expect(request.device).not.toHaveProperty("alertToken");
+  });
+
+  it("tells each phone the call ended where it can take it: alert tokens as alerts, PushKit only where the app asks, FCM as before", () => {
+    const ended = stepOf("cancel", summary).relayed;
+    expect(ended.every((request) => request.purpose === "call-ended" && request.endReason === "cancelled")).toBe(true);
+    expect(pushes("cancel")).toEqual(
+      expect.arrayContaining([
+        // Linphone's two-token device: its alert (`:remote`) token, as an alert.
+        [TWO_TOKEN_ALERT, "apple", "alert"],
+        [ALERT_TOKEN, "apple", "alert"],
+        // apps.com.example.ended.apple.callEndedVoipPush: a VoIP push to its PushKit token.
+        [PUSHKIT_ENDED_TOKEN, "apple", "voip"],
+        [FCM_TOKEN, "firebase", null],
+      ]),
+    );
+    // No call-ended push to a PushKit-only device of an app that did not ask (Kazoo's, com.example.phone), nor
+    // to a Web Push subscription without keys.
+    expect(pushes("cancel")).toHaveLength(4);
+    const twoTokens = ended.find((request) => (request.device as Json).token === TWO_TOKEN_ALERT);
+    expect(twoTokens?.device).toEqual({
+      instance: "urn:uuid:00000000-0000-0000-0000-000000000003",
+      appId: "com.example.phone",
+      provider: "apple",
+      token: TWO_TOKEN_ALERT,
+      pushKind: "alert",
+      apnsTopic: "com.example.phone",
+    });
+  });
+});
+
+describe("the kept plan in Duktape (issue 12: one AOR per call, decided once)", () => {
+  it("pushes the callee's AOR when invite-first fails, though lookup() made the R-URI the phone's Contact", () => {
+    const contact = phoneContact(1, `pn-provider=apns;pn-prid=${PUSHKIT_TOKEN};pn-param=${TEAM_ID}.com.example.phone.voip`);
+    const summary = runInDuktape(dir, "kept-plan", APPS_CONFIG, [
+      WORKER_INIT,
+      register("register", { $tU: "alice" }, { Contact: contact }),
+      invite("invite", 601, 701, { registered: 1 }, { $rU: "alice" }),
+      {
+        label: "invite-first-failed",
+        kind: "invite-first-failed",
+        request: { $ru: `sip:c-1@127.0.0.2:5062;transport=tcp;pn-provider=apns;pn-prid=${PUSHKIT_TOKEN};pn-param=${TEAM_ID}.com.example.phone.voip`, $rU: "c-1", $rd: "127.0.0.2" },
+      },
+    ]);
+    const invited = stepOf("invite", summary);
+    expect(invited.written).toMatchObject({ "$var(pusher_action)": "invite-first", "$avp(pusher_aor)": "alice@example.com" });
+    // No branch of the call opens a connection towards a phone (a sleeping TCP phone's is gone).
+    expect(invited.forwardNoConnect).toBe(1);
+
+    const failed = stepOf("invite-first-failed", summary);
+    expect(failed.written["$var(pusher_action)"]).toBe("hold");
+    expect(failed.relayed).toEqual([expect.objectContaining({ callRef: "601:701", aor: "alice@example.com", device: expect.objectContaining({ token: PUSHKIT_TOKEN }) })]);
+    expect(failed.calls["wait:alice@example.com"]).toEqual(["601:701"]);
+    expect(failed.calls["call:601:701"]).toMatchObject({ aor: "alice@example.com", callId: "invite@example.com" });
+    expect(Object.keys(failed.calls).filter((key) => key.includes("127.0.0.2") || key.includes("c-1"))).toEqual([]);
+  });
+});
+
+describe("push params out of the R-URI in Duktape (pusher_strip_push_params, issue 12)", () => {
+  // A User-Agent rule with Kazoo-style custom names (config.ts keeps them lower-case; the URI may not).
+  const config = {
+    ...APPS_CONFIG,
+    userAgents: [{ name: "acme", regex: "^Acme/", properties: { appId: "X-App", type: "x-kind", token: "X-Push-Token" } }, ...CONFIG.userAgents],
+  };
+  // [case, the branch's R-URI (a Contact URI after lookup()), $ru after route PUSHER_STRIP_PUSH_PARAMS]
+  const CASES: [string, string, string][] = [
+    [
+      "RFC 8599 apns",
+      `sip:c-1@127.0.0.2:5062;transport=tcp;pn-provider=apns;pn-prid=${PUSHKIT_TOKEN};pn-param=${TEAM_ID}.com.example.phone.voip;ob`,
+      "sip:c-1@127.0.0.2:5062;transport=tcp;ob",
+    ],
+    [
+      "Linphone's own pn- params and its two-token pn-prid",
+      `sip:c-2@127.0.0.3:5064;pn-provider=apns.dev;pn-prid=aa:remote&bb:voip;pn-param=${TEAM_ID}.com.example.phone.remote&voip;pn-silent=1;pn-timeout=0;pn-msg-str=IM_MSG;pn-call-str=IC_MSG;pn-groupchat-str=GC_MSG;pn-call-snd=ring.caf;pn-msg-snd=msg.caf;ob`,
+      "sip:c-2@127.0.0.3:5064;ob",
+    ],
+    ["RFC 8599 webpush", "sip:c-3@127.0.0.4;pn-provider=webpush;pn-prid=https%3A%2F%2Fpush.example.net%2Fx;app-id=web.example", "sip:c-3@127.0.0.4"],
+    ["Kazoo's default names and its one-time token", "sip:c-4@127.0.0.5:5066;app-id=com.app;pn-tok=abc;pn-type=apple;x-token-reg=0123abcd;transport=udp", "sip:c-4@127.0.0.5:5066;transport=udp"],
+    ["a User-Agent rule's names", "sip:c-5@127.0.0.6;X-App=com.acme;x-kind=firebase;X-Push-Token=tok;lr", "sip:c-5@127.0.0.6;lr"],
+    ["names in any case", "sip:c-6@127.0.0.7;PN-Provider=apns;Pn-Prid=ab;PN-PARAM=T.b;App-ID=a;PN-TOK=t;Pn-Type=apple;X-Token-Reg=1", "sip:c-6@127.0.0.7"],
+    [
+      "other params kept in their order, valued or not",
+      "sip:c-7@127.0.0.8:5068;transport=tcp;pn-prid=ab;ob;alias=127.0.0.9~5070~1;app-id=a;lr;user=phone;maddr=127.0.0.10;pn-param=T.b;nat=yes",
+      "sip:c-7@127.0.0.8:5068;transport=tcp;ob;alias=127.0.0.9~5070~1;lr;user=phone;maddr=127.0.0.10;nat=yes",
+    ],
+    ["the headers part kept as it is", "sip:c-8@127.0.0.11;pn-prid=ab;transport=udp?Subject=pn-prid%3Dx&X-Other=1", "sip:c-8@127.0.0.11;transport=udp?Subject=pn-prid%3Dx&X-Other=1"],
+    ["only push params before the headers", "sip:c-9@127.0.0.12;pn-prid=ab;pn-provider=fcm?X-Other=1", "sip:c-9@127.0.0.12?X-Other=1"],
+    ["a user part with a `;` of its own", "sip:c;pn-x=1@127.0.0.19;transport=udp;pn-prid=ab", "sip:c;pn-x=1@127.0.0.19;transport=udp"],
+  ];
+  // [case, R-URI]: nothing to remove.
+  const UNCHANGED: [string, string][] = [
+    ["no push param", "sip:c-10@127.0.0.13:5072;transport=udp;ob;alias=127.0.0.14~5074~1"],
+    ["names that only look like push params", "sip:c-11@127.0.0.15;pnprid=1;xpn-tok=2;app=3;token=4;x-token=5"],
+    ["another rule's names, when no rule has them", "sip:c-12@127.0.0.16;x-app2=a;x-push=t"],
+    ["no params", "sip:c-13@127.0.0.17:5076"],
+    ["headers only", "sips:c-14@127.0.0.18?X-Other=pn-prid%3D1"],
+  ];
+  const branch = (label: string, ruri: string): Step => ({ label, kind: "branch", request: { $ru: ruri } });
+  let summary: Summary;
+  beforeAll(() => {
+    summary = runInDuktape(dir, "strip-push-params", config, [
+      WORKER_INIT,
+      ...CASES.map(([label, ruri]) => branch(label, ruri)),
+      ...UNCHANGED.map(([label, ruri]) => branch(label, ruri)),
+    ]);
+  });
+
+  it.each(CASES)("removes push params from $ru: %s", (label, _ruri, expected) => {
+    const result = stepOf(label, summary);
+    expect(result.written).toEqual({ $ru: expected });
+    expect(result.ruri).toBe(expected);
+  });
+
+  it.each(UNCHANGED)("leaves $ru unwritten: %s", (label, ruri) => {
+    const result = stepOf(label, summary);
+    expect(result.written).toEqual({});
+    expect(result.ruri).toBe(ruri);
+  });
+
+  it("writes $ru only as a string, with no error logged", () => {
+    expect(summary.typeErrors).toEqual([]);
+    for (const label of summary.order) expect(summary.steps[label].logs.filter((log) => log.level === "err")).toEqual([]);
   });
 });
 

@@ -1,8 +1,12 @@
-// A loopback APNs for tests: HTTP/2 over TLS on 127.0.0.1 (free port), client certificates required and
-// checked against the test CA (test/support/make-test-ca.mjs). It validates requests the way APNs does
-// (reason strings from Apple's "Handling notification responses from APNs"), records each one, answers 200
-// with an apns-id by default, and can be scripted per device token.
-import { randomUUID, verify, type KeyObject } from "node:crypto";
+// A loopback APNs for tests: HTTP/2 over TLS on 127.0.0.1 (free ports), client certificates required and
+// checked against the test CA (test/support/make-test-ca.mjs). Like Apple it has two environments, each on its
+// own host (`host`: production, `sandboxHost`), and knows its devices: a token belongs to one app (bundle id),
+// one environment and one kind (PushKit "voip" or "alert"), as the phone got it from iOS (addDevice/newDevice).
+// It validates requests the way APNs does (reason strings from Apple's "Handling notification responses from
+// APNs"): an unknown token or one of the other environment → 400 BadDeviceToken, a topic that does not fit the
+// token's app and kind → 400 DeviceTokenNotForTopic. It records each request, answers 200 with an apns-id, and
+// can be scripted per token (a script is the token's state: it answers before the device checks).
+import { randomBytes, randomUUID, verify, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { MockHttp2Server } from "./mock-http2-server";
@@ -25,7 +29,19 @@ export function testCaDir(): string {
   return dir;
 }
 
+/** Apple's two APNs environments; a development build's tokens are sandbox tokens. */
+export type ApnsEnvironment = "production" | "sandbox";
+
+/** A device as iOS gave the app its token: PushKit (`voip`, topic `<bundle>.voip`) or `alert` (topic `<bundle>`). */
+export interface MockDevice {
+  bundle: string;
+  kind: "voip" | "alert";
+  environment?: ApnsEnvironment;
+}
+
 export interface RecordedRequest {
+  /** The host (environment) it was sent to. */
+  environment: ApnsEnvironment;
   method: string;
   path: string;
   /** The token from `/3/device/<token>`, decoded. */
@@ -91,18 +107,26 @@ const PUSH_TYPE_TOPIC_SUFFIX: { [pushType: string]: string } = {
 export class MockApns {
   readonly requests: RecordedRequest[] = [];
   private readonly scripts = new Map<string, MockReply[]>();
+  private readonly devices = new Map<string, MockDevice>();
   private readonly stalled = new Set<http2.ServerHttp2Stream>();
   private connections = 0;
   private server!: MockHttp2Server;
+  private sandbox!: MockHttp2Server;
 
   private constructor(private readonly options: MockApnsOptions) {}
 
   static async start(options: MockApnsOptions): Promise<MockApns> {
-    const token = options.auth === "token";
     const mock = new MockApns(options);
-    mock.server = await MockHttp2Server.listen(options.caDir, (stream, headers) => mock.onStream(stream, headers), {
+    mock.server = await mock.listen("production");
+    mock.sandbox = await mock.listen("sandbox");
+    return mock;
+  }
+
+  private listen(environment: ApnsEnvironment): Promise<MockHttp2Server> {
+    const token = this.options.auth === "token";
+    return MockHttp2Server.listen(this.options.caDir, (stream, headers) => this.onStream(stream, headers, environment), {
       server: {
-        ca: readFileSync(join(options.caDir, "ca.pem")),
+        ca: readFileSync(join(this.options.caDir, "ca.pem")),
         // Like APNs with certificate auth: no client certificate from our CA, no connection.
         requestCert: !token,
         rejectUnauthorized: !token,
@@ -110,18 +134,39 @@ export class MockApns {
         // Token auth: one stream until a push with a valid token succeeds.
         settings: token ? { maxConcurrentStreams: TOKEN_CONNECTION_INITIAL_STREAMS } : {},
       },
-      onSession: (session) => mock.onSession(session),
+      onSession: (session) => this.onSession(session),
     });
-    return mock;
   }
 
+  /** The production host's port. */
   get port(): number {
     return this.server.port;
   }
 
-  /** `host:port` as the helper's config wants it. */
+  /** `host:port` of production, as the helper's config wants it (apps.<app>.apple.host). */
   get host(): string {
     return this.server.host;
+  }
+
+  /** `host:port` of the sandbox (apps.<app>.apple.sandboxHost). */
+  get sandboxHost(): string {
+    return this.sandbox.host;
+  }
+
+  /** The config of an app on this mock: `apple` of apps.<app> with both hosts, plus `extra` (credentials…). */
+  appleConfig(extra: Record<string, unknown>): Record<string, unknown> {
+    return { host: this.host, sandboxHost: this.sandboxHost, ...extra };
+  }
+
+  /** Makes `token` a device of `bundle` (production unless said), as iOS would have issued it. */
+  addDevice(token: string, device: MockDevice): string {
+    this.devices.set(token, { environment: "production", ...device });
+    return token;
+  }
+
+  /** A new token (64 hex digits, as iOS gives them) for a device of `bundle`. */
+  newDevice(bundle: string, kind: "voip" | "alert" = "voip", environment: ApnsEnvironment = "production"): string {
+    return this.addDevice(randomBytes(32).toString("hex"), { bundle, kind, environment });
   }
 
   /** TLS connections accepted so far. */
@@ -157,7 +202,7 @@ export class MockApns {
    * those requests were "not processed" and the client must send them again on a new connection.
    */
   goAwayRefusingStalled(): void {
-    for (const session of this.server.sessions) {
+    for (const session of this.sessions()) {
       const ids = [...this.stalled].filter((stream) => stream.session === session).map((stream) => stream.id ?? 0);
       if (ids.length === 0) continue;
       session.goaway(http2.constants.NGHTTP2_NO_ERROR, Math.min(...ids) - 2, Buffer.from(JSON.stringify({ reason: "Shutdown" })));
@@ -166,14 +211,18 @@ export class MockApns {
 
   /** Sends GOAWAY on every open connection, as APNs does before closing one. */
   goAwayAll(reason = "Shutdown"): void {
-    for (const session of this.server.sessions) {
+    for (const session of this.sessions()) {
       session.goaway(http2.constants.NGHTTP2_NO_ERROR, 0, Buffer.from(JSON.stringify({ reason })));
     }
   }
 
   async close(): Promise<void> {
     for (const stream of this.stalled) stream.close(http2.constants.NGHTTP2_CANCEL);
-    await this.server.close();
+    await Promise.all([this.server.close(), this.sandbox.close()]);
+  }
+
+  private sessions(): http2.ServerHttp2Session[] {
+    return [...this.server.sessions, ...this.sandbox.sessions];
   }
 
   private onSession(session: http2.ServerHttp2Session): void {
@@ -189,7 +238,7 @@ export class MockApns {
     return replies.length > 1 ? replies.shift() : replies[0];
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, environment: ApnsEnvironment): void {
     const counted = stream.session as (http2.ServerHttp2Session & { activeStreams?: number }) | undefined;
     if (counted) counted.activeStreams = (counted.activeStreams ?? 0) + 1;
     const activeStreams = counted?.activeStreams ?? 0;
@@ -211,6 +260,7 @@ export class MockApns {
       }
       const socket = stream.session?.socket as TLSSocket | undefined;
       const record: RecordedRequest = {
+        environment,
         method: String(headers[":method"]),
         path,
         token: deviceMatch ? decodeURIComponent(deviceMatch[1]) : "",
@@ -226,7 +276,7 @@ export class MockApns {
       this.requests.push(record);
 
       const rejection = this.validate(record, Buffer.byteLength(rawBody));
-      const reply: MockReply = rejection ?? this.nextReply(record.token) ?? { status: 200 };
+      const reply: MockReply = rejection ?? this.nextReply(record.token) ?? this.checkDevice(record) ?? { status: 200 };
       if ("stall" in reply) {
         this.stalled.add(stream);
         stream.on("close", () => this.stalled.delete(stream));
@@ -271,6 +321,18 @@ export class MockApns {
     if (bodyBytes > (pushType === "voip" ? MAX_VOIP_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES)) return { status: 413, reason: "PayloadTooLarge" };
     // Apple documents no reason for a body that is not JSON; the mock uses its own word for it.
     if (record.body === undefined || typeof record.body !== "object" || record.body === null) return { status: 400, reason: "BadPayload" };
+    return null;
+  }
+
+  /**
+   * Apple's device checks: a token APNs never issued, or one of the other environment, is a BadDeviceToken; a
+   * topic that is not the token's app with the suffix of its kind (`.voip` for PushKit) is DeviceTokenNotForTopic.
+   */
+  private checkDevice(record: RecordedRequest): MockReply | null {
+    const device = this.devices.get(record.token);
+    if (!device || device.environment !== record.environment) return { status: 400, reason: "BadDeviceToken" };
+    const topic = String(record.headers["apns-topic"]);
+    if (topic !== (device.kind === "voip" ? `${device.bundle}.voip` : device.bundle)) return { status: 400, reason: "DeviceTokenNotForTopic" };
     return null;
   }
 

@@ -2,6 +2,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { freeMediaPort, freePort } from "./free-port";
+import { nextAddress } from "./topology";
 
 export interface SippRun {
   code: number | null;
@@ -14,6 +15,8 @@ export interface SippOptions {
   scenario: string;
   /** Kamailio's SIP port on 127.0.0.1. */
   remotePort: number;
+  /** The address sipp sends from and listens on: a phone's own loopback address; default a new one (topology.ts). */
+  localIp?: string;
   /** Values for [key] in the scenario (sipp -key). */
   keys: Record<string, string>;
   transport?: "udp" | "tcp";
@@ -35,13 +38,14 @@ export interface SippOptions {
 const SCENARIOS = join(import.meta.dirname, "..", "sipp");
 
 export async function runSipp(options: SippOptions): Promise<SippRun> {
-  const localPort = options.localPort ?? (await freePort());
+  const localIp = options.localIp ?? nextAddress();
+  const localPort = options.localPort ?? (await freePort(localIp));
   const args = [
     `127.0.0.1:${options.remotePort}`,
     "-sf", join(SCENARIOS, options.scenario),
-    "-i", "127.0.0.1",
+    "-i", localIp,
     "-p", String(localPort),
-    "-mp", String(await freeMediaPort()),
+    "-mp", String(await freeMediaPort(localIp)),
     "-t", options.transport === "tcp" ? "t1" : "u1",
     "-m", String(options.calls ?? 1),
     "-timeout", `${options.timeoutSeconds ?? 30}s`,
@@ -64,17 +68,6 @@ export async function runSipp(options: SippOptions): Promise<SippRun> {
     // "close", not "exit": a scenario's <exec> child may still be writing to sipp's stdout/stderr.
     child.on("close", (code) => resolve({ code, output, startedAtMs, endedAtMs: Date.now() }));
   });
-}
-
-/** Keys for register*.xml: a phone of `user` at 127.0.0.1:`localPort` whose Contact carries `contactParams`. */
-export function phoneKeys(user: string, localPort: number, contactParams: string, userAgent: string, transport: "udp" | "tcp" = "udp"): Record<string, string> {
-  return {
-    user,
-    domain: "127.0.0.1",
-    contact: `<sip:${user}@127.0.0.1:${localPort};transport=${transport}>${contactParams}`,
-    user_agent: userAgent,
-    expires: "600",
-  };
 }
 
 /** The Feature-Caps header values register-feature-caps.xml printed (between its two markers), or null without them. */

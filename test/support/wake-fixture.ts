@@ -1,15 +1,20 @@
-// What the end-to-end call tests share: the product started with a mock APNs, phones that register with
-// Kazoo-style push params, callers, and waits on what the mock receives.
+// What the end-to-end call tests share: the product started with a mock APNs, phones of the test topology
+// (topology.ts: named domains, their own loopback addresses, Contact users unlike their AOR users, some behind
+// NAT or on TCP) that register with Kazoo-style push params, callers on their own addresses, and waits on what
+// the mock receives.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { freePort } from "./free-port";
 import { MockApns } from "./mock-apns";
 import { PusherProcess, startPusher, TEST_CA_DIR } from "./pusher-process";
-import { phoneKeys, runSipp, SippRun } from "./sipp";
+import { runSipp, SippRun } from "./sipp";
+import { DOMAIN, nextAddress, Phone, uniqueName } from "./topology";
 
 export const APP_ID = "com.app.mymobileapp";
 export const USER_AGENT = "MyMobileApp iOS 1.0";
+/** The caller's number and display name the call scenarios send. */
+export const CALLER = { number: "15551234567", name: "Caller Name" };
 
 export interface WakeFixture {
   apns: MockApns;
@@ -21,7 +26,7 @@ export async function startWakeFixture(config: Record<string, unknown>): Promise
   const apns = await MockApns.start({ caDir: TEST_CA_DIR });
   const pusher = await startPusher({
     userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
-    apps: { [APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: `127.0.0.1:${apns.port}` } } },
+    apps: { [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(TEST_CA_DIR, "apple-app.pem") }) } },
     ...config,
   });
   return {
@@ -34,48 +39,115 @@ export async function startWakeFixture(config: Record<string, unknown>): Promise
   };
 }
 
-let userCounter = 0;
-
 /** A user name no other test (or test file running beside this one) uses. */
 export function uniqueUser(): string {
-  userCounter += 1;
-  return `user_${process.pid}_${userCounter}`;
+  return uniqueName("user");
 }
 
+/** Kazoo's push params (Contact header params) for a PushKit token, with a +sip.instance when given. */
 export function pushParams(token: string, instance?: string): string {
   const instanceParam = instance ? `;+sip.instance="<urn:uuid:${instance}>"` : "";
   return `${instanceParam};app-id=${APP_ID};pn-tok=${token};pn-type=apple`;
 }
 
-export function callKeys(callee: string): Record<string, string> {
-  return { callee, caller: "15551234567", domain: "127.0.0.1" };
+/** A PushKit token the mock APNs knows for APP_ID (production), as a Kazoo app registers it. */
+export function voipToken(apns: MockApns): string {
+  return apns.newDevice(APP_ID, "voip");
 }
 
-/** One REGISTER from a free port whose Contact points at `contactPort` (default: the same port). */
-export async function registerPhone(
-  pusher: PusherProcess,
-  user: string,
-  params: string,
-  options: { contactPort?: number; userAgent?: string } = {},
-): Promise<number> {
-  const port = await freePort();
-  const keys = phoneKeys(user, options.contactPort ?? port, params, options.userAgent ?? USER_AGENT);
-  const run = await runSipp({ scenario: "register.xml", remotePort: pusher.sipPort, localPort: port, keys });
-  expect(run.code, run.output).toBe(0);
-  return port;
+/** Keys of the caller scenarios (call-*.xml) for a call to `phone`'s AOR. */
+export function callKeys(phone: Phone): Record<string, string> {
+  return { callee: phone.user, caller: CALLER.number, domain: phone.domain };
+}
+
+export interface RegisterOptions {
+  userAgent?: string;
+  expires?: string;
+  /** Push params inside the Contact URI (RFC 8599 style), next to `params` after it. */
+  uriParams?: string;
+  scenario?: string;
+  /** Keys the scenario needs beyond the phone's. */
+  keys?: Record<string, string>;
+}
+
+/**
+ * One REGISTER of `phone`'s device from a new socket on its address (a phone's signalling may leave from any
+ * port; Via names that socket, or the NAT's private address). Its Contact is the phone's: INVITEs go to
+ * phone.port (to the REGISTER's source port for a phone behind NAT). Returns the run; fails the test on non-zero.
+ */
+export async function registerPhone(pusher: PusherProcess, phone: Phone, params: string, options: RegisterOptions = {}): Promise<SippRun> {
+  const port = await freePort(phone.address);
+  const run = await runSipp({
+    scenario: options.scenario ?? "register.xml",
+    remotePort: pusher.sipPort,
+    localIp: phone.address,
+    localPort: port,
+    transport: phone.transport,
+    keys: phone.keys({
+      via: phone.nat ? phone.advertisedAddress : `${phone.address}:${port}`,
+      contact: phone.contact(params, options.uriParams ?? ""),
+      user_agent: options.userAgent ?? USER_AGENT,
+      expires: options.expires ?? "600",
+      ...options.keys,
+    }),
+  });
+  expect(run.code, run.output + pusher.output().slice(-3000)).toBe(0);
+  return run;
+}
+
+/**
+ * The phone itself registers from its own socket (phone.address:phone.port) and then answers the INVITE it
+ * gets there (register-and-answer.xml): the only way for a phone behind NAT or on TCP to get a call. sipp
+ * hands the INVITE only to the call with the same Call-ID, so the caller must use `callId` too.
+ */
+export function registerAndAnswer(pusher: PusherProcess, phone: Phone, params: string, callId: string, options: RegisterOptions = {}): Promise<SippRun> {
+  return runSipp({
+    scenario: options.scenario ?? "register-and-answer.xml",
+    remotePort: pusher.sipPort,
+    localIp: phone.address,
+    localPort: phone.port,
+    transport: phone.transport,
+    callId,
+    keys: phone.keys({
+      contact: phone.contact(params, options.uriParams ?? ""),
+      user_agent: options.userAgent ?? USER_AGENT,
+      expires: options.expires ?? "600",
+      ...options.keys,
+    }),
+  });
+}
+
+/** A Call-ID for a caller and the phone that answers it (see registerAndAnswer). */
+export function sharedCallId(phone: Phone): string {
+  return `${uniqueName("call")}@${phone.address}`;
+}
+
+/** A caller on its own loopback address runs `scenario` (call-*.xml) towards `phone`'s AOR. */
+export function call(pusher: PusherProcess, phone: Phone, scenario: string, options: { callId?: string; transport?: "udp" | "tcp"; keys?: Record<string, string>; timeoutSeconds?: number } = {}): Promise<SippRun> {
+  return runSipp({
+    scenario,
+    remotePort: pusher.sipPort,
+    localIp: nextAddress(),
+    transport: options.transport,
+    callId: options.callId,
+    timeoutSeconds: options.timeoutSeconds,
+    keys: { ...callKeys(phone), ...options.keys },
+  });
 }
 
 /**
  * Registers many phones from one sipp (register-many.xml, an injection file of `user;token` lines written to
- * `dir`), at most 50 in flight, and returns the run for the caller to check.
+ * `dir`), at most 50 in flight, and returns the run for the caller to check. Bulk load shares one address but
+ * keeps the named domain and distinct Contact users.
  */
-export async function registerManyPhones(sipPort: number, dir: string, phones: { user: string; token: string }[]): Promise<SippRun> {
+export async function registerManyPhones(sipPort: number, dir: string, phones: { user: string; token: string }[], domain = DOMAIN): Promise<SippRun> {
   const injectionFile = join(dir, "phones.csv");
   writeFileSync(injectionFile, ["SEQUENTIAL", ...phones.map((phone) => `${phone.user};${phone.token}`)].join("\n") + "\n");
   return runSipp({
     scenario: "register-many.xml",
     remotePort: sipPort,
-    keys: { domain: "127.0.0.1", app_id: APP_ID, user_agent: USER_AGENT },
+    localIp: nextAddress(),
+    keys: { domain, app_id: APP_ID, user_agent: USER_AGENT },
     injectionFile,
     calls: phones.length,
     rate: 500,
@@ -84,9 +156,9 @@ export async function registerManyPhones(sipPort: number, dir: string, phones: {
   });
 }
 
-/** Removes the user's SIP bindings, as when a sleeping phone's registration lapsed; device records stay. */
-export function dropBindings(pusher: PusherProcess, user: string): void {
-  pusher.rpc("ul.rm", "location", `${user}@127.0.0.1`);
+/** Removes the AOR's SIP bindings, as when a sleeping phone's registration lapsed; device records stay. */
+export function dropBindings(pusher: PusherProcess, phone: Phone): void {
+  pusher.rpc("ul.rm", "location", phone.aor);
 }
 
 export async function waitForPushes(apns: MockApns, token: string, count = 1, timeoutMs = 8000, pusher?: PusherProcess): Promise<void> {
@@ -100,10 +172,9 @@ export async function waitForPushes(apns: MockApns, token: string, count = 1, ti
   }
 }
 
-/** A phone's listening side: sipp as UAS on a free port running `scenario` for `calls` INVITEs. */
-export async function listeningPhone(pusher: PusherProcess, scenario: string, calls = 1): Promise<{ port: number; run: Promise<SippRun> }> {
-  const port = await freePort();
-  const run = runSipp({ scenario, remotePort: pusher.sipPort, localPort: port, keys: {}, calls });
+/** A phone's listening side: sipp as UAS on phone.address:phone.port running `scenario` for `calls` INVITEs. */
+export async function listeningPhone(pusher: PusherProcess, phone: Phone, scenario: string, calls = 1): Promise<{ run: Promise<SippRun> }> {
+  const run = runSipp({ scenario, remotePort: pusher.sipPort, localIp: phone.address, localPort: phone.port, transport: phone.transport, keys: phone.keys(), calls });
   await new Promise((done) => setTimeout(done, 100)); // let sipp bind its socket
-  return { port, run };
+  return { run };
 }

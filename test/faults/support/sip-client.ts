@@ -1,11 +1,14 @@
 // A small SIP client for the fault tests, on one UDP socket (and TCP connections for messages too big for a
-// datagram). It sends raw bytes exactly as given (the hostile corpus has NUL, bare CR/LF and non-UTF-8 bytes,
-// which sipp cannot send), retransmits over UDP until the first answer (RFC 3261 timer A/E, T1 = 500 ms), ACKs
-// every final INVITE answer, and records each answer per request with its time, so a test can count final
-// replies per call and bound when they came. It stands in for callers and for a hostile client.
+// datagram), both on the client's own loopback address (test/support/topology.ts: never Kamailio's 127.0.0.1).
+// It sends raw bytes exactly as given (the hostile corpus has NUL, bare CR/LF and non-UTF-8 bytes, which sipp
+// cannot send), retransmits over UDP until the first answer (RFC 3261 timer A/E, T1 = 500 ms), ACKs every final
+// INVITE answer, and records each answer per request with its time, so a test can count final replies per call
+// and bound when they came. It stands in for callers, for phones that only register, and for a hostile client.
 import dgram from "node:dgram";
 import net from "node:net";
 import { createHash, randomBytes } from "node:crypto";
+import { nextAddress } from "../../support/topology";
+import { headerOf, splitSipStream } from "../../support/sip-wire";
 
 export interface SipAnswer {
   status: number;
@@ -31,6 +34,8 @@ export interface SentRequest {
 }
 
 const T1_MS = 500;
+/** Where Kamailio listens (the next hop, never a SIP domain). */
+const PROXY_ADDRESS = "127.0.0.1";
 
 export function newBranch(): string {
   return "z9hG4bK" + randomBytes(8).toString("hex");
@@ -40,16 +45,17 @@ export function newTag(): string {
   return randomBytes(6).toString("hex");
 }
 
-function headerOf(message: string, name: string): string {
-  const match = new RegExp(`^${name}\\s*:\\s*(.*)$`, "im").exec(message);
-  return match ? match[1].trim() : "";
-}
 
-/** The branch of the top Via, the key answers are matched on. */
+/** The branch of the top Via, the key answers are matched on (with the CSeq method: a CANCEL shares its INVITE's). */
 export function topBranch(message: string): string {
   const via = headerOf(message, "(?:Via|v)");
   const match = /;\s*branch=([^;,\s]+)/i.exec(via);
   return match ? match[1] : "";
+}
+
+/** A client transaction: its branch and method (RFC 3261 §17.1.3; a CANCEL's branch is its INVITE's). */
+function transactionKey(branch: string, method: string): string {
+  return `${branch} ${method}`;
 }
 
 function parseAnswer(raw: string): SipAnswer | null {
@@ -76,16 +82,32 @@ export class SipClient {
   /** Answers that matched no request we sent (must stay 0). */
   strayAnswers = 0;
 
-  private constructor(private readonly udp: dgram.Socket, readonly port: number, private readonly serverPort: number) {
+  private constructor(
+    private readonly udp: dgram.Socket,
+    /** The loopback address it sends from (UDP and TCP) and names in Via and Contact. */
+    readonly address: string,
+    readonly port: number,
+    private readonly serverPort: number,
+  ) {
     udp.on("message", (data) => this.onAnswer(data.toString("latin1")));
   }
 
-  static async open(serverPort: number): Promise<SipClient> {
+  /** A client on `address` (default: the next loopback address of the test topology, nextAddress()), any free port. */
+  static async open(serverPort: number, options: { address?: string } = {}): Promise<SipClient> {
+    const address = options.address ?? nextAddress();
     const udp = dgram.createSocket("udp4");
-    await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve, reject) => {
+      udp.once("error", reject);
+      udp.bind(0, address, () => resolve());
+    });
     // A thousand held calls get their answers in bursts: a large receive buffer keeps them all.
     udp.setRecvBufferSize(8 * 1024 * 1024);
-    return new SipClient(udp, udp.address().port, serverPort);
+    return new SipClient(udp, address, udp.address().port, serverPort);
+  }
+
+  /** host:port of its UDP socket, as its Via and Contact name it. */
+  get hostPort(): string {
+    return `${this.address}:${this.port}`;
   }
 
   /**
@@ -120,7 +142,7 @@ export class SipClient {
       firstAnswer,
     };
     const entry: Pending = { request, raw: bytes, transport, resolveFinal, resolveFirst };
-    this.pending.set(request.branch, entry);
+    this.pending.set(transactionKey(request.branch, method), entry);
     this.sent.push(request);
     const timeout = setTimeout(() => {
       clearTimeout(entry.retransmitTimer);
@@ -129,7 +151,7 @@ export class SipClient {
     }, options.timeoutMs ?? 32_000);
     void final.then(() => clearTimeout(timeout));
     if (transport === "udp") {
-      this.udp.send(bytes, this.serverPort, "127.0.0.1");
+      this.udp.send(bytes, this.serverPort, PROXY_ADDRESS);
       this.scheduleRetransmit(entry, T1_MS);
     } else {
       this.sendTcp(entry);
@@ -151,29 +173,21 @@ export class SipClient {
       const answered = entry.request.answers.length > 0;
       if (entry.request.method === "INVITE" ? answered : entry.request.finals().length > 0) return;
       if (Date.now() - entry.request.sentAtMs > 32_000) return;
-      this.udp.send(entry.raw, this.serverPort, "127.0.0.1");
+      this.udp.send(entry.raw, this.serverPort, PROXY_ADDRESS);
       this.scheduleRetransmit(entry, Math.min(delayMs * 2, 4000));
     }, delayMs);
     entry.retransmitTimer.unref();
   }
 
   private sendTcp(entry: Pending): void {
-    const socket = net.connect({ host: "127.0.0.1", port: this.serverPort });
+    const socket = net.connect({ host: PROXY_ADDRESS, port: this.serverPort, localAddress: this.address });
     entry.socket = socket;
     let buffer = "";
     socket.on("connect", () => socket.write(entry.raw));
     socket.on("data", (chunk) => {
-      buffer += chunk.toString("latin1");
-      // Answers on a stream: split by Content-Length (0 for every answer Kamailio sends us).
-      for (;;) {
-        const end = buffer.indexOf("\r\n\r\n");
-        if (end < 0) break;
-        const head = buffer.slice(0, end + 4);
-        const length = Number(headerOf(head, "(?:Content-Length|l)") || 0);
-        if (buffer.length < end + 4 + length) break;
-        this.onAnswer(buffer.slice(0, end + 4 + length), socket);
-        buffer = buffer.slice(end + 4 + length);
-      }
+      const { messages, rest } = splitSipStream(buffer + chunk.toString("latin1"));
+      buffer = rest;
+      for (const message of messages) this.onAnswer(message, socket);
     });
     socket.on("error", () => {});
   }
@@ -181,7 +195,7 @@ export class SipClient {
   private onAnswer(raw: string, tcp?: net.Socket): void {
     const answer = parseAnswer(raw);
     if (!answer) return;
-    const entry = this.pending.get(topBranch(raw));
+    const entry = this.pending.get(transactionKey(topBranch(raw), headerOf(raw, "CSeq").split(/\s+/)[1] ?? ""));
     if (!entry) {
       this.strayAnswers++;
       return;
@@ -209,43 +223,78 @@ export class SipClient {
       `ACK ${requestUri} SIP/2.0\r\n${via}\r\nMax-Forwards: 70\r\n${from}\r\n${to}\r\n` +
       `Call-ID: ${entry.request.callId}\r\nCSeq: ${cseq} ACK\r\nContent-Length: 0\r\n\r\n`;
     if (tcp) tcp.write(Buffer.from(ack, "latin1"));
-    else this.udp.send(Buffer.from(ack, "latin1"), this.serverPort, "127.0.0.1");
+    else this.udp.send(Buffer.from(ack, "latin1"), this.serverPort, PROXY_ADDRESS);
   }
 }
 
-/** A plain INVITE from `caller` to `callee`@127.0.0.1 through the client's socket. */
-export function invite(client: SipClient, callee: string, options: { callId?: string; fromDisplay?: string; extraHeaders?: string[] } = {}): string {
-  const callId = options.callId ?? `${newTag()}@faults`;
+/** The caller's number the INVITEs come from; its Contact user is another name, as a real UA's is. */
+export const CALLER_NUMBER = "15551234567";
+
+/**
+ * A plain INVITE to `callee`@`domain` from 15551234567@`domain`, sent from the client's address (Via, Contact).
+ */
+export function invite(client: SipClient, callee: string, domain: string, options: { callId?: string; fromDisplay?: string; extraHeaders?: string[] } = {}): string {
+  const callId = options.callId ?? `${newTag()}@${client.address}`;
   const display = options.fromDisplay ?? '"Caller"';
   return (
-    `INVITE sip:${callee}@127.0.0.1 SIP/2.0\r\n` +
-    `Via: SIP/2.0/UDP 127.0.0.1:${client.port};branch=${newBranch()};rport\r\n` +
+    `INVITE sip:${callee}@${domain} SIP/2.0\r\n` +
+    `Via: SIP/2.0/UDP ${client.hostPort};branch=${newBranch()};rport\r\n` +
     `Max-Forwards: 70\r\n` +
-    `From: ${display} <sip:15551234567@127.0.0.1>;tag=${newTag()}\r\n` +
-    `To: <sip:${callee}@127.0.0.1>\r\n` +
+    `From: ${display} <sip:${CALLER_NUMBER}@${domain}>;tag=${newTag()}\r\n` +
+    `To: <sip:${callee}@${domain}>\r\n` +
     `Call-ID: ${callId}\r\n` +
     `CSeq: 1 INVITE\r\n` +
-    `Contact: <sip:15551234567@127.0.0.1:${client.port}>\r\n` +
+    `Contact: <sip:${contactUserOf(CALLER_NUMBER)}@${client.hostPort}>\r\n` +
     (options.extraHeaders ?? []).map((line) => line + "\r\n").join("") +
     `Content-Length: 0\r\n\r\n`
   );
 }
 
-/** A REGISTER of `user`@127.0.0.1 whose Contact (at the client's port) carries `contactParams`. */
-export function register(client: SipClient, user: string, contactParams: string, options: { userAgent?: string; expires?: number; extraHeaders?: string[] } = {}): string {
+/** The Contact user a phone registering `user` names by default: never the AOR's user (register-many.xml's rule). */
+export function contactUserOf(user: string): string {
+  return `c-${user}`;
+}
+
+/**
+ * A REGISTER of `user`@`domain` whose Contact, sip:<contactUser>@<client's address:port> (default contact user
+ * `c-<user>`), carries `contactParams`.
+ */
+export function register(
+  client: SipClient,
+  user: string,
+  domain: string,
+  contactParams: string,
+  options: { contactUser?: string; userAgent?: string; expires?: number; extraHeaders?: string[] } = {},
+): string {
   return (
-    `REGISTER sip:127.0.0.1 SIP/2.0\r\n` +
-    `Via: SIP/2.0/UDP 127.0.0.1:${client.port};branch=${newBranch()};rport\r\n` +
+    `REGISTER sip:${domain} SIP/2.0\r\n` +
+    `Via: SIP/2.0/UDP ${client.hostPort};branch=${newBranch()};rport\r\n` +
     `Max-Forwards: 70\r\n` +
-    `From: <sip:${user}@127.0.0.1>;tag=${newTag()}\r\n` +
-    `To: <sip:${user}@127.0.0.1>\r\n` +
-    `Call-ID: ${newTag()}@faults\r\n` +
+    `From: <sip:${user}@${domain}>;tag=${newTag()}\r\n` +
+    `To: <sip:${user}@${domain}>\r\n` +
+    `Call-ID: ${newTag()}@${client.address}\r\n` +
     `CSeq: 1 REGISTER\r\n` +
-    `Contact: <sip:${user}@127.0.0.1:${client.port}>${contactParams}\r\n` +
+    `Contact: ${contactUri(client, options.contactUser ?? contactUserOf(user))}${contactParams}\r\n` +
     `Expires: ${options.expires ?? 600}\r\n` +
     `User-Agent: ${options.userAgent ?? "MyMobileApp iOS 1.0"}\r\n` +
     (options.extraHeaders ?? []).map((line) => line + "\r\n").join("") +
     `Content-Length: 0\r\n\r\n`
+  );
+}
+
+/** The Contact URI (in angle brackets) register() writes for `contactUser` on `client`. */
+export function contactUri(client: SipClient, contactUser: string): string {
+  return `<sip:${contactUser}@${client.hostPort}>`;
+}
+
+/** The CANCEL of `invite` (RFC 3261 §9.1): its request URI, top Via (so its branch), From, To, Call-ID, CSeq number. */
+export function cancel(invite: string): string {
+  const line = (name: string) => new RegExp(`^(?:${name})\\s*:[^\\r\\n]*`, "im").exec(invite)?.[0] ?? "";
+  const requestUri = /^INVITE (\S+)/.exec(invite)?.[1] ?? "";
+  const cseq = /^CSeq\s*:\s*(\d+)/im.exec(invite)?.[1] ?? "1";
+  return (
+    `CANCEL ${requestUri} SIP/2.0\r\n${line("Via|v")}\r\nMax-Forwards: 70\r\n${line("From|f")}\r\n${line("To|t")}\r\n` +
+    `${line("Call-ID|i")}\r\nCSeq: ${cseq} CANCEL\r\nContent-Length: 0\r\n\r\n`
   );
 }
 

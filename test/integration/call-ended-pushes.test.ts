@@ -1,0 +1,298 @@
+// Issue 12 part 3, end to end (real Kamailio, sipp phones and callers, the real helper, a mock APNs as strict as
+// Apple's: it knows which tokens are PushKit and which alert tokens, of which app and environment):
+//   - a call-ended notice goes to an alert token only (Linphone's `:remote`), never as an alert push to a PushKit
+//     token; a PushKit-only device gets none unless its app sets apple.callEndedVoipPush, then a VoIP push;
+//   - a sandbox (`apns.dev`) binding goes to the sandbox host; a BadDeviceToken our host choice can explain
+//     never drops the record, one from both hosts does;
+//   - DeviceTokenNotForTopic (our topic does not fit the token) never removes a record.
+// APNs in token mode, so one key serves every app (bundle) below.
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync, randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ListedDevice } from "../../src/cli/devices-command";
+import { MockApns, RecordedRequest } from "../support/mock-apns";
+import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
+import { Phone, SECOND_DOMAIN } from "../support/topology";
+import { call, registerAndAnswer, registerPhone, sharedCallId, waitForPushes } from "../support/wake-fixture";
+import { waitUntil } from "../support/wait-until";
+
+/** A Kazoo app (legacy params: app-id, pn-tok, pn-type): its phones register only a PushKit token. */
+const KAZOO_APP = "com.example.kazoophone";
+/** A Kazoo app that reports a call-ended VoIP push to CallKit and ends it at once (apple.callEndedVoipPush). */
+const VOIP_ENDED_APP = "com.example.endsvoip";
+/** A Linphone app (RFC 8599 params with Linphone's two-token pn-prid and apns.dev). */
+const LINPHONE_BUNDLE = "org.example.linphone";
+const LINPHONE_UA = "LinphoneiOS/5.2.0 (iPhone) LinphoneSDK/5.3.0";
+const KEY_ID = "CEKEY00001";
+const TEAM_ID = "CETEAM0001";
+const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 3000, afterWakeMs: 5000 };
+
+let work: string;
+let apns: MockApns;
+let pusher: PusherProcess;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), "call-ended-"));
+  const key = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const keyFile = join(work, `AuthKey_${KEY_ID}.p8`);
+  writeFileSync(keyFile, key.privateKey.export({ type: "pkcs8", format: "pem" }));
+  apns = await MockApns.start({ caDir: TEST_CA_DIR, auth: "token", signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey: key.publicKey }] });
+  const credentials = { keyFile, keyId: KEY_ID, teamId: TEAM_ID };
+  pusher = await startPusher({
+    timers: TIMERS,
+    userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
+    apps: {
+      [KAZOO_APP]: { apple: apns.appleConfig(credentials) },
+      [VOIP_ENDED_APP]: { apple: apns.appleConfig({ ...credentials, callEndedVoipPush: true }) },
+      [LINPHONE_BUNDLE]: { apple: apns.appleConfig(credentials) },
+    },
+  });
+}, 30000);
+
+afterAll(async () => {
+  await pusher?.stop();
+  await apns?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** Where this test's part of pusher start's output begins. */
+let logStart = 0;
+
+beforeEach(() => {
+  apns.requests.length = 0;
+  logStart = pusher.output().length;
+});
+
+/** What pusher start printed during this test. */
+function testLog(): string {
+  return pusher.output().slice(logStart);
+}
+
+/** Kazoo's params (after the Contact URI) for `token` of `app`, with the device's instance. */
+function kazooParams(app: string, token: string): string {
+  return `;+sip.instance="<urn:uuid:${randomUUID()}>";app-id=${app};pn-tok=${token};pn-type=apple`;
+}
+
+/** A Linphone iPhone: RFC 8599 params inside its Contact URI, as Linphone sends them. */
+interface LinphoneBinding {
+  /** Header params (the instance). */
+  params: string;
+  uriParams: string;
+  userAgent: string;
+}
+
+/** Linphone's two-token binding: `<alert>:remote&<voip>:voip`, pn-param `<team>.<bundle>.remote&voip`. */
+function linphoneTwoTokens(alertToken: string, voipToken: string): LinphoneBinding {
+  return {
+    params: `;+sip.instance="<urn:uuid:${randomUUID()}>"`,
+    uriParams: `;pn-provider=apns;pn-prid=${alertToken}:remote&${voipToken}:voip;pn-param=${TEAM_ID}.${LINPHONE_BUNDLE}.remote&voip`,
+    userAgent: LINPHONE_UA,
+  };
+}
+
+/** Linphone's one-token VoIP binding, `apns.dev` for a development build. */
+function linphoneVoip(token: string, provider: "apns" | "apns.dev"): LinphoneBinding {
+  return {
+    params: `;+sip.instance="<urn:uuid:${randomUUID()}>"`,
+    uriParams: `;pn-provider=${provider};pn-prid=${token};pn-param=${TEAM_ID}.${LINPHONE_BUNDLE}.voip`,
+    userAgent: LINPHONE_UA,
+  };
+}
+
+function registerLinphone(phone: Phone, binding: LinphoneBinding): ReturnType<typeof registerPhone> {
+  return registerPhone(pusher, phone, binding.params, { uriParams: binding.uriParams, userAgent: binding.userAgent });
+}
+
+/** The AOR's device records as `pusher devices --json --show-tokens` lists them (what a call would push). */
+function devicesOf(phone: Phone): ListedDevice[] {
+  const out = execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", phone.aor, "--json", "--show-tokens"], { encoding: "utf8" });
+  return JSON.parse(out) as ListedDevice[];
+}
+
+function tokensOf(phone: Phone): string[] {
+  return devicesOf(phone).flatMap((device) => [device.token, ...(device.alertToken ? [device.alertToken] : [])]);
+}
+
+function body(request: RecordedRequest): Record<string, unknown> {
+  return request.body as Record<string, unknown>;
+}
+
+/** No push of this test was refused (DeviceTokenNotForTopic above all), by the mock or in the helper's log. */
+function expectNoTopicRefusal(): void {
+  expect(apns.requests.filter((request) => request.status !== 200).map((request) => `${request.status} ${request.headers["apns-topic"]}`)).toEqual([]);
+  expect(testLog()).not.toMatch(/DeviceTokenNotForTopic|TOKEN_NOT_FOR_TOPIC|device removed/);
+}
+
+/**
+ * Waits until the plugin has requested the call-ended pushes of `callId` (all of a call's devices at once: one
+ * log line each), then until APNs has answered every push of the call, and a little longer for any straggler.
+ */
+async function callEndedPushesOf(callId: string): Promise<void> {
+  await pusher.waitFor(new RegExp(`call-ended push \\(\\S+\\) requested call-id=${callId} `), 5000);
+  await new Promise((done) => setTimeout(done, 200));
+  const ofCall = () => apns.requests.filter((request) => body(request)["call-id"] === callId);
+  await waitUntil(() => ofCall().every((request) => request.status !== null), 5000, `APNs answers to the pushes of ${callId}`);
+}
+
+describe("call-ended pushes to Apple devices", () => {
+  it("cancelled: the PushKit-only (Kazoo) device gets no call-ended push and keeps its record; the Linphone device gets the call as VoIP and the notice as an alert at its alert token", async () => {
+    // Both on TCP, their connections closed: pushed at once.
+    const kazoo = await Phone.create({ transport: "tcp" });
+    const linphone = await Phone.create({ user: kazoo.user, transport: "tcp" });
+    const kazooToken = apns.newDevice(KAZOO_APP, "voip");
+    const [alertToken, voipToken] = [apns.newDevice(LINPHONE_BUNDLE, "alert"), apns.newDevice(LINPHONE_BUNDLE, "voip")];
+    await registerPhone(pusher, kazoo, kazooParams(KAZOO_APP, kazooToken));
+    await registerLinphone(linphone, linphoneTwoTokens(alertToken, voipToken));
+
+    const callId = sharedCallId(kazoo);
+    const caller = await call(pusher, kazoo, "call-cancelled.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    await callEndedPushesOf(callId); // sent after the 487
+
+    const [kazooCall] = apns.requestsFor(kazooToken);
+    expect(apns.requestsFor(kazooToken)).toHaveLength(1);
+    expect(kazooCall.headers["apns-push-type"]).toBe("voip");
+    expect(kazooCall.headers["apns-topic"]).toBe(`${KAZOO_APP}.voip`);
+    const [linphoneCall] = apns.requestsFor(voipToken);
+    expect(apns.requestsFor(voipToken)).toHaveLength(1);
+    expect(linphoneCall.headers["apns-push-type"]).toBe("voip");
+    expect(linphoneCall.headers["apns-topic"]).toBe(`${LINPHONE_BUNDLE}.voip`);
+    const [notice] = apns.requestsFor(alertToken);
+    expect(apns.requestsFor(alertToken)).toHaveLength(1);
+    expect(notice.headers["apns-push-type"]).toBe("alert");
+    expect(notice.headers["apns-topic"]).toBe(LINPHONE_BUNDLE);
+    expect(body(linphoneCall)["call-id"]).toBe(callId);
+    expect(body(notice)["call-id"]).toBe(callId);
+    expect(body(notice).event).toBe("call-cancelled");
+    expectNoTopicRefusal();
+    expect(tokensOf(kazoo).sort()).toEqual([kazooToken, voipToken, alertToken].sort());
+  });
+
+  it("answered elsewhere: the PushKit-only device gets no notice and keeps its record, the Linphone device's alert token is told, the answering phone nothing", async () => {
+    // The Kazoo phone asleep on TCP, the Linphone one on a closed UDP port, the one that answers behind NAT.
+    const kazoo = await Phone.create({ transport: "tcp" });
+    const linphone = await Phone.create({ user: kazoo.user });
+    const answering = await Phone.create({ user: kazoo.user, nat: true });
+    const kazooToken = apns.newDevice(KAZOO_APP, "voip");
+    const [alertToken, voipToken] = [apns.newDevice(LINPHONE_BUNDLE, "alert"), apns.newDevice(LINPHONE_BUNDLE, "voip")];
+    const answeringToken = apns.newDevice(KAZOO_APP, "voip");
+    const answeringParams = kazooParams(KAZOO_APP, answeringToken);
+    await registerPhone(pusher, kazoo, kazooParams(KAZOO_APP, kazooToken));
+    await registerLinphone(linphone, linphoneTwoTokens(alertToken, voipToken));
+    await registerPhone(pusher, answering, answeringParams);
+
+    const callId = sharedCallId(answering);
+    const caller = call(pusher, answering, "call-answered.xml", { callId });
+    await waitForPushes(apns, answeringToken, 1, 8000, pusher);
+    const answered = await registerAndAnswer(pusher, await answering.newSocket(), answeringParams, callId);
+    expect(answered.code, answered.output).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+    await callEndedPushesOf(callId);
+
+    expect(apns.requestsFor(kazooToken)).toHaveLength(1);
+    expect(apns.requestsFor(voipToken)).toHaveLength(1);
+    expect(apns.requestsFor(answeringToken)).toHaveLength(1);
+    const [notice] = apns.requestsFor(alertToken);
+    expect(apns.requestsFor(alertToken)).toHaveLength(1);
+    expect(notice.headers["apns-push-type"]).toBe("alert");
+    expect(notice.headers["apns-topic"]).toBe(LINPHONE_BUNDLE);
+    expect(body(notice)["call-id"]).toBe(callId);
+    expect(body(notice).event).toBe("answered-elsewhere");
+    expectNoTopicRefusal();
+    expect(tokensOf(kazoo)).toContain(kazooToken);
+    expect(tokensOf(kazoo)).toHaveLength(4);
+  });
+
+  it("with apple.callEndedVoipPush, a PushKit-only device gets the notice as a VoIP push (topic <bundle>.voip, same call-id, `event`), accepted by APNs", async () => {
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice(VOIP_ENDED_APP, "voip");
+    await registerPhone(pusher, phone, kazooParams(VOIP_ENDED_APP, token));
+    const callId = sharedCallId(phone);
+    const caller = await call(pusher, phone, "call-cancelled.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    await callEndedPushesOf(callId);
+
+    const [callPush, notice] = apns.requestsFor(token);
+    expect(apns.requestsFor(token)).toHaveLength(2);
+    expect(body(callPush).event).toBeUndefined();
+    expect(notice.headers["apns-push-type"]).toBe("voip");
+    expect(notice.headers["apns-topic"]).toBe(`${VOIP_ENDED_APP}.voip`);
+    expect(body(callPush)["call-id"]).toBe(callId);
+    expect(body(notice)["call-id"]).toBe(callId);
+    expect(body(notice).event).toBe("call-cancelled");
+    expect(notice.status).toBe(200);
+    expect(tokensOf(phone)).toEqual([token]);
+  });
+});
+
+describe("APNs environments", () => {
+  it("pushes a pn-provider=apns.dev binding to the sandbox host, never to production; the phone wakes and keeps its record", async () => {
+    const phone = await Phone.create({ domain: SECOND_DOMAIN, transport: "tcp" });
+    const token = apns.newDevice(LINPHONE_BUNDLE, "voip", "sandbox");
+    const binding = linphoneVoip(token, "apns.dev");
+    await registerLinphone(phone, binding);
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
+    await waitForPushes(apns, token, 1, 8000, pusher);
+
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), binding.params, callId, { uriParams: binding.uriParams, userAgent: binding.userAgent });
+    expect(answered.code, answered.output).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual(["sandbox 200"]);
+    expect(tokensOf(phone)).toEqual([token]);
+  });
+
+  it("delivers a sandbox token registered without apns.dev through the sandbox after production's BadDeviceToken: the call rings, the record stays", async () => {
+    const phone = await Phone.create({ domain: SECOND_DOMAIN, transport: "tcp" });
+    const token = apns.newDevice(LINPHONE_BUNDLE, "voip", "sandbox");
+    const binding = linphoneVoip(token, "apns");
+    await registerLinphone(phone, binding);
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
+    await waitForPushes(apns, token, 2, 8000, pusher);
+    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual(["production 400", "sandbox 200"]);
+
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), binding.params, callId, { uriParams: binding.uriParams, userAgent: binding.userAgent });
+    expect(answered.code, answered.output).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+    expect(tokensOf(phone)).toEqual([token]);
+    expect(testLog()).toMatch(/is a sandbox token registered as production/);
+  });
+
+  it("drops a token both hosts refuse with BadDeviceToken, and answers the caller at once", async () => {
+    const phone = await Phone.create({ domain: SECOND_DOMAIN, transport: "tcp" });
+    const token = randomBytes(32).toString("hex"); // no APNs environment ever issued it
+    await registerLinphone(phone, linphoneVoip(token, "apns"));
+    expect(tokensOf(phone)).toEqual([token]);
+    const caller = await call(pusher, phone, "call-unavailable.xml");
+    expect(caller.code, caller.output).toBe(0);
+    expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2);
+    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual(["production 400", "sandbox 400"]);
+    expect(devicesOf(phone)).toEqual([]);
+    expect(testLog()).toMatch(new RegExp(`device removed aor=${phone.aor} .*token is dead`));
+  });
+});
+
+describe("a push refused as not for its topic", () => {
+  it("keeps the record (DeviceTokenNotForTopic is a configuration error, logged as one), so the next call pushes the phone again", async () => {
+    // The phone's app id says KAZOO_APP, but the token is another app's: our topic does not fit it.
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice("com.example.otherapp", "voip");
+    await registerPhone(pusher, phone, kazooParams(KAZOO_APP, token));
+    for (let calls = 1; calls <= 2; calls++) {
+      const caller = await call(pusher, phone, "call-unavailable.xml");
+      expect(caller.code, caller.output).toBe(0);
+      expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2); // every push failed: no wait
+      expect(apns.requestsFor(token).map((request) => request.status)).toEqual(Array(calls).fill(400));
+      expect(tokensOf(phone)).toEqual([token]);
+    }
+    expect(testLog()).toMatch(new RegExp(`configuration error: token \\S+ of app ${KAZOO_APP} is not for topic ${KAZOO_APP}\\.voip`));
+    expect(testLog()).not.toMatch(new RegExp(`device removed aor=${phone.aor}`));
+  });
+});
