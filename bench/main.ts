@@ -80,7 +80,8 @@ export async function runBenchmarks(options: { quick: boolean; only: BenchmarkNa
   return results;
 }
 
-const KEY_FIGURES = ["date", "wakeLatencyMs", "dispatchLatencyMs", "registerCpuRatio", "registerCpuRatioRefresh", "helperPushesPerSec", "shmBytesPerDevice", "met"] as const;
+// With the versions they were measured on: a run on Kamailio 6.0 after one on 5.6 says so in `previous`.
+const KEY_FIGURES = ["date", "versions", "wakeLatencyMs", "dispatchLatencyMs", "registerCpuRatio", "registerCpuRatioRefresh", "helperPushesPerSec", "shmBytesPerDevice", "met"] as const;
 
 /** Writes bench/results/<date>.json and latest.json; the previous latest's key figures go in as `previous`. */
 export function writeResults(results: BenchResults): string {

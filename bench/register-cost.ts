@@ -1,7 +1,7 @@
 // Benchmark 3, REGISTER cost: Kamailio CPU time (every process, from /proc) for N REGISTERs carrying push params,
-// with the plugin's hook vs. the same config without `route(PUSHER_REGISTER)`, alternated, one fresh Kamailio
-// per round so every round stores N new devices. The figure is the ratio of the medians. A third variant keeps
-// the hooks but loads empty entry points: the part of the cost that is app_jsdt's own (its floor).
+// with the plugin's hooks vs. the same config without its `route(PUSHER_REGISTER_…)` lines, alternated, one
+// fresh Kamailio per round so every round stores N new devices. The figure is the ratio of the medians. A third
+// variant keeps the hooks but loads empty entry points: the part of the cost that is app_jsdt's own (its floor).
 // Each round then sends the same REGISTERs again from the same phones (same socket, same Contact): the refreshes
 // that make up most of a production REGISTER load, measured on their own.
 // Benchmark 5, memory, reuses the same harness: see memory.ts.

@@ -114,7 +114,8 @@ export function markdownTable(results: BenchResults): string {
     rows.push([`5. Shared memory per stored device (${memory.devices} devices)`, `${memory.shmBytesPerDevice} bytes (payload ${memory.shmPayloadBytesPerDevice})`, `≤ ${GOALS.shmBytesPerDevice} bytes`, mark(met.memory)]);
   }
   const lines = [
-    `Benchmarks ${results.date}${results.quick ? " (quick: tiny counts, figures not meaningful)" : ""}: ${results.machine.cores} cores (${results.machine.cpuModel}), load ${results.machine.loadAverageAtStart.join(" ")} at start`,
+    // The Kamailio first: the same benchmarks run on 5.6 and 6.0 (docs/kamailio-versions.md).
+    `Benchmarks ${results.date} on ${results.versions.kamailio}${results.quick ? " (quick: tiny counts, figures not meaningful)" : ""}: ${results.machine.cores} cores (${results.machine.cpuModel}), load ${results.machine.loadAverageAtStart.join(" ")} at start`,
     Object.entries(results.versions).map(([tool, version]) => `${tool} ${version}`).join("; "),
     "",
     "| Benchmark | Result | Goal | |",

@@ -2,7 +2,7 @@
 # Installs what `npm start` and `npm test` need and a fresh Debian 12 + Node 20 machine lacks:
 # Kamailio 5.6 with the modules the plugin uses, sipp (package sip-tester), duk (duktape), openssl, sqlite3
 # (`pusher users` writes the users database with it), and the npm dependencies; with --test also linphonec
-# (package linphone-cli: the tests' real SIP client). Does nothing when everything is there.
+# (package linphone-cli: the tests' real SIP client) and debootstrap. Does nothing when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,8 @@ command -v sqlite3 >/dev/null || packages+=(sqlite3)
 command -v openssl >/dev/null || packages+=(openssl)
 if [ "${1:-}" = "--test" ]; then
   command -v linphonec >/dev/null || packages+=(linphone-cli)
+  # Builds the Debian 13 root the integration suite also runs Kamailio 6.0 from (scripts/ensure-debian13-root.sh).
+  [ -x /usr/sbin/debootstrap ] || packages+=(debootstrap)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then

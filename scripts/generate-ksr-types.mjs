@@ -1,20 +1,29 @@
-// Generates kamailio-jsdt-types/index.d.ts: TypeScript declarations of the KSR object that app_jsdt hands to
-// the plugin. The list comes from the running Kamailio itself (RPC app_jsdt.api_list), so the types match the
-// exact version and module set we deploy instead of a hand-copied doc page.
+// Generates kamailio-jsdt-types/: TypeScript declarations of the KSR object that app_jsdt hands to the plugin,
+// one file per tested Kamailio. The list comes from the running Kamailio itself (RPC app_jsdt.api_list), so the
+// types match the exact version and module set we deploy instead of a hand-copied doc page.
+//   index.d.ts         Kamailio 5.6 (Debian 12, /usr/sbin): the lowest supported, what the plugin is typed against
+//   kamailio-6.0.d.ts  Kamailio 6.0 (Debian 13, scripts/kamailio-6.0/ runs it from scripts/ensure-debian13-root.sh's
+//                      root): the plugin is type-checked against it too (src/plugin/tsconfig.kamailio-6.0.json)
 //
-// Usage: npm run types:ksr   (KAMAILIO / KAMCMD env vars override the binaries, default /usr/sbin/…)
+// Usage: npm run types:ksr [-- 5.6|6.0]   (both files unless one version is named)
 import { spawn, execFile, execFileSync } from "node:child_process";
 import { mkdtemp, writeFile, rm, mkdir } from "node:fs/promises";
 import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import dgram from "node:dgram";
 import net from "node:net";
 
-const KAMAILIO = process.env.KAMAILIO ?? "/usr/sbin/kamailio";
-const KAMCMD = process.env.KAMCMD ?? "/usr/sbin/kamcmd";
-const OUT = new URL("../kamailio-jsdt-types/index.d.ts", import.meta.url);
+const TARGETS = {
+  "5.6": { kamailio: "/usr/sbin/kamailio", kamcmd: "/usr/sbin/kamcmd", out: "index.d.ts" },
+  "6.0": {
+    kamailio: fileURLToPath(new URL("kamailio-6.0/kamailio", import.meta.url)),
+    kamcmd: fileURLToPath(new URL("kamailio-6.0/kamcmd", import.meta.url)),
+    out: "kamailio-6.0.d.ts",
+  },
+};
 
 // Every module the plugin may call through KSR. Modules without KEMI exports (usrloc, rtimer, db_sqlite…)
 // are still loaded so that the ones depending on them start exactly as in production.
@@ -106,7 +115,7 @@ async function sleep(ms) {
 }
 
 // Starts a throwaway Kamailio on loopback, asks it for the KEMI export list, stops it and cleans up.
-async function fetchApiList() {
+async function fetchApiList({ kamailio: KAMAILIO, kamcmd: KAMCMD }) {
   const dir = await mkdtemp(join(tmpdir(), "ksr-types-"));
   let kamailio;
   let log = "";
@@ -161,10 +170,17 @@ function interfaceName(module) {
   return "Ksr" + module.split("_").map((part) => part.charAt(0).toUpperCase() + part.slice(1)).join("");
 }
 
+// Kamailio 6.0's api_list prints "<null string>" as the params of a function with a `long` parameter (pv.setl):
+// its table of KEMI type names (_sr_kemi_param_map in src/core/kemi.c) has no entry for SR_KEMIP_LONG.
+const UNNAMED_PARAMS = "<null string>";
+
 function signature(f) {
+  const ret = RET_TYPES[f.ret];
+  if (f.params === UNNAMED_PARAMS && ret !== undefined) {
+    return `/** api_list names no parameter types for this one (a KEMI long among them). */\n  ${f.name}(...params: (string | number)[]): ${ret};`;
+  }
   const params = f.params === "none" ? [] : f.params.split(",").map((p) => p.trim());
   const types = params.map((p) => PARAM_TYPES[p]);
-  const ret = RET_TYPES[f.ret];
   // Fail loudly on a KEMI type this generator does not know, rather than emitting a wrong declaration.
   if (ret === undefined || types.includes(undefined)) throw new Error(`unknown KEMI type in ${f.module}.${f.name}: (${f.params}) → ${f.ret}`);
   return `${f.name}(${types.map((t, i) => `p${i + 1}: ${t}`).join(", ")}): ${ret};`;
@@ -218,15 +234,27 @@ function generate(funcs, version) {
 }
 
 // "version: kamailio 5.6.3 (x86_64/linux) " → "Kamailio 5.6.3 (x86_64/linux)"
-const versionLine = execFileSync(KAMAILIO, ["-v"], { encoding: "utf8" }).split("\n")[0];
-const version = versionLine.replace(/^version:\s*kamailio/i, "Kamailio").trim();
+function versionOf(kamailio) {
+  const versionLine = execFileSync(kamailio, ["-v"], { encoding: "utf8" }).split("\n")[0];
+  return versionLine.replace(/^version:\s*kamailio/i, "Kamailio").trim();
+}
 
-try {
-  const { text, modules, functions } = generate(await fetchApiList(), version);
-  await mkdir(new URL(".", OUT), { recursive: true });
-  await writeFile(OUT, text);
-  console.log(`wrote kamailio-jsdt-types/index.d.ts: ${modules} modules + core, ${functions} functions (${version})`);
-} catch (err) {
-  console.error(`types:ksr failed: ${err.message}`);
-  process.exitCode = 1;
+const wanted = process.argv.slice(2);
+for (const series of wanted) if (!TARGETS[series]) throw new Error(`types:ksr: unknown Kamailio ${JSON.stringify(series)}; use ${Object.keys(TARGETS).join(" or ")}`);
+for (const series of wanted.length ? wanted : Object.keys(TARGETS)) {
+  const target = TARGETS[series];
+  try {
+    const version = versionOf(target.kamailio);
+    // A file named for one version must never be written from another (index.d.ts from a 6.0 would let the
+    // plugin call functions 5.6 lacks).
+    if (!version.startsWith(`Kamailio ${series}.`)) throw new Error(`${target.kamailio} is ${version}, not ${series}`);
+    const { text, modules, functions } = generate(await fetchApiList(target), version);
+    const out = new URL(`../kamailio-jsdt-types/${target.out}`, import.meta.url);
+    await mkdir(new URL(".", out), { recursive: true });
+    await writeFile(out, text);
+    console.log(`wrote kamailio-jsdt-types/${target.out}: ${modules} modules + core, ${functions} functions (${version})`);
+  } catch (err) {
+    console.error(`types:ksr ${series} failed: ${err.message}`);
+    process.exitCode = 1;
+  }
 }

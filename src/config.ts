@@ -87,7 +87,7 @@ export interface DevicesConfig {
   retentionDays: number;
 }
 
-/** How a call reaches a callee with push devices: see the README's "Call strategies". */
+/** How a call reaches a callee with push devices: see docs/calls-and-pushes.md, "Strategies and cases". */
 export type CallStrategy = "invite-first" | "parallel" | "push-first";
 export const CALL_STRATEGIES: CallStrategy[] = ["invite-first", "parallel", "push-first"];
 

@@ -13,7 +13,7 @@ const KAMAILIO_COUNTERS: [string, string, string][] = [
   ["registers_unchanged", "pusher_registers_unchanged_total", "REGISTERs answered without the plugin's JS: the same as one it already handled."],
 ];
 
-/** Upper bounds of the wake-latency buckets, ms (the README's goal is p99 ≤ 5 ms). */
+/** Upper bounds of the wake-latency buckets, ms (docs/benchmarks.md: the goal is p99 ≤ 5 ms). */
 export const WAKE_LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
 /**

@@ -1,5 +1,5 @@
-// The systemd units in packaging/systemd: they run what the README's "Install as a service" installs, where
-// it installs it, and systemd accepts them (systemd-analyze verify, when this machine has it).
+// The systemd units in packaging/systemd: they run what docs/install.md installs, where it installs it, and
+// systemd accepts them (systemd-analyze verify, when this machine has it).
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -39,10 +39,7 @@ function single(unit: Unit, section: string, key: string): string | undefined {
 }
 
 function installSection(): string {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const match = /^## Install as a service\n([\s\S]*?)(?=^## )/m.exec(readme);
-  if (!match) throw new Error('README.md has no "## Install as a service" section');
-  return match[1];
+  return readFileSync(join(ROOT, "docs", "install.md"), "utf8");
 }
 
 const UNIT_FILES = {
@@ -80,7 +77,7 @@ describe("systemd units", () => {
         else expect(execReload).toBeUndefined();
       });
 
-      it("is named, with the paths it runs, in the README's Install as a service", () => {
+      it("is named, with the paths it runs, in docs/install.md", () => {
         const section = installSection();
         expect(section).toContain(file);
         for (const path of execStart.split(" ").filter((word) => word.startsWith("/etc/") || word.startsWith(SHARE))) {

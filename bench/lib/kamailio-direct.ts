@@ -1,21 +1,21 @@
 // Kamailio started directly (not through `pusher start`) from a bench copy of the reference config, so the same
-// config can run with and without the plugin's REGISTER hook. Arguments mirror kamailioArguments() in
-// src/cli/start.ts; -m gives shared memory room for 100 k registrations. CPU time and shared memory are read
-// from /proc and `kamcmd core.shmmem`.
+// config can run with and without the plugin's REGISTER hook. Its command line is `pusher start`'s
+// (src/cli/kamailio-runtime.ts kamailioArguments) with the bench's cfg and plugin files and Kamailio's default allocator; 1 GB of shared memory
+// holds 100 k registrations. CPU time and shared memory are read from /proc and `kamcmd core.shmmem`.
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validateConfig } from "../../src/config";
+import { kamailioArguments, packageKamailioFiles, runtimePaths } from "../../src/cli/kamailio-runtime";
 import { freePort } from "../../test/support/free-port";
 import { ROOT } from "./paths";
 
 /**
  * The plugin's REGISTER hooks in kamailio/kamailio.cfg, which the "without the hook" variant drops: every
- * `route(PUSHER_REGISTER…);` call (PUSHER_REGISTER after save, PUSHER_REGISTER_DEVICES before it) and the
- * optional PUSHER_REPAIR_CONTACT.
+ * `route(PUSHER_REGISTER_…);` call (PUSHER_REGISTER_BEFORE_AUTH, _BEFORE_SAVE, _AFTER_SAVE, _AFTER_ERROR).
  */
-export const REGISTER_HOOK_CALL = /route\((PUSHER_REGISTER\w*|PUSHER_REPAIR_CONTACT)\);/g;
+export const REGISTER_HOOK_CALL = /route\(PUSHER_REGISTER_\w+\);/g;
 const SHM_MEGABYTES = 1024;
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
@@ -43,12 +43,12 @@ export interface DirectKamailio {
   stop(): Promise<void>;
 }
 
-/** kamailio.cfg with or without `route(PUSHER_REGISTER);`, next to a copy of pusher.cfg (include_file is relative). */
+/** kamailio.cfg with or without its REGISTER hooks, next to a copy of pusher.cfg (include_file is relative). */
 export function writeBenchConfig(dir: string, variant: Variant): string {
   let cfg = readFileSync(join(ROOT, "kamailio", "kamailio.cfg"), "utf8");
   if (variant === "no-hook") {
     const hooks: string[] = cfg.match(REGISTER_HOOK_CALL) ?? [];
-    if (!hooks.includes("route(PUSHER_REGISTER);")) throw new Error("bench: kamailio/kamailio.cfg has no route(PUSHER_REGISTER); line to remove");
+    if (!hooks.includes("route(PUSHER_REGISTER_BEFORE_SAVE);")) throw new Error("bench: kamailio/kamailio.cfg has no route(PUSHER_REGISTER_BEFORE_SAVE); line to remove");
     cfg = cfg.replace(REGISTER_HOOK_CALL, (call) => `# (bench: ${call.slice(6, -2)} hook removed)`);
   }
   const file = join(dir, "kamailio.cfg");
@@ -121,20 +121,20 @@ export async function startDirectKamailio(variant: Variant, userAgentRegex: stri
   const sipPort = await freePort();
   const linkPort = await freePort();
   const cfgFile = writeBenchConfig(dir, variant);
-  const runtimeConfig = join(dir, "pusher.runtime.json");
-  const config = validateConfig({ userAgents: [{ name: "Bench", regex: userAgentRegex }], link: { port: linkPort }, stateDir: dir });
-  writeFileSync(runtimeConfig, JSON.stringify(config, null, 2) + "\n");
-  const ctlSocket = join(dir, "kamailio.ctl");
-  const defines: Record<string, string> = {
-    PUSHER_PLUGIN_FILE: variant === "empty-plugin" ? writeEmptyPlugin(dir) : join(ROOT, "dist", "pusher.js"),
-    PUSHER_CONFIG_FILE: runtimeConfig,
-    PUSHER_EVAPI_ADDRESS: `127.0.0.1:${linkPort}`,
-    PUSHER_CTL_SOCKET: `unix:${ctlSocket}`,
-    // The durable device store (pusher.cfg): a db_sqlite URL of an absolute path has four slashes.
-    PUSHER_DB_CONNECTION: `pusher=>sqlite:///${join(dir, "devices.sqlite")}`,
-  };
-  const args = ["-f", cfgFile, "-DD", "-E", "-w", dir, "-Y", dir, "-m", String(SHM_MEGABYTES), "-l", `udp:127.0.0.1:${sipPort}`];
-  for (const [name, value] of Object.entries(defines)) args.push("-A", `${name}=${JSON.stringify(value)}`);
+  const listen = [`udp:127.0.0.1:${sipPort}`];
+  const config = validateConfig({
+    sip: { listen, auth: false },
+    userAgents: [{ name: "Bench", regex: userAgentRegex }],
+    link: { port: linkPort },
+    kamailio: { sharedMemoryMb: SHM_MEGABYTES },
+    stateDir: dir,
+  });
+  const paths = runtimePaths(join(dir, "pusher.json"), config);
+  writeFileSync(paths.runtimeConfig, JSON.stringify(config, null, 2) + "\n");
+  const ctlSocket = paths.ctlSocket;
+  const plugin = variant === "empty-plugin" ? writeEmptyPlugin(dir) : packageKamailioFiles(ROOT).plugin;
+  // Kamailio's default allocator for both variants, as an operator's own Kamailio runs (docs/benchmarks.md).
+  const args = kamailioArguments({ cfg: cfgFile, plugin }, paths, config, listen, { allocator: "default" });
   // Log to a file, as a production Kamailio logs to syslog: writing lines is part of the cost being measured.
   const logFile = join(dir, "kamailio.log");
   const logFd = openSync(logFile, "a");

@@ -2,9 +2,11 @@
 // as test/support/pusher-process.ts runs it, but in its own process group so that a failed start-up or the end
 // of the run stops Kamailio and the helper too (the bench must not leave Kamailios behind on a shared machine).
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { validateConfig } from "../../src/config";
+import { runtimePaths } from "../../src/cli/kamailio-runtime";
 import { freePort } from "../../test/support/free-port";
 import { ROOT } from "./paths";
 
@@ -22,9 +24,6 @@ export async function startPusherRun(config: Record<string, unknown>): Promise<P
   const configPath = join(dir, "pusher.json");
   const full = { sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false }, link: { port: await freePort() }, stateDir: join(dir, "state"), ...config };
   writeFileSync(configPath, JSON.stringify(full, null, 2));
-  // Until src/cli/start.ts passes `sqlite:///` + absolute path (four slashes, see pusher.cfg), db_sqlite opens the
-  // path relative to Kamailio's working directory (-w stateDir): let that relative path exist too.
-  mkdirSync(join(full.stateDir, full.stateDir), { recursive: true });
   const child = spawn(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "start"], { stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   const keep = (chunk: Buffer) => {
@@ -60,7 +59,7 @@ export async function startPusherRun(config: Record<string, unknown>): Promise<P
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  const ctlSocket = join(full.stateDir, "kamailio.ctl");
+  const { ctlSocket } = runtimePaths(configPath, validateConfig(full));
   const rpc = (...command: string[]) => execFileSync("kamcmd", ["-s", `unix:${ctlSocket}`, ...command], { encoding: "utf8", stdio: "pipe", timeout: 10_000 });
   return { sipPort, rpc, output: () => output, stop };
 }

@@ -1,5 +1,5 @@
-// `pusher check`: validates pusher.json and every app's credentials, offline then online, with the helper's own
-// modules: the APNs certificate (parse, key match, expiry; warns when < 30 days are left), the .p8 key (signs
+// `pusher check`: validates pusher.json, the Kamailio in PATH (5.6 or later: src/cli/kamailio-version.ts) and every
+// app's credentials, offline then online, with the helper's own modules: the APNs certificate (parse, key match, expiry; warns when < 30 days are left), the .p8 key (signs
 // a provider JWT), the FCM service account (parse, then an OAuth token fetched from its token_uri), the VAPID
 // key, and an HTTP/2 + TLS connection to each provider host (with the client certificate for certificate
 // auth: the server's SETTINGS frame only comes once it accepted the certificate). One line per app; exit 1
@@ -16,6 +16,7 @@ import { ProviderSessions } from "../helper/provider-sessions";
 import { readVapidKey, vapidPublicKey } from "../helper/webpush-sender";
 import { checkApplePem } from "./apps-command";
 import { CliError, loadConfig } from "./config-file";
+import { installedKamailioVersion, requireSupportedKamailio } from "./kamailio-version";
 
 const WARN_DAYS = 30;
 const DAY_MS = 86_400_000;
@@ -61,8 +62,22 @@ function offline<T>(findings: Finding[], check: () => T): T | undefined {
   }
 }
 
+/**
+ * The sandbox host only serves devices registered as development builds (RFC 8599 `apns.dev`): one that cannot
+ * be reached is a warning, not a failure of the app.
+ */
+async function probeSandbox(findings: Finding[], what: string, probe: () => Promise<unknown>): Promise<void> {
+  try {
+    await probe();
+    findings.push({ level: "ok", text: `${what} ok` });
+  } catch (error) {
+    findings.push({ level: "warn", text: `${what} failed: ${(error as Error).message} (sandbox tokens, pn-provider=apns.dev, cannot be pushed)` });
+  }
+}
+
 async function checkApple(apple: NonNullable<AppConfig["apple"]>, findings: Finding[]): Promise<void> {
   const authority = apnsAuthority(apple.host);
+  const sandbox = apple.sandboxHost !== apple.host ? apnsAuthority(apple.sandboxHost) : null;
   if (apple.certificateFile !== undefined) {
     const file = apple.certificateFile;
     const pem = offline(findings, () => readFileSync(file));
@@ -73,6 +88,7 @@ async function checkApple(apple: NonNullable<AppConfig["apple"]>, findings: Find
     const expiry = `apple certificate expires ${new Date(certificate.validTo).toISOString().slice(0, 10)} (${daysLeft} days)`;
     findings.push(daysLeft < WARN_DAYS ? { level: "warn", text: `${expiry}: renew it soon` } : { level: "ok", text: expiry });
     await online(findings, `TLS to ${authority} with the certificate`, () => probeHost(authority, pem));
+    if (sandbox) await probeSandbox(findings, `TLS to ${sandbox} (sandbox) with the certificate`, () => probeHost(sandbox, pem));
     return;
   }
   const key = offline(findings, () => readApnsSigningKey(apple.keyFile!));
@@ -80,6 +96,7 @@ async function checkApple(apple: NonNullable<AppConfig["apple"]>, findings: Find
   offline(findings, () => signJwt({ alg: "ES256", kid: apple.keyId }, { iss: apple.teamId, iat: Math.floor(Date.now() / 1000) }, key));
   findings.push({ level: "ok", text: `apple token key ${apple.keyId} (team ${apple.teamId}) signs` });
   await online(findings, `TLS to ${authority}`, () => probeHost(authority));
+  if (sandbox) await probeSandbox(findings, `TLS to ${sandbox} (sandbox)`, () => probeHost(sandbox));
 }
 
 async function checkFirebase(firebase: NonNullable<AppConfig["firebase"]>, findings: Finding[]): Promise<void> {
@@ -125,6 +142,16 @@ const LABEL = { ok: "ok  ", warn: "WARN", fail: "FAIL" };
 export async function runCheck(configPath: string): Promise<void> {
   const { path, exists, config } = loadConfig(configPath);
   console.log(`ok   config ${path}${exists ? "" : " (not found: defaults)"}: ${Object.keys(config.apps).length} app(s), ${config.userAgents.length} User-Agent rule(s)`);
+  // The Kamailio `pusher start` would run: a missing one or one below 5.6 fails the check.
+  let kamailioFailed = false;
+  try {
+    const version = installedKamailioVersion();
+    requireSupportedKamailio(version);
+    console.log(`ok   ${version.text} (${version.path})`);
+  } catch (error) {
+    kamailioFailed = true;
+    console.log(`FAIL ${(error as Error).message}`);
+  }
   let failed = 0;
   // The provider sessions unref() their sockets (the helper must not be kept up by them): hold the loop open.
   const keepAlive = setInterval(() => {}, 60_000);
@@ -138,5 +165,6 @@ export async function runCheck(configPath: string): Promise<void> {
   } finally {
     clearInterval(keepAlive);
   }
-  if (failed) throw new CliError("PUSHER_ERR_CHECK", `${failed} app(s) failed the check`);
+  const failures = [...(kamailioFailed ? ["Kamailio"] : []), ...(failed ? [`${failed} app(s)`] : [])];
+  if (failures.length) throw new CliError("PUSHER_ERR_CHECK", `${failures.join(" and ")} failed the check`);
 }

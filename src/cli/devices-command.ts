@@ -5,7 +5,7 @@ import { PusherConfig } from "../config";
 import { DeviceRecord } from "../device-record";
 import { loadConfig, usageError } from "./config-file";
 import { callKamailio } from "./kamailio-rpc";
-import { runtimePaths } from "./start";
+import { runtimePaths } from "./kamailio-runtime";
 
 const DEVICES_TABLE = "pusher_devices";
 const DAY_MS = 24 * 3600 * 1000;

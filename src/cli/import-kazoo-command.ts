@@ -1,6 +1,7 @@
 // `pusher import-kazoo <file> [--dry-run]`: moves Kazoo's `system_config/pusher` document into pusher.json
-// (shape: /work/shared/reference/kazoo-pusher.md §10.2). User-Agent rules come from `default.User-Agents`, apps
-// from the per-app nodes (`<app-id>.apple`, `<app-id>.firebase`). Each item is checked on its own, so one bad
+// (its schema: applications/crossbar/priv/couchdb/schemas/system_config.pusher.json of
+// https://github.com/2600hz/kazoo). User-Agent rules come from `default.User-Agents`, apps from the per-app nodes
+// (`<app-id>.apple`, `<app-id>.firebase`). Each item is checked on its own, so one bad
 // certificate does not stop the rest; re-running is harmless (rules and apps are replaced by name).
 import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";

@@ -57,8 +57,9 @@ Commands:
                           stays. Defaults: pusher start's (state dir); give both options for your own Kamailio
   metrics [--kamailio-ctl SOCKET]
                           print the helper's and Kamailio's counters as Prometheus text
-  check                   validate the config and each app's credentials offline and online (expiry, keys,
-                          OAuth token, TLS to each host); one line per app, exit 1 on any failure
+  check                   validate the config, the Kamailio in PATH (5.6 or later) and each app's credentials
+                          offline and online (expiry, keys, OAuth token, TLS to each host); one line per app,
+                          exit 1 on any failure
   help                    show this text
 
 Options:

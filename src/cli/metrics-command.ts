@@ -6,7 +6,7 @@ import http from "node:http";
 import { CliError, loadConfig } from "./config-file";
 import { parseHtableItems } from "./devices-command";
 import { callKamailio } from "./kamailio-rpc";
-import { runtimePaths } from "./start";
+import { runtimePaths } from "./kamailio-runtime";
 import { kamailioMetricsText } from "../kamailio-stats";
 
 const HELPER_TIMEOUT_MS = 3000;

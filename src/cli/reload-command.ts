@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { PusherConfig } from "../config";
 import { CliError, loadConfig, writeFileAtomic } from "./config-file";
 import { callKamailio } from "./kamailio-rpc";
-import { runtimePaths } from "./start";
+import { runtimePaths } from "./kamailio-runtime";
 
 /** Keys only a restart applies (compared with the running copy). */
 const RESTART_ONLY_KEYS = ["sip.listen", "sip.tls", "sip.auth", "link", "metrics", "stateDir", "kamailio"];

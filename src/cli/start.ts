@@ -6,50 +6,13 @@ import { ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { PusherConfig } from "../config";
 import { CliError } from "./config-file";
+import { kamailioArguments, packageKamailioFiles, packageRoot, RuntimePaths, runtimePaths } from "./kamailio-runtime";
 import { callKamailio } from "./kamailio-rpc";
+import { installedKamailioVersion, kamailioNotInstalled, requireSupportedKamailio } from "./kamailio-version";
 import { applyConfig } from "./reload-command";
 import { ensureUsersDatabase, listUsers } from "./users-database";
-
-/** The package root: dist/cli.js lives one level below it (and src/cli/start.ts two). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "kamailio", "pusher.cfg"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new CliError("PUSHER_ERR_INSTALL", "cannot find kamailio/pusher.cfg above " + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-  return dir;
-}
-
-export interface RuntimePaths {
-  stateDir: string;
-  runtimeConfig: string;
-  ctlSocket: string;
-  /** The sqlite file Kamailio keeps the device records in (pusher.cfg's PUSHER_DB_CONNECTION). */
-  deviceDatabase: string;
-  /** The sqlite file of SIP users for digest auth (kamailio.cfg's PUSHER_AUTH_DB_URL; `pusher users`). */
-  usersDatabase: string;
-  /** The running helper's pid, for `pusher reload`. */
-  helperPidFile: string;
-  /** Kamailio's tls module config, written when a `tls:` listen address is used. */
-  tlsConfig: string;
-}
-
-export function runtimePaths(configPath: string, config: PusherConfig): RuntimePaths {
-  const stateDir = resolve(dirname(configPath), config.stateDir);
-  return {
-    stateDir,
-    runtimeConfig: join(stateDir, "pusher.runtime.json"),
-    ctlSocket: join(stateDir, "kamailio.ctl"),
-    deviceDatabase: join(stateDir, "devices.sqlite"),
-    usersDatabase: join(stateDir, "users.sqlite"),
-    helperPidFile: join(stateDir, "helper.pid"),
-    tlsConfig: join(stateDir, "tls.cfg"),
-  };
-}
 
 const HELPER_RESTART_DELAY_MS = 1000;
 
@@ -60,30 +23,6 @@ function pipeLines(child: ChildProcess, prefix: string): void {
       if (line.trim()) process.stdout.write(`${prefix} ${line}\n`);
     });
   }
-}
-
-function kamailioArguments(root: string, paths: RuntimePaths, config: PusherConfig, listen: string[]): string[] {
-  const args = ["-f", join(root, "kamailio", "kamailio.cfg"), "-DD", "-E", "-w", paths.stateDir, "-Y", paths.stateDir, "-m", String(config.kamailio.sharedMemoryMb)];
-  // TLSF for shared and private memory: Kamailio's default (qm, with its debugging bookkeeping) spent 7–20% of
-  // the CPU of a REGISTER in malloc; with TLSF a REGISTER costs 40–60 µs less (README, Benchmarks).
-  args.push("-x", "tlsf", "-X", "tlsf");
-  for (const address of listen) args.push("-l", address);
-  const defines: { [name: string]: string | number } = {
-    ...config.kamailio.defines,
-    PUSHER_PLUGIN_FILE: join(root, "dist", "pusher.js"),
-    PUSHER_CONFIG_FILE: paths.runtimeConfig,
-    PUSHER_EVAPI_ADDRESS: `127.0.0.1:${config.link.port}`,
-    PUSHER_CTL_SOCKET: `unix:${paths.ctlSocket}`,
-    // db_sqlite URL of an absolute path has four slashes: `sqlite:///` + `/abs/path`. The plugin creates the table.
-    PUSHER_DB_CONNECTION: `pusher=>sqlite:///${paths.deviceDatabase}`,
-  };
-  if (config.sip.auth) defines.PUSHER_AUTH_DB_URL = `sqlite:///${paths.usersDatabase}`;
-  // Numbers go as they are (#!define N 1); strings as quoted cfg strings.
-  for (const name of Object.keys(defines)) args.push("-A", `${name}=${typeof defines[name] === "number" ? defines[name] : JSON.stringify(defines[name])}`);
-  if (config.log.level === "debug") args.push("-A", "WITH_DEBUG");
-  if (config.sip.auth) args.push("-A", "WITH_AUTH");
-  if (listen.some((address) => address.startsWith("tls:"))) args.push("-A", "WITH_TLS", "-A", `PUSHER_TLS_CONFIG=${JSON.stringify(paths.tlsConfig)}`);
-  return args;
 }
 
 /** Kamailio's tls module config (README.tls): one server profile for every tls: listen address. */
@@ -134,14 +73,15 @@ async function waitForKamailio(paths: RuntimePaths, kamailio: ChildProcess): Pro
   throw new CliError("PUSHER_ERR_KAMAILIO", "kamailio did not answer on its control socket within 15 s");
 }
 
-/** What scripts/ensure-deps.sh installs for Kamailio (Debian 12). */
-const KAMAILIO_PACKAGES = "kamailio kamailio-extra-modules kamailio-utils-modules kamailio-sqlite-modules kamailio-tls-modules";
-
 export async function runStart(configPath: string, config: PusherConfig, listen: string[]): Promise<void> {
   const root = packageRoot();
   for (const artifact of ["pusher.js", "pusher-helper.js"]) {
     if (!existsSync(join(root, "dist", artifact))) throw new CliError("PUSHER_ERR_INSTALL", `dist/${artifact} is missing: run npm run build`);
   }
+  // Before anything is written: a Kamailio below 5.6 is refused, and the log names the one this run uses.
+  const version = installedKamailioVersion();
+  requireSupportedKamailio(version);
+  process.stdout.write(`[pusher] ${version.text} (${version.path})\n`);
   const paths = runtimePaths(configPath, config);
   mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
   // Kamailio's plugin and the helper read the validated config, never the hand-edited file directly.
@@ -150,7 +90,7 @@ export async function runStart(configPath: string, config: PusherConfig, listen:
   if (config.sip.auth) ensureUsersDatabase(paths.usersDatabase);
   if (listen.some((address) => address.startsWith("tls:"))) writeTlsConfig(paths, config);
 
-  const kamailio = spawn("kamailio", kamailioArguments(root, paths, config, listen), { stdio: ["ignore", "pipe", "pipe"] });
+  const kamailio = spawn("kamailio", kamailioArguments(packageKamailioFiles(root), paths, config, listen), { stdio: ["ignore", "pipe", "pipe"] });
   // A binary that cannot run emits "error" and never "exit": wait for the spawn before relying on "exit".
   try {
     await new Promise<void>((resolve, reject) => {
@@ -158,13 +98,8 @@ export async function runStart(configPath: string, config: PusherConfig, listen:
       kamailio.once("error", reject);
     });
   } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
-    throw new CliError(
-      "PUSHER_ERR_INSTALL",
-      missing
-        ? `kamailio is not installed (no kamailio in PATH): install Debian's ${KAMAILIO_PACKAGES} (npm start installs them)`
-        : `cannot run kamailio: ${(error as Error).message}`,
-    );
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw kamailioNotInstalled();
+    throw new CliError("PUSHER_ERR_INSTALL", `cannot run kamailio: ${(error as Error).message}`);
   }
   kamailio.on("error", (error) => process.stdout.write(`[pusher] kamailio: ${error.message}\n`));
   pipeLines(kamailio, "[kamailio]");

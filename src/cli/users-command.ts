@@ -1,7 +1,7 @@
 // `pusher users add|list|remove`: SIP users the reference cfg authenticates REGISTERs against (sip.auth).
 
 import { CliError, loadConfig, usageError } from "./config-file";
-import { runtimePaths } from "./start";
+import { runtimePaths } from "./kamailio-runtime";
 import { addUser, listUsers, parseSipUser, removeUser } from "./users-database";
 
 export async function runUsers(configPath: string, args: string[], json: boolean): Promise<void> {

@@ -1,5 +1,6 @@
 // What an incoming-call push says to the app, in the shape apps built for Kazoo already parse
-// (Kazoo pm_apple.erl; see /work/shared/reference/kazoo-pusher.md §8), and the APNs topic it goes to.
+// (applications/pusher/src/modules/pm_apple.erl of https://github.com/2600hz/kazoo), and the APNs topic it goes
+// to.
 import type { PushRequest } from "../protocol";
 import { alertText, CALL_ENDED_EVENTS, isCallEnded } from "./push-content";
 
@@ -103,7 +104,9 @@ export interface ApnsAlertPayload {
 
 /**
  * The body of an alert push: to ring a device that registered only an alert token (Linphone `:remote`), or to
- * say a call is over (never a VoIP push: iOS 13+ would have to show a new CallKit call, providers.md §2).
+ * say a call is over at an alert token (a VoIP push would make iOS 13+ show a new CallKit call unless the app
+ * ends it at once, which apps opt into with apple.callEndedVoipPush; Apple's PushKit rule,
+ * https://developer.apple.com/documentation/pushkit/pkpushregistrydelegate/pushregistry(_:didreceiveincomingpushwith:for:completion:)).
  * The call text is in `title`/`body` so iOS shows it without the app's help; `thread-id` groups by call.
  */
 export function buildApnsAlertPayload(request: PushRequest, nowMs: number): ApnsAlertPayload {

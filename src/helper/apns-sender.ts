@@ -5,7 +5,8 @@
 // call). The plugin picks the token of a call-ended push (an alert token, or a PushKit token only when the app
 // asks for call-ended VoIP pushes), so an alert push never goes to a PushKit token. Sandbox tokens (RFC 8599
 // `apns.dev`) go to the app's sandboxHost. One session per (host, certificate) or (host, team, key): token
-// connections start at one stream until APNs accepts a push (providers.md §1.4), then follow the server's SETTINGS.
+// connections start at one stream until APNs accepts a push, then follow the server's SETTINGS (Apple:
+// https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns).
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { AppleCredentials } from "../config";
@@ -97,9 +98,11 @@ export class ApnsSender extends ProviderSender {
    */
   async send(request: PushRequest, credentials: AppleCredentials): Promise<SendOutcome> {
     const environment: Environment = request.device.sandbox ? "sandbox" : "production";
-    const outcome = await this.sendTo(request, credentials, environment);
+    // One deadline for the whole push, the other host's attempt included.
+    const deadlineMs = pushDeadlineMs(request, this.now());
+    const outcome = await this.sendTo(request, credentials, environment, deadlineMs);
     if (outcome.code !== "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN" || credentials.host === credentials.sandboxHost) return outcome;
-    return this.checkOtherEnvironment(request, credentials, environment, outcome);
+    return this.checkOtherEnvironment(request, credentials, environment, outcome, deadlineMs);
   }
 
   /**
@@ -108,9 +111,15 @@ export class ApnsSender extends ProviderSender {
    * the token is dead, dropped; any other answer there (a key or certificate valid for one environment only,
    * a connection failure) proves nothing → kept. The other host's answer never raises the credentials alarm.
    */
-  private async checkOtherEnvironment(request: PushRequest, credentials: AppleCredentials, tried: Environment, first: SendOutcome): Promise<SendOutcome> {
+  private async checkOtherEnvironment(
+    request: PushRequest,
+    credentials: AppleCredentials,
+    tried: Environment,
+    first: SendOutcome,
+    deadlineMs: number,
+  ): Promise<SendOutcome> {
     const other: Environment = tried === "sandbox" ? "production" : "sandbox";
-    const second = await this.sendTo(request, credentials, other);
+    const second = await this.sendTo(request, credentials, other, deadlineMs);
     const attempts = first.attempts + second.attempts;
     const token = maskToken(request.device.token);
     if (second.outcome === "sent") {
@@ -130,15 +139,15 @@ export class ApnsSender extends ProviderSender {
     return environment === "sandbox" ? credentials.sandboxHost : credentials.host;
   }
 
-  private sendTo(request: PushRequest, credentials: AppleCredentials, environment: Environment): Promise<SendOutcome> {
+  private sendTo(request: PushRequest, credentials: AppleCredentials, environment: Environment, deadlineMs: number): Promise<SendOutcome> {
     const route = this.route(credentials, environment);
     const state: PushAttempts = {};
     return sendWithRetries(
       (refresh) => {
         if (refresh) this.sessions.retire(route.target.key, "APNs refused the provider token or the connection", state.sessionId);
-        return this.attempt(request, route, state, refresh);
+        return this.attempt(request, route, state, refresh, deadlineMs);
       },
-      { deadlineMs: pushDeadlineMs(request, this.now()), now: this.now, sleep: this.sleep, baseDelayMs: this.retryBaseDelayMs },
+      { deadlineMs, now: this.now, sleep: this.sleep, baseDelayMs: this.retryBaseDelayMs },
     );
   }
 
@@ -210,7 +219,8 @@ export class ApnsSender extends ProviderSender {
   private target(credentials: AppleCredentials, host: string): SessionTarget {
     const authority = apnsAuthority(host);
     if (credentials.keyFile !== undefined) {
-      // One connection per team and key: APNs binds both to a connection at its first push (providers.md §1.4).
+      // One connection per team and key: APNs binds both to a connection at its first push (Apple:
+      // https://developer.apple.com/documentation/usernotifications/establishing-a-token-based-connection-to-apns).
       return { key: `${host}\ntoken:${credentials.teamId}:${credentials.keyId}`, authority, initialMaxStreams: 1 };
     }
     const certificateFile = credentials.certificateFile ?? "";
@@ -232,7 +242,7 @@ export class ApnsSender extends ProviderSender {
     };
   }
 
-  private async attempt(request: PushRequest, route: Route, state: PushAttempts, refresh: boolean): Promise<AttemptResult> {
+  private async attempt(request: PushRequest, route: Route, state: PushAttempts, refresh: boolean, deadlineMs: number): Promise<AttemptResult> {
     const nowMs = this.now();
     const callEnded = isCallEnded(request);
     // The token's kind decides, for calls and call-ended notices alike (an alert push to a PushKit token is refused).
@@ -269,7 +279,7 @@ export class ApnsSender extends ProviderSender {
       alert ? MAX_ALERT_PAYLOAD_BYTES : MAX_VOIP_PAYLOAD_BYTES,
       Buffer.byteLength,
     );
-    const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, pushDeadlineMs(request, nowMs) - nowMs));
+    const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, deadlineMs - nowMs));
     let response: ProviderResponse;
     try {
       response = await this.sessions.request(route.target, headers, body, timeoutMs);

@@ -1,4 +1,4 @@
-// The operator's alarm for credentials a provider refuses (providers.md §7 "CREDS"): logged at error level at
+// The operator's alarm for credentials a provider refuses (docs/errors.md, the policy): logged at error level at
 // most once a minute per app and provider (a busy app would otherwise flood the log), every occurrence counted,
 // device tokens kept — the fault is ours, not the phone's.
 // After APNs or FCM refused an app's credentials (already after one renewed JWT / OAuth token), its pushes are

@@ -1,6 +1,7 @@
 // Google OAuth2 access tokens for FCM HTTP v1, from a service-account JSON, with node:crypto and node:http2 only
-// (providers.md §3.3): an RS256 assertion POSTed to the account's own `token_uri` (honoured, never hard-coded,
-// so a private endpoint or a test mock works), the token cached until 5 minutes before it expires.
+// (https://developers.google.com/identity/protocols/oauth2/service-account): an RS256 assertion POSTed to the
+// account's own `token_uri` (honoured, never hard-coded, so a private endpoint or a test mock works), the token
+// cached until 5 minutes before it expires.
 import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { signJwt } from "./jwt";
@@ -24,7 +25,8 @@ export interface ServiceAccount {
 
 /**
  * A legacy FCM server key (`AAAA…:APA91b…`, or an `AIza…` API key) given where a service account is expected.
- * The legacy API (`/fcm/send`, `Authorization: key=…`) was shut down in 2024 (providers.md §4).
+ * The legacy API (`/fcm/send`, `Authorization: key=…`) was shut down in 2024
+ * (https://firebase.google.com/docs/cloud-messaging/migrate-v1).
  */
 export function looksLikeLegacyServerKey(text: string): boolean {
   const trimmed = text.trim().replace(/^key=/, "");

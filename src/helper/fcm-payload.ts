@@ -1,6 +1,7 @@
-// The FCM HTTP v1 message for one push (providers.md §3.2): data-only (the app builds its own call UI),
-// `android.priority: HIGH` (a ringing call is what high priority is for), `android.ttl` = the call's remaining
-// ring time, every data value a string. Same logical fields as the APNs payload (push-content.ts).
+// The FCM HTTP v1 message for one push: data-only (the app builds its own call UI), `android.priority: HIGH`
+// (a ringing call is what high priority is for), `android.ttl` = the call's remaining ring time, every data
+// value a string (https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages). Same logical
+// fields as the APNs payload (push-content.ts).
 import type { PushRequest } from "../protocol";
 import { flatFields, isCallEnded } from "./push-content";
 

@@ -27,13 +27,14 @@ export class FcmSender extends ProviderSender {
 
   send(request: PushRequest, credentials: FirebaseCredentials): Promise<SendOutcome> {
     let rejectedToken: string | undefined;
+    const deadlineMs = pushDeadlineMs(request, this.now());
     return sendWithRetries(
       async (refresh) => {
-        const result = await this.attempt(request, credentials, refresh ? rejectedToken : undefined);
+        const result = await this.attempt(request, credentials, refresh ? rejectedToken : undefined, deadlineMs);
         rejectedToken = result.accessToken;
         return result;
       },
-      { deadlineMs: pushDeadlineMs(request, this.now()), now: this.now, sleep: this.sleep, baseDelayMs: this.retryBaseDelayMs },
+      { deadlineMs, now: this.now, sleep: this.sleep, baseDelayMs: this.retryBaseDelayMs },
     );
   }
 
@@ -41,7 +42,12 @@ export class FcmSender extends ProviderSender {
     return this.sessions.close();
   }
 
-  private async attempt(request: PushRequest, credentials: FirebaseCredentials, rejectedToken: string | undefined): Promise<AttemptResult & { accessToken?: string }> {
+  private async attempt(
+    request: PushRequest,
+    credentials: FirebaseCredentials,
+    rejectedToken: string | undefined,
+    deadlineMs: number,
+  ): Promise<AttemptResult & { accessToken?: string }> {
     const nowMs = this.now();
     let account: ServiceAccount;
     let accessToken: string;
@@ -61,7 +67,7 @@ export class FcmSender extends ProviderSender {
     const projectId = request.device.fcmProjectId || account.projectId;
     // FCM counts the data map's keys and values against 4096 bytes: trim it to that, never get the push refused.
     const { value: message } = fitToSize(request, (trimmed) => buildFcmMessage(trimmed, nowMs), MAX_FCM_DATA_BYTES, fcmDataBytes);
-    const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, pushDeadlineMs(request, nowMs) - nowMs));
+    const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, deadlineMs - nowMs));
     try {
       const response = await this.sessions.request(
         { key: `fcm\n${credentials.host}\n${account.clientEmail}`, authority: fcmAuthority(credentials.host) },

@@ -8,7 +8,7 @@ export function base64url(data: Buffer | string): string {
 
 /**
  * Signs `claims` with `header` as a compact JWS. ES256 signatures are JOSE's raw 64-byte r||s
- * (`dsaEncoding: 'ieee-p1363'`): Web Push services reject DER, APNs accepts both (providers.md §1.4, §5).
+ * (`dsaEncoding: 'ieee-p1363'`, RFC 7518 §3.4): Web Push services reject DER (RFC 8292 §2), APNs accepts both.
  */
 export function signJwt(header: { alg: "ES256" | "RS256"; [key: string]: unknown }, claims: object, key: KeyObject | string | Buffer): string {
   const privateKey = typeof key === "object" && "asymmetricKeyType" in key ? key : createPrivateKey(key as string | Buffer);

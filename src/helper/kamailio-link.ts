@@ -1,6 +1,7 @@
 // The helper's connection to Kamailio: a TCP client of evapi (bind_addr 127.0.0.1:<link.port>), netstring-framed
-// JSON both ways (kamailio-platform.md §10.1). Kamailio may start after the helper or restart under it, so the
-// link reconnects forever with a capped backoff, and says hello on every new connection.
+// JSON both ways (Kamailio's evapi module README, parameter netstring_format). Kamailio may start after the
+// helper or restart under it, so the link reconnects forever with a capped backoff, and says hello on every new
+// connection.
 // evapi drops messages while no client is connected, so a result that cannot be sent now is dropped too:
 // after a reconnect its transaction may no longer exist.
 import net from "node:net";

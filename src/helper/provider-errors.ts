@@ -1,6 +1,6 @@
 // Every stable error code of the helper, and what a provider's answer or a transport failure means for the push.
 // Callers and tests match on codes, never on message text. ERROR_CODES is the `Code | Meaning | What to do`
-// table the README lists. Actions follow one policy for every provider (providers.md §7):
+// table docs/errors.md lists. Actions follow one policy for every provider:
 //   drop        the token is dead: the plugin removes the record and answers the waiting call at once;
 //   retry       backoff + Retry-After, only while the call still rings;
 //   credentials alarm the operator (once a minute per app), keep the tokens;
@@ -251,7 +251,7 @@ export function fcmErrorCode(body: unknown): { errorCode?: string; status?: stri
   return result;
 }
 
-/** Classifies an FCM HTTP v1 answer (providers.md §3.4, §7.2). */
+/** Classifies an FCM HTTP v1 answer (FCM's ErrorCode page, above). */
 export function classifyFcmResponse(status: number, body: unknown): Classification {
   if (status === 200) return SENT;
   const { errorCode, status: errorStatus, message } = fcmErrorCode(body);

@@ -3,7 +3,8 @@
 // One session per key (the sender decides: host + credential), reused across pushes as Apple and Google ask,
 // replaced after GOAWAY, error, close, a failed ping or a timed-out request. Concurrency is the server's:
 // nghttp2 queues streams beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS; `initialMaxStreams` bounds the
-// streams sent before that frame arrives (APNs token connections: 1 until a push succeeds, providers.md §1.4).
+// streams sent before that frame arrives (APNs token connections: 1 until a push succeeds; Apple:
+// https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns).
 // TLS server verification always stays on: a private CA (tests) comes only through NODE_EXTRA_CA_CERTS.
 import http2 from "node:http2";
 import type { SecureClientSessionOptions } from "node:http2";

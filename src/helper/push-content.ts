@@ -1,6 +1,7 @@
-// What a push says, whatever the provider: the logical fields of Kazoo's call push (kazoo-pusher.md §8), the
-// text an alert shows, and the `event` of a call-ended push. Every provider's payload is built from these, and
-// trimmed here to the provider's size limit: a long caller name must shorten the push, never get it rejected.
+// What a push says, whatever the provider: the logical fields of Kazoo's call push
+// (applications/pusher/src/modules/pm_apple.erl of https://github.com/2600hz/kazoo), the text an alert shows,
+// and the `event` of a call-ended push. Every provider's payload is built from these, and trimmed here to the
+// provider's size limit: a long caller name must shorten the push, never get it rejected.
 import type { PushRequest } from "../protocol";
 
 /** `event` of a call-ended push, by end reason. */

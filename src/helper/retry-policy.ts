@@ -1,7 +1,7 @@
-// The one retry loop every provider's sender runs a push through (providers.md §7): retry with exponential
-// backoff + jitter or the server's Retry-After, at once for requests the server provably did not process, at
-// most once for ambiguous timeouts, one credential refresh for a stale JWT/OAuth token — and never once the
-// push has lost its use (a ringing call stopped ringing).
+// The one retry loop every provider's sender runs a push through (the policy in docs/errors.md): retry with
+// exponential backoff + jitter or the server's Retry-After, at once for requests the server provably did not
+// process, at most once for ambiguous timeouts, one credential refresh for a stale JWT/OAuth token — and never
+// once the push has lost its use (a ringing call stopped ringing).
 import type { PushOutcome, PushRequest } from "../protocol";
 import type { Classification, ErrorCode } from "./provider-errors";
 

@@ -2,10 +2,9 @@
 // encrypted (RFC 8291). The device token is the endpoint URL (RFC 8599 pn-prid); its keys come with the device.
 // A subscription known without keys (RFC 8599 carries only the endpoint) gets a message without payload, which
 // RFC 8030 §5 allows: its push event wakes the web app, which registers and gets the call. Such a message cannot
-// say "the call ended", so a call-ended push is not sent to it.
-// `TTL` = the call's remaining ring time, `Urgency: high`, `Topic` = a digest of the call id, so a call-ended
-// message replaces an undelivered ringing one. One HTTP/2 session per (push service origin, VAPID key).
-import { createHash, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+// say "the call ended", so a call-ended push is not sent to it. What the message says (plaintext, TTL, Urgency,
+// Topic) is webpush-payload.ts. One HTTP/2 session per (push service origin, VAPID key).
+import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { WebPushCredentials } from "../config";
 import type { PushRequest } from "../protocol";
@@ -13,17 +12,15 @@ import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS, endpointAllowed } from "../webpush-endp
 import { ProviderSender, type SenderOptions } from "./provider-sender";
 import { signJwt } from "./jwt";
 import { classifyTransportError, classifyWebPushResponse, PusherError, retryAfterMs } from "./provider-errors";
-import { fitToSize, flatFields, isCallEnded } from "./push-content";
+import { fitToSize, isCallEnded } from "./push-content";
 import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
-import { ENCRYPTION_OVERHEAD_BYTES, encryptWebPush } from "./webpush-encryption";
+import { encryptWebPush } from "./webpush-encryption";
+import { buildWebPushPayload, MAX_WEBPUSH_PLAINTEXT_BYTES, webPushCallHeaders } from "./webpush-payload";
 
-/** RFC 8030 §7.2: push services must accept 4096-byte bodies; the encryption takes its share. */
-export const MAX_WEBPUSH_PLAINTEXT_BYTES = 4096 - ENCRYPTION_OVERHEAD_BYTES;
 /** VAPID `exp` at most 24 h ahead (RFC 8292 §2); 12 h leaves room for skew, and the token is reused meanwhile. */
 const VAPID_LIFETIME_SECONDS = 12 * 3600;
 /** Renew a cached VAPID token this long before its `exp`. */
 const VAPID_RENEW_MARGIN_SECONDS = 3600;
-const CALL_ENDED_TTL_SECONDS = 3600;
 const EMPTY_BODY = Buffer.alloc(0);
 const ENCRYPTED_BODY_HEADERS = { "content-encoding": "aes128gcm", "content-type": "application/octet-stream" };
 
@@ -54,11 +51,6 @@ export function vapidPublicKey(privateKey: KeyObject): string {
   return point.toString("base64url");
 }
 
-/** A Web Push topic (≤ 32 URL-safe characters, RFC 8030 §5.4) naming the call. */
-export function callTopic(callId: string): string {
-  return createHash("sha256").update(callId).digest("base64url").slice(0, 32);
-}
-
 export class WebPushSender extends ProviderSender {
   private readonly vapidTokens = new Map<string, { header: string; expiresAtSeconds: number }>();
 
@@ -83,8 +75,9 @@ export class WebPushSender extends ProviderSender {
     if (!request.device.webpush && isCallEnded(request)) {
       return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: "a Web Push subscription without p256dh/auth keys gets no call-ended message (an empty one reads as a call)", attempts: 0 });
     }
-    return sendWithRetries(() => this.attempt(request, credentials, endpoint), {
-      deadlineMs: pushDeadlineMs(request, this.now()),
+    const deadlineMs = pushDeadlineMs(request, this.now());
+    return sendWithRetries(() => this.attempt(request, credentials, endpoint, deadlineMs), {
+      deadlineMs,
       now: this.now,
       sleep: this.sleep,
       baseDelayMs: this.retryBaseDelayMs,
@@ -110,7 +103,7 @@ export class WebPushSender extends ProviderSender {
     return header;
   }
 
-  private async attempt(request: PushRequest, credentials: WebPushCredentials, endpoint: URL): Promise<AttemptResult> {
+  private async attempt(request: PushRequest, credentials: WebPushCredentials, endpoint: URL, deadlineMs: number): Promise<AttemptResult> {
     const nowMs = this.now();
     const keys = request.device.webpush;
     let authorization: string;
@@ -118,14 +111,13 @@ export class WebPushSender extends ProviderSender {
     try {
       authorization = this.authorization(credentials, endpoint.origin);
       if (keys) {
-        const { value: plaintext } = fitToSize(request, (trimmed) => JSON.stringify(flatFields(trimmed, nowMs)), MAX_WEBPUSH_PLAINTEXT_BYTES, Buffer.byteLength);
+        const { value: plaintext } = fitToSize(request, (trimmed) => buildWebPushPayload(trimmed, nowMs), MAX_WEBPUSH_PLAINTEXT_BYTES, Buffer.byteLength);
         body = encryptWebPush(Buffer.from(plaintext), keys);
       }
     } catch (error) {
       return { classification: classifyTransportError(error, "webpush"), reason: (error as Error).message };
     }
-    const ttlSeconds = isCallEnded(request) ? CALL_ENDED_TTL_SECONDS : Math.max(1, Math.ceil((request.ringsUntilMs - nowMs) / 1000));
-    const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, pushDeadlineMs(request, nowMs) - nowMs));
+    const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, deadlineMs - nowMs));
     try {
       const response = await this.sessions.request(
         { key: `webpush\n${endpoint.origin}\n${credentials.vapidKeyFile}`, authority: endpoint.origin },
@@ -133,9 +125,7 @@ export class WebPushSender extends ProviderSender {
           ":method": "POST",
           ":path": endpoint.pathname + endpoint.search,
           authorization,
-          ttl: String(ttlSeconds),
-          urgency: "high",
-          topic: callTopic(request.callId),
+          ...webPushCallHeaders(request, nowMs),
           ...(keys ? ENCRYPTED_BODY_HEADERS : {}),
         },
         body,

@@ -3,9 +3,9 @@
 //   calls_held, calls_woken, calls_timed_out, calls_cancelled, calls_unreachable, tokens_purged  (counters)
 //   wake_latency_le_<ms>  calls woken with a latency ≤ <ms> and > the bucket below (not cumulative)
 //   wake_latency_count, wake_latency_sum_us (string: a float of µs, an int item would clamp at 2^31)
-// Wake latency: the waking REGISTER entering route(PUSHER_REGISTER_DEVICES) ($var(pusher_register_at), set
+// Wake latency: the waking REGISTER entering route(PUSHER_REGISTER_BEFORE_SAVE) ($var(pusher_register_at), set
 // there from $TV(Sn)) → the held INVITE relayed to the phone (pusher_on_delivered, after t_relay in
-// route(PUSHER_DELIVER), which t_continue runs in the REGISTER's own process, so the $var is still set).
+// route(PUSHER_INTERNAL_DELIVER), which t_continue runs in the REGISTER's own process, so the $var is still set).
 
 import { WAKE_LATENCY_BUCKETS_MS } from "../kamailio-stats";
 import { PushedCall } from "./hold-call";
@@ -35,7 +35,7 @@ function microseconds(text: string): number {
   return Number(parts[0]) * 1e6 + Number(parts[1]);
 }
 
-/** route(PUSHER_DELIVER), after t_relay: one held call reached its woken phone. */
+/** route(PUSHER_INTERNAL_DELIVER), after t_relay: one held call reached its woken phone. */
 export function onDelivered(): void {
   countCall("woken");
   const startedUs = microseconds(pvString("$var(pusher_register_at)"));

@@ -38,7 +38,7 @@ function prepareConnection(): void {
   // and fsync'd only at checkpoints. That survives a crash of Kamailio (kill -9: the kernel still has the
   // pages); only an OS crash or power loss can lose the last transactions before a checkpoint. With the
   // default (FULL) every REGISTER that changes a record paid an fsync in the SIP worker: about 2/3 of the
-  // plugin's REGISTER cost (README, Benchmarks). https://www.sqlite.org/pragma.html#pragma_synchronous
+  // plugin's REGISTER cost (docs/benchmarks.md). https://www.sqlite.org/pragma.html#pragma_synchronous
   run("PRAGMA synchronous=NORMAL");
 }
 

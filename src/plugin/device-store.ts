@@ -11,6 +11,7 @@ import { logError, logInfo } from "./log";
 import { currentConfig } from "./settings";
 import { DEVICES_TABLE, STATE_TABLE, TOKENS_TABLE, getJson, getNumber, getString, remove, setJson, withLock } from "./shared-state";
 import { has } from "./own-key";
+import { withMark } from "./register-marks";
 
 type DevicesOfAor = { [instance: string]: DeviceRecord };
 
@@ -26,21 +27,6 @@ function retentionMs(): number {
 
 function isRetained(record: DeviceRecord, nowMs: number): boolean {
   return record.registeredAtMs + retentionMs() > nowMs;
-}
-
-/**
- * A mark: `<key><caps code>;`, the key being 16 hex digits that route PUSHER_KNOWN_REGISTER (kamailio/pusher.cfg)
- * computes from a REGISTER, the code the Feature-Caps its reply gets. At most MAX_MARKS, newest first, ahead of
- * the JSON: cfg compares the key at each of those fixed offsets. Marks are a cache: htable only, never on disk.
- */
-const MARK_LENGTH = 18;
-const MAX_MARKS = 3;
-const FEATURE_CAPS_CODES: { [pns: string]: string } = { "": "0", apns: "a", "apns.dev": "d", fcm: "f" };
-
-/** The mark of a REGISTER whose key cfg computed ($var(pusher_binding_key)), or "" when it has none. */
-export function markOf(key: string, pns: string): string {
-  if (!/^[0-9a-f]{16}$/.test(key) || !has(FEATURE_CAPS_CODES, pns)) return "";
-  return key + FEATURE_CAPS_CODES[pns] + ";";
 }
 
 interface AorItem {
@@ -86,16 +72,6 @@ function storeAor(aor: string, devices: DevicesOfAor, marks?: string): void {
   const json = JSON.stringify(devices);
   KSR.htable.sht_sets(DEVICES_TABLE, aor, (marks || "") + json);
   writeAor(aor, json, (lastRegisteredAtMs + retentionMs()) / 1000);
-}
-
-/** `mark` first, then the other marks already there, MAX_MARKS at most. */
-function withMark(marks: string, mark: string): string {
-  let result = mark;
-  for (let at = 0; at + MARK_LENGTH <= marks.length && result.length < MARK_LENGTH * MAX_MARKS; at += MARK_LENGTH) {
-    const other = marks.substring(at, at + MARK_LENGTH);
-    if (other !== mark) result += other;
-  }
-  return result;
 }
 
 function tokensOf(record: DeviceRecord): string[] {
@@ -190,8 +166,8 @@ export type SaveOutcome = "unchanged" | "refreshed" | "stored";
 
 /**
  * Stores or replaces the record of one device; a token it holds is taken from any other device. With `mark`
- * (markOf) the AOR's item is marked in the same write: the REGISTER that carried this record, sent again, changes
- * nothing.
+ * (register-marks.ts markOf) the AOR's item is marked in the same write: the REGISTER that carried this record,
+ * sent again, changes nothing.
  */
 export function saveDevice(record: DeviceRecord, mark?: string): SaveOutcome {
   ensureDevicesLoaded();
@@ -254,9 +230,15 @@ export function removeAllDevices(aor: string): number {
   return devices.length;
 }
 
+/** A pushed device as its call keeps it: what the call push names, and its alert token for the call-ended notice. */
+export interface CallDevice extends PushDevice {
+  /** Apple two-token form: the alert (`:remote`) token next to the VoIP `token`. */
+  alertToken?: string;
+}
+
 /** The device as a call push names it (protocol.ts PushDevice), plus the alert token a call-ended notice needs. */
-export function pushDeviceOf(record: DeviceRecord): PushDevice & { alertToken?: string } {
-  const device: PushDevice & { alertToken?: string } = { instance: record.instance, appId: record.appId, provider: record.provider, token: record.token };
+export function pushDeviceOf(record: DeviceRecord): CallDevice {
+  const device: CallDevice = { instance: record.instance, appId: record.appId, provider: record.provider, token: record.token };
   if (record.pushKind) device.pushKind = record.pushKind;
   if (record.apnsTopic) device.apnsTopic = record.apnsTopic;
   if (record.fcmProjectId) device.fcmProjectId = record.fcmProjectId;

@@ -1,6 +1,6 @@
 // Messages from the helper, read in event_route[evapi:message-received] (the evapi dispatcher process).
 // A failed push for the last device of a call sets $var(pusher_fail)=1 with $var(pusher_tindex|tlabel):
-// cfg then continues the call into route PUSHER_PUSH_FAILED, which answers the caller at once.
+// cfg then continues the call into route PUSHER_INTERNAL_PUSH_FAILED, which answers the caller at once.
 
 import { parseHelperMessage, PushResult, StatsReport } from "../protocol";
 import { kamailioStatsKeys } from "../kamailio-stats";

@@ -6,17 +6,13 @@
 // Every change happens under the AOR's slot lock, so a REGISTER, a CANCEL and a push failure cannot both
 // take the same call.
 
-import { Caller, CallRef, PushDevice } from "../protocol";
-import { forgetRegistrationToken } from "./registration-token";
+import { Caller, CallRef } from "../protocol";
+import { CallDevice } from "./device-store";
+import { forgetRegistrationToken } from "./register-token";
 import { CALLS_TABLE, getJson, getString, remove, setJson, withLock } from "./shared-state";
 
 export type CallState = "held" | "ringing";
 
-/** A pushed device as its call keeps it: what the call push names, and its alert token for the call-ended notice. */
-export interface CallDevice extends PushDevice {
-  /** Apple two-token form: the alert (`:remote`) token next to the VoIP `token`. */
-  alertToken?: string;
-}
 
 export interface PushedCall {
   callRef: CallRef;
@@ -38,7 +34,7 @@ export interface PushedCall {
   forkedInstances: string[];
   heldAtMs: number;
   ringsUntilMs: number;
-  /** The one-time token its pushes carry (see registration-token.ts). */
+  /** The one-time token its pushes carry (see register-token.ts). */
   registrationToken?: string;
 }
 

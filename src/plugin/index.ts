@@ -5,9 +5,9 @@ import { onHelperMessage } from "./helper-messages";
 import { onAnswered, onCallEnded, onCancel, onInvite, onInviteFirstFailed, onParallelFailed, sendPushes } from "./invite-flow";
 import { ensureDevicesLoaded } from "./device-store";
 import { onDelivered } from "./call-metrics";
-import { registerDevices } from "./register-devices";
-import { nextHeldCall, onRegister, onRegisterFailed, repairContactHeader } from "./register-flow";
-import { checkRegistrationToken } from "./registration-token";
+import { checkRegistrationToken } from "./register-token";
+import { registerDevices, repairContactHeader } from "./register-before-save";
+import { nextHeldCall, onRegister, onRegisterFailed } from "./register-after-save";
 import { stripPushParams } from "./strip-push-params";
 
 declare var globalThis: { [name: string]: unknown };

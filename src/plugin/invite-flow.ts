@@ -12,13 +12,13 @@
 import { CallEndReason, PushDevice, PushKind, PushRequest } from "../protocol";
 import { pickCallerId, CALLER_ID_HEADERS } from "./caller-id";
 import { DeviceRecord } from "../device-record";
-import { devicesOf, pushDeviceOf } from "./device-store";
+import { CallDevice, devicesOf, pushDeviceOf } from "./device-store";
 import { CallStrategy, UserAgentRule } from "../config";
-import { CallDevice, CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
+import { CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
 import { CallTimers, readKazooCall } from "./kazoo-headers";
 import { instanceAt } from "./answering-device";
 import { countCall, countCallEnded } from "./call-metrics";
-import { issueRegistrationToken } from "./registration-token";
+import { issueRegistrationToken } from "./register-token";
 import { logError, logInfo, maskToken } from "./log";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
@@ -217,12 +217,11 @@ function recordPushedCall(plan: CallPlan, state: CallState): boolean {
 
 /** What a push request names of a device: the protocol's fields only (a call's devices also keep an alert token). */
 function requestDevice(device: CallDevice, token: string, pushKind: PushKind | undefined): PushDevice {
-  const named: PushDevice = { instance: device.instance, appId: device.appId, provider: device.provider, token: token };
+  const named = Object.assign({}, device) as CallDevice;
+  delete named.alertToken;
+  named.token = token;
   if (pushKind) named.pushKind = pushKind;
-  if (device.apnsTopic) named.apnsTopic = device.apnsTopic;
-  if (device.fcmProjectId) named.fcmProjectId = device.fcmProjectId;
-  if (device.webpush) named.webpush = device.webpush;
-  if (device.sandbox) named.sandbox = true;
+  else delete named.pushKind;
   return named;
 }
 

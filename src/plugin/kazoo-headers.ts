@@ -1,6 +1,7 @@
 // Kazoo drop-in mode: Kazoo's FreeSWITCH sends the INVITE with the device's push data and per-call timers in
-// X-KAZOO-PUSHER-* headers (kazoo-pusher.md §5). They are obeyed only from trusted sources (config
-// kazoo.trustedSources); pusher.cfg strips every X-KAZOO-* header before the INVITE leaves Kamailio.
+// X-KAZOO-PUSHER-* headers (create_push_endpoint in core/kazoo_endpoint/src/kz_endpoint_v5.erl of
+// https://github.com/2600hz/kazoo). They are obeyed only from trusted sources (config kazoo.trustedSources);
+// pusher.cfg strips every X-KAZOO-* header before the INVITE leaves Kamailio.
 
 import { isInCidrList } from "../ip-match";
 import { PushProvider } from "../protocol";

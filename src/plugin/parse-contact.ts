@@ -39,7 +39,7 @@ function unquote(value: string): string {
 /**
  * Splits on `separator` outside double quotes and angle brackets. Each character that matters is found with
  * indexOf (native: Duktape runs a JS loop at ~0.4 µs per character) and searched for again only once passed,
- * so the text is scanned about once whatever its length (README, Benchmarks).
+ * so the text is scanned about once whatever its length (docs/benchmarks.md).
  */
 function splitOutside(text: string, separator: string): string[] {
   const parts: string[] = [];
@@ -91,7 +91,7 @@ function parseParams(parts: string[], decode: (value: string) => string, conflic
     const part = parts[i].trim();
     if (!part) continue;
     const equals = part.indexOf("=");
-    // trim(), not a regex: Duktape's regex engine costs ~40 µs on a 200-character Contact (README, Benchmarks).
+    // trim(), not a regex: Duktape's regex engine costs ~40 µs on a 200-character Contact (docs/benchmarks.md).
     const name = (equals < 0 ? part : part.substring(0, equals)).trim().toLowerCase();
     const value = equals < 0 ? "" : decode(part.substring(equals + 1).trim());
     // First occurrence is kept; a later one with another value marks the name as conflicting.
@@ -147,8 +147,8 @@ function parseOne(text: string): ParsedContact | null {
   return { uri: uri, uriParams: uriParams, headerParams: headerParams, conflicts: conflicts };
 }
 
-// A REGISTER's Contact is parsed before save (register-devices) and again after it (register-flow), in the same
-// worker: the last result is reused for the same text. Callers must not modify what this returns.
+// A REGISTER's Contact is parsed before save (register-before-save) and again after it (register-after-save), in
+// the same worker: the last result is reused for the same text. Callers must not modify what this returns.
 let lastHeaderValue: string | null = null;
 let lastContacts: ParsedContact[] = [];
 
@@ -169,4 +169,18 @@ function parseContactList(headerValue: string): ParsedContact[] {
     if (contact) contacts.push(contact);
   }
   return contacts;
+}
+
+/**
+ * Expires of one contact: its `expires` param, else the REGISTER's Expires header (`expiresHeader`, null when
+ * absent), else the registrar default (>0).
+ */
+export function contactExpires(contact: ParsedContact, expiresHeader: string | null): number {
+  const param = contact.headerParams["expires"];
+  // Like the registrar: an expires param that is not a plain number (`-1`, `-0`, `never`) is ignored, so it
+  // cannot remove a device whose binding the registrar keeps.
+  const value = param !== undefined && /^\s*\d+\s*$/.test(param) ? param : expiresHeader;
+  if (value === null || value === undefined || value === "") return 3600;
+  const seconds = parseInt(value, 10);
+  return isNaN(seconds) ? 3600 : seconds;
 }

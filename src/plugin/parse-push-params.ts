@@ -161,7 +161,7 @@ function readRfc8599(contact: ParsedContact, pnsValue: string): PushParamsReadin
     binding.appId = appIdParam !== undefined ? appIdParam : pnParam || "";
     if (!binding.appId) return { kind: "refused", problem: "pn-param (Firebase project id) is missing for fcm", token: prid };
   } else {
-    // webpush: RFC 8599 §12 forbids pn-param; the app comes from app-id or the config (register-devices).
+    // webpush: RFC 8599 §12 forbids pn-param; the app comes from app-id or the config (register-before-save).
     binding.appId = appIdParam || "";
   }
   readOptions(contact, binding);

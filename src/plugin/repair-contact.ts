@@ -1,7 +1,7 @@
 // Kazoo's own sample Contact has a space inside the pn-tok value, which Kamailio's Contact parser refuses
 // (the REGISTER would fail with 500). repairContact percent-encodes whitespace inside header param values
 // so the REGISTER can be saved; parse-contact URL-decodes it again, so the token is stored as the phone sent it.
-// Pure, no KSR.
+// Pure, no KSR: route PUSHER_INTERNAL_REPAIR_CONTACT runs it through register-before-save.ts repairContactHeader.
 
 /** The repaired Contact value, or null when nothing needed repair. */
 export function repairContact(value: string): string | null {

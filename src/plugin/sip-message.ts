@@ -5,7 +5,7 @@ import { isUtf8Hex, utf8HexToText } from "./sip-text";
 /**
  * Whether Duktape can decode every character of `text`. Its case conversion decodes the whole string in C and
  * throws on bytes that are not UTF-8 (even a lone continuation byte, which a regex scan lets through), at ~3 µs
- * for a 230-character Contact where a scanning regex took ~75 µs (README, Benchmarks).
+ * for a 230-character Contact where a scanning regex took ~75 µs (docs/benchmarks.md).
  */
 function isValidText(text: string): boolean {
   try {

@@ -55,6 +55,12 @@ describe("npm run bench, with tiny counts", () => {
     expect(results.shmBytesPerDevice).toBeGreaterThan(0);
   });
 
+  it("records the Kamailio it ran on (the kamailio in PATH) and names it on the table's first line", () => {
+    const inPath = execFileSync("kamailio", ["-v"], { encoding: "utf8" }).split("\n")[0].replace(/^version:\s*/, "").trim();
+    expect(results.versions.kamailio).toBe(inPath);
+    expect(markdownTable(results).split("\n")[0]).toMatch(new RegExp(`^Benchmarks \\S+ on ${inPath.replace(/[().]/g, "\\$&")} \\(quick`));
+  });
+
   it("prints every figure next to its goal, with the core count and tool versions", () => {
     const table = markdownTable(results);
     expect(table).toMatch(/\d+ cores/);

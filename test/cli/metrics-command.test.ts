@@ -7,6 +7,7 @@ import http from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/free-port";
+import { kamailioMetricsText, kamailioStatsKeys } from "../../src/kamailio-stats";
 import { ROOT } from "../support/pusher-process";
 import { Phone } from "../support/topology";
 import { APP_ID, call, dropBindings, pushParams, registerAndAnswer, registerPhone, sharedCallId, startWakeFixture, waitForPushes, WakeFixture } from "../support/wake-fixture";
@@ -108,6 +109,13 @@ describe("pusher metrics", () => {
     expect(sample(scraped, "pusher_wake_latency_seconds_count")).toBe(1);
     expect(sample(scraped, "pusher_kamailio_helper_connections")).toBe(1);
     expect(sample(scraped, 'pusher_pushes_total{provider="apple",purpose="call",outcome="sent",code=""}')).toBeGreaterThanOrEqual(1);
+    // Every pusher_stats item reaches the helper's /metrics with the value Kamailio holds (the plugin answers the
+    // helper's stats request from htable): the scrape carries Kamailio's whole text, item by item.
+    const dump = fixture.pusher.rpc("htable.dump", "pusher_stats");
+    const items = new Map([...dump.matchAll(/name: (\S+)\s*\n\s*value: (\S+)/g)].map((match) => [match[1], Number(match[2])]));
+    expect(kamailioStatsKeys().filter((key) => (items.get(key) ?? 0) > 0).length).toBeGreaterThan(5);
+    const kamailioSide = kamailioMetricsText((key) => items.get(key) ?? 0, 1).split("\n").filter((line) => line !== "");
+    expect(kamailioSide.filter((line) => !scraped.split("\n").includes(line))).toEqual([]);
     // `pusher metrics` prints each family once when the helper already has Kamailio's side.
     const printed = (await metrics()).stdout;
     expect(printed.match(/^# TYPE pusher_calls_held_total /gm)).toHaveLength(1);

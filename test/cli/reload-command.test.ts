@@ -1,7 +1,7 @@
 // `pusher reload` against the running product: a held call survives it and is delivered after it, User-Agent
 // rules and apps change without a restart, and a broken config is refused whole while the running one stays.
 import { execFile } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeAppCertificate } from "../support/make-app-certificate";
@@ -155,5 +155,39 @@ describe("pusher reload", () => {
     expect(caller.code, caller.output).toBe(0);
     expect(apns.requestsFor(token)[0].headers["apns-topic"]).toBe(`${APP_ID}.voip`);
     expect(apns.requestsFor(token)[0].status).toBe(200);
+  });
+
+  it("the plugin refuses a broken runtime file naming the key, says so of a missing one, and reads the good one again", async () => {
+    const { pusher, apns } = fixture;
+    const runtimePath = join(pusher.dir, "state", "pusher.runtime.json");
+    const good = runtimeConfig();
+    // What `pusher reload` does after writing the file: each Kamailio process reads it at its next request.
+    const nextGeneration = () => {
+      const generation = Number(/value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_state", "config_generation"))![1]);
+      pusher.rpc("htable.seti", "pusher_state", "config_generation", String(generation + 1));
+    };
+    const registerNewPhone = async () => {
+      const phone = await Phone.create();
+      await registerPhone(pusher, phone, pushParams(apns.newDevice(APP_ID)));
+      return phone;
+    };
+    try {
+      const broken = JSON.parse(good);
+      broken.timers.pushWaitMs = 5;
+      writeFileSync(runtimePath, JSON.stringify(broken));
+      nextGeneration();
+      await registerNewPhone();
+      await pusher.waitFor(/pusher: config file \S+pusher\.runtime\.json refused: timers\.pushWaitMs: must be an integer from 1000 to 600000/, 3000);
+
+      rmSync(runtimePath);
+      nextGeneration();
+      await registerNewPhone();
+      await pusher.waitFor(/pusher: cannot read config file \S+pusher\.runtime\.json/, 3000);
+    } finally {
+      writeFileSync(runtimePath, good);
+      nextGeneration();
+    }
+    const phone = await registerNewPhone();
+    expect(pusher.rpc("htable.dump", "pusher_devices")).toContain(phone.aor);
   });
 });

@@ -8,7 +8,7 @@ import { TEST_CA_DIR } from "../support/pusher-process";
 import { DOMAIN } from "../support/topology";
 import { APP_ID, pushParams } from "../support/wake-fixture";
 import { SipClient, invite, register } from "./support/sip-client";
-import { SeparateServices, separateServices } from "./support/processes";
+import { callItems, SeparateServices, separateServices } from "./support/processes";
 
 const T2_MS = 4000;
 const CALLS = 5;
@@ -59,5 +59,6 @@ it("answers every call to a sleeping phone within t2 and logs one clear error, n
   const errors = services.kamailioOutput().match(/ERROR:.*no push helper is connected.*/g) ?? [];
   expect(errors).toHaveLength(1);
   expect(errors[0]).toMatch(/start pusher-helper/);
+  expect(callItems(services.rpc)).toEqual([]); // answered, never held: nothing kept
   console.log(`[faults] helper never started: ${CALLS}/${CALLS} calls got 480 within ${Math.max(...lateness)} ms, ${errors.length} error line`);
 });

@@ -7,7 +7,9 @@
 // INVITE said: no injection.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
+import net from "node:net";
 import { join } from "node:path";
+import { encodeNetstring } from "../../src/helper/netstring";
 import { ROOT } from "../support/pusher-process";
 import { DOMAIN } from "../support/topology";
 import { APP_ID, WakeFixture, pushParams, startWakeFixture } from "../support/wake-fixture";
@@ -208,6 +210,20 @@ it("pushes a call whose caller id is not UTF-8, with the name as valid JSON", as
     expect(typeof (pushes[0].body as { "caller-id-name": unknown })["caller-id-name"]).toBe("string");
   }
 }, 30000);
+
+// The helper link (evapi, loopback only) is not authenticated: whatever connects there may send anything. A frame
+// that is not a helper message is dropped with one error line and changes nothing.
+it("ignores a malformed message on the helper link, with one error line", async () => {
+  const { pusher } = fixture;
+  const before = devices();
+  const link = net.connect(pusher.linkPort, "127.0.0.1");
+  await new Promise<void>((done, fail) => link.once("connect", done).once("error", fail));
+  link.write(encodeNetstring("{not json"));
+  await pusher.waitFor(/pusher: malformed message from the helper ignored \(9 bytes\)/, 5000);
+  link.destroy();
+  expect(pusher.output().match(/malformed message from the helper ignored/g)).toHaveLength(1);
+  expect(devices()).toEqual(before);
+});
 
 afterAll(() => {
   if (process.env.CORPUS_ONLY) console.log(fixture.pusher.output().split("\n").filter((line) => /ERROR|WARN|CRIT|BUG/.test(line) && !/device stored/.test(line)).join("\n").slice(0, 6000));

@@ -56,7 +56,7 @@ beforeAll(async () => {
   cli("users", "add", `bob@${DOMAIN}`, "bob-secret-2");
   // alice's PushKit tokens are ones APNs issued: the pushes of this file are accepted and keep her record.
   for (const token of [ALICE_TOKEN, ALICE_NEW_TOKEN]) apns.addDevice(token, { bundle: APP_ID, kind: "voip" });
-  await services.startKamailio({ WITH_AUTH: true, PUSHER_TOKEN_SKIPS_AUTH: "1" });
+  await services.startKamailio({ PUSHER_TOKEN_SKIPS_AUTH: "1" }); // WITH_AUTH: sip.auth (options.auth)
   services.startHelper();
   await waitUntil(() => /pusher: helper connected/.test(services.kamailioOutput()), 10000, "the helper");
   alice = await SipClient.open(services.sipPort);

@@ -513,6 +513,18 @@ describe("ApnsSender: APNs environments (production host, sandboxHost)", () => {
     expect(mock.requestsFor(token).map((push) => push.environment)).toEqual(["production"]);
   });
 
+  it("keeps the push's one deadline for the other host: a call-ended push whose window passed at the first host goes no further", async () => {
+    // The clock jumps 31 s once the first host has the push: it took the whole call-ended window (30 s).
+    const startMs = Date.now();
+    const token = newToken(null);
+    sender = new ApnsSender({ now: () => (mock.requestsFor(token).length ? startMs + 31_000 : startMs), sleep: async () => {} });
+    const request = pushRequest(token, { purpose: "call-ended", endReason: "cancelled", ringsUntilMs: startMs - 1000, device: { instance: "<urn:uuid:1>", appId: APP_ID, provider: "apple", token, pushKind: "alert" } });
+    const result = await sender.send(request, credentials());
+
+    expect(mock.requestsFor(token).map((push) => push.environment)).toEqual(["production"]);
+    expect(result.dropToken).toBeUndefined();
+  });
+
   it("tries no other host when sandboxHost is the production host: BadDeviceToken there drops the token", async () => {
     sender = new ApnsSender();
     const token = newToken(null);

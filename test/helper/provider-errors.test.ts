@@ -21,7 +21,7 @@ function action(classification: ReturnType<typeof classifyApnsResponse>): string
   return "give-up";
 }
 
-describe("classifyApnsResponse (providers.md §7.1)", () => {
+describe("classifyApnsResponse (Apple: Handling notification responses from APNs)", () => {
   it.each([
     [200, undefined, "sent", undefined],
     [410, "Unregistered", "drop", "PUSHER_ERR_APNS_UNREGISTERED"],
@@ -70,7 +70,7 @@ function fcmBody(status: string, errorCode?: string, message = "scripted") {
   return { error: { code: 0, message, status, details: errorCode ? [{ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", errorCode }] : [] } };
 }
 
-describe("classifyFcmResponse (providers.md §7.2)", () => {
+describe("classifyFcmResponse (FCM HTTP v1 ErrorCode)", () => {
   it.each([
     [200, { name: "projects/p/messages/1" }, "sent", undefined],
     [404, fcmBody("NOT_FOUND", "UNREGISTERED"), "drop", "PUSHER_ERR_FCM_UNREGISTERED"],
@@ -97,7 +97,7 @@ describe("classifyFcmResponse (providers.md §7.2)", () => {
   });
 });
 
-describe("classifyWebPushResponse (providers.md §7.3)", () => {
+describe("classifyWebPushResponse (RFC 8030 §5, RFC 8292 §4)", () => {
   it.each([
     [201, "sent", undefined],
     [404, "drop", "PUSHER_ERR_WEBPUSH_GONE"],
@@ -188,10 +188,10 @@ describe("ERROR_CODES", () => {
   });
 });
 
-describe("README", () => {
-  it("lists every error code in its Errors table", async () => {
+describe("docs/errors.md", () => {
+  it("lists every error code in its table", async () => {
     const { readFileSync } = await import("node:fs");
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-    for (const code of Object.keys(ERROR_CODES)) expect(readme).toContain(`| \`${code}\` |`);
+    const errors = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
+    for (const code of Object.keys(ERROR_CODES)) expect(errors).toContain(`| \`${code}\` |`);
   });
 });

@@ -93,6 +93,15 @@ function linphoneTwoTokens(alertToken: string, voipToken: string): LinphoneBindi
   };
 }
 
+/** An RFC 8599 binding of an alert token only (pn-param without `.voip`): calls and notices both come as alerts. */
+function linphoneAlertOnly(alertToken: string): LinphoneBinding {
+  return {
+    params: `;+sip.instance="<urn:uuid:${randomUUID()}>"`,
+    uriParams: `;pn-provider=apns;pn-prid=${alertToken};pn-param=${TEAM_ID}.${LINPHONE_BUNDLE}`,
+    userAgent: LINPHONE_UA,
+  };
+}
+
 /** Linphone's one-token VoIP binding, `apns.dev` for a development build. */
 function linphoneVoip(token: string, provider: "apns" | "apns.dev"): LinphoneBinding {
   return {
@@ -135,17 +144,25 @@ async function callEndedPushesOf(callId: string): Promise<void> {
   await new Promise((done) => setTimeout(done, 200));
   const ofCall = () => apns.requests.filter((request) => body(request)["call-id"] === callId);
   await waitUntil(() => ofCall().every((request) => request.status !== null), 5000, `APNs answers to the pushes of ${callId}`);
+  // The helper's result of each (what could remove a record) has reached Kamailio once the helper logged it, and
+  // Kamailio handled it a moment later.
+  const outcomes = () => pusher.output().split("\n").filter((line) => line.includes(`push call-id=${JSON.stringify(callId)}`)).length;
+  await waitUntil(() => outcomes() >= ofCall().length, 5000, `the helper's results for the pushes of ${callId}`);
+  await new Promise((done) => setTimeout(done, 200));
 }
 
 describe("call-ended pushes to Apple devices", () => {
-  it("cancelled: the PushKit-only (Kazoo) device gets no call-ended push and keeps its record; the Linphone device gets the call as VoIP and the notice as an alert at its alert token", async () => {
-    // Both on TCP, their connections closed: pushed at once.
+  it("cancelled: the PushKit-only (Kazoo) device gets no call-ended push and keeps its record; the Linphone device gets the call as VoIP and the notice as an alert at its alert token; an alert-only device gets both as alerts", async () => {
+    // All on TCP, their connections closed: pushed at once.
     const kazoo = await Phone.create({ transport: "tcp" });
     const linphone = await Phone.create({ user: kazoo.user, transport: "tcp" });
+    const alertOnly = await Phone.create({ user: kazoo.user, transport: "tcp" });
     const kazooToken = apns.newDevice(KAZOO_APP, "voip");
     const [alertToken, voipToken] = [apns.newDevice(LINPHONE_BUNDLE, "alert"), apns.newDevice(LINPHONE_BUNDLE, "voip")];
+    const onlyAlertToken = apns.newDevice(LINPHONE_BUNDLE, "alert");
     await registerPhone(pusher, kazoo, kazooParams(KAZOO_APP, kazooToken));
     await registerLinphone(linphone, linphoneTwoTokens(alertToken, voipToken));
+    await registerLinphone(alertOnly, linphoneAlertOnly(onlyAlertToken));
 
     const callId = sharedCallId(kazoo);
     const caller = await call(pusher, kazoo, "call-cancelled.xml", { callId });
@@ -167,8 +184,14 @@ describe("call-ended pushes to Apple devices", () => {
     expect(body(linphoneCall)["call-id"]).toBe(callId);
     expect(body(notice)["call-id"]).toBe(callId);
     expect(body(notice).event).toBe("call-cancelled");
+    const [alertCall, alertNotice] = apns.requestsFor(onlyAlertToken);
+    expect(apns.requestsFor(onlyAlertToken)).toHaveLength(2);
+    expect([alertCall, alertNotice].map((push) => `${push.headers["apns-push-type"]} ${push.headers["apns-topic"]}`)).toEqual([`alert ${LINPHONE_BUNDLE}`, `alert ${LINPHONE_BUNDLE}`]);
+    expect(body(alertCall).event).toBeUndefined();
+    expect(body(alertNotice).event).toBe("call-cancelled");
+    expect(body(alertNotice)["call-id"]).toBe(callId);
     expectNoTopicRefusal();
-    expect(tokensOf(kazoo).sort()).toEqual([kazooToken, voipToken, alertToken].sort());
+    expect(tokensOf(kazoo).sort()).toEqual([kazooToken, voipToken, alertToken, onlyAlertToken].sort());
   });
 
   it("answered elsewhere: the PushKit-only device gets no notice and keeps its record, the Linphone device's alert token is told, the answering phone nothing", async () => {
@@ -178,8 +201,9 @@ describe("call-ended pushes to Apple devices", () => {
     const answering = await Phone.create({ user: kazoo.user, nat: true });
     const kazooToken = apns.newDevice(KAZOO_APP, "voip");
     const [alertToken, voipToken] = [apns.newDevice(LINPHONE_BUNDLE, "alert"), apns.newDevice(LINPHONE_BUNDLE, "voip")];
-    const answeringToken = apns.newDevice(KAZOO_APP, "voip");
-    const answeringParams = kazooParams(KAZOO_APP, answeringToken);
+    // The answering phone has an alert token too, so "it is told nothing" below can fail.
+    const [answeringToken, answeringAlert] = [apns.newDevice(KAZOO_APP, "voip"), apns.newDevice(KAZOO_APP, "alert")];
+    const answeringParams = kazooParams(KAZOO_APP, `${answeringAlert}:remote&${answeringToken}:voip`);
     await registerPhone(pusher, kazoo, kazooParams(KAZOO_APP, kazooToken));
     await registerLinphone(linphone, linphoneTwoTokens(alertToken, voipToken));
     await registerPhone(pusher, answering, answeringParams);
@@ -196,6 +220,7 @@ describe("call-ended pushes to Apple devices", () => {
     expect(apns.requestsFor(kazooToken)).toHaveLength(1);
     expect(apns.requestsFor(voipToken)).toHaveLength(1);
     expect(apns.requestsFor(answeringToken)).toHaveLength(1);
+    expect(apns.requestsFor(answeringAlert)).toHaveLength(0);
     const [notice] = apns.requestsFor(alertToken);
     expect(apns.requestsFor(alertToken)).toHaveLength(1);
     expect(notice.headers["apns-push-type"]).toBe("alert");
@@ -204,7 +229,7 @@ describe("call-ended pushes to Apple devices", () => {
     expect(body(notice).event).toBe("answered-elsewhere");
     expectNoTopicRefusal();
     expect(tokensOf(kazoo)).toContain(kazooToken);
-    expect(tokensOf(kazoo)).toHaveLength(4);
+    expect(tokensOf(kazoo)).toHaveLength(5);
   });
 
   it("with apple.callEndedVoipPush, a PushKit-only device gets the notice as a VoIP push (topic <bundle>.voip, same call-id, `event`), accepted by APNs", async () => {

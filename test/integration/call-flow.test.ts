@@ -2,6 +2,7 @@
 // of one AOR are separate devices on their own addresses (test/support/topology.ts), some behind NAT or on TCP,
 // asleep until pushed; a woken phone comes back on a new socket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { callItems, dumpEveryPusherTable, pluginErrorsIn } from "../support/kamailio-checks";
 import { runSipp } from "../support/sipp";
 import { Phone, silentSocket } from "../support/topology";
 import {
@@ -16,6 +17,7 @@ import {
   startWakeFixture,
   waitForPushes,
 } from "../support/wake-fixture";
+import { waitUntil } from "../support/wait-until";
 
 const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 6000, afterWakeMs: 6000 };
 /** Team id of the RFC 8599 (Linphone) bindings of APP_ID. */
@@ -74,9 +76,10 @@ describe("a callee with several phones", () => {
     // Contact URI): the call goes as VoIP to its PushKit token, the notice as an alert to its alert token.
     const phoneA = await Phone.create({ transport: "tcp" });
     const phoneB = await Phone.create({ user: phoneA.user });
-    const tokenA = apns.newDevice(APP_ID);
+    // A has an alert token too, so "the phone that answered is not told" below can fail.
+    const [tokenA, alertA] = [apns.newDevice(APP_ID), apns.newDevice(APP_ID, "alert")];
     const [alertB, voipB] = [apns.newDevice(APP_ID, "alert"), apns.newDevice(APP_ID, "voip")];
-    const paramsA = pushParams(tokenA, "00000000-0000-0000-0000-0000000000aa");
+    const paramsA = pushParams(`${alertA}:remote&${tokenA}:voip`, "00000000-0000-0000-0000-0000000000aa");
     await registerPhone(pusher, phoneA, paramsA);
     await registerPhone(pusher, phoneB, `;+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000bb>"`, {
       uriParams: `;pn-provider=apns;pn-prid=${alertB}:remote&${voipB}:voip;pn-param=${TEAM_ID}.${APP_ID}.remote&voip`,
@@ -104,18 +107,23 @@ describe("a callee with several phones", () => {
     await new Promise((done) => setTimeout(done, 200));
     expect(apns.requestsFor(voipB)).toHaveLength(1);
     expect(apns.requestsFor(tokenA)).toHaveLength(1); // the phone that answered is not told anything
+    expect(apns.requestsFor(alertA)).toHaveLength(0);
   });
 });
 
 describe("a callee with several callers", () => {
-  it("delivers every call waiting for the phone when it registers", async () => {
+  it("delivers every call waiting for the phone when it registers, oldest first", async () => {
     const { pusher, apns } = fixture;
     const phone = await Phone.create();
     const token = apns.newDevice(APP_ID);
     await registerPhone(pusher, phone, pushParams(token));
     const binding = await silentSocket(phone); // its NAT binding swallows the INVITEs
 
-    const callers = [1, 2].map(() => call(pusher, phone, "call-answered.xml"));
+    // The second call comes once the first is held.
+    const callIds = [sharedCallId(phone), sharedCallId(phone)];
+    const callers = [call(pusher, phone, "call-answered.xml", { callId: callIds[0] })];
+    await waitForPushes(apns, token, 1, 8000, pusher);
+    callers.push(call(pusher, phone, "call-answered.xml", { callId: callIds[1] }));
     await waitForPushes(apns, token, 2, 8000, pusher);
     await binding.close();
     const woken = await phone.newSocket();
@@ -126,6 +134,8 @@ describe("a callee with several callers", () => {
     const answered = await answering.run;
     expect(answered.code, answered.output).toBe(0);
     expect(incomingCalls(answered.output)).toBe(2);
+    const delivered = [...pusher.output().matchAll(new RegExp(`delivering call-id=(\\S+) aor=${phone.aor}`, "g"))].map((match) => match[1]);
+    expect(delivered).toEqual(callIds);
   });
 
   it("gives a phone that registers twice during one call one INVITE, not two", async () => {
@@ -171,5 +181,14 @@ describe("a pushed phone whose REGISTER fails", () => {
     const result = await caller;
     expect(result.code, result.output).toBe(0);
     expect(result.endedAtMs - startedAt).toBeLessThan(3000); // t2 is 6 s in this file
+  });
+});
+
+describe("Kamailio after every call of this file", () => {
+  it("logged no plugin error, holds no htable lock and keeps no call in pusher_calls", async () => {
+    const { pusher } = fixture;
+    dumpEveryPusherTable(pusher.rpc);
+    await waitUntil(() => callItems(pusher.rpc).length === 0, 5000, "no call left in pusher_calls");
+    expect(pluginErrorsIn(pusher.output())).toEqual([]);
   });
 });

@@ -43,9 +43,11 @@ describe("a phone asleep on its own address, called at its AOR on a named domain
     await registerPhone(pusher, phone, pushParams(token));
     const binding = await silentSocket(phone); // the NAT still maps the port, nothing answers behind it
     const callId = sharedCallId(phone);
+    const startedAt = Date.now();
     const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPush(token);
     expect(binding.received()).toBeGreaterThan(0); // invite-first tried the phone first
+    expect(pushDelayMs(token, startedAt)).toBeGreaterThanOrEqual(TIMERS.inviteFirstMs - 100); // for t1 (timers.inviteFirstMs)
     await binding.close();
     // Kamailio's log comes through a pipe and may trail the mock's record of the push.
     await pusher.waitFor(new RegExp(`push requested call-id=\\S+ aor=${phone.aor} `), 3000);
@@ -144,6 +146,21 @@ describe("push params in the phone's Contact URI", () => {
     const answered = await registerAndAnswer(pusher, await asleep.newSocket(), "", callId, { uriParams: params });
     expect(answered.code, answered.output).toBe(0);
     expect((await caller).code).toBe(0);
+  });
+
+  it("never reach the phone in requests other than calls (a MESSAGE relayed to it after lookup)", async () => {
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    const callId = sharedCallId(phone);
+    const receiving = registerAndAnswer(pusher, phone, "", callId, {
+      scenario: "register-and-receive-message.xml",
+      uriParams: `;pn-provider=apns;pn-prid=${token};pn-param=ABCDE12345.${APP_ID}.voip`,
+    });
+    await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} `));
+    const sent = await call(pusher, phone, "send-message.xml", { callId });
+    expect(sent.code, sent.output).toBe(0);
+    const received = await receiving;
+    expect(received.code, received.output).toBe(0);
   });
 });
 

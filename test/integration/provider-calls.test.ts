@@ -155,6 +155,36 @@ describe("calls to phones woken through FCM, token-auth APNs and Web Push", () =
     expect(result.code, result.output).toBe(0);
   });
 
+  it("tells an Android phone (FCM) a cancelled call ended, and sends nothing more to a Web Push subscription known without keys", async () => {
+    // One AOR, both asleep: the Android phone's TCP connection closed, nothing listens at the web app's port.
+    const android = await Phone.create({ transport: "tcp" });
+    const web = await Phone.create({ user: android.user });
+    const token = `fcm${++counter}:APA91b-cancelled`;
+    const subscription = webPush.subscribe();
+    await asleepPhone(android, kazoo(fcmParams(token)));
+    await asleepPhone(web, webPushParams(subscription.endpoint));
+    const callId = sharedCallId(android);
+    const caller = await call(pusher, android, "call-cancelled.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    await waitUntil(() => fcm.requestsFor(token).length >= 2, 5000, withOutput(`the call-ended FCM message for ${token}`));
+
+    const [ringing, ended] = fcm.requestsFor(token);
+    expect(ringing.body.message.data.event).toBeUndefined();
+    expect(ended.body.message.data).toMatchObject({ event: "call-cancelled", "call-id": callId });
+    expect(ended.status).toBe(200);
+    // RFC 8599 gives the subscription no keys: its one message woke it for the call, an empty one would read as a call.
+    await new Promise((done) => setTimeout(done, 300));
+    expect(webPush.requestsFor(subscription).map((message) => message.payload)).toEqual([null]);
+  });
+
+  it("refuses a Web Push subscription on a host not in the app's endpointHosts: the REGISTER gets 200, no record, one warning naming the key", async () => {
+    const phone = await Phone.create();
+    await asleepPhone(phone, webPushParams("https://10.0.0.5:8443/admin"));
+    expect(pusher.rpc("htable.dump", "pusher_devices")).not.toContain(phone.aor);
+    const warning = await pusher.waitFor(new RegExp(`push params refused aor=${phone.aor} [^\\n]*`), 3000);
+    expect(warning).toContain(`the Web Push endpoint's host "10.0.0.5" is not in apps.${WEB_APP}.webpush.endpointHosts`);
+  });
+
   it("answers the caller at once and forgets the device when FCM says UNREGISTERED", async () => {
     const phone = await Phone.create({ transport: "tcp" });
     const token = `fcm${++counter}:APA91b-unregistered`;

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../support/free-port";
+import { dumpEveryPusherTable, pluginErrorsIn } from "../support/kamailio-checks";
 import { makeAppCertificate } from "../support/make-app-certificate";
 import { MockApns } from "../support/mock-apns";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
@@ -60,6 +61,8 @@ interface RegisterOptions {
   scenario?: string;
   /** The whole Contact value; default: the phone's Contact carrying `params`. */
   contact?: string;
+  /** Keys the scenario needs beyond register.xml's. */
+  keys?: Record<string, string>;
 }
 
 /**
@@ -76,6 +79,7 @@ async function register(phone: Phone, params: string, options: RegisterOptions =
       contact: options.contact ?? phone.contact(params),
       user_agent: options.userAgent ?? KAZOO_UA,
       expires: options.expires ?? "600",
+      ...options.keys,
     }),
   });
   expect(run.code, run.output + pusher.output().slice(-3000)).toBe(0);
@@ -280,6 +284,33 @@ describe("re-REGISTERs that change nothing (answered from cfg, without the plugi
     expect(devicesOf(phone)).toEqual([stored]);
   });
 
+  it("answers each of three phones of one AOR from cfg, whichever of the AOR's marks is its own", async () => {
+    // One Feature-Caps code each (apns, apns.dev, none for Kazoo's params). The last new device leaves only its
+    // own mark; the next round marks the others in front of it; the third round finds each at its own offset.
+    const first = await newPhone();
+    const phones = [first, await newPhone(first.user), await newPhone(first.user)];
+    const params = [
+      rfcParams(nextToken(), ".voip", "00000000-0000-0000-0000-00000000aa11"),
+      `;+sip.instance="<urn:uuid:00000000-0000-0000-0000-00000000aa12>";pn-provider=apns.dev;pn-prid=${nextToken()};pn-param=${TEAM_ID}.${RFC_BUNDLE}.voip`,
+      kazooParams(nextToken(), "00000000-0000-0000-0000-00000000aa13"),
+    ];
+    const userAgents = [LINPHONE_UA, LINPHONE_UA, KAZOO_UA];
+    const expected = [['*;+sip.pns="apns"'], ['*;+sip.pns="apns.dev"'], []];
+    const round = async () => {
+      const caps: string[][] = [];
+      for (let i = 0; i < phones.length; i++) caps.push(await featureCapsOf(phones[i], params[i], userAgents[i]));
+      return caps;
+    };
+    expect(await round()).toEqual(expected);
+    expect(await round()).toEqual(expected);
+    const stored = devicesOf(first);
+    expect(stored).toHaveLength(3);
+    const before = unchangedCount();
+    expect(await round()).toEqual(expected);
+    expect(unchangedCount()).toBe(before + 3);
+    expect(devicesOf(first)).toEqual(stored);
+  });
+
   it("goes to the plugin again once the AOR's records changed in between, and restores a removed record", async () => {
     const phone = await newPhone();
     const token = nextToken();
@@ -409,17 +440,28 @@ describe("each dialect, from REGISTER to the push APNs receives", () => {
 
 describe("RFC 8599 on REGISTER", () => {
   it("leaves a REGISTER that passed a proxy pushing for it (+sip.pns Feature-Caps in the request) alone: no record, no Feature-Caps", async () => {
-    const viaProxy = (phone: Phone, params: string) => register(phone, params, { scenario: "register-via-pushing-proxy.xml", userAgent: LINPHONE_UA });
+    const viaProxy = (phone: Phone, params: string, featureCaps = '*;+sip.pns="apns"') =>
+      register(phone, params, { scenario: "register-via-pushing-proxy.xml", userAgent: LINPHONE_UA, keys: { feature_caps: featureCaps } });
     const newcomer = await newPhone();
     expect(featureCapsIn(await viaProxy(newcomer, rfcParams(nextToken())))).toEqual([]);
     expect(devicesOf(newcomer)).toEqual([]);
     expect(pusher.rpc("ul.dump")).toContain(newcomer.aor); // registered as usual, without push
 
-    // A phone the plugin already handled directly: cfg's unchanged-REGISTER shortcut must not answer for it.
+    // A phone the plugin already handled directly: cfg's unchanged-REGISTER shortcut must not answer for it, and a
+    // new token in it replaces nothing.
     const phone = await newPhone();
-    const params = rfcParams(nextToken());
+    const token = nextToken();
+    const params = rfcParams(token, ".voip", "00000000-0000-0000-0000-00000000bb01");
     expect(await featureCapsOf(phone, params)).toEqual(['*;+sip.pns="apns"']);
     expect(featureCapsIn(await viaProxy(phone, params))).toEqual([]);
+    expect(featureCapsIn(await viaProxy(phone, rfcParams(nextToken(), ".voip", "00000000-0000-0000-0000-00000000bb01")))).toEqual([]);
+    expect(devicesOf(phone).map((device) => device.token)).toEqual([token]);
+
+    // Another capability in Feature-Caps is no push: that REGISTER is handled as any other.
+    const other = await newPhone();
+    const otherToken = nextToken();
+    expect(featureCapsIn(await viaProxy(other, rfcParams(otherToken), "*;+g.3gpp.icsi-ref"))).toEqual(['*;+sip.pns="apns"']);
+    expect(devicesOf(other).map((device) => device.token)).toEqual([otherToken]);
   });
 
   it("adds Feature-Caps: *;+sip.pns=\"apns\" to the 200 when apns is configured for the app", async () => {
@@ -487,8 +529,13 @@ describe("the old lab setup", () => {
 
 describe("Kamailio's log", () => {
   it("has no cfg evaluation errors from the REGISTER routes (a transformation of a missing item, a substring out of range)", () => {
-    // Every REGISTER of this file went through PUSHER_KNOWN_REGISTER and PUSHER_REGISTER; such errors cost a log line each.
+    // Every REGISTER of this file went through PUSHER_INTERNAL_KNOWN_REGISTER and PUSHER_REGISTER_AFTER_SAVE; such errors cost a log line each.
     const errors = pusher.output().split("\n").filter((line) => / ERROR: .*(lval_|tr_eval_|pv_trans|rval_)/.test(line));
     expect(errors).toEqual([]);
+  });
+
+  it("has no plugin error (an entry point that threw, a table pusher.cfg lacks), and no htable lock is left held", () => {
+    dumpEveryPusherTable(pusher.rpc);
+    expect(pluginErrorsIn(pusher.output())).toEqual([]);
   });
 });

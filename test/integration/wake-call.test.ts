@@ -4,12 +4,15 @@
 // a Contact user unlike its AOR user, asleep the ways phones sleep (a NAT mapping gone, a TCP connection closed,
 // a registration lapsed).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { callItems, dumpEveryPusherTable, pluginErrorsIn } from "../support/kamailio-checks";
 import { MockApns } from "../support/mock-apns";
 import { PusherProcess } from "../support/pusher-process";
 import { NAT_PRIVATE_ADDRESS, Phone } from "../support/topology";
+import { waitUntil } from "../support/wait-until";
 import {
   APP_ID,
   CALLER,
+  USER_AGENT,
   WakeFixture,
   call,
   dropBindings,
@@ -35,6 +38,23 @@ function waitForPush(token: string): Promise<void> {
 
 function devicesTable(): string {
   return pusher.rpc("htable.dump", "pusher_devices");
+}
+
+/** The value of item `name` in a `kamcmd htable.dump` of one table, or null. */
+function itemValue(dump: string, name: string): string | null {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^\\s*name: ${escaped}\\s*\\n\\s*value: (.*)$`, "m").exec(dump)?.[1] ?? null;
+}
+
+/** The AOR's device records in pusher_devices (the marks of REGISTERs already applied come before the JSON). */
+function devicesOf(aor: string): Record<string, Record<string, unknown>> {
+  const value = itemValue(devicesTable(), aor);
+  return value === null ? {} : JSON.parse(value.slice(value.indexOf("{")));
+}
+
+/** A token as the plugin logs it: its first 6 and last 4 characters. */
+function masked(token: string): string {
+  return `${token.slice(0, 6)}…${token.slice(-4)}`;
 }
 
 beforeAll(async () => {
@@ -67,7 +87,10 @@ describe("a call to a phone with a push device record", () => {
   it("pushes a phone asleep behind NAT, then hands the call to it when it registers again from a new port", async () => {
     const phone = await Phone.create({ nat: true });
     const token = apns.newDevice(APP_ID);
-    await registerPhone(pusher, phone, pushParams(token)); // its NAT mapping (the REGISTER's port) is gone: asleep
+    // Linphone's two-token form: a call-ended notice would reach its alert token, so "not told" below can fail.
+    const alertToken = apns.newDevice(APP_ID, "alert");
+    const params = pushParams(`${alertToken}:remote&${token}:voip`);
+    await registerPhone(pusher, phone, params); // its NAT mapping (the REGISTER's port) is gone: asleep
     const callId = sharedCallId(phone);
     const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPush(token);
@@ -91,14 +114,26 @@ describe("a call to a phone with a push device record", () => {
     expect(body.proxy).toBe(`sip:127.0.0.1:${pusher.sipPort};transport=udp`);
     expect(body.utc_unix_timestamp_ms).toMatch(/^\d{13}$/);
     expect(Math.abs(Number(body.utc_unix_timestamp_ms) - push.receivedAtMs)).toBeLessThan(5000);
+    await pusher.waitFor(new RegExp(`push requested call-id=${callId} aor=${phone.aor} app=${APP_ID} token=${masked(token)}\n`), 3000);
 
-    const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
+    // The held call as the plugin keeps it: one call reference waiting under the callee's AOR, never its Contact.
+    const calls = pusher.rpc("htable.dump", "pusher_calls");
+    const waiting = JSON.parse(itemValue(calls, `wait:${phone.aor}`) ?? "[]") as string[];
+    expect(waiting).toHaveLength(1);
+    expect(JSON.parse(itemValue(calls, `call:${waiting[0]}`) ?? "null")).toMatchObject({ callRef: waiting[0], aor: phone.aor, callId, failedInstances: [] });
+    const keys = [...calls.matchAll(/name: (\S+)/g)].map((match) => match[1]);
+    expect(keys.filter((key) => key.includes(phone.contactUser) || key.includes(NAT_PRIVATE_ADDRESS))).toEqual([]);
+
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), params, callId);
     expect(answered.code, answered.output).toBe(0);
     const result = await caller;
     expect(result.code, result.output).toBe(0);
     // The phone that answered is the pushed device (same token, new socket): it gets no "answered elsewhere".
     await new Promise((done) => setTimeout(done, 300));
     expect(apns.requestsFor(token)).toHaveLength(1);
+    expect(apns.requestsFor(alertToken)).toHaveLength(0);
+    // Delivered and answered: the plugin keeps nothing of the call.
+    await waitUntil(() => !pusher.rpc("htable.dump", "pusher_calls").includes(callId), 3000, `no item of ${callId} in pusher_calls`);
   });
 
   it("pushes at once, without the invite-first wait, when the phone has a record but no registration", async () => {
@@ -114,7 +149,9 @@ describe("a call to a phone with a push device record", () => {
 
     const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
     expect(answered.code, answered.output).toBe(0);
-    expect((await caller).code).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toMatch(/182 <-+\s+1\s/); // held with Kazoo's "182 sending push notification" (calls.provisional)
   });
 
   it("hands the call to a phone that wakes on the socket its Contact names (a REGISTER cfg answers without the plugin's JS)", async () => {
@@ -158,7 +195,7 @@ describe("a call to a phone with a push device record", () => {
     expect(caller.code, caller.output).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2);
     expect(devicesTable()).not.toContain(phone.aor);
-    expect(pusher.output()).toMatch(new RegExp(`device removed aor=${phone.aor} .*token is dead`));
+    await pusher.waitFor(new RegExp(`device removed aor=${phone.aor} .*token is dead`), 3000);
   });
 
   it("keeps the device when APNs says 410 for a token the phone registered after the 410's timestamp", async () => {
@@ -171,7 +208,26 @@ describe("a call to a phone with a push device record", () => {
     expect(caller.code, caller.output).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2); // the push failed: no wait
     expect(devicesTable()).toContain(phone.aor);
-    expect(pusher.output()).toMatch(new RegExp(`device kept aor=${phone.aor} .*registered again after that`));
+    await pusher.waitFor(new RegExp(`device kept aor=${phone.aor} .*registered again after that`), 3000);
+  });
+
+  it("keeps the device when its phone registered a new token before APNs answered that the pushed one is dead", async () => {
+    const phone = await Phone.create({ transport: "tcp" });
+    const [oldToken, newToken] = [apns.newDevice(APP_ID), apns.newDevice(APP_ID)];
+    // A slow APNs: its 410 for the pushed token comes after the phone's next REGISTER (with a new token).
+    apns.replyFor(oldToken, { status: 410, reason: "Unregistered", afterMs: 1500 });
+    const instance = "00000000-0000-0000-0000-0000000000f7";
+    await registerPhone(pusher, phone, pushParams(oldToken, instance));
+    const callId = sharedCallId(phone);
+    const caller = await call(pusher, phone, "call-cancelled.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    await registerPhone(pusher, await phone.newSocket(), pushParams(newToken, instance));
+    expect(apns.requestsFor(oldToken).map((push) => push.status)).toEqual([null]); // not answered yet
+    await pusher.waitFor(new RegExp(`push failed call-id=${callId} aor=${phone.aor} `), 5000);
+    expect(apns.requestsFor(oldToken).map((push) => push.status)).toEqual([410]);
+    expect(Object.values(devicesOf(phone.aor)).map((device) => device.token)).toEqual([newToken]);
+    await new Promise((done) => setTimeout(done, 300)); // Kamailio's log trails its htable
+    expect(pusher.output()).not.toMatch(new RegExp(`device removed aor=${phone.aor} `));
   });
 
   it("stores nothing for a User-Agent no rule matches, and the REGISTER still gets 200", async () => {
@@ -194,6 +250,21 @@ describe("a call to a phone with a push device record", () => {
     expect(table).toContain(phone.aor);
     expect(table).toContain("urn:uuid:00000000-0000-0000-0000-00004e05965e");
     expect(table).toContain(token);
+    expect(devicesOf(phone.aor)).toEqual({
+      "urn:uuid:00000000-0000-0000-0000-00004e05965e": expect.objectContaining({
+        aor: phone.aor,
+        instance: "urn:uuid:00000000-0000-0000-0000-00004e05965e",
+        appId: APP_ID,
+        provider: "apple",
+        token,
+        userAgent: USER_AGENT,
+        // Where the phone reaches this proxy: the socket its REGISTER came in on.
+        proxy: `sip:127.0.0.1:${pusher.sipPort};transport=tcp`,
+        registeredAtMs: expect.any(Number),
+      }),
+    });
+    const stored = await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} [^\n]*`));
+    expect(stored).toBe(`device stored aor=${phone.aor} instance=urn:uuid:00000000-0000-0000-0000-00004e05965e app=${APP_ID} provider=apple token=34fret…vtrw`);
     expect(pusher.rpc("ul.lookup", "location", phone.aor)).toContain(`user_1234567@${NAT_PRIVATE_ADDRESS}`);
 
     const callId = sharedCallId(phone);
@@ -225,13 +296,23 @@ describe("a call to a phone with a push device record", () => {
     expect(apns.requestsFor(alertToken)).toHaveLength(1);
     expect(callPush.headers["apns-push-type"]).toBe("voip");
     expect((endedPush.body as Record<string, any>)["call-id"]).toBe((callPush.body as Record<string, any>)["call-id"]);
-    expect(endedPush.headers["apns-push-type"]).toBe("alert"); // never VoIP: iOS would demand a new CallKit call
+    expect(endedPush.headers["apns-push-type"]).toBe("alert"); // an alert token gets an alert push
     expect(endedPush.headers["apns-topic"]).toBe(APP_ID);
     expect(endedPush.status).toBe(200);
     expect((endedPush.body as Record<string, any>).event).toBe("call-cancelled");
     expect(pusher.rpc("htable.dump", "pusher_calls")).not.toContain(phone.aor);
     await registerPhone(pusher, await phone.newSocket(), "", { uriParams });
+    await new Promise((done) => setTimeout(done, 500)); // Kamailio's log trails the REGISTER's 200
     expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${phone.aor}`));
     expect(devicesTable()).toContain(voipToken);
+  });
+});
+
+describe("Kamailio after every call of this file", () => {
+  it("logged the helper's hello, no plugin error, holds no htable lock and keeps no call in pusher_calls", async () => {
+    expect(pusher.output()).toMatch(/pusher: helper connected \(pid \d+, protocol 1\)/);
+    dumpEveryPusherTable(pusher.rpc);
+    await waitUntil(() => callItems(pusher.rpc).length === 0, 5000, "no call left in pusher_calls");
+    expect(pluginErrorsIn(pusher.output())).toEqual([]);
   });
 });

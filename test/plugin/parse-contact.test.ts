@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeParam, parseContacts } from "../../src/plugin/parse-contact";
+import { contactExpires, decodeParam, parseContacts } from "../../src/plugin/parse-contact";
 
 // Kazoo's own sample REGISTER Contact (kazoo-configs-kamailio, pusher role docs), verbatim: the token has a space.
 const KAZOO_SEED_CONTACT =
@@ -166,5 +166,20 @@ describe("parseContacts", () => {
     expect(Object.getPrototypeOf(contact.headerParams)).toBe(Object.prototype);
     expect(contact.headerParams["pn-tok"]).toBe("t");
     expect(contact.headerParams.constructor).toBe("y");
+  });
+});
+
+describe("contactExpires", () => {
+  const contact = (params: string) => parseContacts(`<sip:a@h>${params}`)[0];
+
+  it.each([
+    ["its expires param before the Expires header", ";expires=0", "600", 0],
+    ["the Expires header without a param", "", "600", 600],
+    ["the registrar default without either", "", null, 3600],
+    ["the registrar default for an empty Expires header", "", "", 3600],
+    ["the Expires header when the param is not a plain number (-1)", ";expires=-1", "600", 600],
+    ["the Expires header when the param is not a number at all", ";expires=never", "0", 0],
+  ])("takes %s", (_what, params, expiresHeader, seconds) => {
+    expect(contactExpires(contact(params), expiresHeader)).toBe(seconds);
   });
 });

@@ -64,8 +64,8 @@ export interface RecordedRequest {
 }
 
 /** A scripted answer: a status with an APNs reason, or a stall (never answered). */
-/** `timestamp`: a 410's (epoch ms), else the time of the answer. */
-export type MockReply = { status: number; reason?: string; retryAfter?: string; timestamp?: number } | { stall: true };
+/** `timestamp`: a 410's (epoch ms), else the time of the answer. `afterMs`: answered that much later (a slow APNs). */
+export type MockReply = { status: number; reason?: string; retryAfter?: string; timestamp?: number; afterMs?: number } | { stall: true };
 
 /** A token-auth signing key the mock knows: the public half of an AuthKey .p8 and its ids. */
 export interface MockSigningKey {
@@ -84,7 +84,10 @@ export interface MockApnsOptions {
   now?: () => number;
 }
 
-/** APNs raises a token connection's stream limit after its first accepted push (providers.md §1.4, §8). */
+/**
+ * APNs raises a token connection's stream limit after its first accepted push (Apple:
+ * https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns).
+ */
 const TOKEN_CONNECTION_INITIAL_STREAMS = 1;
 const TOKEN_CONNECTION_STREAMS = 1000;
 
@@ -282,6 +285,11 @@ export class MockApns {
         stream.on("close", () => this.stalled.delete(stream));
         return;
       }
+      if (reply.afterMs) {
+        const { afterMs, ...later } = reply;
+        setTimeout(() => this.replyLater(stream, headers, record, later), afterMs).unref();
+        return;
+      }
       record.status = reply.status;
       this.answer(stream, headers, reply);
       // A token connection gets its full stream limit once a push with a valid token succeeded.
@@ -291,6 +299,12 @@ export class MockApns {
         session.settings({ maxConcurrentStreams: TOKEN_CONNECTION_STREAMS });
       }
     });
+  }
+
+  private replyLater(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, record: RecordedRequest, reply: { status: number; reason?: string; retryAfter?: string; timestamp?: number }): void {
+    if (stream.closed) return;
+    record.status = reply.status;
+    this.answer(stream, headers, reply);
   }
 
   /** APNs' own checks, in pushy's order: method, topic, push type, path/token, payload. */
@@ -336,7 +350,10 @@ export class MockApns {
     return null;
   }
 
-  /** APNs' JWT rules (providers.md §1.4): ES256, known kid, iss = its team, signature (JOSE or DER), iat < 1 h old. */
+  /**
+   * APNs' JWT rules (https://developer.apple.com/documentation/usernotifications/establishing-a-token-based-connection-to-apns):
+   * ES256, known kid, iss = its team, signature (JOSE or DER), iat < 1 h old.
+   */
   private checkProviderToken(record: RecordedRequest): MockReply | null {
     const authorization = record.headers.authorization;
     const match = typeof authorization === "string" ? /^bearer\s+(\S+)$/i.exec(authorization) : null;

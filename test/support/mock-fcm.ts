@@ -2,7 +2,7 @@
 // trusted through NODE_EXTRA_CA_CERTS like the mock APNs. The token endpoint verifies the RS256 assertion of a
 // service account made by the test (its `token_uri` points here) and issues access tokens; the FCM endpoint
 // checks them, validates messages as FCM does (string data values, priority, ttl) and answers as scripted per
-// device token (providers.md §8).
+// device token.
 import { generateKeyPairSync, randomBytes, verify, type KeyObject } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import http2 from "node:http2";

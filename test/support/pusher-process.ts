@@ -117,7 +117,8 @@ async function runPusher(dir: string, configPath: string, sipPort: number, linkP
       });
     },
     rpc(...command) {
-      return execFileSync("kamcmd", ["-s", `unix:${join(dir, "state", "kamailio.ctl")}`, ...command], { encoding: "utf8" });
+      // A timeout, not a hang: an RPC that cannot finish (htable.dump waits on a slot lock left held) fails the test.
+      return execFileSync("kamcmd", ["-s", `unix:${join(dir, "state", "kamailio.ctl")}`, ...command], { encoding: "utf8", timeout: 10_000 });
     },
     async crashKamailio() {
       const kamailio = descendants(child.pid!).filter((pid) => {

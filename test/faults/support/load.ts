@@ -1,6 +1,6 @@
 // The load case shared by load.short.test.ts (npm test) and load.long.test.ts (npm run test:faults): calls to
 // sleeping phones held until t2 while other phones REGISTER at a steady rate through sipp. Returns what the
-// tests assert on and the README reports.
+// tests assert on and docs/reliability.md reports.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect } from "vitest";

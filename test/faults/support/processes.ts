@@ -2,9 +2,11 @@
 // `pusher start`, read tm.stats and core.shmmem, and run Kamailio and the helper as two separate services (as
 // the systemd units do) so one can be killed or never started while the other runs.
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { kamailioArguments, packageKamailioFiles, runtimePaths } from "../../../src/cli/kamailio-runtime";
+import { validateConfig } from "../../../src/config";
 import { freePort } from "../../support/free-port";
 import { waitUntil as pollUntil } from "../../support/wait-until";
 import type { PusherProcess } from "../../support/pusher-process";
@@ -85,7 +87,7 @@ export interface SeparateServices {
   kamailioOutput(): string;
   helperOutput(): string;
   rpc(...command: string[]): string;
-  /** `defines`: extra `-A` switches and values (e.g. WITH_AUTH, PUSHER_TOKEN_SKIPS_AUTH=1). */
+  /** `defines`: extra `-A` switches and values (e.g. PUSHER_TOKEN_SKIPS_AUTH=1; WITH_AUTH comes with options.auth). */
   startKamailio(defines?: { [name: string]: string | true }): Promise<void>;
   /** SIGKILL to every Kamailio process at once; resolves when the main one is gone. */
   killKamailio(): Promise<void>;
@@ -95,9 +97,10 @@ export interface SeparateServices {
 
 /**
  * Writes `config` (with free SIP and link ports) as the runtime config both read, the way `pusher start` would,
- * and returns the controls; nothing runs yet.
+ * and returns the controls; nothing runs yet. `options.cfg`: an operator's own kamailio.cfg instead of
+ * kamailio/kamailio.cfg (with pusher.cfg next to it).
  */
-export async function separateServices(config: Record<string, unknown>, options: { auth?: boolean } = {}): Promise<SeparateServices> {
+export async function separateServices(config: Record<string, unknown>, options: { auth?: boolean; cfg?: string } = {}): Promise<SeparateServices> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-faults-"));
   const stateDir = join(dir, "state");
   mkdirSync(stateDir, { mode: 0o700 });
@@ -127,18 +130,10 @@ export async function separateServices(config: Record<string, unknown>, options:
     helperOutput: () => helperLog,
     rpc: (...command) => execFileSync("kamcmd", ["-s", `unix:${ctl}`, ...command], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
     async startKamailio(extra = {}) {
-      // The arguments `pusher start` gives it (src/cli/start.ts kamailioArguments).
-      const defines: { [name: string]: string } = {
-        PUSHER_PLUGIN_FILE: join(ROOT, "dist", "pusher.js"),
-        PUSHER_CONFIG_FILE: configPath,
-        PUSHER_EVAPI_ADDRESS: `127.0.0.1:${linkPort}`,
-        PUSHER_CTL_SOCKET: `unix:${ctl}`,
-        PUSHER_DB_CONNECTION: `pusher=>sqlite:///${join(stateDir, "devices.sqlite")}`,
-        PUSHER_AUTH_DB_URL: `sqlite:///${join(stateDir, "users.sqlite")}`,
-      };
-      const args = ["-f", join(ROOT, "kamailio", "kamailio.cfg"), "-DD", "-E", "-w", stateDir, "-Y", stateDir];
-      args.push("-l", `udp:127.0.0.1:${sipPort}`, "-l", `tcp:127.0.0.1:${sipPort}`);
-      for (const name of Object.keys(defines)) args.push("-A", `${name}=${JSON.stringify(defines[name])}`);
+      // The command line `pusher start` gives it (src/cli/kamailio-runtime.ts), plus the test's defines.
+      const config = validateConfig(JSON.parse(readFileSync(configPath, "utf8")));
+      const files = { ...packageKamailioFiles(ROOT), ...(options.cfg ? { cfg: options.cfg } : {}) };
+      const args = kamailioArguments(files, runtimePaths(configPath, config), config, config.sip.listen);
       for (const [name, value] of Object.entries(extra)) args.push("-A", value === true ? name : `${name}=${value}`);
       const child = spawn("kamailio", args, { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout!.on("data", (chunk) => (kamailioLog += chunk));
@@ -187,11 +182,4 @@ export async function separateServices(config: Record<string, unknown>, options:
   return services;
 }
 
-/**
- * Keys of pusher_calls that belong to calls (call:, wait:, ringing:, callid:): empty once every call ended.
- * (Registration tokens share the table and live their own lifetime.)
- */
-export function callItems(rpc: (...command: string[]) => string): string[] {
-  const dump = rpc("htable.dump", "pusher_calls");
-  return [...dump.matchAll(/name: ((?:call|wait|ringing|callid):\S*)/g)].map((match) => match[1]);
-}
+export { callItems } from "../../support/kamailio-checks";

@@ -1,31 +1,25 @@
-// The REGISTER side, run after a successful save("location") (register-devices stored the device records
-// before it): hand every call waiting for this AOR to its contacts, the one that just registered among them.
+// REGISTER, after save("location") (register-before-save.ts stored the device records before it): after a
+// successful save (route PUSHER_REGISTER_AFTER_SAVE), hand every call waiting for this AOR to its contacts, the one
+// that just registered among them; after a REGISTER the cfg answered with an error (route
+// PUSHER_REGISTER_AFTER_ERROR), end the held calls of a pushed phone at once.
 // Sets for kamailio/pusher.cfg:
 //   $var(pusher_resume) 1 when a held call is to be continued, with $var(pusher_tindex)/$var(pusher_tlabel).
 // More than one waiting call: cfg calls pusher_next_held_call after each t_continue.
 
 import { RegisteringPhone, endCall, endHeldCallsPushedTo, takeCallsToFork, takeHeldCalls } from "./hold-call";
 import { logInfo } from "./log";
-import { ParsedContact, parseContacts } from "./parse-contact";
+import { contactExpires, ParsedContact, parseContacts } from "./parse-contact";
 import { deviceInstance, readPushParams } from "./parse-push-params";
-import { contactExpires } from "./register-devices";
-import { repairContact } from "./repair-contact";
 import { aorOf, header, pvString, setVar } from "./sip-message";
-
-/** Before save("location"): sets $var(pusher_contact) to a repaired Contact value, or "" (see repair-contact). */
-export function repairContactHeader(): void {
-  const contactHeader = header("Contact");
-  const repaired = contactHeader ? repairContact(contactHeader) : null;
-  setVar("pusher_contact", repaired || "");
-}
 
 export function onRegister(): void {
   setVar("pusher_resume", 0);
   setVar("pusher_resume_queue", "");
   const contactHeader = header("Contact");
   if (!contactHeader) return;
+  const expiresHeader = header("Expires");
   const contacts = parseContacts(contactHeader).filter(function (contact) {
-    return contactExpires(contact) > 0;
+    return contactExpires(contact, expiresHeader) > 0;
   });
   if (!contacts.length) return;
   const aor = aorOf(pvString("$tU"), pvString("$td"));
@@ -80,7 +74,7 @@ function deliverHeldCalls(aor: string, phone: RegisteringPhone): void {
  * code sent, or any text when unknown).
  * RFC 8599 §5.6.2: when the REGISTER of a pushed phone (same token) fails other than with a 401/407 challenge,
  * its held calls get their final reply at once instead of at t2. Sets the same $var(pusher_resume…) as
- * onRegister, for cfg to continue each call into PUSHER_PUSH_FAILED.
+ * onRegister, for cfg to continue each call into PUSHER_INTERNAL_PUSH_FAILED.
  */
 export function onRegisterFailed(code: string): void {
   setVar("pusher_resume", 0);

@@ -1,23 +1,30 @@
-// REGISTER, before save("location") (route PUSHER_REGISTER_DEVICES): turns the Contact's push params into
-// device records, and answers RFC 8599's questions. Everything is decided first and written after, so a
-// REGISTER refused with 555 changes nothing. Records are on disk before save() sends the 200 (device-store).
-// Sets for kamailio/pusher.cfg: $var(pusher_refuse) 1 → cfg answers 555 and stops; Feature-Caps headers
-// for the reply are added here with append_to_reply (RFC 8599 §5.6.1: one per supported push service, in RFC 6809's
-// `*;+sip.pns="…"` form; Web Push's also carries the VAPID public key as +sip.vapid).
+// REGISTER, before save("location"), after authentication (register-token.ts runs before it, register-after-save.ts
+// after save). Two steps, in the order route PUSHER_REGISTER_BEFORE_SAVE runs them:
+//   - repairContactHeader (route PUSHER_INTERNAL_REPAIR_CONTACT): Kazoo's sample Contact made parseable
+//     (repair-contact.ts);
+//   - registerDevices: turns the Contact's push params into device records, and answers RFC 8599's questions.
+//     Everything is decided first and written after, so a REGISTER refused with 555 changes nothing. Records are
+//     on disk before save() sends the 200 (device-store).
+// Sets for kamailio/pusher.cfg: $var(pusher_contact), the repaired Contact or ""; $var(pusher_refuse) 1 → cfg
+// answers 555 and stops. Feature-Caps headers for the reply are added here with append_to_reply (RFC 8599 §5.6.1:
+// one per supported push service, in RFC 6809's `*;+sip.pns="…"` form; Web Push's also carries the VAPID public
+// key as +sip.vapid).
 
 import { PusherConfig, UserAgentRule } from "../config";
 import { PushProvider } from "../protocol";
 import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS, endpointAllowed, endpointHost } from "../webpush-endpoint";
 import { DeviceRecord } from "../device-record";
-import { ensureDevicesLoaded, markOf, removeAllDevices, removeDevice, saveDevice } from "./device-store";
+import { ensureDevicesLoaded, removeAllDevices, removeDevice, saveDevice } from "./device-store";
+import { markOf } from "./register-marks";
 import { logInfo, logWarn, maskToken } from "./log";
-import { parseContacts, ParsedContact } from "./parse-contact";
+import { contactExpires, parseContacts, ParsedContact } from "./parse-contact";
 import { deviceInstance, PushBinding, readPushParams } from "./parse-push-params";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
 import { aorOf, header, pvString, receivingProxyUri, setVar } from "./sip-message";
 import { matchUserAgent, pushParamNamesOf, ruleAcceptsApp } from "./user-agent-rules";
 import { pushBindingProblem } from "./validate-push-params";
+import { repairContact } from "./repair-contact";
 import { has } from "./own-key";
 
 // "Logged once": a mark per User-Agent lasts for the whole Kamailio run.
@@ -29,15 +36,11 @@ const MAX_FEATURE_CAPS_HEADERS = 16;
 const PNS_OF: { [provider: string]: string } = { apple: "apns", firebase: "fcm", webpush: "webpush" };
 const CONFIG_KEY_OF: { [provider: string]: string } = { apple: "apple", firebase: "firebase", webpush: "webpush" };
 
-/** Expires of one contact: its `expires` param, else the Expires header, else the registrar default (>0). */
-export function contactExpires(contact: ParsedContact): number {
-  const param = contact.headerParams["expires"];
-  // Like the registrar: an expires param that is not a plain number (`-1`, `-0`, `never`) is ignored, so it
-  // cannot remove a device whose binding the registrar keeps.
-  const value = param !== undefined && /^\s*\d+\s*$/.test(param) ? param : header("Expires");
-  if (value === null || value === undefined || value === "") return 3600;
-  const seconds = parseInt(value, 10);
-  return isNaN(seconds) ? 3600 : seconds;
+/** Sets $var(pusher_contact) to the repaired Contact value, or "" (see repair-contact). */
+export function repairContactHeader(): void {
+  const contactHeader = header("Contact");
+  const repaired = contactHeader ? repairContact(contactHeader) : null;
+  setVar("pusher_contact", repaired || "");
 }
 
 /** Every Contact header of the message, joined: a REGISTER may carry several. */
@@ -133,7 +136,7 @@ function addOnce(list: string[], value: string): void {
 }
 
 function planContact(plan: RegisterPlan, contact: ParsedContact, aor: string, rule: UserAgentRule | null, config: PusherConfig): void {
-  if (contactExpires(contact) <= 0) {
+  if (contactExpires(contact, header("Expires")) <= 0) {
     // RFC 8599 §4.1.2: removing the binding disables push; the record goes at once.
     plan.removals.push(deviceInstance(contact));
     return;
@@ -240,9 +243,10 @@ export function registerDevices(): void {
     if (removeDevice(aor, plan.removals[i])) logInfo("device removed aor=" + aor + " instance=" + plan.removals[i] + ": de-registered");
   }
   // A phone's refresh would store and remove nothing: cfg may answer it without the plugin (route
-  // PUSHER_KNOWN_REGISTER) with the same Feature-Caps. Only a REGISTER of one device, with at most one Feature-Caps,
-  // is marked (the mark lives on that device's item); de-REGISTERs, queries and refused params always come here,
-  // and so does Web Push (markOf has no code for it: its Feature-Caps carries the app's VAPID key).
+  // PUSHER_INTERNAL_KNOWN_REGISTER) with the same Feature-Caps. Only a REGISTER of one device, with at most one
+  // Feature-Caps, is marked (the mark lives on that device's item); de-REGISTERs, queries and refused params
+  // always come here, and so does Web Push (markOf has no code for it: its Feature-Caps carries the app's VAPID
+  // key).
   const rememberable = plan.records.length === 1 && !plan.removals.length && plan.featureCaps.length <= 1;
   const mark = rememberable ? markOf(pvString("$var(pusher_binding_key)"), plan.featureCaps.length ? plan.featureCaps[0] : "") : "";
   for (let i = 0; i < plan.records.length; i++) {

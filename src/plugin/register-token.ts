@@ -1,8 +1,10 @@
-// Kazoo's fast re-registration: each held call's push carries a one-time `registration-token`; the woken app
-// may present it on its REGISTER (header X-Token-Reg, or Contact URI/header param x-token-reg). A token is
-// valid once, only for the AOR it was issued for, and only for calls.registrationTokenSeconds. Unlike Kazoo
-// (where a token mapped to `1`, so any REGISTER bearing one was saved for whatever To-URI it named), the token
-// is bound to its AOR. Whether a valid token may skip digest auth is the cfg knob PUSHER_TOKEN_SKIPS_AUTH.
+// REGISTER, before authentication (route PUSHER_REGISTER_BEFORE_AUTH; register-before-save.ts and
+// register-after-save.ts come later). Kazoo's fast re-registration: each held call's push carries a one-time
+// `registration-token`; the woken app may present it on its REGISTER (header X-Token-Reg, or Contact URI/header
+// param x-token-reg). A token is valid once, only for the AOR it was issued for, and only for
+// calls.registrationTokenSeconds. Unlike Kazoo (where a token mapped to `1`, so any REGISTER bearing one was saved
+// for whatever To-URI it named), the token is bound to its AOR. Whether a valid token may skip digest auth is the
+// cfg knob PUSHER_TOKEN_SKIPS_AUTH.
 
 import { logInfo, logWarn, maskToken } from "./log";
 import { parseContacts } from "./parse-contact";
