@@ -56,7 +56,9 @@ async function buildPlugin() {
   });
   const { size } = await stat("dist/pusher.js");
   if (size >= PLUGIN_MAX_BYTES) {
-    throw new Error(`dist/pusher.js is ${size} bytes: app_jsdt in Kamailio 5.6 and 6.0 truncates files at ${PLUGIN_MAX_BYTES}`);
+    throw new Error(
+      `dist/pusher.js is ${size} bytes: app_jsdt in Kamailio 5.6 and 6.0 truncates files at ${PLUGIN_MAX_BYTES}`,
+    );
   }
   return size;
 }

@@ -27,15 +27,34 @@ export interface MemoryResult {
   shmPayloadBytesPerDevice: number;
 }
 
-async function growth(variant: "plugin" | "no-hook", injectionFile: string, sample: Phone, options: MemoryOptions): Promise<{ realUsed: number; used: number }> {
+async function growth(
+  variant: "plugin" | "no-hook",
+  injectionFile: string,
+  sample: Phone,
+  options: MemoryOptions,
+): Promise<{ realUsed: number; used: number }> {
   const readings: { before?: ShmStats; after?: ShmStats } = {};
-  await registerRound(variant, injectionFile, sample, options.devices, options.rate, options.limit, (phase, kamailio) => {
-    readings[phase] = kamailio.shm();
-  });
-  return { realUsed: readings.after!.realUsed - readings.before!.realUsed, used: readings.after!.used - readings.before!.used };
+  await registerRound(
+    variant,
+    injectionFile,
+    sample,
+    options.devices,
+    options.rate,
+    options.limit,
+    (phase, kamailio) => {
+      readings[phase] = kamailio.shm();
+    },
+  );
+  return {
+    realUsed: readings.after!.realUsed - readings.before!.realUsed,
+    used: readings.after!.used - readings.before!.used,
+  };
 }
 
-export async function benchMemory(options: MemoryOptions, log: (line: string) => void = () => {}): Promise<MemoryResult> {
+export async function benchMemory(
+  options: MemoryOptions,
+  log: (line: string) => void = () => {},
+): Promise<MemoryResult> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-bench-memory-"));
   try {
     const phones = makePhones("mem", options.devices);

@@ -66,10 +66,12 @@ export interface RegisterCostResult {
 function checkStored(kamailio: DirectKamailio, phone: Phone, localIp: string): void {
   const aor = `${phone.user}@${DOMAIN}`;
   const binding = kamailio.rpc("ul.lookup", "location", aor);
-  if (!binding.includes(`sip:c-${phone.user}@${localIp}:`)) throw new Error(`bench: ${kamailio.variant}: no binding of c-${phone.user}@${localIp} for ${aor}:\n${binding}`);
+  if (!binding.includes(`sip:c-${phone.user}@${localIp}:`))
+    throw new Error(`bench: ${kamailio.variant}: no binding of c-${phone.user}@${localIp} for ${aor}:\n${binding}`);
   if (kamailio.variant !== "plugin") return;
   const record = kamailio.rpc("htable.get", "pusher_devices", aor);
-  if (!record.includes(phone.token)) throw new Error(`bench: no device record with ${phone.user}'s token at ${aor}:\n${record}`);
+  if (!record.includes(phone.token))
+    throw new Error(`bench: no device record with ${phone.user}'s token at ${aor}:\n${record}`);
 }
 
 export function registerKeys(expires = "3600"): Record<string, string> {
@@ -78,10 +80,21 @@ export function registerKeys(expires = "3600"): Record<string, string> {
 
 /**
  * Starts a fresh Kamailio of `variant`, sends the REGISTERs, returns its CPU and what it stored; with `refresh`,
- * sends them again from the same socket and returns that CPU too.
+ * sends them again from the same socket and returns that CPU too. `deviceDatabaseUrl`: the device records in that
+ * (empty) PostgreSQL database instead of a new sqlite file (bench/cluster.ts).
  */
-export async function registerRound(variant: Variant, injectionFile: string, sample: Phone, registers: number, rate: number, limit: number | undefined, measure?: (phase: "before" | "after", kamailio: Awaited<ReturnType<typeof startDirectKamailio>>) => void, refresh = false): Promise<RegisterRound> {
-  const kamailio = await startDirectKamailio(variant, BENCH_USER_AGENT_REGEX);
+export async function registerRound(
+  variant: Variant,
+  injectionFile: string,
+  sample: Phone,
+  registers: number,
+  rate: number,
+  limit: number | undefined,
+  measure?: (phase: "before" | "after", kamailio: Awaited<ReturnType<typeof startDirectKamailio>>) => void,
+  refresh = false,
+  deviceDatabaseUrl?: string,
+): Promise<RegisterRound> {
+  const kamailio = await startDirectKamailio(variant, BENCH_USER_AGENT_REGEX, { deviceDatabaseUrl });
   try {
     // Let start-up work (module init, Duktape loading in each child) settle before the first reading.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -91,14 +104,28 @@ export async function registerRound(variant: Variant, injectionFile: string, sam
     const localPort = await freePort(localIp);
     const send = async () => {
       const cpuBefore = kamailio.cpuMs();
-      const { elapsedMs } = await runSippLoad({ scenario: "register.xml", remotePort: kamailio.sipPort, injectionFile, calls: registers, rate, limit, keys: registerKeys(), timeoutSeconds: 400, localIp, localPort });
+      const { elapsedMs } = await runSippLoad({
+        scenario: "register.xml",
+        remotePort: kamailio.sipPort,
+        injectionFile,
+        calls: registers,
+        rate,
+        limit,
+        keys: registerKeys(),
+        timeoutSeconds: 400,
+        localIp,
+        localPort,
+      });
       return { cpuMs: kamailio.cpuMs() - cpuBefore, elapsedMs };
     };
     const { cpuMs, elapsedMs } = await send();
     measure?.("after", kamailio);
     const devicesStored = htableItems(kamailio, "pusher_devices");
     const expected = variant === "plugin" ? registers : 0;
-    if (devicesStored !== expected) throw new Error(`bench: ${variant} Kamailio stored ${devicesStored} devices after ${registers} REGISTERs, expected ${expected}`);
+    if (devicesStored !== expected)
+      throw new Error(
+        `bench: ${variant} Kamailio stored ${devicesStored} devices after ${registers} REGISTERs, expected ${expected}`,
+      );
     checkStored(kamailio, sample, localIp);
     const result: RegisterRound = { variant, cpuMs, wallMs: round(elapsedMs, 0), devicesStored };
     if (refresh) result.refreshCpuMs = (await send()).cpuMs;
@@ -108,7 +135,10 @@ export async function registerRound(variant: Variant, injectionFile: string, sam
   }
 }
 
-export async function benchRegisterCost(options: RegisterCostOptions, log: (line: string) => void = () => {}): Promise<RegisterCostResult> {
+export async function benchRegisterCost(
+  options: RegisterCostOptions,
+  log: (line: string) => void = () => {},
+): Promise<RegisterCostResult> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-bench-register-"));
   try {
     const phones = makePhones("reg", options.registers);
@@ -119,8 +149,19 @@ export async function benchRegisterCost(options: RegisterCostOptions, log: (line
       const variants: Variant[] = ["plugin", "no-hook", "empty-plugin"];
       const order = variants.slice(round_ % 3).concat(variants.slice(0, round_ % 3));
       for (const variant of order) {
-        const result = await registerRound(variant, injectionFile, phones[0], options.registers, options.rate, undefined, undefined, options.refresh ?? true);
-        log(`register cost: round ${round_ + 1} ${variant}: ${result.cpuMs} ms CPU for ${options.registers} REGISTERs (${result.wallMs} ms wall), ${result.refreshCpuMs} ms for their refreshes`);
+        const result = await registerRound(
+          variant,
+          injectionFile,
+          phones[0],
+          options.registers,
+          options.rate,
+          undefined,
+          undefined,
+          options.refresh ?? true,
+        );
+        log(
+          `register cost: round ${round_ + 1} ${variant}: ${result.cpuMs} ms CPU for ${options.registers} REGISTERs (${result.wallMs} ms wall), ${result.refreshCpuMs} ms for their refreshes`,
+        );
         rounds.push(result);
       }
     }
@@ -128,7 +169,8 @@ export async function benchRegisterCost(options: RegisterCostOptions, log: (line
     const cpuMsPlugin = medianCpu("plugin");
     const cpuMsNoHook = medianCpu("no-hook");
     const cpuMsEmptyPlugin = medianCpu("empty-plugin");
-    const medianRefreshCpu = (variant: Variant) => median(rounds.filter((r) => r.variant === variant && r.refreshCpuMs !== undefined).map((r) => r.refreshCpuMs!));
+    const medianRefreshCpu = (variant: Variant) =>
+      median(rounds.filter((r) => r.variant === variant && r.refreshCpuMs !== undefined).map((r) => r.refreshCpuMs!));
     const refreshCpuMsPlugin = medianRefreshCpu("plugin");
     const refreshCpuMsNoHook = medianRefreshCpu("no-hook");
     return {

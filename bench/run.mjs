@@ -1,5 +1,5 @@
 // Bundles the benchmark (TypeScript, like the rest of the project; no tsx here) into build/bench/ with esbuild and
-// runs it. `node bench/run.mjs [--quick] [--only wake,register,helper,memory]`; bench/run.sh prepares the machine.
+// runs it. `node bench/run.mjs [--quick] [--only wake,register,helper,memory,hostile,cluster,restart,storm]`; bench/run.sh prepares the machine.
 import { build } from "esbuild";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -7,13 +7,17 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = join(root, "build", "bench");
 await build({
-  entryPoints: [join(root, "bench", "main.ts"), join(root, "bench", "workers", "apns-server.ts"), join(root, "bench", "workers", "push-client.ts")],
+  entryPoints: [
+    join(root, "bench", "main.ts"),
+    join(root, "bench", "workers", "apns-server.ts"),
+    join(root, "bench", "workers", "push-client.ts"),
+  ],
   outdir,
   bundle: true,
   platform: "node",
   format: "esm",
   target: "node20",
-  // node-apn and its CommonJS dependencies stay in node_modules.
+  // Packages (esbuild) stay in node_modules.
   packages: "external",
   logLevel: "warning",
 });

@@ -47,7 +47,10 @@ function countBy(values: string[]): Record<string, number> {
   return counts;
 }
 
-export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: string) => void = () => {}): Promise<WakeLatencyResult> {
+export async function benchWakeLatency(
+  options: WakeLatencyOptions,
+  log: (line: string) => void = () => {},
+): Promise<WakeLatencyResult> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-bench-wake-"));
   const runId = `${process.pid}x${Date.now().toString(36)}`;
   const apns = await BenchApns.start({ caDir: TEST_CA_DIR, record: true });
@@ -61,7 +64,11 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
       timers: { inviteFirstMs: 2000, pushWaitMs: 120_000, afterWakeMs: 60_000 },
       userAgents: [{ name: "MyMobileApp", regex: BENCH_USER_AGENT_REGEX }],
       // Both APNs hosts on the mock: nothing may leave loopback, even if the helper tried the other environment.
-      apps: { [BENCH_APP_ID]: { apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: apns.host, sandboxHost: apns.host } } },
+      apps: {
+        [BENCH_APP_ID]: {
+          apple: { certificateFile: join(TEST_CA_DIR, "apple-app.pem"), host: apns.host, sandboxHost: apns.host },
+        },
+      },
     });
     const running = pusher;
     const keys = registerKeys("600");
@@ -70,16 +77,48 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
       const phones = makePhones(`${name}${runId}u`, calls);
       const injectionFile = writeInjectionFile(dir, `${name}.csv`, phones);
       const phonesAddress = nextAddress();
-      await runSippLoad({ scenario: "register.xml", remotePort: running.sipPort, injectionFile, calls, rate: 500, keys, localIp: phonesAddress });
+      await runSippLoad({
+        scenario: "register.xml",
+        remotePort: running.sipPort,
+        injectionFile,
+        calls,
+        rate: 500,
+        keys,
+        localIp: phonesAddress,
+      });
       // The bindings lapse, the device records stay (as in test/integration): each call is held and pushed at once.
       for (const phone of phones) running.rpc("ul.rm", "location", `${phone.user}@${DOMAIN}`);
       const pushesBefore = apns.pushes.length;
-      const callers = await startSippLoad({ scenario: "call.xml", remotePort: running.sipPort, injectionFile, calls, rate: options.rate, keys, callIdPattern, localIp: nextAddress() });
+      const callers = await startSippLoad({
+        scenario: "call.xml",
+        remotePort: running.sipPort,
+        injectionFile,
+        calls,
+        rate: options.rate,
+        keys,
+        callIdPattern,
+        localIp: nextAddress(),
+      });
       sipp.callers = callers;
-      await waitUntil(() => apns.pushes.length >= pushesBefore + calls, 30_000, () => `${calls} pushes (got ${apns.pushes.length - pushesBefore}); pusher output:\n${running.output().slice(-3000)}`);
+      await waitUntil(
+        () => apns.pushes.length >= pushesBefore + calls,
+        30_000,
+        () =>
+          `${calls} pushes (got ${apns.pushes.length - pushesBefore}); pusher output:\n${running.output().slice(-3000)}`,
+      );
       log(`wake (${name}): ${calls} calls held and pushed`);
       // Woken, the phones come back from a new socket on their address.
-      const phonesLoad = await startSippLoad({ scenario: "wake-and-answer.xml", remotePort: running.sipPort, injectionFile, calls, rate: options.rate, keys, callIdPattern, timeoutSeconds: 60, localIp: phonesAddress });
+      const phonesLoad = await startSippLoad({
+        scenario: "wake-and-answer.xml",
+        remotePort: running.sipPort,
+        injectionFile,
+        calls,
+        rate: options.rate,
+        keys,
+        callIdPattern,
+        timeoutSeconds: 60,
+        localIp: phonesAddress,
+      });
       const callersDone = callers.done.then((called) => {
         // A failed caller leaves its phone waiting: stop the phones' sipp too, so the error shows at once.
         if (called.code !== 0) phonesLoad.child.kill();
@@ -112,7 +151,9 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
     }
     // The first push per call: later ones for the same call (e.g. an "answered elsewhere" alert) are not dispatch.
     const firstPushes = new Map<string, number>();
-    for (const push of apns.pushes) if (push.callId?.startsWith(`wake-${runId}-`) && !firstPushes.has(push.callId)) firstPushes.set(push.callId, push.receivedAtMs);
+    for (const push of apns.pushes)
+      if (push.callId?.startsWith(`wake-${runId}-`) && !firstPushes.has(push.callId))
+        firstPushes.set(push.callId, push.receivedAtMs);
     const dispatchSamples: number[] = [];
     for (const [callId, receivedAtMs] of firstPushes) {
       const invite = invitesIn.get(callId);
@@ -120,9 +161,19 @@ export async function benchWakeLatency(options: WakeLatencyOptions, log: (line: 
     }
     if (wakeSamples.length !== options.calls || dispatchSamples.length !== options.calls) {
       const unmatched = [...firstPushes.keys()].filter((callId) => !invitesIn.has(callId)).slice(0, 5);
-      throw new Error(`bench: no captured INVITE for the pushes of ${JSON.stringify(unmatched)}; matched ${wakeSamples.length} wake-ups and ${dispatchSamples.length} pushes of ${options.calls} calls (${packets.length} SIP packets captured)`);
+      throw new Error(
+        `bench: no captured INVITE for the pushes of ${JSON.stringify(unmatched)}; matched ${wakeSamples.length} wake-ups and ${dispatchSamples.length} pushes of ${options.calls} calls (${packets.length} SIP packets captured)`,
+      );
     }
-    return { calls: options.calls, rate: options.rate, warmUpCalls: options.warmUpCalls, pushesReceived: apns.pushes.length, pushAlertKeys: countBy(apns.pushes.map((push) => push.alertKey ?? "(none)")), wakeLatencyMs: distribution(wakeSamples), dispatchLatencyMs: distribution(dispatchSamples) };
+    return {
+      calls: options.calls,
+      rate: options.rate,
+      warmUpCalls: options.warmUpCalls,
+      pushesReceived: apns.pushes.length,
+      pushAlertKeys: countBy(apns.pushes.map((push) => push.alertKey ?? "(none)")),
+      wakeLatencyMs: distribution(wakeSamples),
+      dispatchLatencyMs: distribution(dispatchSamples),
+    };
   } finally {
     if (capture) await capture.stop().catch(() => []);
     if (sipp.callers && sipp.callers.child.exitCode === null) sipp.callers.child.kill();

@@ -52,6 +52,19 @@ interface KsrCorex {
   via_use_xavp_fields(p1: number): number;
 }
 
+/** KSR.dmq */
+interface KsrDmq {
+  bcast_message(p1: string, p2: string, p3: string): number;
+  handle_message(): number;
+  handle_message_rc(p1: number): number;
+  is_from_node(): number;
+  process_message(): number;
+  process_message_rc(p1: number): number;
+  send_message(p1: string, p2: string, p3: string, p4: string): number;
+  t_replicate(): number;
+  t_replicate_mode(p1: number): number;
+}
+
 /** KSR.evapi */
 interface KsrEvapi {
   async_multicast(p1: string, p2: string): number;
@@ -669,6 +682,7 @@ interface Ksr {
   auth: KsrAuth;
   auth_db: KsrAuthDb;
   corex: KsrCorex;
+  dmq: KsrDmq;
   evapi: KsrEvapi;
   hdr: KsrHdr;
   htable: KsrHtable;

@@ -49,7 +49,9 @@ async function buildIfNeeded() {
   const sourcesMs = Math.max(newest(join(ROOT, "src")), statSync(join(ROOT, "build.mjs")).mtimeMs);
   if (artifacts.every((file) => existsSync(file) && statSync(file).mtimeMs >= sourcesMs)) return;
   console.log("building dist/ (node build.mjs)");
-  const code = await new Promise((done) => spawn(process.execPath, ["build.mjs"], { cwd: ROOT, stdio: "inherit" }).on("exit", done));
+  const code = await new Promise((done) =>
+    spawn(process.execPath, ["build.mjs"], { cwd: ROOT, stdio: "inherit" }).on("exit", done),
+  );
   if (code !== 0) throw new Error("node build.mjs failed");
 }
 
@@ -80,8 +82,25 @@ async function loadTestSupport(work) {
  * address); `callId` pairs a caller and the phone that answers it. Resolves with its exit code and output.
  */
 function sipp(scenario, sipPort, { localIp, localPort, mediaPort, keys, callId }) {
-  const args = [`127.0.0.1:${sipPort}`, "-sf", join(ROOT, "test", "sipp", scenario), "-i", localIp, "-p", String(localPort),
-    "-mp", String(mediaPort), "-t", "u1", "-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin"];
+  const args = [
+    `127.0.0.1:${sipPort}`,
+    "-sf",
+    join(ROOT, "test", "sipp", scenario),
+    "-i",
+    localIp,
+    "-p",
+    String(localPort),
+    "-mp",
+    String(mediaPort),
+    "-t",
+    "u1",
+    "-m",
+    "1",
+    "-timeout",
+    "20s",
+    "-timeout_error",
+    "-nostdin",
+  ];
   if (callId) args.push("-cid_str", callId);
   for (const [name, value] of Object.entries(keys)) args.push("-key", name, value);
   const child = spawn("sipp", args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -115,7 +134,10 @@ async function expectSipp(run, what) {
 function startPusher(configPath) {
   // The helper trusts the mock APNs through the test CA; Node reads NODE_EXTRA_CA_CERTS only at start-up.
   const env = { ...process.env, NODE_EXTRA_CA_CERTS: join(CA_DIR, "ca.pem") };
-  const child = spawn(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "start"], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const lines = (pusherLines = []);
   const waiters = [];
   const exited = new Promise((done) => child.on("exit", done));
@@ -137,7 +159,10 @@ function startPusher(configPath) {
       const seen = lines.find((entry) => pattern.test(entry.line));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no "${what}" within ${timeoutMs} ms (waited for ${pattern})`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no "${what}" within ${timeoutMs} ms (waited for ${pattern})`)),
+          timeoutMs,
+        );
         waiters.push({ pattern, done: (entry) => (clearTimeout(timer), resolve(entry)) });
         exited.then((code) => reject(new Error(`pusher start exited (${code}) before "${what}"`)));
       });
@@ -171,15 +196,22 @@ async function demo(work) {
 
   const sipPort = await freePort();
   const configPath = join(work, "pusher.json");
-  writeFileSync(configPath, JSON.stringify({
-    // No digest auth (sip.auth) here: the demo shows the push path; `pusher users add` is for real phones.
-    sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false },
-    link: { port: await freePort() },
-    stateDir: join(work, "state"),
-    timers: TIMERS,
-    userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
-    apps: { [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(CA_DIR, "apple-app.pem") }) } },
-  }, null, 2));
+  writeFileSync(
+    configPath,
+    JSON.stringify(
+      {
+        // No digest auth (sip.auth) here: the demo shows the push path; `pusher users add` is for real phones.
+        sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false },
+        link: { port: await freePort() },
+        stateDir: join(work, "state"),
+        timers: TIMERS,
+        userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
+        apps: { [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(CA_DIR, "apple-app.pem") }) } },
+      },
+      null,
+      2,
+    ),
+  );
   const pusher = startPusher(configPath);
   cleanups.push(() => pusher.stop());
   await pusher.waitFor(/helper connected/, "helper connected", 20000);
@@ -190,11 +222,21 @@ async function demo(work) {
   const phone = await Phone.create({ user: USER, domain: DOMAIN });
   const token = apns.newDevice(APP_ID); // a PushKit token, as iOS gives the app
   const phoneSocket = `${phone.address}:${phone.port}`;
-  await expectSipp(sipp("register.xml", sipPort, { localIp: phone.address, localPort: phone.port, mediaPort: await freeMediaPort(phone.address), keys: phoneKeys(phone, token) }), "REGISTER");
+  await expectSipp(
+    sipp("register.xml", sipPort, {
+      localIp: phone.address,
+      localPort: phone.port,
+      mediaPort: await freeMediaPort(phone.address),
+      keys: phoneKeys(phone, token),
+    }),
+    "REGISTER",
+  );
   await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} `), "device stored");
   const asleep = await silentSocket(phone);
   cleanups.push(() => asleep.close());
-  step(`REGISTER stored: ${phone.aor}'s phone (app ${APP_ID}, pn-tok ${token.slice(0, 8)}…) registered from ${phoneSocket} as sip:${phone.contactUser}@${phoneSocket}, then fell asleep`);
+  step(
+    `REGISTER stored: ${phone.aor}'s phone (app ${APP_ID}, pn-tok ${token.slice(0, 8)}…) registered from ${phoneSocket} as sip:${phone.contactUser}@${phoneSocket}, then fell asleep`,
+  );
 
   // 2. The call, from a caller on its own address to Alice's AOR. The phone that will wake answers with the same
   //    Call-ID (sipp hands an incoming INVITE only to the call with its Call-ID).
@@ -202,30 +244,56 @@ async function demo(work) {
   const callId = `demo-${randomBytes(6).toString("hex")}@${callerAddress}`;
   callStartedAt = Date.now();
   const caller = sipp("call-answered.xml", sipPort, {
-    localIp: callerAddress, localPort: await freePort(callerAddress), mediaPort: await freeMediaPort(callerAddress), callId,
+    localIp: callerAddress,
+    localPort: await freePort(callerAddress),
+    mediaPort: await freeMediaPort(callerAddress),
+    callId,
     keys: { callee: phone.user, caller: "15551234567", domain: phone.domain },
   });
   step(`INVITE sip:${phone.aor} sent by the caller at ${callerAddress}`, callStartedAt);
-  const held = await pusher.waitFor(new RegExp(`push requested call-id=${escapeRegExp(callId)} aor=${escapeRegExp(phone.aor)} `), "push requested");
-  step(`INVITE held: Kamailio tried the phone at ${phoneSocket} (sent ${asleep.received()}×, no answer within t1 = ${TIMERS.inviteFirstMs} ms), suspends the call and asks the helper for a push`, held.atMs);
+  const held = await pusher.waitFor(
+    new RegExp(`push requested call-id=${escapeRegExp(callId)} aor=${escapeRegExp(phone.aor)} `),
+    "push requested",
+  );
+  step(
+    `INVITE held: Kamailio tried the phone at ${phoneSocket} (sent ${asleep.received()}×, no answer within t1 = ${TIMERS.inviteFirstMs} ms), suspends the call and asks the helper for a push`,
+    held.atMs,
+  );
 
   // 3. The push reaches (mock) APNs; the phone wakes and registers again from a new port on its address.
   const push = await waitForPush(apns, token, 5000);
-  step(`push sent (APNs got ${push.method} ${push.path.slice(0, "/3/device/".length + 8)}…, apns-push-type ${push.headers["apns-push-type"]}, topic ${push.headers["apns-topic"]}, answered ${push.status})`, push.receivedAtMs);
+  step(
+    `push sent (APNs got ${push.method} ${push.path.slice(0, "/3/device/".length + 8)}…, apns-push-type ${push.headers["apns-push-type"]}, topic ${push.headers["apns-topic"]}, answered ${push.status})`,
+    push.receivedAtMs,
+  );
   await asleep.close();
   const woken = await phone.newSocket();
   const registeredAt = Date.now();
   step(`phone REGISTERs: woken by the push, from ${woken.address}:${woken.port}`, registeredAt);
-  const answering = sipp("register-and-answer.xml", sipPort, { localIp: woken.address, localPort: woken.port, mediaPort: await freeMediaPort(woken.address), keys: phoneKeys(woken, token), callId });
-  const delivering = await pusher.waitFor(new RegExp(`device registered, delivering call-id=${escapeRegExp(callId)} aor=${escapeRegExp(phone.aor)}`), "delivering");
-  step(`delivering: Kamailio continues the held INVITE to the phone's new Contact, sip:${woken.contactUser}@${woken.address}:${woken.port}`, delivering.atMs);
+  const answering = sipp("register-and-answer.xml", sipPort, {
+    localIp: woken.address,
+    localPort: woken.port,
+    mediaPort: await freeMediaPort(woken.address),
+    keys: phoneKeys(woken, token),
+    callId,
+  });
+  const delivering = await pusher.waitFor(
+    new RegExp(`device registered, delivering call-id=${escapeRegExp(callId)} aor=${escapeRegExp(phone.aor)}`),
+    "delivering",
+  );
+  step(
+    `delivering: Kamailio continues the held INVITE to the phone's new Contact, sip:${woken.contactUser}@${woken.address}:${woken.port}`,
+    delivering.atMs,
+  );
 
   // 4. The phone answers (180, 200), the caller ACKs and hangs up along the route set.
   const answered = await expectSipp(caller, "the caller");
   await expectSipp(answering, "the phone");
   step("call answered: 200 OK reached the caller, who hung up (BYE, 200)", answered.endedAt);
-  console.log(`\nwake latency: ${delivering.atMs - registeredAt} ms from the phone's REGISTER to the call delivered to it ` +
-    `(includes starting sipp; npm run bench measures it on the wire), ${answered.endedAt - callStartedAt} ms for the whole call`);
+  console.log(
+    `\nwake latency: ${delivering.atMs - registeredAt} ms from the phone's REGISTER to the call delivered to it ` +
+      `(includes starting sipp; npm run bench measures it on the wire), ${answered.endedAt - callStartedAt} ms for the whole call`,
+  );
 }
 
 async function main() {
@@ -245,7 +313,13 @@ async function main() {
     process.exitCode = 0;
   } catch (error) {
     console.error(`\ndemo failed: ${error.message}`);
-    if (pusherLines.length) console.error(`last lines of pusher start:\n${pusherLines.slice(-25).map((entry) => "  " + entry.line).join("\n")}`);
+    if (pusherLines.length)
+      console.error(
+        `last lines of pusher start:\n${pusherLines
+          .slice(-25)
+          .map((entry) => "  " + entry.line)
+          .join("\n")}`,
+      );
     process.exitCode = 1;
   } finally {
     clearTimeout(timer);

@@ -2,7 +2,8 @@
 # Installs what `npm start` and `npm test` need and a fresh Debian 12 + Node 20 machine lacks:
 # Kamailio 5.6 with the modules the plugin uses, sipp (package sip-tester), duk (duktape), openssl, sqlite3
 # (`pusher users` writes the users database with it), and the npm dependencies; with --test also linphonec
-# (package linphone-cli: the tests' real SIP client) and debootstrap. Does nothing when everything is there.
+# (package linphone-cli: the tests' real SIP client), debootstrap, and PostgreSQL with Kamailio's db_postgres. Does
+# nothing when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,9 @@ if [ "${1:-}" = "--test" ]; then
   command -v linphonec >/dev/null || packages+=(linphone-cli)
   # Builds the Debian 13 root the integration suite also runs Kamailio 6.0 from (scripts/ensure-debian13-root.sh).
   [ -x /usr/sbin/debootstrap ] || packages+=(debootstrap)
+  # Device records in PostgreSQL: a throwaway cluster per test file (test/support/postgres.ts), and Kamailio's driver.
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
+  [ -f "$MODULES/db_postgres.so" ] || packages+=(kamailio-postgres-modules)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then

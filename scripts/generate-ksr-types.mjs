@@ -17,7 +17,7 @@ import dgram from "node:dgram";
 import net from "node:net";
 
 const TARGETS = {
-  "5.6": { kamailio: "/usr/sbin/kamailio", kamcmd: "/usr/sbin/kamcmd", out: "index.d.ts" },
+  5.6: { kamailio: "/usr/sbin/kamailio", kamcmd: "/usr/sbin/kamcmd", out: "index.d.ts" },
   "6.0": {
     kamailio: fileURLToPath(new URL("kamailio-6.0/kamailio", import.meta.url)),
     kamcmd: fileURLToPath(new URL("kamailio-6.0/kamcmd", import.meta.url)),
@@ -28,9 +28,35 @@ const TARGETS = {
 // Every module the plugin may call through KSR. Modules without KEMI exports (usrloc, rtimer, db_sqlite…)
 // are still loaded so that the ones depending on them start exactly as in production.
 const MODULES = [
-  "jsonrpcs", "kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog",
-  "sanity", "htable", "usrloc", "registrar", "tsilo", "nathelper", "rtimer", "evapi", "sqlops", "db_sqlite",
-  "auth", "auth_db", "uuid", "xhttp", "xhttp_prom", "ipops",
+  "jsonrpcs",
+  "kex",
+  "corex",
+  "tm",
+  "tmx",
+  "sl",
+  "rr",
+  "pv",
+  "maxfwd",
+  "textops",
+  "siputils",
+  "xlog",
+  "sanity",
+  "htable",
+  "usrloc",
+  "registrar",
+  "tsilo",
+  "nathelper",
+  "rtimer",
+  "evapi",
+  "sqlops",
+  "db_sqlite",
+  "auth",
+  "auth_db",
+  "uuid",
+  "xhttp",
+  "xhttp_prom",
+  "ipops",
+  "dmq",
 ];
 
 const PARAM_TYPES = { str: "string", int: "number", long: "number" };
@@ -78,6 +104,8 @@ modparam("auth_db", "db_url", "sqlite:///${dir}/probe.db")
 # xhttp requires a KEMI callback name (or event_route[xhttp:request]) to start.
 modparam("xhttp", "event_callback", "ksr_xhttp_event")
 modparam("evapi", "bind_addr", "127.0.0.1:${evapiPort}")
+# dmq will not start without its own address, one of the listen sockets (a cluster of one: no notification peer).
+modparam("dmq", "server_address", "sip:127.0.0.1:${sipPort}")
 
 cfgengine "jsdt"
 `;
@@ -105,7 +133,9 @@ function parseApiList(text) {
   }
   const complete = funcs.filter((f) => f && f.ret && f.name && f.params && f.module !== undefined);
   if (!complete.length || complete.length !== funcs.length || (msize !== undefined && msize !== funcs.length)) {
-    throw new Error(`cannot parse app_jsdt.api_list output (msize ${msize}, ${complete.length}/${funcs.length} functions):\n${text.slice(0, 500)}`);
+    throw new Error(
+      `cannot parse app_jsdt.api_list output (msize ${msize}, ${complete.length}/${funcs.length} functions):\n${text.slice(0, 500)}`,
+    );
   }
   return funcs;
 }
@@ -167,7 +197,13 @@ async function fetchApiList({ kamailio: KAMAILIO, kamcmd: KAMCMD }) {
 }
 
 function interfaceName(module) {
-  return "Ksr" + module.split("_").map((part) => part.charAt(0).toUpperCase() + part.slice(1)).join("");
+  return (
+    "Ksr" +
+    module
+      .split("_")
+      .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+      .join("")
+  );
 }
 
 // Kamailio 6.0's api_list prints "<null string>" as the params of a function with a `long` parameter (pv.setl):
@@ -182,7 +218,8 @@ function signature(f) {
   const params = f.params === "none" ? [] : f.params.split(",").map((p) => p.trim());
   const types = params.map((p) => PARAM_TYPES[p]);
   // Fail loudly on a KEMI type this generator does not know, rather than emitting a wrong declaration.
-  if (ret === undefined || types.includes(undefined)) throw new Error(`unknown KEMI type in ${f.module}.${f.name}: (${f.params}) → ${f.ret}`);
+  if (ret === undefined || types.includes(undefined))
+    throw new Error(`unknown KEMI type in ${f.module}.${f.name}: (${f.params}) → ${f.ret}`);
   return `${f.name}(${types.map((t, i) => `p${i + 1}: ${t}`).join(", ")}): ${ret};`;
 }
 
@@ -203,7 +240,8 @@ function generate(funcs, version) {
   const moduleNames = [...modules.keys()].filter((m) => m !== "").sort(byString);
   const core = modules.get("") ?? [];
   const coreNames = new Set(core.map((f) => f.name));
-  for (const m of [...moduleNames, "x"]) if (coreNames.has(m)) throw new Error(`core function ${m} clashes with module KSR.${m}`);
+  for (const m of [...moduleNames, "x"])
+    if (coreNames.has(m)) throw new Error(`core function ${m} clashes with module KSR.${m}`);
   if (moduleNames.includes("x")) throw new Error("a module named x clashes with app_jsdt's own KSR.x");
 
   const out = [
@@ -240,7 +278,9 @@ function versionOf(kamailio) {
 }
 
 const wanted = process.argv.slice(2);
-for (const series of wanted) if (!TARGETS[series]) throw new Error(`types:ksr: unknown Kamailio ${JSON.stringify(series)}; use ${Object.keys(TARGETS).join(" or ")}`);
+for (const series of wanted)
+  if (!TARGETS[series])
+    throw new Error(`types:ksr: unknown Kamailio ${JSON.stringify(series)}; use ${Object.keys(TARGETS).join(" or ")}`);
 for (const series of wanted.length ? wanted : Object.keys(TARGETS)) {
   const target = TARGETS[series];
   try {
@@ -252,7 +292,9 @@ for (const series of wanted.length ? wanted : Object.keys(TARGETS)) {
     const out = new URL(`../kamailio-jsdt-types/${target.out}`, import.meta.url);
     await mkdir(new URL(".", out), { recursive: true });
     await writeFile(out, text);
-    console.log(`wrote kamailio-jsdt-types/${target.out}: ${modules} modules + core, ${functions} functions (${version})`);
+    console.log(
+      `wrote kamailio-jsdt-types/${target.out}: ${modules} modules + core, ${functions} functions (${version})`,
+    );
   } catch (err) {
     console.error(`types:ksr ${series} failed: ${err.message}`);
     process.exitCode = 1;

@@ -26,7 +26,8 @@ export function ksrCalls(fileName, source) {
 export function declaredKsrNames(dtsPath) {
   const file = ts.createSourceFile(dtsPath, readFileSync(dtsPath, "utf8"), ts.ScriptTarget.Latest, true);
   const interfaces = new Map();
-  for (const statement of file.statements) if (ts.isInterfaceDeclaration(statement)) interfaces.set(statement.name.text, statement.members);
+  for (const statement of file.statements)
+    if (ts.isInterfaceDeclaration(statement)) interfaces.set(statement.name.text, statement.members);
   const memberNames = (members) => members.filter((m) => m.name && ts.isIdentifier(m.name)).map((m) => m.name.text);
   const names = new Set();
   for (const member of interfaces.get("Ksr") ?? []) {
@@ -35,7 +36,12 @@ export function declaredKsrNames(dtsPath) {
     names.add(name);
     const type = ts.isPropertySignature(member) ? member.type : undefined;
     // `pv: KsrPv;` names another interface; app_jsdt's own `x: { … }` is written inline.
-    const members = type && ts.isTypeReferenceNode(type) ? interfaces.get(type.typeName.getText(file)) : type && ts.isTypeLiteralNode(type) ? type.members : undefined;
+    const members =
+      type && ts.isTypeReferenceNode(type)
+        ? interfaces.get(type.typeName.getText(file))
+        : type && ts.isTypeLiteralNode(type)
+          ? type.members
+          : undefined;
     for (const inner of members ? memberNames([...members]) : []) names.add(`${name}.${inner}`);
   }
   if (!names.size) throw new Error(`${dtsPath} declares no KSR members`);

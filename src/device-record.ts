@@ -25,4 +25,7 @@ export interface DeviceRecord {
   proxy: string;
   /** Last REGISTER that wrote the record; retention (devices.retentionDays) counts from it. */
   registeredAtMs: number;
+  /** Keyed by its AOR with the user part's case kept (RFC 3261 §19.1.4); absent on records written before, whose
+   * key is all lower-cased (src/plugin/device-store.ts legacyDevices). */
+  userCaseKept?: boolean;
 }

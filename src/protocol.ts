@@ -1,5 +1,6 @@
 // Messages between the plugin (inside Kamailio, Duktape ES5) and the helper (Node).
-// Transport: evapi netstrings over TCP on loopback; each frame is one JSON object.
+// Transport: evapi netstrings over TCP on loopback; each frame is one JSON object. A connection carries nothing
+// but link-challenge and link-proof frames until both sides proved the link secret (src/link-auth.ts).
 // This file holds types and pure functions only: it is compiled into both sides, so it must stay ES5-safe
 // (no Map/Set/Promise, no String#padStart, no regex flags beyond g/i/m).
 
@@ -50,8 +51,12 @@ export interface Caller {
   name: string;
 }
 
-/** Why a push is sent: to ring a call, or to tell a phone that showed the call that it is over. */
-export type PushPurpose = "call" | "call-ended";
+/**
+ * Why a push is sent: to ring a call, to tell a phone that showed the call that it is over, to say a MESSAGE waits
+ * for the phone (docs/messages.md), or to have it refresh its binding before it expires (RFC 8599 §5.5).
+ */
+export type PushPurpose = "call" | "call-ended" | "message" | "refresh";
+export const PUSH_PURPOSES: PushPurpose[] = ["call", "call-ended", "message", "refresh"];
 
 /** How a call ended, for `call-ended` pushes: the caller gave up, or another device answered. */
 export type CallEndReason = "cancelled" | "answered-elsewhere";
@@ -74,8 +79,16 @@ export interface PushRequest {
   registrationToken?: string;
   /** Kazoo's `account-ref` (X-KAZOO-PUSHER-Account-Ref), passed through to the app. */
   accountRef?: string;
-  /** Epoch ms after which the call stops ringing: no retry may be sent after it. */
+  /** Epoch ms after which the call stops ringing: no retry may be sent after it (message, refresh: after which the
+   * helper stops retrying). */
   ringsUntilMs: number;
+  /** message: the stored MESSAGE's id (`caller` is its sender, `callId` its Call-ID). */
+  messageId?: string;
+  /** message, with messages.previewInPush: the first 100 characters of its text/plain body. */
+  preview?: string;
+  /** message, refresh: epoch ms when the push loses its use (the message's retention ends, the binding expires): the
+   * provider keeps an undelivered push until then (apns-expiration, FCM ttl, Web Push TTL). */
+  expiresAtMs?: number;
 }
 
 /** How a push ended, as far as the call is concerned. */
@@ -95,15 +108,31 @@ export interface PushResult {
   reason?: string;
   /** The token is dead: the plugin removes the device record. */
   dropToken?: boolean;
-  /** With dropToken: the token that was pushed. The record goes only while it still holds it (the phone may have
-   * registered a new one since). */
+  /** The token that was pushed (the helper always sends it). The plugin changes nothing unless callRef, callId, aor,
+   * instance and this token are what it sent for a call it still holds; with dropToken the record goes only while
+   * it still holds this token (the phone may have registered a new one since). */
   token?: string;
   /** With dropToken, from APNs 410: epoch ms since when the token is invalid. A record registered after that
    * (the phone registered the token again) is kept. */
   tokenInvalidSinceMs?: number;
 }
 
-/** helper → plugin, once per connection. */
+/**
+ * Both ways, before anything else on a connection (src/link-auth.ts): Kamailio's challenge first, then the
+ * helper's. Nonces are 32–128 lower-case hex digits.
+ */
+export interface LinkChallenge {
+  type: "link-challenge";
+  nonce: string;
+}
+
+/** Both ways: the answer to the other side's challenge, HMAC-SHA-256 hex (src/link-auth.ts linkProofText). */
+export interface LinkProof {
+  type: "link-proof";
+  proof: string;
+}
+
+/** helper → plugin, once per connection, after the link is authenticated. */
 export interface HelperHello {
   type: "hello";
   version: number;
@@ -124,8 +153,8 @@ export interface StatsReport {
   helperConnections: number;
 }
 
-export type HelperMessage = PushResult | HelperHello | StatsRequest;
-export type PluginMessage = PushRequest | StatsReport;
+export type HelperMessage = PushResult | HelperHello | StatsRequest | LinkChallenge | LinkProof;
+export type PluginMessage = PushRequest | StatsReport | LinkChallenge | LinkProof;
 
 function isString(value: unknown): value is string {
   return typeof value === "string";
@@ -142,16 +171,31 @@ function parseObject(text: string): { [key: string]: unknown } | null {
   return value && typeof value === "object" ? (value as { [key: string]: unknown }) : null;
 }
 
+/** A link-challenge or link-proof with a well-formed nonce or proof; null for any other message. */
+function parseLinkMessage(message: { [key: string]: unknown }): LinkChallenge | LinkProof | null {
+  if (message.type === "link-challenge")
+    return isString(message.nonce) && /^[0-9a-f]{32,128}$/.test(message.nonce)
+      ? { type: "link-challenge", nonce: message.nonce }
+      : null;
+  if (message.type === "link-proof")
+    return isString(message.proof) && /^[0-9a-f]{64}$/.test(message.proof)
+      ? { type: "link-proof", proof: message.proof }
+      : null;
+  return null;
+}
+
 /** Parses and checks a helper message; returns null for anything malformed (never throws). */
 export function parseHelperMessage(text: string): HelperMessage | null {
   const message = parseObject(text);
   if (!message) return null;
+  if (message.type === "link-challenge" || message.type === "link-proof") return parseLinkMessage(message);
   if (message.type === "hello") {
     return typeof message.version === "number" && typeof message.pid === "number"
       ? { type: "hello", version: message.version, pid: message.pid }
       : null;
   }
-  if (message.type === "stats-request") return typeof message.id === "number" ? { type: "stats-request", id: message.id } : null;
+  if (message.type === "stats-request")
+    return typeof message.id === "number" ? { type: "stats-request", id: message.id } : null;
   if (message.type !== "push-result") return null;
   if (!isString(message.callRef) || !isString(message.callId) || !isString(message.aor)) return null;
   if (!isString(message.instance)) return null;
@@ -170,7 +214,8 @@ export function parseHelperMessage(text: string): HelperMessage | null {
   if (isString(message.token)) result.token = message.token;
   // Within what a Date can hold (±8.64e15 ms): the plugin prints it as a date.
   const invalidSince = message.tokenInvalidSinceMs;
-  if (typeof invalidSince === "number" && invalidSince > 0 && invalidSince <= 8.64e15) result.tokenInvalidSinceMs = invalidSince;
+  if (typeof invalidSince === "number" && invalidSince > 0 && invalidSince <= 8.64e15)
+    result.tokenInvalidSinceMs = invalidSince;
   return result;
 }
 
@@ -178,6 +223,7 @@ export function parseHelperMessage(text: string): HelperMessage | null {
 export function parsePluginMessage(text: string): PluginMessage | null {
   const message = parseObject(text);
   if (message && message.type === "stats") return parseStatsReport(message);
+  if (message && (message.type === "link-challenge" || message.type === "link-proof")) return parseLinkMessage(message);
   if (!message || message.type !== "push") return null;
   const device = message.device as { [key: string]: unknown } | undefined;
   const caller = message.caller as { [key: string]: unknown } | undefined;
@@ -190,11 +236,23 @@ export function parsePluginMessage(text: string): PluginMessage | null {
   if (device.apnsTopic !== undefined && !isString(device.apnsTopic)) return null;
   if (device.sandbox !== undefined && typeof device.sandbox !== "boolean") return null;
   const webpush = device.webpush as { [key: string]: unknown } | undefined;
-  if (webpush !== undefined && (!webpush || typeof webpush !== "object" || !isString(webpush.p256dh) || !isString(webpush.auth))) return null;
+  if (
+    webpush !== undefined &&
+    (!webpush || typeof webpush !== "object" || !isString(webpush.p256dh) || !isString(webpush.auth))
+  )
+    return null;
   if (!isString(caller.number) || !isString(caller.name) || !isString(message.proxy)) return null;
   if (typeof message.ringsUntilMs !== "number") return null;
-  if (message.purpose !== undefined && message.purpose !== "call" && message.purpose !== "call-ended") return null;
-  if (message.endReason !== undefined && message.endReason !== "cancelled" && message.endReason !== "answered-elsewhere") return null;
+  if (message.purpose !== undefined && PUSH_PURPOSES.indexOf(message.purpose as PushPurpose) < 0) return null;
+  if (message.messageId !== undefined && !isString(message.messageId)) return null;
+  if (message.preview !== undefined && !isString(message.preview)) return null;
+  if (message.expiresAtMs !== undefined && typeof message.expiresAtMs !== "number") return null;
+  if (
+    message.endReason !== undefined &&
+    message.endReason !== "cancelled" &&
+    message.endReason !== "answered-elsewhere"
+  )
+    return null;
   const request: PushRequest = {
     type: "push",
     callRef: message.callRef,
@@ -210,9 +268,13 @@ export function parsePluginMessage(text: string): PluginMessage | null {
   if (device.pushKind !== undefined) request.device.pushKind = device.pushKind;
   if (device.fcmProjectId !== undefined) request.device.fcmProjectId = device.fcmProjectId as string;
   if (device.apnsTopic !== undefined) request.device.apnsTopic = device.apnsTopic as string;
-  if (webpush !== undefined) request.device.webpush = { p256dh: webpush.p256dh as string, auth: webpush.auth as string };
+  if (webpush !== undefined)
+    request.device.webpush = { p256dh: webpush.p256dh as string, auth: webpush.auth as string };
   if (device.sandbox === true) request.device.sandbox = true;
-  if (message.purpose !== undefined) request.purpose = message.purpose;
+  if (message.purpose !== undefined) request.purpose = message.purpose as PushPurpose;
+  if (isString(message.messageId)) request.messageId = message.messageId;
+  if (isString(message.preview)) request.preview = message.preview;
+  if (typeof message.expiresAtMs === "number") request.expiresAtMs = message.expiresAtMs;
   if (message.endReason !== undefined) request.endReason = message.endReason;
   return request;
 }
@@ -220,10 +282,69 @@ export function parsePluginMessage(text: string): PluginMessage | null {
 /** A StatsReport's numbers only (anything else in `values` is left out); null without id or values. */
 function parseStatsReport(message: { [key: string]: unknown }): StatsReport | null {
   const values = message.values as { [key: string]: unknown } | undefined;
-  if (typeof message.id !== "number" || !values || typeof values !== "object" || typeof message.helperConnections !== "number") return null;
-  const report: StatsReport = { type: "stats", id: message.id, values: {}, helperConnections: message.helperConnections };
+  if (
+    typeof message.id !== "number" ||
+    !values ||
+    typeof values !== "object" ||
+    typeof message.helperConnections !== "number"
+  )
+    return null;
+  const report: StatsReport = {
+    type: "stats",
+    id: message.id,
+    values: {},
+    helperConnections: message.helperConnections,
+  };
   for (const key in values) {
-    if (Object.prototype.hasOwnProperty.call(values, key) && typeof values[key] === "number" && isFinite(values[key] as number)) report.values[key] = values[key] as number;
+    if (
+      Object.prototype.hasOwnProperty.call(values, key) &&
+      typeof values[key] === "number" &&
+      isFinite(values[key] as number)
+    )
+      report.values[key] = values[key] as number;
   }
   return report;
+}
+
+// ----- Between Kamailio nodes of a cluster (src/plugin/cluster.ts; KDMQ requests of peer "pusher") -----
+
+export const CLUSTER_MESSAGE_VERSION = 1;
+
+/** A phone of `aor` registered on the sending node: the node holding or ringing a call for it delivers or forks it. */
+export interface ClusterRegistration {
+  v: number;
+  type: "registered";
+  aor: string;
+  /** The device instance that registered and the push tokens its REGISTER carried (hold-call.ts RegisteringPhone). */
+  instance: string;
+  tokens: string[];
+  /** The registering Contact URI, push params and all (the holding node's branch_route strips them). */
+  contact: string;
+  /** The Path the sending node stored with the binding: `<sip:node;lr;received=…>` (RFC 3327). */
+  path: string;
+  /** When the REGISTER reached the sending node ($TV(Sn): "<s>.<µs>"), where the wake latency starts. */
+  registeredAt: string;
+}
+
+/** A ClusterRegistration from a KDMQ body, or null when it is not one (or another version's). */
+export function parseClusterRegistration(text: string): ClusterRegistration | null {
+  const message = parseObject(text);
+  if (!message || message.v !== CLUSTER_MESSAGE_VERSION || message.type !== "registered") return null;
+  if (!isString(message.aor) || !isString(message.instance) || !isString(message.contact) || !isString(message.path))
+    return null;
+  if (!/^sips?:/i.test(message.contact) || !/^\s*<sips?:[^>]+>/i.test(message.path)) return null;
+  // Both go into the relayed INVITE (R-URI, Route header): no control character may split a header.
+  if (/[\x00-\x1f\x7f]/.test(message.contact + message.path)) return null;
+  const tokens = message.tokens;
+  if (!(tokens instanceof Array) || !tokens.every(isString)) return null;
+  return {
+    v: CLUSTER_MESSAGE_VERSION,
+    type: "registered",
+    aor: message.aor,
+    instance: message.instance,
+    tokens: tokens as string[],
+    contact: message.contact,
+    path: message.path,
+    registeredAt: isString(message.registeredAt) && /^\d+\.\d+$/.test(message.registeredAt) ? message.registeredAt : "",
+  };
 }

@@ -46,7 +46,13 @@ describe("defaultConfig", () => {
     expect(defaultConfig()).toMatchObject({
       sip: { listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"], auth: true },
       timers: { inviteFirstMs: 2000, pushWaitMs: 20000, afterWakeMs: 30000 },
-      calls: { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true, registrationTokenSeconds: 60 },
+      calls: {
+        strategy: "invite-first",
+        provisional: "182",
+        missedCallPush: true,
+        answeredElsewherePush: true,
+        registrationTokenSeconds: 60,
+      },
       kamailio: { defines: {} },
       userAgents: [],
       apps: {},
@@ -78,7 +84,9 @@ describe("validateConfig", () => {
     expect(validateConfig(fullConfig)).toMatchObject({
       ...fullConfig,
       apps: {
-        "com.example.app": { apple: { certificateFile: "/etc/pusher/app.pem", host: "api.sandbox.push.apple.com:443" } },
+        "com.example.app": {
+          apple: { certificateFile: "/etc/pusher/app.pem", host: "api.sandbox.push.apple.com:443" },
+        },
         "com.example.other": { apple: { certificateFile: "/etc/pusher/other.pem", host: DEFAULT_APPLE_HOST } },
         "org.example.firebase-only": {},
       },
@@ -94,7 +102,9 @@ describe("validateConfig", () => {
 
   it("uses api.push.apple.com when an Apple app names no host", () => {
     expect(DEFAULT_APPLE_HOST).toBe("api.push.apple.com");
-    expect(validateConfig({ apps: { a: { apple: { certificateFile: "a.pem" } } } }).apps.a.apple?.host).toBe("api.push.apple.com");
+    expect(validateConfig({ apps: { a: { apple: { certificateFile: "a.pem" } } } }).apps.a.apple?.host).toBe(
+      "api.push.apple.com",
+    );
   });
 
   it("does not keep a reference to the input", () => {
@@ -144,15 +154,53 @@ describe("validateConfig", () => {
     });
 
     it.each([
-      [{ strategy: "push-first" }, { strategy: "push-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true }],
-      [{ strategy: "invite-first" }, { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true }],
-      [{ provisional: "none" }, { strategy: "invite-first", provisional: "none", missedCallPush: true, answeredElsewherePush: true }],
-      [{ provisional: "110" }, { strategy: "invite-first", provisional: "110", missedCallPush: true, answeredElsewherePush: true }],
-      [{ provisional: "180" }, { strategy: "invite-first", provisional: "180", missedCallPush: true, answeredElsewherePush: true }],
-      [{ missedCallPush: false }, { strategy: "invite-first", provisional: "182", missedCallPush: false, answeredElsewherePush: true }],
-      [{ answeredElsewherePush: false }, { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: false }],
+      [
+        { strategy: "push-first" },
+        { strategy: "push-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true },
+      ],
+      [
+        { strategy: "invite-first" },
+        { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: true },
+      ],
+      [
+        { provisional: "none" },
+        { strategy: "invite-first", provisional: "none", missedCallPush: true, answeredElsewherePush: true },
+      ],
+      [
+        { provisional: "110" },
+        { strategy: "invite-first", provisional: "110", missedCallPush: true, answeredElsewherePush: true },
+      ],
+      [
+        { provisional: "180" },
+        { strategy: "invite-first", provisional: "180", missedCallPush: true, answeredElsewherePush: true },
+      ],
+      [
+        { missedCallPush: false },
+        { strategy: "invite-first", provisional: "182", missedCallPush: false, answeredElsewherePush: true },
+      ],
+      [
+        { answeredElsewherePush: false },
+        { strategy: "invite-first", provisional: "182", missedCallPush: true, answeredElsewherePush: false },
+      ],
     ])("accepts calls %j and fills the rest with defaults", (calls, expected) => {
-      expect(validateConfig({ calls }).calls).toEqual({ ...expected, registrationTokenSeconds: 60 });
+      expect(validateConfig({ calls }).calls).toEqual({
+        ...expected,
+        registrationTokenSeconds: 60,
+        maxHeldPerAor: 5,
+        maxPushesPerAorPerMinute: 10,
+        trustedSources: ["127.0.0.1/32", "::1/128"],
+      });
+    });
+
+    it("takes per-AOR limits and the sources trusted for caller id", () => {
+      const calls = validateConfig({
+        calls: { maxHeldPerAor: 1, maxPushesPerAorPerMinute: 1000, trustedSources: ["192.0.2.7", "2001:db8::/32"] },
+      }).calls;
+      expect([calls.maxHeldPerAor, calls.maxPushesPerAorPerMinute, calls.trustedSources]).toEqual([
+        1,
+        1000,
+        ["192.0.2.7", "2001:db8::/32"],
+      ]);
     });
 
     it.each([
@@ -167,6 +215,18 @@ describe("validateConfig", () => {
       ["calls.missedCallPush", { calls: { missedCallPush: "false" } }, "must be true or false"],
       ["calls.missedCallPush", { calls: { missedCallPush: 0 } }, "must be true or false"],
       ["calls.answeredElsewherePush", { calls: { answeredElsewherePush: null } }, "must be true or false"],
+      ["calls.maxHeldPerAor", { calls: { maxHeldPerAor: 0 } }, "must be an integer from 1 to 1000"],
+      [
+        "calls.maxPushesPerAorPerMinute",
+        { calls: { maxPushesPerAorPerMinute: 2.5 } },
+        "must be an integer from 1 to 1000",
+      ],
+      ["calls.trustedSources", { calls: { trustedSources: "10.0.0.1" } }, "must be a list of CIDRs"],
+      [
+        "calls.trustedSources[0]",
+        { calls: { trustedSources: ["10.0.0.0/33"] } },
+        'must be an IPv4 or IPv6 address or CIDR, got "10.0.0.0/33"',
+      ],
     ])("refuses a wrong %s, naming it", (key, input, problem) => {
       const error = configError(input);
       expect(error.key).toBe(key);
@@ -184,7 +244,9 @@ describe("validateConfig", () => {
 
     it.each(ranges)("accepts %s.%s at both ends of %i..%i", (section, key, min, max) => {
       for (const value of [min, max]) {
-        const config = validateConfig({ [section]: { [key]: value } }) as unknown as { [s: string]: { [k: string]: number } };
+        const config = validateConfig({ [section]: { [key]: value } }) as unknown as {
+          [s: string]: { [k: string]: number };
+        };
         expect(config[section][key]).toBe(value);
       }
     });
@@ -230,20 +292,49 @@ describe("validateConfig", () => {
     ["userAgents[0].name", { userAgents: [{ name: "", regex: "x" }] }, "must be a non-empty string"],
     ["userAgents[0].regex", { userAgents: [{ name: "a" }] }, "must be a non-empty string"],
     ["userAgents[0].regex", { userAgents: [{ name: "a", regex: "" }] }, "must be a non-empty string"],
-    ["userAgents[1].regex", { userAgents: [{ name: "a", regex: "x" }, { name: "b", regex: 1 }] }, "must be a non-empty string"],
+    [
+      "userAgents[1].regex",
+      {
+        userAgents: [
+          { name: "a", regex: "x" },
+          { name: "b", regex: 1 },
+        ],
+      },
+      "must be a non-empty string",
+    ],
     ["apps", { apps: [] }, "must be an object"],
     ["apps.com.example", { apps: { "com.example": true } }, "must be an object"],
     ["apps.com.example.apple", { apps: { "com.example": { apple: "cert.pem" } } }, "must be an object"],
-    ["apps.com.example.apple.certificateFile", { apps: { "com.example": { apple: {} } } }, "must be a non-empty string"],
-    ["apps.com.example.apple.certificateFile", { apps: { "com.example": { apple: { certificateFile: "" } } } }, "must be a non-empty string"],
-    ["apps.com.example.apple.host", { apps: { "com.example": { apple: { certificateFile: "c", host: "" } } } }, "must be a non-empty string"],
+    [
+      "apps.com.example.apple.certificateFile",
+      { apps: { "com.example": { apple: {} } } },
+      "must be a non-empty string",
+    ],
+    [
+      "apps.com.example.apple.certificateFile",
+      { apps: { "com.example": { apple: { certificateFile: "" } } } },
+      "must be a non-empty string",
+    ],
+    [
+      "apps.com.example.apple.host",
+      { apps: { "com.example": { apple: { certificateFile: "c", host: "" } } } },
+      "must be a non-empty string",
+    ],
     [
       "apps.com.example.apple.host",
       { apps: { "com.example": { apple: { certificateFile: "c", host: "https://api.push.apple.com" } } } },
       'must be host or host:port, got "https://api.push.apple.com"',
     ],
-    ["apps.com.example.apple.host", { apps: { "com.example": { apple: { certificateFile: "c", host: "api.push.apple.com:70000" } } } }, 'must be host or host:port, got "api.push.apple.com:70000"'],
-    ["apps.com.example.apple.host", { apps: { "com.example": { apple: { certificateFile: "c", host: "api.push.apple.com:0" } } } }, 'must be host or host:port, got "api.push.apple.com:0"'],
+    [
+      "apps.com.example.apple.host",
+      { apps: { "com.example": { apple: { certificateFile: "c", host: "api.push.apple.com:70000" } } } },
+      'must be host or host:port, got "api.push.apple.com:70000"',
+    ],
+    [
+      "apps.com.example.apple.host",
+      { apps: { "com.example": { apple: { certificateFile: "c", host: "api.push.apple.com:0" } } } },
+      'must be host or host:port, got "api.push.apple.com:0"',
+    ],
     ["link", { link: 8448 }, "must be an object"],
     ["stateDir", { stateDir: "" }, "must be a non-empty string"],
     ["stateDir", { stateDir: ["/var/lib"] }, "must be a non-empty string"],
@@ -265,9 +356,20 @@ describe("validateConfig", () => {
     ["timers.t2", { timers: { pushWaitMs: 1000, t2: 20 } }],
     ["calls.provisionalReason", { calls: { provisional: "182", provisionalReason: "Pushing" } }],
     ["userAgents[0].pattern", { userAgents: [{ name: "a", regex: "a", pattern: "a" }] }],
-    ["userAgents[1].Name", { userAgents: [{ name: "a", regex: "a" }, { Name: "b", name: "b", regex: "b" }] }],
+    [
+      "userAgents[1].Name",
+      {
+        userAgents: [
+          { name: "a", regex: "a" },
+          { Name: "b", name: "b", regex: "b" },
+        ],
+      },
+    ],
     ["apps.com.example.huawei", { apps: { "com.example": { huawei: {} } } }],
-    ["apps.com.example.apple.certificate", { apps: { "com.example": { apple: { certificateFile: "c", certificate: "k" } } } }],
+    [
+      "apps.com.example.apple.certificate",
+      { apps: { "com.example": { apple: { certificateFile: "c", certificate: "k" } } } },
+    ],
     ["link.host", { link: { host: "127.0.0.1" } }],
     ["log.file", { log: { file: "/var/log/pusher.log" } }],
   ])("refuses the unknown key %s, naming its path", (key, input) => {
@@ -289,7 +391,12 @@ describe("validateConfig", () => {
   });
 
   it.each(["(", "[a-", "a{2,1}", "*x", "(?<name", "\\"])("refuses the invalid regex %j, naming the rule", (regex) => {
-    const error = configError({ userAgents: [{ name: "ok", regex: "ok" }, { name: "bad", regex }] });
+    const error = configError({
+      userAgents: [
+        { name: "ok", regex: "ok" },
+        { name: "bad", regex },
+      ],
+    });
     expect(error.key).toBe("userAgents[1].regex");
     expect(error.message).toMatch(/^userAgents\[1\]\.regex: is not a valid regular expression: /);
   });
@@ -354,7 +461,9 @@ describe("validateConfig", () => {
   ])("refuses the listen address %j, naming its index", (listen) => {
     const error = configError({ sip: { listen: ["udp:127.0.0.1:5060", listen] } });
     expect(error.key).toBe("sip.listen[1]");
-    expect(error.message).toBe(`sip.listen[1]: must look like proto:ip:port (udp, tcp or tls), got ${JSON.stringify(listen)}`);
+    expect(error.message).toBe(
+      `sip.listen[1]: must look like proto:ip:port (udp, tcp or tls), got ${JSON.stringify(listen)}`,
+    );
   });
 });
 
@@ -377,19 +486,135 @@ describe("checkListen, checkRegex, checkHost", () => {
   });
 
   it("throw a ConfigError with the key they are given", () => {
-    expect(() => checkListen("nope", "cli.listen")).toThrow(expect.objectContaining({ key: "cli.listen", code: "PUSHER_ERR_CONFIG" }));
-    expect(() => checkRegex("(", "cli.regex")).toThrow(expect.objectContaining({ key: "cli.regex", code: "PUSHER_ERR_CONFIG" }));
-    expect(() => checkHost("a b", "cli.host")).toThrow(expect.objectContaining({ key: "cli.host", code: "PUSHER_ERR_CONFIG" }));
+    expect(() => checkListen("nope", "cli.listen")).toThrow(
+      expect.objectContaining({ key: "cli.listen", code: "PUSHER_ERR_CONFIG" }),
+    );
+    expect(() => checkRegex("(", "cli.regex")).toThrow(
+      expect.objectContaining({ key: "cli.regex", code: "PUSHER_ERR_CONFIG" }),
+    );
+    expect(() => checkHost("a b", "cli.host")).toThrow(
+      expect.objectContaining({ key: "cli.host", code: "PUSHER_ERR_CONFIG" }),
+    );
   });
 
-  it.each(["api.push.apple.com", "api.sandbox.push.apple.com:443", "127.0.0.1:8443", "localhost"])("checkHost accepts %s", (host) => {
-    expect(checkHost(host, "h")).toBe(host);
-  });
-
-  it.each(["", "https://api.push.apple.com", "api.push.apple.com/3/device", "host:", "host:123456", "[::1]:443", "a b"])(
-    "checkHost refuses %j",
+  it.each(["api.push.apple.com", "api.sandbox.push.apple.com:443", "127.0.0.1:8443", "localhost"])(
+    "checkHost accepts %s",
     (host) => {
-      expect(() => checkHost(host, "h")).toThrow(ConfigError);
+      expect(checkHost(host, "h")).toBe(host);
     },
   );
+
+  it.each([
+    "",
+    "https://api.push.apple.com",
+    "api.push.apple.com/3/device",
+    "host:",
+    "host:123456",
+    "[::1]:443",
+    "a b",
+  ])("checkHost refuses %j", (host) => {
+    expect(() => checkHost(host, "h")).toThrow(ConfigError);
+  });
+});
+
+describe("messages and registrations (docs/messages.md, docs/refresh-pushes.md)", () => {
+  it("keep messages 7 days (Flexisip), 100 per AOR, 16 KiB bodies, no preview, and push 120 s before expiry (OpenSIPS)", () => {
+    expect(validateConfig({})).toMatchObject({
+      messages: { retentionDays: 7, maxPerAor: 100, maxBodyBytes: 16384, previewInPush: false },
+      registrations: { refreshBeforeSeconds: 120 },
+    });
+  });
+
+  it("takes each key within its range", () => {
+    const config = validateConfig({
+      messages: { retentionDays: 30, maxPerAor: 5, maxBodyBytes: 1300, previewInPush: true },
+      registrations: { refreshBeforeSeconds: 300 },
+    });
+    expect(config.messages).toEqual({ retentionDays: 30, maxPerAor: 5, maxBodyBytes: 1300, previewInPush: true });
+    expect(config.registrations.refreshBeforeSeconds).toBe(300);
+  });
+
+  it.each([
+    [{ messages: { retentionDays: 0 } }, "messages.retentionDays: must be an integer from 1 to 365"],
+    [{ messages: { maxBodyBytes: 40000 } }, "messages.maxBodyBytes: must be an integer from 1 to 30000"],
+    [{ messages: { previewInPush: "yes" } }, "messages.previewInPush: must be true or false"],
+    [{ messages: { preview: true } }, "messages.preview: unknown key"],
+    [
+      { registrations: { refreshBeforeSeconds: 10 } },
+      "registrations.refreshBeforeSeconds: must be an integer from 30 to 3600",
+    ],
+    [{ registrations: { minExpires: 60 } }, "registrations.minExpires: unknown key"],
+  ])("refuses %j, naming the key", (input, message) => {
+    expect(() => validateConfig(input)).toThrow(message);
+  });
+});
+
+describe("cluster (docs/cluster.md)", () => {
+  const node = {
+    nodeId: 2,
+    nodes: 3,
+    dmqListen: "10.0.0.2:5090",
+    peers: ["10.0.0.1:5090", "node3.example.net:5090"],
+    database: "postgres://pusher:secret@db.example.net:5432/pusher",
+  };
+
+  it("is one node on its own by default", () => {
+    expect(validateConfig({}).cluster).toEqual({ nodeId: 0, nodes: 1, peers: [] });
+  });
+
+  it("keeps a node's id, count, DMQ address, peers and database", () => {
+    expect(validateConfig({ cluster: node }).cluster).toEqual(node);
+    // A first node may start before the others exist in its config: one node, no peers.
+    expect(validateConfig({ cluster: { ...node, nodeId: 1, nodes: 1, peers: [] } }).cluster.peers).toEqual([]);
+  });
+
+  it.each([
+    [{ nodeId: 33 }, "cluster.nodeId: must be an integer from 0 to 32"],
+    [{ nodeId: 1.5 }, "cluster.nodeId: must be an integer from 0 to 32"],
+    [{ nodes: 0 }, "cluster.nodes: must be an integer from 1 to 32"],
+    [{ nodes: 1 }, "cluster.nodes: must be at least cluster.nodeId (2), got 1"],
+    [{ dmqListen: undefined }, "cluster.dmqListen: must be set when cluster.nodeId is"],
+    [{ dmqListen: "node2.example.net:5090" }, "cluster.dmqListen: must be this node's IPv4 address and a port"],
+    [{ dmqListen: "0.0.0.0:5090" }, "cluster.dmqListen: must be this node's IPv4 address and a port"],
+    [{ dmqListen: "10.0.0.2:70000" }, "cluster.dmqListen: must be this node's IPv4 address and a port"],
+    [{ dmqListen: "10.0.0.256:5090" }, "cluster.dmqListen: must be this node's IPv4 address and a port"],
+    [{ database: undefined }, "cluster.database: must be set when cluster.nodeId is"],
+    [
+      { database: "sqlite:////var/lib/kamailio-pusher/devices.sqlite" },
+      "cluster.database: must be a postgres:// URL: an sqlite file belongs to one node",
+    ],
+    [{ database: "mysql://pusher@db/pusher" }, "cluster.database: must be a PostgreSQL URL"],
+    [{ database: 'postgres://pusher:se"cret@db/pusher' }, "cluster.database: must be a PostgreSQL URL"],
+    [{ database: "postgres://pusher@db:99999/pusher" }, "cluster.database: must be a PostgreSQL URL"],
+    [
+      { peers: [] },
+      "cluster.peers: must name at least one other node's DMQ host:port when cluster.nodes is more than 1",
+    ],
+    [{ peers: "10.0.0.1:5090" }, "cluster.peers: must be a list"],
+    [{ peers: ["10.0.0.1"] }, "cluster.peers[0]: must be another node's DMQ host:port"],
+    [
+      { peers: ["10.0.0.1:5090", "10.0.0.3:5090", "10.0.0.4:5090"] },
+      "cluster.peers: names 3 other nodes, but cluster.nodes is 3",
+    ],
+    [{ peers: ["10.0.0.1:5090", "10.0.0.2:5090"] }, "cluster.peers[1]: is this node's own cluster.dmqListen"],
+    [{ peers: ["10.0.0.1:5090", "10.0.0.1:5090"] }, "cluster.peers[1]: names 10.0.0.1:5090 twice"],
+    [{ port: 5090 }, "cluster.port: unknown key"],
+  ])("refuses %j, naming the key", (change, message) => {
+    expect(() => validateConfig({ cluster: { ...node, ...change } })).toThrow(message);
+  });
+
+  it("never repeats the database password in its message", () => {
+    expect(
+      configError({ cluster: { ...node, database: "postgres://pusher:topsecret@db/pus her" } }).message,
+    ).not.toContain("topsecret");
+  });
+
+  it("checks the keys of a cluster that is off, and needs nothing else then", () => {
+    expect(validateConfig({ cluster: { nodeId: 0, dmqListen: "10.0.0.2:5090" } }).cluster.dmqListen).toBe(
+      "10.0.0.2:5090",
+    );
+    expect(() => validateConfig({ cluster: { nodeId: 0, database: "sqlite:///x.sqlite" } })).toThrow(
+      "cluster.database: must be a postgres:// URL",
+    );
+  });
 });

@@ -9,7 +9,10 @@ const ROOT = join(import.meta.dirname, "..");
 
 function runDemo(): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, "scripts", "demo.mjs")], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [join(ROOT, "scripts", "demo.mjs")], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
@@ -28,10 +31,22 @@ describe("npm run demo", () => {
   it("wakes a sleeping phone and prints each step of the call in order, then exits 0", async () => {
     const { code, output } = await demoRun;
     expect(code, output).toBe(0);
-    const steps = ["REGISTER stored", "INVITE held", "push sent (APNs got POST /3/device/", "phone REGISTERs", "call answered"];
+    const steps = [
+      "REGISTER stored",
+      "INVITE held",
+      "push sent (APNs got POST /3/device/",
+      "phone REGISTERs",
+      "call answered",
+    ];
     const positions = steps.map((text) => output.indexOf(text));
-    expect(positions.every((position) => position >= 0), output).toBe(true);
-    expect([...positions].sort((a, b) => a - b), output).toEqual(positions);
+    expect(
+      positions.every((position) => position >= 0),
+      output,
+    ).toBe(true);
+    expect(
+      [...positions].sort((a, b) => a - b),
+      output,
+    ).toEqual(positions);
     // Every step after the INVITE carries its time since the call started.
     expect(output).toMatch(/\+\s*\d+ ms {2}push sent/);
     expect(output).toMatch(/wake latency: \d+ ms/);

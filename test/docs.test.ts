@@ -2,11 +2,13 @@
 // (every knob documented once, in one table): every key validateConfig accepts is documented and every
 // documented key is accepted; every PUSHER_* knob of the two cfg files has one row in the knob table and every
 // row there is a knob. The README stays short (at most 20 KB) and opens with the two commands; every relative
-// link in the README and docs/ resolves, and no file of the repository cites a document outside it.
+// link in the README and docs/ resolves, and no file of the repository cites a document outside it. docs/errors.md
+// shows every code of the error catalog (src/errors.ts) with its meaning and action, and no code the catalog lacks.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { defaultConfig, validateConfig } from "../src/config";
+import { ERROR_CODES, type ErrorCode } from "../src/errors";
 
 const ROOT = join(import.meta.dirname, "..");
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
@@ -28,14 +30,30 @@ function tableNames(header: string): string[] {
 /** Every optional key validateConfig knows, set once, so that walking the result reaches each leaf. */
 const EVERY_OPTIONAL_KEY = {
   sip: { tls: { certificateFile: "c.pem", keyFile: "k.pem" } },
-  userAgents: [{ name: "r", regex: "^r", appIds: ["a"], properties: { appId: "a", type: "t", token: "k" }, strategy: "parallel", timers: { pushWaitMs: 5000 } }],
+  userAgents: [
+    {
+      name: "r",
+      regex: "^r",
+      appIds: ["a"],
+      properties: { appId: "a", type: "t", token: "k" },
+      strategy: "parallel",
+      timers: { pushWaitMs: 5000 },
+    },
+  ],
   apps: {
     cert: { enabled: true, apple: { certificateFile: "c.pem", host: "h", sandboxHost: "s", callEndedVoipPush: true } },
     token: { apple: { keyFile: "k.p8", keyId: "ABCDEFGHIJ", teamId: "ABCDEFGHIJ" } },
-    android: { firebase: { serviceAccountFile: "s.json", host: "h" } },
+    android: { firebase: { serviceAccountFile: "s.json", host: "h", projectIds: ["acme-android"] } },
     web: { webpush: { vapidKeyFile: "v.pem", subject: "mailto:a@b.c", publicKey: "A".repeat(87) } },
   },
   kamailio: { defines: { PUSHER_X: 1 } },
+  cluster: {
+    nodeId: 1,
+    nodes: 2,
+    dmqListen: "10.0.0.1:5090",
+    peers: ["10.0.0.2:5090"],
+    database: "postgres://pusher:secret@db.example.com:5432/pusher",
+  },
 };
 
 /** Leaf paths as docs/configuration.md writes them: `apps.<app-id>.apple.host`, `userAgents[].timers`, lists as leaves. */
@@ -63,7 +81,15 @@ function leafPaths(value: unknown, path: string, out: Set<string>): Set<string> 
 
 describe("docs/configuration.md configuration table", () => {
   const documented = tableNames("Key").filter((name) => /^[a-z]/.test(name) && !name.includes(" "));
-  const accepted = leafPaths(validateConfig({ ...defaultConfig(), ...EVERY_OPTIONAL_KEY, sip: { ...defaultConfig().sip, ...EVERY_OPTIONAL_KEY.sip } }), "", new Set());
+  const accepted = leafPaths(
+    validateConfig({
+      ...defaultConfig(),
+      ...EVERY_OPTIONAL_KEY,
+      sip: { ...defaultConfig().sip, ...EVERY_OPTIONAL_KEY.sip },
+    }),
+    "",
+    new Set(),
+  );
 
   it("documents every key the validator accepts", () => {
     for (const key of accepted) expect(documented, `a row for ${key}`).toContain(key);
@@ -76,7 +102,8 @@ describe("docs/configuration.md configuration table", () => {
   it("covers every key name config.ts checks (a new optional key needs a row, and a place in EVERY_OPTIONAL_KEY)", () => {
     const source = readFileSync(join(ROOT, "src", "config.ts"), "utf8");
     const names = new Set<string>();
-    for (const call of source.matchAll(/checkKeys\([^,]+,\s*\[([^\]]*)\]/g)) for (const name of call[1].matchAll(/"([^"]+)"/g)) names.add(name[1]);
+    for (const call of source.matchAll(/checkKeys\([^,]+,\s*\[([^\]]*)\]/g))
+      for (const name of call[1].matchAll(/"([^"]+)"/g)) names.add(name[1]);
     // A key of its own row, or a field its row's Type names (e.g. `{appId, type, token}`).
     const table = CONFIGURATION.slice(CONFIGURATION.indexOf("| Key |")).split("\n\n")[0];
     const words = new Set(table.match(/[A-Za-z]+/g));
@@ -120,7 +147,12 @@ describe("the README", () => {
   it("opens with the two commands", () => {
     const firstBlock = /```sh\n([\s\S]*?)```/.exec(README)?.[1] ?? "";
     expect(README.indexOf("## Quick start")).toBeLessThan(README.indexOf("```sh"));
-    expect(firstBlock.split("\n").slice(0, 2).map((line) => line.split(" ")[0] + " " + line.split(" ")[1])).toEqual(["npm start", "npm test"]);
+    expect(
+      firstBlock
+        .split("\n")
+        .slice(0, 2)
+        .map((line) => line.split(" ")[0] + " " + line.split(" ")[1]),
+    ).toEqual(["npm start", "npm test"]);
   });
 });
 
@@ -139,7 +171,9 @@ const DOCUMENTS = ["README.md", ...filesUnder("docs", [".md"])];
 /** What people write and read in this repository: sources, tests, benchmarks, scripts, cfg, units, docs. */
 const REPOSITORY_TEXT = [
   ...DOCUMENTS,
-  ...["src", "test", "bench", "scripts", "kamailio", "packaging"].flatMap((dir) => filesUnder(dir, [".ts", ".mjs", ".sh", ".cfg", ".service", ".md"])),
+  ...["src", "test", "bench", "scripts", "kamailio", "packaging"].flatMap((dir) =>
+    filesUnder(dir, [".ts", ".mjs", ".sh", ".cfg", ".service", ".md"]),
+  ),
 ];
 
 describe("links and citations", () => {
@@ -154,13 +188,41 @@ describe("links and citations", () => {
   });
 
   it("cites no document outside the repository", () => {
-    const markdown = new Set(filesUnder(".", [".md"]).filter((path) => !path.startsWith("node_modules")).map((path) => path.split("/").pop()));
+    const markdown = new Set(
+      filesUnder(".", [".md"])
+        .filter((path) => !path.startsWith("node_modules"))
+        .map((path) => path.split("/").pop()),
+    );
     for (const file of REPOSITORY_TEXT) {
       const text = readFileSync(join(ROOT, file), "utf8");
       expect(text, `${file} names a path outside the repository`).not.toMatch(/\/work\/|shared\/reference/);
       for (const [name] of text.matchAll(/\b[\w-]+\.md\b/g)) {
-        expect(markdown.has(name), `${relative(ROOT, join(ROOT, file))} cites ${name}, which is not in the repository`).toBe(true);
+        expect(
+          markdown.has(name),
+          `${relative(ROOT, join(ROOT, file))} cites ${name}, which is not in the repository`,
+        ).toBe(true);
       }
     }
+  });
+});
+
+describe("docs/errors.md", () => {
+  const errors = readFileSync(join(ROOT, "docs", "errors.md"), "utf8");
+  /** The table row of a code as docs/errors.md must write it: a `|` inside a cell is escaped. */
+  const row = (code: ErrorCode) => {
+    const cell = (text: string) => text.replace(/\|/g, "\\|");
+    return `| \`${code}\` | ${cell(ERROR_CODES[code].meaning)} | ${cell(ERROR_CODES[code].action)} |`;
+  };
+
+  it("shows every code of the catalog with its meaning and what to do, as src/errors.ts words them", () => {
+    const lines = new Set(errors.split("\n"));
+    const missing = (Object.keys(ERROR_CODES) as ErrorCode[]).map(row).filter((expected) => !lines.has(expected));
+    expect(missing, "rows docs/errors.md lacks or words otherwise (copy them from here)").toEqual([]);
+  });
+
+  it("shows no code the catalog lacks, and each once", () => {
+    const documented = [...errors.matchAll(/^\| `(PUSHER_ERR_[A-Z0-9_]+)` \|/gm)].map((match) => match[1]);
+    expect(documented.filter((code) => !(code in ERROR_CODES))).toEqual([]);
+    expect(documented.filter((code, index) => documented.indexOf(code) !== index)).toEqual([]);
   });
 });

@@ -16,9 +16,23 @@ async function importGraph(): Promise<Map<string, string[]>> {
       .filter((name) => name.endsWith(".ts") && !name.endsWith(".d.ts"))
       .map((name) => join(ROOT, dir, name)),
   );
-  const result = await build({ entryPoints, bundle: true, write: false, metafile: true, platform: "node", format: "esm", outdir: join(ROOT, "build", "import-cycles"), logLevel: "silent", absWorkingDir: ROOT });
+  const result = await build({
+    entryPoints,
+    bundle: true,
+    write: false,
+    metafile: true,
+    platform: "node",
+    format: "esm",
+    outdir: join(ROOT, "build", "import-cycles"),
+    logLevel: "silent",
+    absWorkingDir: ROOT,
+  });
   const graph = new Map<string, string[]>();
-  for (const [file, input] of Object.entries(result.metafile.inputs)) graph.set(file, input.imports.filter((edge) => !edge.external).map((edge) => edge.path));
+  for (const [file, input] of Object.entries(result.metafile.inputs))
+    graph.set(
+      file,
+      input.imports.filter((edge) => !edge.external).map((edge) => edge.path),
+    );
   return graph;
 }
 
@@ -51,7 +65,8 @@ function cyclesOf(graph: Map<string, string[]>): string[][] {
       onStack.delete(member);
       component.push(member);
     } while (member !== file);
-    if (component.length > 1 || (graph.get(file) ?? []).includes(file)) cycles.push(component.map((path) => relative(ROOT, join(ROOT, path))).sort());
+    if (component.length > 1 || (graph.get(file) ?? []).includes(file))
+      cycles.push(component.map((path) => relative(ROOT, join(ROOT, path))).sort());
   };
   for (const file of graph.keys()) if (!index.has(file)) visit(file);
   return cycles;

@@ -70,7 +70,10 @@ describe("systemd units", () => {
       });
 
       it("sends SIGHUP for reload only if the process it runs handles it", () => {
-        const source = file === "kamailio-pusher.service" ? join(ROOT, "src", "cli", "start.ts") : join(ROOT, "src", "helper", "main.ts");
+        const source =
+          file === "kamailio-pusher.service"
+            ? join(ROOT, "src", "cli", "start.ts")
+            : join(ROOT, "src", "helper", "main.ts");
         const reloads = readFileSync(source, "utf8").includes("SIGHUP");
         const execReload = single(unit, "Service", "ExecReload");
         if (reloads) expect(execReload).toBe("/bin/kill -HUP $MAINPID");
@@ -103,7 +106,10 @@ describe("systemd units", () => {
 
   const analyze = spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" });
   it.skipIf(analyze.status !== 0)("passes systemd-analyze verify", () => {
-    const result = spawnSync("systemd-analyze", ["verify", ...Object.keys(UNIT_FILES)], { cwd: UNITS, encoding: "utf8" });
+    const result = spawnSync("systemd-analyze", ["verify", ...Object.keys(UNIT_FILES)], {
+      cwd: UNITS,
+      encoding: "utf8",
+    });
     expect(result.status, result.stderr).toBe(0);
     // verify exits 0 on unknown keys too, only warning about them.
     expect(result.stderr).not.toMatch(/Unknown|ignoring|not executable/i);

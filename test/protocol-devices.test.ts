@@ -17,21 +17,32 @@ const base = {
 
 describe("parsePluginMessage device fields", () => {
   it("keeps webpush devices with their keys, and pushKind, fcmProjectId and apnsTopic", () => {
-    const webpush = { instance: "i", appId: "web", provider: "webpush", token: "https://push.example/x", webpush: { p256dh: "BP", auth: "au" } };
+    const webpush = {
+      instance: "i",
+      appId: "web",
+      provider: "webpush",
+      token: "https://push.example/x",
+      webpush: { p256dh: "BP", auth: "au" },
+    };
     expect(deviceOf(JSON.stringify({ ...base, device: webpush }))).toEqual(webpush);
-    const apple = { instance: "i", appId: "a", provider: "apple", token: "t", pushKind: "alert", apnsTopic: "com.example.app" };
+    const apple = {
+      instance: "i",
+      appId: "a",
+      provider: "apple",
+      token: "t",
+      pushKind: "alert",
+      apnsTopic: "com.example.app",
+    };
     expect(deviceOf(JSON.stringify({ ...base, device: apple }))).toEqual(apple);
     const fcm = { instance: "i", appId: "a", provider: "firebase", token: "t", fcmProjectId: "proj" };
     expect(deviceOf(JSON.stringify({ ...base, device: fcm }))).toEqual(fcm);
   });
 
-  it.each([
-    [{ pushKind: "silent" }],
-    [{ fcmProjectId: 7 }],
-    [{ webpush: { p256dh: "BP" } }],
-    [{ provider: "huawei" }],
-  ])("refuses a device with %j", (extra) => {
-    const device = { instance: "i", appId: "a", provider: "apple", token: "t", ...extra };
-    expect(parsePluginMessage(JSON.stringify({ ...base, device }))).toBeNull();
-  });
+  it.each([[{ pushKind: "silent" }], [{ fcmProjectId: 7 }], [{ webpush: { p256dh: "BP" } }], [{ provider: "huawei" }]])(
+    "refuses a device with %j",
+    (extra) => {
+      const device = { instance: "i", appId: "a", provider: "apple", token: "t", ...extra };
+      expect(parsePluginMessage(JSON.stringify({ ...base, device }))).toBeNull();
+    },
+  );
 });

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { parseHelperMessage, parsePluginMessage, PROTOCOL_VERSION, PushRequest, PushResult } from "../src/protocol";
+import {
+  CLUSTER_MESSAGE_VERSION,
+  ClusterRegistration,
+  parseClusterRegistration,
+  parseHelperMessage,
+  parsePluginMessage,
+  PROTOCOL_VERSION,
+  PushRequest,
+  PushResult,
+} from "../src/protocol";
 
 const pushResult: PushResult = {
   type: "push-result",
@@ -34,8 +43,28 @@ function without(value: object, key: string): object {
   return copy;
 }
 
-const notJson = ["", " ", "{", "}", "nope", "{'type':'hello'}", '{"type":"hello","version":1,"pid":2} junk', "undefined", "NaN"];
-const notObjects = ["null", "0", "1", "true", "false", '"push"', '"push-result"', "[]", '[{"type":"hello","version":1,"pid":2}]'];
+const notJson = [
+  "",
+  " ",
+  "{",
+  "}",
+  "nope",
+  "{'type':'hello'}",
+  '{"type":"hello","version":1,"pid":2} junk',
+  "undefined",
+  "NaN",
+];
+const notObjects = [
+  "null",
+  "0",
+  "1",
+  "true",
+  "false",
+  '"push"',
+  '"push-result"',
+  "[]",
+  '[{"type":"hello","version":1,"pid":2}]',
+];
 
 describe("PROTOCOL_VERSION", () => {
   it("is 1", () => {
@@ -45,7 +74,11 @@ describe("PROTOCOL_VERSION", () => {
 
 describe("parseHelperMessage", () => {
   it("accepts a hello", () => {
-    expect(parseHelperMessage('{"type":"hello","version":1,"pid":4242}')).toEqual({ type: "hello", version: 1, pid: 4242 });
+    expect(parseHelperMessage('{"type":"hello","version":1,"pid":4242}')).toEqual({
+      type: "hello",
+      version: 1,
+      pid: 4242,
+    });
   });
 
   it("accepts a failed push-result with every optional field", () => {
@@ -58,11 +91,19 @@ describe("parseHelperMessage", () => {
   });
 
   it("accepts surrounding whitespace", () => {
-    expect(parseHelperMessage('\n {"type":"hello","version":1,"pid":1} \r\n')).toEqual({ type: "hello", version: 1, pid: 1 });
+    expect(parseHelperMessage('\n {"type":"hello","version":1,"pid":1} \r\n')).toEqual({
+      type: "hello",
+      version: 1,
+      pid: 1,
+    });
   });
 
   it("drops unknown fields instead of passing them on", () => {
-    expect(parseHelperMessage(text({ type: "hello", version: 1, pid: 2, extra: "x" }))).toEqual({ type: "hello", version: 1, pid: 2 });
+    expect(parseHelperMessage(text({ type: "hello", version: 1, pid: 2, extra: "x" }))).toEqual({
+      type: "hello",
+      version: 1,
+      pid: 2,
+    });
     expect(parseHelperMessage(text({ ...pushResult, extra: { deep: true } }))).toEqual(pushResult);
   });
 
@@ -118,7 +159,10 @@ describe("parseHelperMessage", () => {
   });
 
   it("accepts a stats-request", () => {
-    expect(parseHelperMessage(text({ type: "stats-request", id: 7, extra: 1 }))).toEqual({ type: "stats-request", id: 7 });
+    expect(parseHelperMessage(text({ type: "stats-request", id: 7, extra: 1 }))).toEqual({
+      type: "stats-request",
+      id: 7,
+    });
   });
 
   it("never throws, whatever it is given", () => {
@@ -134,8 +178,18 @@ describe("parsePluginMessage", () => {
   });
 
   it("accepts a stats report, keeping only its finite numbers", () => {
-    const report = { type: "stats", id: 7, values: { calls_held: 3, wake_latency_sum_us: 1234.5, junk: "x", deep: { a: 1 } }, helperConnections: 1 };
-    expect(parsePluginMessage(text(report))).toEqual({ type: "stats", id: 7, values: { calls_held: 3, wake_latency_sum_us: 1234.5 }, helperConnections: 1 });
+    const report = {
+      type: "stats",
+      id: 7,
+      values: { calls_held: 3, wake_latency_sum_us: 1234.5, junk: "x", deep: { a: 1 } },
+      helperConnections: 1,
+    };
+    expect(parsePluginMessage(text(report))).toEqual({
+      type: "stats",
+      id: 7,
+      values: { calls_held: 3, wake_latency_sum_us: 1234.5 },
+      helperConnections: 1,
+    });
   });
 
   it.each([
@@ -229,5 +283,41 @@ describe("parsePluginMessage", () => {
     for (const input of [undefined, null, 42, {}, [], "\u0000", "\uD800"]) {
       expect(() => parsePluginMessage(input as unknown as string)).not.toThrow();
     }
+  });
+});
+
+describe("the cluster's registration message (KDMQ between nodes)", () => {
+  const message: ClusterRegistration = {
+    v: CLUSTER_MESSAGE_VERSION,
+    type: "registered",
+    aor: "alice@example.com",
+    instance: "<urn:uuid:1>",
+    tokens: ["t1", "t2"],
+    contact: "sip:c-1@127.0.0.99:5999;pn-provider=apns;pn-prid=t1",
+    path: "<sip:127.0.1.2:5062;lr;received=sip:127.0.0.7:40000>",
+    registeredAt: "1700000000.123456",
+  };
+
+  it("reads back what a node sends", () => {
+    expect(parseClusterRegistration(JSON.stringify(message))).toEqual(message);
+  });
+
+  it("refuses another version, a contact or Path that is not a SIP URI, and tokens that are not strings", () => {
+    expect(parseClusterRegistration(JSON.stringify({ ...message, v: 2 }))).toBeNull();
+    expect(parseClusterRegistration(JSON.stringify({ ...message, contact: "http://x" }))).toBeNull();
+    expect(parseClusterRegistration(JSON.stringify({ ...message, path: "sip:127.0.1.2;lr" }))).toBeNull();
+    expect(parseClusterRegistration(JSON.stringify({ ...message, tokens: [1] }))).toBeNull();
+    expect(parseClusterRegistration("not json")).toBeNull();
+  });
+
+  it("refuses a contact or Path with a control character (they go into the INVITE's R-URI and Route header)", () => {
+    expect(
+      parseClusterRegistration(JSON.stringify({ ...message, path: "<sip:127.0.1.2;lr>\r\nX-Evil: 1" })),
+    ).toBeNull();
+    expect(parseClusterRegistration(JSON.stringify({ ...message, contact: "sip:a@b\nc" }))).toBeNull();
+  });
+
+  it("drops a registration time that is not $TV(Sn)'s form (the wake latency then has no start)", () => {
+    expect(parseClusterRegistration(JSON.stringify({ ...message, registeredAt: "soon" }))?.registeredAt).toBe("");
   });
 });

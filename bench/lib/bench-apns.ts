@@ -88,13 +88,21 @@ export class BenchApns {
         let callId: string | null = null;
         let alertKey: string | null = null;
         try {
-          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { "call-id"?: unknown; aps?: { alert?: { "loc-key"?: unknown } } };
+          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+            "call-id"?: unknown;
+            aps?: { alert?: { "loc-key"?: unknown } };
+          };
           if (typeof body["call-id"] === "string") callId = body["call-id"];
           if (typeof body.aps?.alert?.["loc-key"] === "string") alertKey = body.aps.alert["loc-key"];
         } catch {
           callId = null;
         }
-        this.pushes.push({ token: decodeURIComponent(path.slice("/3/device/".length)), callId, alertKey, receivedAtMs });
+        this.pushes.push({
+          token: decodeURIComponent(path.slice("/3/device/".length)),
+          callId,
+          alertKey,
+          receivedAtMs,
+        });
       }
       stream.respond({ ":status": 200, "apns-id": randomUUID() }, { endStream: true });
     });

@@ -3,7 +3,16 @@
 // (src/cli/kamailio-runtime.ts kamailioArguments) with the bench's cfg and plugin files and Kamailio's default allocator; 1 GB of shared memory
 // holds 100 k registrations. CPU time and shared memory are read from /proc and `kamcmd core.shmmem`.
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  closeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validateConfig } from "../../src/config";
@@ -48,7 +57,8 @@ export function writeBenchConfig(dir: string, variant: Variant): string {
   let cfg = readFileSync(join(ROOT, "kamailio", "kamailio.cfg"), "utf8");
   if (variant === "no-hook") {
     const hooks: string[] = cfg.match(REGISTER_HOOK_CALL) ?? [];
-    if (!hooks.includes("route(PUSHER_REGISTER_BEFORE_SAVE);")) throw new Error("bench: kamailio/kamailio.cfg has no route(PUSHER_REGISTER_BEFORE_SAVE); line to remove");
+    if (!hooks.includes("route(PUSHER_REGISTER_BEFORE_SAVE);"))
+      throw new Error("bench: kamailio/kamailio.cfg has no route(PUSHER_REGISTER_BEFORE_SAVE); line to remove");
     cfg = cfg.replace(REGISTER_HOOK_CALL, (call) => `# (bench: ${call.slice(6, -2)} hook removed)`);
   }
   const file = join(dir, "kamailio.cfg");
@@ -89,7 +99,7 @@ function processTree(rootPid: number): number[] {
 
 /** CPU time of one process in ms: /proc/<pid>/schedstat (ns, the scheduler's own count), else utime + stime
  * from /proc/<pid>/stat (clock ticks, 10 ms each: too coarse for the quick runs of the smoke test). */
-function cpuMsOf(pid: number): number {
+export function cpuMsOf(pid: number): number {
   try {
     const ns = Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]);
     if (Number.isFinite(ns) && ns > 0) return ns / 1e6;
@@ -110,13 +120,33 @@ function cpuTicks(pid: number): number {
   }
 }
 
+/** CPU time in ms of the Kamailio processes under `rootPid` (`pusher start` runs Kamailio beside Node processes). */
+export function kamailioCpuMs(rootPid: number): number {
+  let sum = 0;
+  for (const pid of processTree(rootPid)) {
+    let name = "";
+    try {
+      name = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    } catch {
+      continue; // gone
+    }
+    if (name === "kamailio") sum += cpuMsOf(pid);
+  }
+  return Math.round(sum);
+}
+
 /** Parses `kamcmd core.shmmem` (key: value lines). */
 export function parseShmmem(text: string): ShmStats {
   const value = (key: string) => Number(new RegExp(`^\\s*${key}:\\s*(\\d+)`, "m").exec(text)?.[1] ?? NaN);
   return { total: value("total"), free: value("free"), used: value("used"), realUsed: value("real_used") };
 }
 
-export async function startDirectKamailio(variant: Variant, userAgentRegex: string): Promise<DirectKamailio> {
+/** `deviceDatabaseUrl`: the device records in that database (a `postgres://` URL) instead of `<dir>/devices.sqlite`. */
+export async function startDirectKamailio(
+  variant: Variant,
+  userAgentRegex: string,
+  options: { deviceDatabaseUrl?: string } = {},
+): Promise<DirectKamailio> {
   const dir = mkdtempSync(join(tmpdir(), `pusher-bench-${variant}-`));
   const sipPort = await freePort();
   const linkPort = await freePort();
@@ -134,18 +164,27 @@ export async function startDirectKamailio(variant: Variant, userAgentRegex: stri
   const ctlSocket = paths.ctlSocket;
   const plugin = variant === "empty-plugin" ? writeEmptyPlugin(dir) : packageKamailioFiles(ROOT).plugin;
   // Kamailio's default allocator for both variants, as an operator's own Kamailio runs (docs/benchmarks.md).
-  const args = kamailioArguments({ cfg: cfgFile, plugin }, paths, config, listen, { allocator: "default" });
+  const args = kamailioArguments({ cfg: cfgFile, plugin }, paths, config, listen, {
+    allocator: "default",
+    deviceDatabaseUrl: options.deviceDatabaseUrl,
+  });
   // Log to a file, as a production Kamailio logs to syslog: writing lines is part of the cost being measured.
   const logFile = join(dir, "kamailio.log");
   const logFd = openSync(logFile, "a");
   const child: ChildProcess = spawn("kamailio", args, { stdio: ["ignore", logFd, logFd] });
   closeSync(logFd);
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  const rpc = (...command: string[]) => execFileSync("kamcmd", ["-s", `unix:${ctlSocket}`, ...command], { encoding: "utf8", timeout: 10_000, stdio: "pipe" });
+  const rpc = (...command: string[]) =>
+    execFileSync("kamcmd", ["-s", `unix:${ctlSocket}`, ...command], {
+      encoding: "utf8",
+      timeout: 10_000,
+      stdio: "pipe",
+    });
 
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`kamailio (${variant}) exited during start-up:\n${readFileSync(logFile, "utf8").slice(-3000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`kamailio (${variant}) exited during start-up:\n${readFileSync(logFile, "utf8").slice(-3000)}`);
     try {
       rpc("core.uptime");
       break;
@@ -175,8 +214,8 @@ export async function startDirectKamailio(variant: Variant, userAgentRegex: stri
   };
 }
 
-/** Items in one htable, from `kamcmd htable.stats` (one block per table). */
-export function htableItems(kamailio: DirectKamailio, table: string): number {
+/** Items in one htable, from `kamcmd htable.stats` (one block per table), of any Kamailio with an rpc(). */
+export function htableItems(kamailio: Pick<DirectKamailio, "rpc">, table: string): number {
   const text = kamailio.rpc("htable.stats");
   const block = text.split(/\{/).find((part) => new RegExp(`name:\\s*${table}\\b`).test(part)) ?? "";
   return Number(/\ball:\s*(\d+)/.exec(block)?.[1] ?? NaN);

@@ -11,20 +11,42 @@ import { freePort } from "../../test/support/free-port";
 import { ROOT } from "./paths";
 
 export interface PusherRun {
+  /** The `pusher start` process: Kamailio and the helper run under it. */
+  pid: number;
   sipPort: number;
   /** Runs a kamcmd RPC against this Kamailio. */
   rpc(...command: string[]): string;
   output(): string;
   stop(): Promise<void>;
+  /** Where `pusher start` keeps its files (devices.sqlite, …). */
+  stateDir: string;
+  /** `pusher start` again with the same config, state and ports, after stop(). */
+  restart(): Promise<PusherRun>;
 }
 
 export async function startPusherRun(config: Record<string, unknown>): Promise<PusherRun> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-bench-run-"));
   const sipPort = await freePort();
   const configPath = join(dir, "pusher.json");
-  const full = { sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false }, link: { port: await freePort() }, stateDir: join(dir, "state"), ...config };
+  const full = {
+    sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false },
+    link: { port: await freePort() },
+    stateDir: join(dir, "state"),
+    ...config,
+  };
   writeFileSync(configPath, JSON.stringify(full, null, 2));
-  const child = spawn(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "start"], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  return runPusher(configPath, full, sipPort);
+}
+
+async function runPusher(
+  configPath: string,
+  full: Record<string, unknown> & { stateDir: string },
+  sipPort: number,
+): Promise<PusherRun> {
+  const child = spawn(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "start"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let output = "";
   const keep = (chunk: Buffer) => {
     output += chunk.toString();
@@ -60,6 +82,19 @@ export async function startPusherRun(config: Record<string, unknown>): Promise<P
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   const { ctlSocket } = runtimePaths(configPath, validateConfig(full));
-  const rpc = (...command: string[]) => execFileSync("kamcmd", ["-s", `unix:${ctlSocket}`, ...command], { encoding: "utf8", stdio: "pipe", timeout: 10_000 });
-  return { sipPort, rpc, output: () => output, stop };
+  const rpc = (...command: string[]) =>
+    execFileSync("kamcmd", ["-s", `unix:${ctlSocket}`, ...command], {
+      encoding: "utf8",
+      stdio: "pipe",
+      timeout: 10_000,
+    });
+  return {
+    pid: child.pid!,
+    sipPort,
+    rpc,
+    output: () => output,
+    stop,
+    stateDir: full.stateDir,
+    restart: () => runPusher(configPath, full, sipPort),
+  };
 }

@@ -22,7 +22,10 @@ export interface Phone {
 /** `count` phones named `<prefix><n>`, each with a token and instance unique to this prefix. */
 export function makePhones(prefix: string, count: number): Phone[] {
   const phones: Phone[] = [];
-  const salt = [...prefix].reduce((hash, char) => (hash * 31 + char.charCodeAt(0)) >>> 0, 7).toString(16).padStart(8, "0");
+  const salt = [...prefix]
+    .reduce((hash, char) => (hash * 31 + char.charCodeAt(0)) >>> 0, 7)
+    .toString(16)
+    .padStart(8, "0");
   for (let n = 1; n <= count; n++) {
     const hex = n.toString(16).padStart(12, "0");
     phones.push({
@@ -37,13 +40,18 @@ export function makePhones(prefix: string, count: number): Phone[] {
 /** Writes a sipp injection file (user;token;instance per line). */
 export function writeInjectionFile(dir: string, name: string, phones: Phone[]): string {
   const file = join(dir, name);
-  writeFileSync(file, "SEQUENTIAL\n" + phones.map((phone) => `${phone.user};${phone.token};${phone.instance}`).join("\n") + "\n");
+  writeFileSync(
+    file,
+    "SEQUENTIAL\n" + phones.map((phone) => `${phone.user};${phone.token};${phone.instance}`).join("\n") + "\n",
+  );
   return file;
 }
 
 export interface SippLoadOptions {
   scenario: string;
   remotePort: number;
+  /** Kamailio's SIP address; default 127.0.0.1 (a cluster node: its own 127.0.1.x, test/support/cluster.ts). */
+  remoteHost?: string;
   injectionFile: string;
   calls: number;
   /** Calls started per second. */
@@ -70,22 +78,34 @@ export async function startSippLoad(options: SippLoadOptions): Promise<SippLoad>
   const localIp = options.localIp ?? nextAddress();
   const localPort = options.localPort ?? (await freePort(localIp));
   const args = [
-    `127.0.0.1:${options.remotePort}`,
-    "-sf", join(SCENARIO_DIR, options.scenario),
-    "-inf", options.injectionFile,
-    "-i", localIp,
-    "-p", String(localPort),
-    "-mp", String(await freeMediaPort(localIp)),
-    "-t", "u1",
-    "-m", String(options.calls),
-    "-l", String(options.limit ?? options.calls),
-    "-r", String(options.rate),
-    "-rp", "1000",
-    "-timeout", `${options.timeoutSeconds ?? 120}s`,
+    `${options.remoteHost ?? "127.0.0.1"}:${options.remotePort}`,
+    "-sf",
+    join(SCENARIO_DIR, options.scenario),
+    "-inf",
+    options.injectionFile,
+    "-i",
+    localIp,
+    "-p",
+    String(localPort),
+    "-mp",
+    String(await freeMediaPort(localIp)),
+    "-t",
+    "u1",
+    "-m",
+    String(options.calls),
+    "-l",
+    String(options.limit ?? options.calls),
+    "-r",
+    String(options.rate),
+    "-rp",
+    "1000",
+    "-timeout",
+    `${options.timeoutSeconds ?? 120}s`,
     "-timeout_error",
     "-nostdin",
     // Statistics screen once at the end only: a busy 2-core machine should spend its time on the benchmark.
-    "-f", "3600",
+    "-f",
+    "3600",
   ];
   if (options.callIdPattern) args.push("-cid_str", options.callIdPattern);
   for (const [name, value] of Object.entries(options.keys)) args.push("-key", name, value);

@@ -29,7 +29,10 @@ export function distribution(samples: number[]): Distribution {
 }
 
 export function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 /** Three decimals: microseconds when the unit is ms. */

@@ -5,7 +5,9 @@ import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { DEFAULT_APPLE_HOST, DEFAULT_FIREBASE_HOST, checkHost, validateConfig } from "../config";
+import type { ErrorCode } from "../errors";
 import { LEGACY_KEY_MESSAGE, looksLikeLegacyServerKey, parseServiceAccount } from "../helper/fcm-oauth";
+import { PusherError } from "../helper/provider-errors";
 import { vapidPublicKey } from "../helper/webpush-sender";
 import { CliError, loadConfig, saveConfig, usageError, writeFileAtomic, type RawConfig } from "./config-file";
 
@@ -32,7 +34,12 @@ interface AppRow {
 
 type RawApps = { [appId: string]: { [key: string]: unknown } };
 
-export function runApps(configPath: string, args: string[], json: boolean, options: { [name: string]: string } = {}): void {
+export function runApps(
+  configPath: string,
+  args: string[],
+  json: boolean,
+  options: { [name: string]: string } = {},
+): void {
   const [subcommand, ...rest] = args;
   if (json && subcommand !== "list") throw usageError(`--json is only valid with "apps list"`);
   const allowed: { [subcommand: string]: string[] } = {
@@ -41,15 +48,19 @@ export function runApps(configPath: string, args: string[], json: boolean, optio
     "add-webpush": ["--vapid-key", "--subject", "--endpoint-hosts"],
   };
   for (const name of Object.keys(options)) {
-    if (!(allowed[subcommand] ?? []).includes(name)) throw usageError(`${name} is not an option of "apps ${subcommand ?? ""}"`);
+    if (!(allowed[subcommand] ?? []).includes(name))
+      throw usageError(`${name} is not an option of "apps ${subcommand ?? ""}"`);
   }
-  if (subcommand === "add-apple" && (rest.length === 2 || rest.length === 3)) return addApple(configPath, rest[0], rest[1], rest[2]);
+  if (subcommand === "add-apple" && (rest.length === 2 || rest.length === 3))
+    return addApple(configPath, rest[0], rest[1], rest[2]);
   if (subcommand === "add-apple-token" && rest.length === 1) return addAppleToken(configPath, rest[0], options);
-  if (subcommand === "add-firebase" && rest.length === 2) return addFirebase(configPath, rest[0], rest[1], options["--host"]);
+  if (subcommand === "add-firebase" && rest.length === 2)
+    return addFirebase(configPath, rest[0], rest[1], options["--host"]);
   if (subcommand === "add-webpush" && rest.length === 1) return addWebPush(configPath, rest[0], options);
   if (subcommand === "list" && rest.length === 0) return listApps(configPath, json);
   if (subcommand === "remove" && rest.length === 1) return removeApp(configPath, rest[0]);
-  if ((subcommand === "enable" || subcommand === "disable") && rest.length === 1) return setEnabled(configPath, rest[0], subcommand === "enable");
+  if ((subcommand === "enable" || subcommand === "disable") && rest.length === 1)
+    return setEnabled(configPath, rest[0], subcommand === "enable");
   throw usageError(
     `expected "apps add-apple <app-id> <cert.pem> [host]", "apps add-apple-token <app-id> --key-file F --key-id K --team-id T [--host H]", ` +
       `"apps add-firebase <app-id> <service-account.json> [--host H]", "apps add-webpush <app-id> --vapid-key F --subject S [--endpoint-hosts H,…]", ` +
@@ -72,8 +83,13 @@ function addApple(configPath: string, appId: string, pemFile: string, host = DEF
     throw new CliError("PUSHER_ERR_BAD_CERTIFICATE", `cannot read ${pemFile}: ${(error as Error).message}`);
   }
   const certificate = checkApplePem(pem, pemFile);
-  const certificateFile = saveApp(configPath, appId, "apple", applePemPath, pem, (file) => ({ certificateFile: file, host }));
-  console.log(`apple app ${appId} saved: host ${host}, certificate ${certificateFile} (valid until ${certificate.validTo})`);
+  const certificateFile = saveApp(configPath, appId, "apple", applePemPath, pem, (file) => ({
+    certificateFile: file,
+    host,
+  }));
+  console.log(
+    `apple app ${appId} saved: host ${host}, certificate ${certificateFile} (valid until ${certificate.validTo})`,
+  );
 }
 
 /** Copies the credential to credentials/ (0600, directory 0700) and stores `provider`'s section for the app. */
@@ -102,7 +118,12 @@ function saveApp(
   const previousApple = previous?.apple as { certificateFile?: unknown; keyFile?: unknown } | undefined;
   if (provider === "apple" && previousApple) {
     for (const file of [previousApple.certificateFile, previousApple.keyFile]) {
-      if (typeof file === "string" && file !== copy && (file === applePemPath(loaded.path, appId) || file === appleKeyPath(loaded.path, appId))) rmSync(file, { force: true });
+      if (
+        typeof file === "string" &&
+        file !== copy &&
+        (file === applePemPath(loaded.path, appId) || file === appleKeyPath(loaded.path, appId))
+      )
+        rmSync(file, { force: true });
     }
   }
   console.log(`config ${loaded.path} updated`);
@@ -113,7 +134,8 @@ function withConfigCheck(path: string, raw: RawConfig): void {
   try {
     validateConfig(raw);
   } catch (error) {
-    if ((error as CliError).code === "PUSHER_ERR_CONFIG") (error as Error).message = `${path} not changed: ${(error as Error).message}`;
+    if ((error as CliError).code === "PUSHER_ERR_CONFIG")
+      (error as Error).message = `${path} not changed: ${(error as Error).message}`;
     throw error;
   }
 }
@@ -130,7 +152,7 @@ export function webPushKeyPath(configPath: string, appId: string): string {
   return join(dirname(configPath), "credentials", appId + ".webpush.pem");
 }
 
-function readCredential(file: string | undefined, what: string, code: string): string {
+function readCredential(file: string | undefined, what: string, code: ErrorCode): string {
   if (!file) throw usageError(`${what} is required`);
   try {
     return readFileSync(file, "utf8");
@@ -147,8 +169,15 @@ function addAppleToken(configPath: string, appId: string, options: { [name: stri
   const keyId = options["--key-id"];
   const teamId = options["--team-id"];
   if (!keyId || !teamId) throw usageError("--key-id and --team-id are required");
-  for (const [name, value] of [["--key-id", keyId], ["--team-id", teamId]]) {
-    if (!/^[A-Z0-9]{10}$/.test(value)) throw new CliError("PUSHER_ERR_BAD_KEY", `${name} must be 10 upper-case letters and digits as Apple shows it, got ${JSON.stringify(value)}`);
+  for (const [name, value] of [
+    ["--key-id", keyId],
+    ["--team-id", teamId],
+  ]) {
+    if (!/^[A-Z0-9]{10}$/.test(value))
+      throw new CliError(
+        "PUSHER_ERR_BAD_KEY",
+        `${name} must be 10 upper-case letters and digits as Apple shows it, got ${JSON.stringify(value)}`,
+      );
   }
   const keyFile = options["--key-file"];
   const pem = readCredential(keyFile, "--key-file", "PUSHER_ERR_BAD_KEY");
@@ -157,8 +186,15 @@ function addAppleToken(configPath: string, appId: string, options: { [name: stri
   } catch (error) {
     throw new CliError("PUSHER_ERR_BAD_KEY", `${keyFile}: ${(error as Error).message}`);
   }
-  const copy = saveApp(configPath, appId, "apple", appleKeyPath, pem, (file) => ({ keyFile: file, keyId, teamId, host }));
-  console.log(`apple app ${appId} saved: token auth, key ${keyId} of team ${teamId}, host ${host}, key copied to ${copy}`);
+  const copy = saveApp(configPath, appId, "apple", appleKeyPath, pem, (file) => ({
+    keyFile: file,
+    keyId,
+    teamId,
+    host,
+  }));
+  console.log(
+    `apple app ${appId} saved: token auth, key ${keyId} of team ${teamId}, host ${host}, key copied to ${copy}`,
+  );
 }
 
 function readApnsSigningKeyFromPem(pem: string): void {
@@ -179,10 +215,20 @@ function addFirebase(configPath: string, appId: string, accountFile: string, hos
   try {
     account = parseServiceAccount(text, accountFile);
   } catch (error) {
-    throw new CliError((error as { code?: string }).code ?? "PUSHER_ERR_FCM_CREDENTIALS", (error as Error).message);
+    throw new CliError(
+      error instanceof PusherError ? error.code : "PUSHER_ERR_FCM_CREDENTIALS",
+      (error as Error).message,
+    );
   }
-  const copy = saveApp(configPath, appId, "firebase", firebaseAccountPath, text, (file) => ({ serviceAccountFile: file, host }));
-  console.log(`firebase app ${appId} saved: project ${account.projectId}, service account ${account.clientEmail}, host ${host}, JSON copied to ${copy}`);
+  // The plugin never reads key files: the project a binding may name (RFC 8599 pn-param) is written here.
+  const copy = saveApp(configPath, appId, "firebase", firebaseAccountPath, text, (file) => ({
+    serviceAccountFile: file,
+    host,
+    projectIds: [account.projectId],
+  }));
+  console.log(
+    `firebase app ${appId} saved: project ${account.projectId} (projectIds), service account ${account.clientEmail}, host ${host}, JSON copied to ${copy}`,
+  );
 }
 
 /** `apps add-webpush`: a VAPID P-256 private key and the operator's contact (RFC 8292). */
@@ -197,11 +243,21 @@ function addWebPush(configPath: string, appId: string, options: { [name: string]
     readApnsSigningKeyFromPem(pem);
     publicKey = vapidPublicKey(createPrivateKey(pem));
   } catch (error) {
-    throw new CliError("PUSHER_ERR_BAD_KEY", `${keyFile}: ${(error as Error).message.replace("Apple's AuthKey_<KEYID>.p8 is one", "create one with: openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt")}`);
+    throw new CliError(
+      "PUSHER_ERR_BAD_KEY",
+      `${keyFile}: ${(error as Error).message.replace("Apple's AuthKey_<KEYID>.p8 is one", "create one with: openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt")}`,
+    );
   }
   // Push services subscriptions may point at; without the option, the browsers' (src/webpush-endpoint.ts).
-  const endpointHosts = options["--endpoint-hosts"] ? { endpointHosts: options["--endpoint-hosts"].split(",").map((host) => host.trim()) } : {};
-  const copy = saveApp(configPath, appId, "webpush", webPushKeyPath, pem, (file) => ({ vapidKeyFile: file, subject, publicKey, ...endpointHosts }));
+  const endpointHosts = options["--endpoint-hosts"]
+    ? { endpointHosts: options["--endpoint-hosts"].split(",").map((host) => host.trim()) }
+    : {};
+  const copy = saveApp(configPath, appId, "webpush", webPushKeyPath, pem, (file) => ({
+    vapidKeyFile: file,
+    subject,
+    publicKey,
+    ...endpointHosts,
+  }));
   console.log(`webpush app ${appId} saved: subject ${subject}, key copied to ${copy}`);
   console.log(`VAPID public key (+sip.vapid, applicationServerKey): ${publicKey}`);
 }
@@ -212,7 +268,8 @@ function addWebPush(configPath: string, appId: string, options: { [name: string]
  */
 export function checkApplePem(pem: string, file: string): X509Certificate {
   const bad = (problem: string) => new CliError("PUSHER_ERR_BAD_CERTIFICATE", `${file}: ${problem}`);
-  const howTo = "the PEM must hold the certificate and its unencrypted private key (openssl pkcs12 -in cert.p12 -out cert.pem -clcerts -nodes)";
+  const howTo =
+    "the PEM must hold the certificate and its unencrypted private key (openssl pkcs12 -in cert.p12 -out cert.pem -clcerts -nodes)";
   if (pem.includes("ENCRYPTED")) throw bad("the private key is encrypted; " + howTo);
   const certificateBlock = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
   if (!certificateBlock) throw bad("no certificate found; " + howTo);
@@ -245,9 +302,11 @@ function listApps(configPath: string, json: boolean): void {
     if (app.apple) {
       row.host = app.apple.host;
       if (app.apple.certificateFile) row.certificateFile = app.apple.certificateFile;
-      if (app.apple.keyFile) Object.assign(row, { keyFile: app.apple.keyFile, keyId: app.apple.keyId, teamId: app.apple.teamId });
+      if (app.apple.keyFile)
+        Object.assign(row, { keyFile: app.apple.keyFile, keyId: app.apple.keyId, teamId: app.apple.teamId });
     }
-    if (app.firebase) Object.assign(row, { serviceAccountFile: app.firebase.serviceAccountFile, firebaseHost: app.firebase.host });
+    if (app.firebase)
+      Object.assign(row, { serviceAccountFile: app.firebase.serviceAccountFile, firebaseHost: app.firebase.host });
     if (app.webpush) {
       Object.assign(row, { vapidKeyFile: app.webpush.vapidKeyFile, subject: app.webpush.subject });
       if (app.webpush.publicKey) row.vapidPublicKey = app.webpush.publicKey;
@@ -259,7 +318,11 @@ function listApps(configPath: string, json: boolean): void {
   else {
     for (const row of rows) {
       const hosts = [row.host, row.firebaseHost].filter(Boolean).join(" ");
-      console.log([row.appId, row.providers.join(",") || "(no provider)", hosts, row.enabled ? "" : "disabled"].join("\t").trimEnd());
+      console.log(
+        [row.appId, row.providers.join(",") || "(no provider)", hosts, row.enabled ? "" : "disabled"]
+          .join("\t")
+          .trimEnd(),
+      );
     }
   }
 }
@@ -294,14 +357,20 @@ function setEnabled(configPath: string, appId: string, enabled: boolean): void {
     throw new CliError("PUSHER_ERR_NO_SUCH_APP", `no app ${JSON.stringify(appId)} in ${loaded.path}`);
   }
   const app = apps[appId] as { [key: string]: unknown };
-  if (enabled) delete app.enabled; // enabled is the default
+  if (enabled)
+    delete app.enabled; // enabled is the default
   else app.enabled = false;
   saveConfig(loaded.path, loaded.raw);
-  console.log(`app ${appId} ${enabled ? "enabled" : "disabled"} in ${loaded.path} (pusher reload applies it to a running pusher)`);
+  console.log(
+    `app ${appId} ${enabled ? "enabled" : "disabled"} in ${loaded.path} (pusher reload applies it to a running pusher)`,
+  );
 }
 
 function checkAppId(appId: string): void {
   if (!APP_ID_PATTERN.test(appId)) {
-    throw new CliError("PUSHER_ERR_BAD_APP_ID", `app id must be letters, digits, ".", "_" or "-" (e.g. com.example.phone), got ${JSON.stringify(appId)}`);
+    throw new CliError(
+      "PUSHER_ERR_BAD_APP_ID",
+      `app id must be letters, digits, ".", "_" or "-" (e.g. com.example.phone), got ${JSON.stringify(appId)}`,
+    );
   }
 }

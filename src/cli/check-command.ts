@@ -1,4 +1,4 @@
-// `pusher check`: validates pusher.json, the Kamailio in PATH (5.6 or later: src/cli/kamailio-version.ts) and every
+// `pusher check`: validates pusher.json, a cluster node's database and DMQ peers (cluster-check.ts), the Kamailio in PATH (5.6 or later: src/cli/kamailio-version.ts) and every
 // app's credentials, offline then online, with the helper's own modules: the APNs certificate (parse, key match, expiry; warns when < 30 days are left), the .p8 key (signs
 // a provider JWT), the FCM service account (parse, then an OAuth token fetched from its token_uri), the VAPID
 // key, and an HTTP/2 + TLS connection to each provider host (with the client certificate for certificate
@@ -16,6 +16,8 @@ import { ProviderSessions } from "../helper/provider-sessions";
 import { readVapidKey, vapidPublicKey } from "../helper/webpush-sender";
 import { checkApplePem } from "./apps-command";
 import { CliError, loadConfig } from "./config-file";
+import { checkCluster } from "./cluster-check";
+import { runtimePaths } from "./kamailio-runtime";
 import { installedKamailioVersion, requireSupportedKamailio } from "./kamailio-version";
 
 const WARN_DAYS = 30;
@@ -31,7 +33,10 @@ interface Finding {
 function probeHost(authority: string, clientPem?: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(authority, clientPem ? { cert: clientPem, key: clientPem } : {});
-    const timer = setTimeout(() => finish(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => finish(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`)),
+      CONNECT_TIMEOUT_MS,
+    );
     const finish = (error?: Error): void => {
       clearTimeout(timer);
       session.destroy();
@@ -71,7 +76,10 @@ async function probeSandbox(findings: Finding[], what: string, probe: () => Prom
     await probe();
     findings.push({ level: "ok", text: `${what} ok` });
   } catch (error) {
-    findings.push({ level: "warn", text: `${what} failed: ${(error as Error).message} (sandbox tokens, pn-provider=apns.dev, cannot be pushed)` });
+    findings.push({
+      level: "warn",
+      text: `${what} failed: ${(error as Error).message} (sandbox tokens, pn-provider=apns.dev, cannot be pushed)`,
+    });
   }
 }
 
@@ -86,14 +94,19 @@ async function checkApple(apple: NonNullable<AppConfig["apple"]>, findings: Find
     if (!certificate) return;
     const daysLeft = Math.floor((Date.parse(certificate.validTo) - Date.now()) / DAY_MS);
     const expiry = `apple certificate expires ${new Date(certificate.validTo).toISOString().slice(0, 10)} (${daysLeft} days)`;
-    findings.push(daysLeft < WARN_DAYS ? { level: "warn", text: `${expiry}: renew it soon` } : { level: "ok", text: expiry });
+    findings.push(
+      daysLeft < WARN_DAYS ? { level: "warn", text: `${expiry}: renew it soon` } : { level: "ok", text: expiry },
+    );
     await online(findings, `TLS to ${authority} with the certificate`, () => probeHost(authority, pem));
-    if (sandbox) await probeSandbox(findings, `TLS to ${sandbox} (sandbox) with the certificate`, () => probeHost(sandbox, pem));
+    if (sandbox)
+      await probeSandbox(findings, `TLS to ${sandbox} (sandbox) with the certificate`, () => probeHost(sandbox, pem));
     return;
   }
   const key = offline(findings, () => readApnsSigningKey(apple.keyFile!));
   if (!key) return;
-  offline(findings, () => signJwt({ alg: "ES256", kid: apple.keyId }, { iss: apple.teamId, iat: Math.floor(Date.now() / 1000) }, key));
+  offline(findings, () =>
+    signJwt({ alg: "ES256", kid: apple.keyId }, { iss: apple.teamId, iat: Math.floor(Date.now() / 1000) }, key),
+  );
   findings.push({ level: "ok", text: `apple token key ${apple.keyId} (team ${apple.teamId}) signs` });
   await online(findings, `TLS to ${authority}`, () => probeHost(authority));
   if (sandbox) await probeSandbox(findings, `TLS to ${sandbox} (sandbox)`, () => probeHost(sandbox));
@@ -102,10 +115,27 @@ async function checkApple(apple: NonNullable<AppConfig["apple"]>, findings: Find
 async function checkFirebase(firebase: NonNullable<AppConfig["firebase"]>, findings: Finding[]): Promise<void> {
   const account = offline(findings, () => readServiceAccount(firebase.serviceAccountFile));
   if (!account) return;
-  findings.push({ level: "ok", text: `firebase service account ${account.clientEmail} (project ${account.projectId})` });
+  findings.push({
+    level: "ok",
+    text: `firebase service account ${account.clientEmail} (project ${account.projectId})`,
+  });
+  // Bindings may only name these projects (RFC 8599 pn-param); without the key the plugin cannot check them.
+  if (!firebase.projectIds) {
+    findings.push({
+      level: "warn",
+      text: `firebase.projectIds is not set: REGISTERs naming any Firebase project are stored (pusher start fills it in its runtime copy; set it to ["${account.projectId}"], or run pusher apps add-firebase again)`,
+    });
+  } else if (firebase.projectIds.indexOf(account.projectId) < 0) {
+    findings.push({
+      level: "warn",
+      text: `firebase.projectIds does not list the service account's own project ${account.projectId}: bindings naming it are refused`,
+    });
+  }
   const sessions = new ProviderSessions({ name: "oauth", logger: silentLogger });
   try {
-    await online(findings, `OAuth token from ${account.tokenUri}`, () => new OAuthTokens(sessions).accessToken(account));
+    await online(findings, `OAuth token from ${account.tokenUri}`, () =>
+      new OAuthTokens(sessions).accessToken(account),
+    );
   } finally {
     await sessions.close();
   }
@@ -122,7 +152,11 @@ function checkWebPush(webpush: NonNullable<AppConfig["webpush"]>, findings: Find
   }
   findings.push({ level: "ok", text: `webpush VAPID key (subject ${webpush.subject})` });
   // The plugin puts publicKey in the REGISTER 2xx (+sip.vapid, RFC 8599); without it the web app cannot learn it there.
-  if (webpush.publicKey === undefined) findings.push({ level: "warn", text: `webpush.publicKey is not set: REGISTER replies carry no +sip.vapid (set it to ${publicKey})` });
+  if (webpush.publicKey === undefined)
+    findings.push({
+      level: "warn",
+      text: `webpush.publicKey is not set: REGISTER replies carry no +sip.vapid (set it to ${publicKey})`,
+    });
 }
 
 /** The findings for one app, offline checks first. */
@@ -141,7 +175,9 @@ const LABEL = { ok: "ok  ", warn: "WARN", fail: "FAIL" };
 /** `pusher check`: one line for the config, one per app; exit 1 when anything failed. */
 export async function runCheck(configPath: string): Promise<void> {
   const { path, exists, config } = loadConfig(configPath);
-  console.log(`ok   config ${path}${exists ? "" : " (not found: defaults)"}: ${Object.keys(config.apps).length} app(s), ${config.userAgents.length} User-Agent rule(s)`);
+  console.log(
+    `ok   config ${path}${exists ? "" : " (not found: defaults)"}: ${Object.keys(config.apps).length} app(s), ${config.userAgents.length} User-Agent rule(s)`,
+  );
   // The Kamailio `pusher start` would run: a missing one or one below 5.6 fails the check.
   let kamailioFailed = false;
   try {
@@ -152,19 +188,38 @@ export async function runCheck(configPath: string): Promise<void> {
     kamailioFailed = true;
     console.log(`FAIL ${(error as Error).message}`);
   }
+  let clusterFailed = false;
+  const clusterFindings = await checkCluster(config, runtimePaths(path, config).ctlSocket);
+  if (clusterFindings.length) {
+    clusterFailed = clusterFindings.some((f) => f.level === "fail");
+    const level = clusterFailed ? "fail" : clusterFindings.some((f) => f.level === "warn") ? "warn" : "ok";
+    console.log(
+      `${LABEL[level]} cluster: ${clusterFindings.map((f) => (f.level === "ok" ? f.text : `${f.level.toUpperCase()} ${f.text}`)).join("; ")}`,
+    );
+  }
   let failed = 0;
   // The provider sessions unref() their sockets (the helper must not be kept up by them): hold the loop open.
   const keepAlive = setInterval(() => {}, 60_000);
   try {
     for (const appId of Object.keys(config.apps)) {
       const findings = await checkApp(config.apps[appId]);
-      const level = findings.some((f) => f.level === "fail") ? "fail" : findings.some((f) => f.level === "warn") ? "warn" : "ok";
+      const level = findings.some((f) => f.level === "fail")
+        ? "fail"
+        : findings.some((f) => f.level === "warn")
+          ? "warn"
+          : "ok";
       if (level === "fail") failed++;
-      console.log(`${LABEL[level]} ${appId}: ${findings.map((f) => (f.level === "ok" ? f.text : `${f.level.toUpperCase()} ${f.text}`)).join("; ")}`);
+      console.log(
+        `${LABEL[level]} ${appId}: ${findings.map((f) => (f.level === "ok" ? f.text : `${f.level.toUpperCase()} ${f.text}`)).join("; ")}`,
+      );
     }
   } finally {
     clearInterval(keepAlive);
   }
-  const failures = [...(kamailioFailed ? ["Kamailio"] : []), ...(failed ? [`${failed} app(s)`] : [])];
+  const failures = [
+    ...(kamailioFailed ? ["Kamailio"] : []),
+    ...(clusterFailed ? ["the cluster"] : []),
+    ...(failed ? [`${failed} app(s)`] : []),
+  ];
   if (failures.length) throw new CliError("PUSHER_ERR_CHECK", `${failures.join(" and ")} failed the check`);
 }

@@ -4,10 +4,14 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rm
 import { basename, dirname, join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { validateConfig, type PusherConfig } from "../config";
+import type { ErrorCode } from "../errors";
 
 /** An error for the CLI's one handler: printed as `pusher: <message>`; PUSHER_ERR_USAGE exits 2, others 1. */
 export class CliError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = "CliError";
   }
@@ -40,7 +44,8 @@ export function loadConfig(path: string): LoadedConfig {
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { path, exists: false, raw: {}, config: validateConfig({}) };
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      return { path, exists: false, raw: {}, config: validateConfig({}) };
     throw new CliError("PUSHER_ERR_CONFIG_FILE", `cannot read ${path}: ${(error as Error).message}`);
   }
   let raw: unknown;
@@ -83,7 +88,8 @@ function withFileName<T>(path: string, suffix: string, validate: () => T): T {
   try {
     return validate();
   } catch (error) {
-    if ((error as CliError).code === "PUSHER_ERR_CONFIG") (error as Error).message = `${path}${suffix}: ${(error as Error).message}`;
+    if ((error as CliError).code === "PUSHER_ERR_CONFIG")
+      (error as Error).message = `${path}${suffix}: ${(error as Error).message}`;
     throw error;
   }
 }

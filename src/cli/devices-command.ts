@@ -3,11 +3,14 @@
 // listed is what a call would push. Tokens are masked unless asked: they are credentials to wake a phone.
 import { PusherConfig } from "../config";
 import { DeviceRecord } from "../device-record";
+import { escapeControlCharacters } from "../log-text";
+import { maskToken } from "../mask-token";
 import { loadConfig, usageError } from "./config-file";
 import { callKamailio } from "./kamailio-rpc";
 import { runtimePaths } from "./kamailio-runtime";
 
 const DEVICES_TABLE = "pusher_devices";
+const MESSAGES_TABLE = "pusher_messages";
 const DAY_MS = 24 * 3600 * 1000;
 
 /** A record as the plugin stores it. */
@@ -29,14 +32,12 @@ export function parseHtableItems(output: string): { name: string; value: string 
   return items;
 }
 
-/** The same masking as the plugin's logs: first 6 and last 4 characters. */
-export function maskToken(token: string): string {
-  if (token.length <= 12) return "…";
-  return token.slice(0, 6) + "…" + token.slice(-4);
-}
-
 /** Devices from htable items, leaving out those past devices.retentionDays (the plugin no longer pushes them). */
-export function devicesFromItems(items: { name: string; value: string }[], config: PusherConfig, nowMs: number): ListedDevice[] {
+export function devicesFromItems(
+  items: { name: string; value: string }[],
+  config: PusherConfig,
+  nowMs: number,
+): ListedDevice[] {
   const devices: ListedDevice[] = [];
   const retentionMs = config.devices.retentionDays * DAY_MS;
   for (const item of items) {
@@ -54,10 +55,36 @@ export function devicesFromItems(items: { name: string; value: string }[], confi
   return devices.sort((a, b) => (a.aor === b.aor ? a.instance.localeCompare(b.instance) : a.aor.localeCompare(b.aor)));
 }
 
-async function readItems(ctlSocket: string, aor: string | undefined): Promise<{ name: string; value: string }[]> {
-  if (aor === undefined) return parseHtableItems(await callKamailio(ctlSocket, ["htable.dump", DEVICES_TABLE]));
+/**
+ * One device as `pusher devices` prints it: tab-separated fields. They came from phones: no CR, LF, tab (the
+ * separator) or ESC of theirs reaches the terminal.
+ */
+export function deviceLine(device: ListedDevice): string {
+  const registered = new Date(device.registeredAtMs).toISOString();
+  const fields = [
+    device.aor,
+    device.instance,
+    device.appId,
+    device.provider,
+    device.token,
+    device.userAgent,
+    registered,
+  ];
+  return fields.map((field) => escapeControlCharacters(String(field))).join("\t");
+}
+
+/**
+ * The plugin's key of an AOR (src/plugin/sip-message.ts aorOf): the user part as given, the host lower-cased
+ * (RFC 3261 §19.1.4).
+ */
+export function aorKey(aor: string): string {
+  const at = aor.lastIndexOf("@");
+  return at < 0 ? aor : aor.slice(0, at) + "@" + aor.slice(at + 1).toLowerCase();
+}
+
+async function readItem(ctlSocket: string, key: string): Promise<{ name: string; value: string }[]> {
   try {
-    return parseHtableItems(await callKamailio(ctlSocket, ["htable.get", DEVICES_TABLE, aor.toLowerCase()]));
+    return parseHtableItems(await callKamailio(ctlSocket, ["htable.get", DEVICES_TABLE, key]));
   } catch (error) {
     // htable.get answers an error for a key it does not hold: no devices for that AOR.
     if (/not found|no such/i.test((error as Error).message)) return [];
@@ -65,11 +92,40 @@ async function readItems(ctlSocket: string, aor: string | undefined): Promise<{ 
   }
 }
 
-export async function runDevices(configPath: string, args: string[], json: boolean, showTokens: boolean): Promise<void> {
+/** How many stored MESSAGEs wait for `aor` (htable pusher_messages, src/plugin/message-store.ts); 0 for none. */
+async function messagesWaiting(ctlSocket: string, aor: string): Promise<number> {
+  try {
+    const items = parseHtableItems(
+      await callKamailio(ctlSocket, ["htable.get", MESSAGES_TABLE, `waiting:${aorKey(aor)}`]),
+    );
+    return items.length ? Number(items[0].value) || 0 : 0;
+  } catch (error) {
+    if (/not found|no such|doesn't exist/i.test((error as Error).message)) return 0;
+    throw error;
+  }
+}
+
+async function readItems(ctlSocket: string, aor: string | undefined): Promise<{ name: string; value: string }[]> {
+  if (aor === undefined) return parseHtableItems(await callKamailio(ctlSocket, ["htable.dump", DEVICES_TABLE]));
+  const own = await readItem(ctlSocket, aorKey(aor));
+  // Records written before keys kept the user's case sit under the lower-cased key (device-store.ts legacyDevices).
+  if (own.length || aorKey(aor) === aor.toLowerCase()) return own;
+  return readItem(ctlSocket, aor.toLowerCase());
+}
+
+export async function runDevices(
+  configPath: string,
+  args: string[],
+  json: boolean,
+  showTokens: boolean,
+): Promise<void> {
   if (args.length > 1) throw usageError(`expected "devices [aor] [--json] [--show-tokens]"`);
   const { config } = loadConfig(configPath);
   const paths = runtimePaths(configPath, config);
-  const devices = devicesFromItems(await readItems(paths.ctlSocket, args[0]), config, Date.now());
+  // Under the lower-cased key of an AOR, only records written before keys kept the user's case are its own.
+  const devices = devicesFromItems(await readItems(paths.ctlSocket, args[0]), config, Date.now()).filter(
+    (device) => args[0] === undefined || device.aor === aorKey(args[0]) || !device.userCaseKept,
+  );
   if (!showTokens) {
     for (const device of devices) {
       device.token = maskToken(device.token);
@@ -80,12 +136,8 @@ export async function runDevices(configPath: string, args: string[], json: boole
     console.log(JSON.stringify(devices, null, 2));
     return;
   }
-  if (devices.length === 0) {
-    console.log(args[0] ? `no devices for ${args[0]}` : "no devices");
-    return;
-  }
-  for (const device of devices) {
-    const registered = new Date(device.registeredAtMs).toISOString();
-    console.log([device.aor, device.instance, device.appId, device.provider, device.token, device.userAgent, registered].join("\t"));
-  }
+  if (devices.length === 0) console.log(args[0] ? `no devices for ${args[0]}` : "no devices");
+  for (const device of devices) console.log(deviceLine(device));
+  // For one AOR: the MESSAGEs stored for its phones, delivered at their next REGISTER (docs/messages.md).
+  if (args[0] !== undefined) console.log(`messages waiting: ${await messagesWaiting(paths.ctlSocket, args[0])}`);
 }

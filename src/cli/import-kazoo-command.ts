@@ -83,10 +83,15 @@ export function runImportKazoo(configPath: string, file: string, dryRun: boolean
     // CouchDB's own keys and Kazoo's private ones are not configuration.
     if (node.startsWith("_") || node.startsWith("pvt_") || node === "id") continue;
     if (node === "default") importDefaults(value, raw, report, attempt);
-    else if (isObject(value) && (value.apple !== undefined || value.firebase !== undefined || value.google !== undefined)) {
+    else if (
+      isObject(value) &&
+      (value.apple !== undefined || value.firebase !== undefined || value.google !== undefined)
+    ) {
       importApp(node, value, defaults, loaded.path, raw, report, attempt);
     } else if (isObject(value) && value["User-Agents"] !== undefined) {
-      report.skipped.push(`${node}.User-Agents: rules for one Kazoo node only; pusher.json has one list for all, add them with pusher ua add if this node needs them`);
+      report.skipped.push(
+        `${node}.User-Agents: rules for one Kazoo node only; pusher.json has one list for all, add them with pusher ua add if this node needs them`,
+      );
     } else if (node === "modules" || node === "google") {
       report.skipped.push(`${node}: Kazoo ≤ 4.2 setting, nothing to import`);
     } else {
@@ -107,10 +112,16 @@ export function runImportKazoo(configPath: string, file: string, dryRun: boolean
     }
     saveConfig(loaded.path, raw);
   }
-  const written = report.imported.length === 0 ? "nothing written" : dryRun ? "dry run, nothing written" : `${loaded.path} updated`;
-  console.log(`${report.imported.length} imported, ${report.skipped.length} skipped, ${report.errors.length} failed; ${written}`);
+  const written =
+    report.imported.length === 0 ? "nothing written" : dryRun ? "dry run, nothing written" : `${loaded.path} updated`;
+  console.log(
+    `${report.imported.length} imported, ${report.skipped.length} skipped, ${report.errors.length} failed; ${written}`,
+  );
   if (report.errors.length > 0) {
-    throw new CliError("PUSHER_ERR_IMPORT", `${report.errors.length} item(s) of ${file} could not be imported (see above); fix them and run import-kazoo again`);
+    throw new CliError(
+      "PUSHER_ERR_IMPORT",
+      `${report.errors.length} item(s) of ${file} could not be imported (see above); fix them and run import-kazoo again`,
+    );
   }
   if (report.imported.length === 0) throw new CliError("PUSHER_ERR_IMPORT", `nothing to import from ${file}`);
 }
@@ -124,7 +135,8 @@ function readKazooDocument(file: string): Json {
     throw new CliError("PUSHER_ERR_IMPORT", `cannot read ${file} as JSON: ${(error as Error).message}`);
   }
   if (isObject(parsed) && isObject(parsed.data) && typeof parsed.status === "string") parsed = parsed.data;
-  if (!isObject(parsed)) throw new CliError("PUSHER_ERR_IMPORT", `${file}: expected the system_config/pusher JSON object`);
+  if (!isObject(parsed))
+    throw new CliError("PUSHER_ERR_IMPORT", `${file}: expected the system_config/pusher JSON object`);
   return parsed;
 }
 
@@ -155,7 +167,10 @@ function importDefaults(value: unknown, raw: RawConfig, report: Report, attempt:
       for (const [kazooKey, paramName] of Object.entries(rule.properties)) {
         const ours = KAZOO_PROPERTIES[kazooKey];
         if (ours && typeof paramName === "string") properties[ours] = paramName;
-        else report.skipped.push(`${item}.properties.${kazooKey}: pusher reads only Token-App, Token-Type and Token-ID from the Contact`);
+        else
+          report.skipped.push(
+            `${item}.properties.${kazooKey}: pusher reads only Token-App, Token-Type and Token-ID from the Contact`,
+          );
       }
     }
     attempt(item, () => {
@@ -167,8 +182,14 @@ function importDefaults(value: unknown, raw: RawConfig, report: Report, attempt:
       if (index >= 0) list[index] = { ...list[index], ...imported };
       else list.push(imported);
       raw.userAgents = list;
-      const params = Object.keys(properties).length ? `, params ${Object.entries(properties).map(([k, v]) => `${k}=${v}`).join(",")}` : "";
-      return { line: `user agent rule ${name} ${JSON.stringify(rule.regex)}${params}${index >= 0 ? " (replaced)" : ""}` };
+      const params = Object.keys(properties).length
+        ? `, params ${Object.entries(properties)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(",")}`
+        : "";
+      return {
+        line: `user agent rule ${name} ${JSON.stringify(rule.regex)}${params}${index >= 0 ? " (replaced)" : ""}`,
+      };
     });
   }
 }
@@ -205,19 +226,29 @@ function importApp(
   const appleDefaults = isObject(defaults.apple) ? defaults.apple : {};
   const item = `${appId}.apple`;
   if (typeof apple.certificate !== "string") {
-    report.skipped.push(`${item}: no certificate (token auth is new in pusher: pusher apps add-apple-token ${appId} …)`);
+    report.skipped.push(
+      `${item}: no certificate (token auth is new in pusher: pusher apps add-apple-token ${appId} …)`,
+    );
     return;
   }
   for (const key of ["headers", "extra_headers"]) {
-    if (!isEmpty(apple[key])) report.skipped.push(`${item}.${key}: pusher sets the APNs headers itself (VoIP push, priority 10, expiration 0)`);
+    if (!isEmpty(apple[key]))
+      report.skipped.push(`${item}.${key}: pusher sets the APNs headers itself (VoIP push, priority 10, expiration 0)`);
   }
   const topic = apple.apns_topic;
   if (typeof topic === "string" && topic !== apnsTopic(appId) && topic !== apnsAlertTopic(appId)) {
-    report.skipped.push(`${item}.apns_topic: pusher sends to the topic derived from the app id (${apnsTopic(appId)}), not ${topic}`);
+    report.skipped.push(
+      `${item}.apns_topic: pusher sends to the topic derived from the app id (${apnsTopic(appId)}), not ${topic}`,
+    );
   }
   attempt(item, () => {
     const certificate = checkApplePem(apple.certificate as string, `${item}.certificate`);
-    let host = typeof apple.host === "string" ? apple.host : typeof appleDefaults.host === "string" ? appleDefaults.host : DEFAULT_APPLE_HOST;
+    let host =
+      typeof apple.host === "string"
+        ? apple.host
+        : typeof appleDefaults.host === "string"
+          ? appleDefaults.host
+          : DEFAULT_APPLE_HOST;
     const modern = BINARY_APNS_HOSTS[host.replace(/:\d+$/, "")];
     if (modern) {
       report.skipped.push(`${item}.host ${host}: APNs' retired binary protocol, replaced by ${modern}`);
@@ -233,7 +264,9 @@ function importApp(
     if (enabled === false) {
       // pusher's switch is per app: turning it off would also silence the app's other providers.
       if (previous.firebase !== undefined || previous.webpush !== undefined) {
-        report.skipped.push(`${item}.enabled false: pusher's switch is per app and ${appId} has other providers; set apps.${appId}.enabled by hand`);
+        report.skipped.push(
+          `${item}.enabled false: pusher's switch is per app and ${appId} has other providers; set apps.${appId}.enabled by hand`,
+        );
       } else {
         apps[appId].enabled = false;
         state = ", disabled (apple.enabled false)";

@@ -9,7 +9,8 @@ import { CliError } from "./config-file";
 const LOWEST_SUPPORTED_KAMAILIO = { major: 5, minor: 6 };
 
 /** What scripts/ensure-deps.sh installs for Kamailio (Debian 12). */
-const KAMAILIO_PACKAGES = "kamailio kamailio-extra-modules kamailio-utils-modules kamailio-sqlite-modules kamailio-tls-modules";
+const KAMAILIO_PACKAGES =
+  "kamailio kamailio-extra-modules kamailio-utils-modules kamailio-sqlite-modules kamailio-tls-modules";
 
 export interface KamailioVersion {
   major: number;
@@ -22,7 +23,10 @@ export interface KamailioVersion {
 }
 
 export function kamailioNotInstalled(): CliError {
-  return new CliError("PUSHER_ERR_INSTALL", `kamailio is not installed (no kamailio in PATH): install Debian's ${KAMAILIO_PACKAGES} (npm start installs them)`);
+  return new CliError(
+    "PUSHER_ERR_INSTALL",
+    `kamailio is not installed (no kamailio in PATH): install Debian's ${KAMAILIO_PACKAGES} (npm start installs them)`,
+  );
 }
 
 /** The first executable `kamailio` in PATH, as spawn("kamailio") would run it. */
@@ -44,7 +48,10 @@ function kamailioInPath(): string | undefined {
 export function parseKamailioVersion(output: string, path: string): KamailioVersion {
   const line = /^version:\s*(kamailio\s+(\d+)\.(\d+)\.(\d+)\S*.*?)\s*$/m.exec(output);
   if (!line) {
-    throw new CliError("PUSHER_ERR_KAMAILIO_VERSION", `cannot read the version in \`${path} -v\`: ${JSON.stringify(output.trim().split("\n")[0] ?? "")}`);
+    throw new CliError(
+      "PUSHER_ERR_KAMAILIO_VERSION",
+      `cannot read the version in \`${path} -v\`: ${JSON.stringify(output.trim().split("\n")[0] ?? "")}`,
+    );
   }
   return { major: Number(line[2]), minor: Number(line[3]), patch: Number(line[4]), text: line[1], path };
 }
@@ -58,7 +65,10 @@ export function installedKamailioVersion(): KamailioVersion {
     output = execFileSync(path, ["-v"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 });
   } catch (error) {
     const failed = error as { stdout?: string; stderr?: string; message: string };
-    throw new CliError("PUSHER_ERR_KAMAILIO_VERSION", `\`${path} -v\` failed: ${(failed.stderr || failed.stdout || failed.message).trim()}`);
+    throw new CliError(
+      "PUSHER_ERR_KAMAILIO_VERSION",
+      `\`${path} -v\` failed: ${(failed.stderr || failed.stdout || failed.message).trim()}`,
+    );
   }
   return parseKamailioVersion(output, path);
 }

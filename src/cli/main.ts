@@ -6,7 +6,7 @@ import { runUsers } from "./users-command";
 import { CliError, loadConfig, resolveConfigPath, usageError } from "./config-file";
 import { runDevices } from "./devices-command";
 import { runImportKazoo } from "./import-kazoo-command";
-import { runStart } from "./start";
+import { ClusterOptions, runStart, withClusterOptions } from "./start";
 import { runCheck } from "./check-command";
 import { runMetrics } from "./metrics-command";
 import { runReload } from "./reload-command";
@@ -49,8 +49,13 @@ Commands:
   import-kazoo <system_config-pusher.json> [--dry-run]
                           import Kazoo's system_config/pusher document: User-Agent rules and APNs certificate
                           apps; prints each item, and what was skipped and why
-  start [--listen proto:ip:port]...
-                          run pusher; the default listen addresses are sip.listen from the config
+  start [--listen proto:ip:port]... [--insecure-no-auth]
+        [--node-id N --nodes M --dmq-listen ip:port --peers host:port,... --database postgres://...]
+                          run pusher; the default listen addresses are sip.listen from the config. With
+                          sip.auth false it refuses a listen address other than loopback, unless
+                          --insecure-no-auth insists. The cluster options run node N of M (each instead of
+                          its cluster.* key): DMQ on udp ip:port, the other nodes' DMQ addresses, the
+                          PostgreSQL database of the device records
   reload [--kamailio-ctl SOCKET] [--helper-pid-file FILE|PID]
                           apply a changed config to the running Kamailio and helper without a restart (held
                           calls keep waiting); a config that does not validate is refused and the running one
@@ -69,11 +74,29 @@ Options:
 Exit codes: 0 success, 1 runtime or configuration error, 2 usage error.`;
 
 const VALUE_OPTIONS = ["--config", "--listen", "--kamailio-ctl", "--helper-pid-file"];
+// `start`'s cluster options, each instead of a cluster.* key of the config.
+const CLUSTER_OPTIONS: { [option: string]: keyof ClusterOptions } = {
+  "--node-id": "nodeId",
+  "--nodes": "nodes",
+  "--dmq-listen": "dmqListen",
+  "--peers": "peers",
+  "--database": "database",
+};
+VALUE_OPTIONS.push(...Object.keys(CLUSTER_OPTIONS));
 // Options of `apps add-apple-token|add-firebase|add-webpush` and `test-push`.
-const PROVIDER_OPTIONS = ["--key-file", "--key-id", "--team-id", "--host", "--vapid-key", "--subject", "--endpoint-hosts", "--type"];
+const PROVIDER_OPTIONS = [
+  "--key-file",
+  "--key-id",
+  "--team-id",
+  "--host",
+  "--vapid-key",
+  "--subject",
+  "--endpoint-hosts",
+  "--type",
+];
 VALUE_OPTIONS.push(...PROVIDER_OPTIONS);
 VALUE_OPTIONS.push(...RULE_OPTIONS);
-const FLAG_OPTIONS = ["--json", "--help", "--show-tokens", "--dry-run"];
+const FLAG_OPTIONS = ["--json", "--help", "--show-tokens", "--dry-run", "--insecure-no-auth"];
 
 interface CommandLine {
   words: string[];
@@ -121,15 +144,29 @@ async function main(argv: string[]): Promise<void> {
   if (options["--json"] && command !== "apps" && command !== "ua" && command !== "devices" && command !== "users") {
     throw usageError(`--json is only valid with "apps list", "ua list", "users list" and "devices"`);
   }
-  if (options["--kamailio-ctl"] && command !== "reload" && command !== "metrics") throw usageError(`--kamailio-ctl is only valid with "reload" and "metrics"`);
-  if (options["--helper-pid-file"] && command !== "reload") throw usageError(`--helper-pid-file is only valid with "reload"`);
+  if (options["--kamailio-ctl"] && command !== "reload" && command !== "metrics")
+    throw usageError(`--kamailio-ctl is only valid with "reload" and "metrics"`);
+  if (options["--helper-pid-file"] && command !== "reload")
+    throw usageError(`--helper-pid-file is only valid with "reload"`);
   if (options["--show-tokens"] && command !== "devices") throw usageError(`--show-tokens is only valid with "devices"`);
-  if (options["--dry-run"] && command !== "import-kazoo") throw usageError(`--dry-run is only valid with "import-kazoo"`);
+  if (options["--dry-run"] && command !== "import-kazoo")
+    throw usageError(`--dry-run is only valid with "import-kazoo"`);
+  if (options["--insecure-no-auth"] && command !== "start")
+    throw usageError(`--insecure-no-auth is only valid with "start"`);
+  const clusterOptions: ClusterOptions = {};
+  for (const name of Object.keys(CLUSTER_OPTIONS)) {
+    const values = options[name];
+    if (!values) continue;
+    if (command !== "start") throw usageError(`${name} is only valid with "start"`);
+    if (values.length > 1) throw usageError(`${name} given more than once`);
+    clusterOptions[CLUSTER_OPTIONS[name]] = values[0];
+  }
   const providerOptions: { [name: string]: string } = {};
   for (const name of PROVIDER_OPTIONS) {
     const values = options[name];
     if (!values) continue;
-    if (command !== "apps" && command !== "test-push") throw usageError(`${name} is only valid with "apps add-…" and "test-push"`);
+    if (command !== "apps" && command !== "test-push")
+      throw usageError(`${name} is only valid with "apps add-…" and "test-push"`);
     if (values.length > 1) throw usageError(`${name} given more than once`);
     providerOptions[name] = values[0];
   }
@@ -160,7 +197,10 @@ async function main(argv: string[]): Promise<void> {
       return runImportKazoo(configPath, args[0], options["--dry-run"] !== undefined);
     case "reload":
       if (args.length > 0) throw usageError(`"reload" takes no arguments, got ${JSON.stringify(args[0])}`);
-      return runReload(configPath, { kamailioCtl: options["--kamailio-ctl"]?.[0], helperPid: options["--helper-pid-file"]?.[0] });
+      return runReload(configPath, {
+        kamailioCtl: options["--kamailio-ctl"]?.[0],
+        helperPid: options["--helper-pid-file"]?.[0],
+      });
     case "metrics":
       if (args.length > 0) throw usageError(`"metrics" takes no arguments, got ${JSON.stringify(args[0])}`);
       return runMetrics(configPath, options["--kamailio-ctl"]?.[0]);
@@ -169,9 +209,11 @@ async function main(argv: string[]): Promise<void> {
       return runCheck(configPath);
     case "start": {
       if (args.length > 0) throw usageError(`"start" takes no arguments, got ${JSON.stringify(args[0])}`);
-      const { config } = loadConfig(configPath);
-      const listen = options["--listen"] ? options["--listen"].map((value) => checkListen(value, "--listen")) : [...config.sip.listen];
-      return runStart(configPath, config, listen);
+      const config = withClusterOptions(loadConfig(configPath), clusterOptions);
+      const listen = options["--listen"]
+        ? options["--listen"].map((value) => checkListen(value, "--listen"))
+        : [...config.sip.listen];
+      return runStart(configPath, config, listen, { insecureNoAuth: options["--insecure-no-auth"] !== undefined });
     }
     default:
       throw usageError(`unknown command ${JSON.stringify(command)}`);
@@ -182,13 +224,15 @@ async function main(argv: string[]): Promise<void> {
 // The helper's senders unref their sockets and timers (a long-running helper must not be kept alive by them), so
 // a command awaiting a provider's answer (test-push, check) would otherwise let Node exit, silently, with 0.
 const keepAlive = setInterval(() => undefined, 60_000);
-main(process.argv.slice(2)).finally(() => clearInterval(keepAlive)).catch((error: unknown) => {
-  const code = (error as CliError | undefined)?.code;
-  if (typeof code === "string" && code.startsWith("PUSHER_ERR")) {
-    console.error(`pusher: ${(error as Error).message}`);
-    process.exitCode = code === "PUSHER_ERR_USAGE" ? 2 : 1;
-  } else {
-    console.error(error instanceof Error ? error.stack : error);
-    process.exitCode = 1;
-  }
-});
+main(process.argv.slice(2))
+  .finally(() => clearInterval(keepAlive))
+  .catch((error: unknown) => {
+    const code = (error as CliError | undefined)?.code;
+    if (typeof code === "string" && code.startsWith("PUSHER_ERR")) {
+      console.error(`pusher: ${(error as Error).message}`);
+      process.exitCode = code === "PUSHER_ERR_USAGE" ? 2 : 1;
+    } else {
+      console.error(error instanceof Error ? error.stack : error);
+      process.exitCode = 1;
+    }
+  });

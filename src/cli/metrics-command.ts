@@ -13,7 +13,10 @@ const HELPER_TIMEOUT_MS = 3000;
 
 /** Prometheus text for Kamailio's side, from the items of `htable.dump pusher_stats` and the helper count. */
 export function kamailioMetrics(stats: { name: string; value: string }[], helperConnections: number): string {
-  return kamailioMetricsText((key) => Number(stats.find((item) => item.name === key)?.value ?? 0) || 0, helperConnections);
+  return kamailioMetricsText(
+    (key) => Number(stats.find((item) => item.name === key)?.value ?? 0) || 0,
+    helperConnections,
+  );
 }
 
 function fetchHelperMetrics(port: number): Promise<string> {
@@ -22,7 +25,9 @@ function fetchHelperMetrics(port: number): Promise<string> {
       let body = "";
       response.setEncoding("utf8");
       response.on("data", (chunk: string) => (body += chunk));
-      response.on("end", () => (response.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${response.statusCode}`))));
+      response.on("end", () =>
+        response.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${response.statusCode}`)),
+      );
     });
     request.on("timeout", () => request.destroy(new Error("no answer")));
     request.on("error", reject);
@@ -48,10 +53,14 @@ export async function runMetrics(configPath: string, kamailioCtl?: string): Prom
   const problems: string[] = [];
   const helper =
     config.metrics.port > 0
-      ? await fetchHelperMetrics(config.metrics.port).catch((error: Error) => (problems.push(`helper at 127.0.0.1:${config.metrics.port}: ${error.message}`), ""))
+      ? await fetchHelperMetrics(config.metrics.port).catch(
+          (error: Error) => (problems.push(`helper at 127.0.0.1:${config.metrics.port}: ${error.message}`), ""),
+        )
       : (problems.push("helper: metrics.port is 0 (off)"), "");
   const helperHasKamailio = /^pusher_kamailio_stats_up 1$/m.test(helper);
-  const kamailio = helperHasKamailio ? "" : await readKamailioMetrics(ctlSocket).catch((error: Error) => (problems.push(`Kamailio: ${error.message}`), ""));
+  const kamailio = helperHasKamailio
+    ? ""
+    : await readKamailioMetrics(ctlSocket).catch((error: Error) => (problems.push(`Kamailio: ${error.message}`), ""));
   process.stdout.write(helper + kamailio);
   if (problems.length) throw new CliError("PUSHER_ERR_METRICS", `could not read every side: ${problems.join("; ")}`);
 }

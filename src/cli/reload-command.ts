@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { PusherConfig } from "../config";
 import { CliError, loadConfig, writeFileAtomic } from "./config-file";
 import { callKamailio } from "./kamailio-rpc";
-import { runtimePaths } from "./kamailio-runtime";
+import { runtimeConfigText, runtimePaths } from "./kamailio-runtime";
 
 /** Keys only a restart applies (compared with the running copy). */
 const RESTART_ONLY_KEYS = ["sip.listen", "sip.tls", "sip.auth", "link", "metrics", "stateDir", "kamailio"];
@@ -63,13 +63,16 @@ export async function applyConfig(configPath: string, targets: ReloadTargets): P
   const { config } = loadConfig(configPath);
   const lines: string[] = [];
   const restart = restartOnlyChanges(targets.runtimeConfig, config);
-  if (targets.runtimeConfig) writeFileAtomic(targets.runtimeConfig, JSON.stringify(config, null, 2) + "\n");
+  if (targets.runtimeConfig) writeFileAtomic(targets.runtimeConfig, runtimeConfigText(config));
   const generation = await bumpConfigGeneration(targets.ctlSocket);
   lines.push(`Kamailio: config generation ${generation}; each process re-reads the config at its next message`);
   targets.signalHelper();
   lines.push(`helper: told to reload (SIGHUP); it logs "config reloaded" or why it refused`);
-  lines.push(`applied ${configPath}: ${Object.keys(config.apps).length} app(s), ${config.userAgents.length} User-Agent rule(s)`);
-  for (const key of restart) lines.push(`${key} changed: it takes effect at the next restart (pusher start / systemctl restart)`);
+  lines.push(
+    `applied ${configPath}: ${Object.keys(config.apps).length} app(s), ${config.userAgents.length} User-Agent rule(s)`,
+  );
+  for (const key of restart)
+    lines.push(`${key} changed: it takes effect at the next restart (pusher start / systemctl restart)`);
   return lines;
 }
 
@@ -81,7 +84,10 @@ export function signalPid(pidSource: string): void {
     try {
       text = readFileSync(pidSource, "utf8").trim();
     } catch (error) {
-      throw new CliError("PUSHER_ERR_RELOAD", `cannot read the helper's pid file ${pidSource}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (is pusher start running?)`);
+      throw new CliError(
+        "PUSHER_ERR_RELOAD",
+        `cannot read the helper's pid file ${pidSource}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (is pusher start running?)`,
+      );
     }
     pid = Number(text);
     if (!/^\d+$/.test(text)) throw new CliError("PUSHER_ERR_RELOAD", `${pidSource} does not hold a process id`);
@@ -89,7 +95,10 @@ export function signalPid(pidSource: string): void {
   try {
     process.kill(pid, "SIGHUP");
   } catch (error) {
-    throw new CliError("PUSHER_ERR_RELOAD", `cannot signal the helper (pid ${pid}): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new CliError(
+      "PUSHER_ERR_RELOAD",
+      `cannot signal the helper (pid ${pid}): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
 }
 

@@ -3,16 +3,28 @@
 // if it dies (calls held meanwhile end at t2), and stops both on SIGINT/SIGTERM.
 
 import { ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { PusherConfig } from "../config";
-import { CliError } from "./config-file";
-import { kamailioArguments, packageKamailioFiles, packageRoot, RuntimePaths, runtimePaths } from "./kamailio-runtime";
+import { ConfigError, PusherConfig, validateConfig } from "../config";
+import { isInCidrList } from "../ip-match";
+import { CliError, LoadedConfig } from "./config-file";
+import { ensureLinkSecretFile } from "../link-secret-file";
+import {
+  clusterArguments,
+  kamailioArguments,
+  packageKamailioFiles,
+  packageRoot,
+  RuntimePaths,
+  runtimeConfigText,
+  runtimePaths,
+  splitDatabasePassword,
+} from "./kamailio-runtime";
 import { callKamailio } from "./kamailio-rpc";
 import { installedKamailioVersion, kamailioNotInstalled, requireSupportedKamailio } from "./kamailio-version";
 import { applyConfig } from "./reload-command";
 import { ensureUsersDatabase, listUsers } from "./users-database";
+import { ensureLocationDatabase, locationDatabaseArguments, locationDatabaseOf } from "./location-database";
 
 const HELPER_RESTART_DELAY_MS = 1000;
 
@@ -28,7 +40,11 @@ function pipeLines(child: ChildProcess, prefix: string): void {
 /** Kamailio's tls module config (README.tls): one server profile for every tls: listen address. */
 function writeTlsConfig(paths: RuntimePaths, config: PusherConfig): void {
   const tls = config.sip.tls;
-  if (!tls) throw new CliError("PUSHER_ERR_CONFIG", "sip.listen has a tls: address but sip.tls.certificateFile/keyFile are not set");
+  if (!tls)
+    throw new CliError(
+      "PUSHER_ERR_CONFIG",
+      "sip.listen has a tls: address but sip.tls.certificateFile/keyFile are not set",
+    );
   const base = dirname(paths.runtimeConfig);
   const lines = [
     "# Written by `pusher start` from sip.tls in pusher.json; rewritten at every start.",
@@ -48,13 +64,28 @@ function writeTlsConfig(paths: RuntimePaths, config: PusherConfig): void {
   writeFileSync(paths.tlsConfig, lines.join("\n"), { mode: 0o600 });
 }
 
+/**
+ * devices.sqlite holds whole push tokens: it is made 0600 before Kamailio opens it (an empty file is a new sqlite
+ * database), and so are its WAL files from an earlier run (sqlite gives new ones the database's mode).
+ */
+function keepDeviceDatabasePrivate(file: string): void {
+  closeSync(openSync(file, "a", 0o600));
+  for (const path of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(path)) chmodSync(path, 0o600);
+}
+
 function whatToConfigureNext(configPath: string, config: PusherConfig, exists: boolean): string[] {
   const hints: string[] = [];
+  // Digest auth reads users.sqlite in the state dir: one file per node, not shared like the device records.
+  if (config.cluster.nodeId > 0 && config.sip.auth)
+    hints.push("sip.auth on a cluster node: SIP users are this node's own (users.sqlite); add each on every node");
   if (!exists) hints.push(`no ${configPath} yet: running on the embedded defaults`);
-  if (Object.keys(config.apps).length === 0) hints.push("add an app:        pusher apps add-apple <app-id> <cert.pem> [host]");
+  if (Object.keys(config.apps).length === 0)
+    hints.push("add an app:        pusher apps add-apple <app-id> <cert.pem> [host]");
   if (config.userAgents.length === 0) hints.push("add a rule:        pusher ua add <name> <User-Agent regex>");
   if (config.sip.auth && listUsers(runtimePaths(configPath, config).usersDatabase).length === 0) {
-    hints.push("add a SIP user:    pusher users add <user@domain> <password>   (REGISTERs are authenticated; sip.auth)");
+    hints.push(
+      "add a SIP user:    pusher users add <user@domain> <password>   (REGISTERs are authenticated; sip.auth)",
+    );
   }
   return hints;
 }
@@ -62,7 +93,11 @@ function whatToConfigureNext(configPath: string, config: PusherConfig, exists: b
 async function waitForKamailio(paths: RuntimePaths, kamailio: ChildProcess): Promise<void> {
   const deadline = Date.now() + 15000;
   while (Date.now() < deadline) {
-    if (kamailio.exitCode !== null) throw new CliError("PUSHER_ERR_KAMAILIO", `kamailio exited with code ${kamailio.exitCode} during start-up (see its log above)`);
+    if (kamailio.exitCode !== null)
+      throw new CliError(
+        "PUSHER_ERR_KAMAILIO",
+        `kamailio exited with code ${kamailio.exitCode} during start-up (see its log above)`,
+      );
     try {
       await callKamailio(paths.ctlSocket, ["core.uptime"]);
       return;
@@ -73,10 +108,94 @@ async function waitForKamailio(paths: RuntimePaths, kamailio: ChildProcess): Pro
   throw new CliError("PUSHER_ERR_KAMAILIO", "kamailio did not answer on its control socket within 15 s");
 }
 
-export async function runStart(configPath: string, config: PusherConfig, listen: string[]): Promise<void> {
+const LOOPBACK = ["127.0.0.0/8", "::1/128"];
+
+/** The listen addresses (`proto:host:port`) other machines may reach: all but loopback and `localhost`. */
+export function reachableListenAddresses(listen: string[]): string[] {
+  return listen.filter((address) => {
+    const host = address.slice(address.indexOf(":") + 1, address.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+    return host !== "localhost" && !isInCidrList(host, LOOPBACK);
+  });
+}
+
+/**
+ * Without sip.auth anyone who reaches SIP can register push devices for any AOR (and remove them): refused on an
+ * address other machines reach unless the operator insists (`--insecure-no-auth`), then said once.
+ */
+function checkUnauthenticatedListen(config: PusherConfig, listen: string[], insecureNoAuth: boolean): void {
+  const reachable = reachableListenAddresses(listen);
+  if (config.sip.auth || reachable.length === 0) return;
+  const what = `sip.auth is false while sip.listen (or --listen) has ${reachable.join(", ")}, which other machines may reach`;
+  if (!insecureNoAuth) {
+    throw new CliError(
+      "PUSHER_ERR_CONFIG",
+      `${what}: anyone there could register or remove the push devices of any user. Set sip.auth to true (and add users with pusher users add), listen on loopback only, or start with --insecure-no-auth to insist`,
+    );
+  }
+  process.stdout.write(
+    `[pusher] WARNING: ${what}; started anyway (--insecure-no-auth): anyone there can register push devices for any user\n`,
+  );
+}
+
+/** `pusher start`'s cluster options, each instead of its `cluster.*` key. */
+export interface ClusterOptions {
+  nodeId?: string;
+  nodes?: string;
+  dmqListen?: string;
+  peers?: string;
+  database?: string;
+}
+
+const CLUSTER_OPTION_KEYS: { [key: string]: { option: string; name: keyof ClusterOptions } } = {
+  nodeId: { option: "--node-id", name: "nodeId" },
+  nodes: { option: "--nodes", name: "nodes" },
+  dmqListen: { option: "--dmq-listen", name: "dmqListen" },
+  peers: { option: "--peers", name: "peers" },
+  database: { option: "--database", name: "database" },
+};
+
+/**
+ * The config `pusher start` runs with: the file's, with the `cluster.*` keys the options name replaced, validated as
+ * the file is (a wrong value is refused naming its option and key). The file itself is not changed.
+ */
+export function withClusterOptions(loaded: LoadedConfig, options: ClusterOptions): PusherConfig {
+  const given = Object.keys(CLUSTER_OPTION_KEYS).filter((key) => options[CLUSTER_OPTION_KEYS[key].name] !== undefined);
+  if (given.length === 0) return loaded.config;
+  const cluster: { [key: string]: unknown } = { ...(loaded.raw.cluster as object | undefined) };
+  for (const key of given) {
+    const value = options[CLUSTER_OPTION_KEYS[key].name]!;
+    if (key === "nodeId" || key === "nodes") cluster[key] = /^[0-9]+$/.test(value) ? Number(value) : value;
+    else if (key === "peers")
+      cluster[key] = value
+        .split(",")
+        .map((peer) => peer.trim())
+        .filter((peer) => peer !== "");
+    else cluster[key] = value;
+  }
+  try {
+    return validateConfig({ ...loaded.raw, cluster });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const key = error.key.replace(/^cluster\.|\[\d+\]$/g, "");
+    const option = given.includes(key)
+      ? `${CLUSTER_OPTION_KEYS[key].option} (instead of ${loaded.path}'s cluster.${key}): `
+      : `${loaded.path} with the cluster options: `;
+    throw new CliError("PUSHER_ERR_CONFIG", option + error.message);
+  }
+}
+
+export async function runStart(
+  configPath: string,
+  config: PusherConfig,
+  listen: string[],
+  options: { insecureNoAuth?: boolean } = {},
+): Promise<void> {
+  // A cluster node's DMQ socket takes SIP requests too: it counts as a listen address here.
+  checkUnauthenticatedListen(config, [...listen, ...clusterArguments(config).listen], options.insecureNoAuth === true);
   const root = packageRoot();
   for (const artifact of ["pusher.js", "pusher-helper.js"]) {
-    if (!existsSync(join(root, "dist", artifact))) throw new CliError("PUSHER_ERR_INSTALL", `dist/${artifact} is missing: run npm run build`);
+    if (!existsSync(join(root, "dist", artifact)))
+      throw new CliError("PUSHER_ERR_INSTALL", `dist/${artifact} is missing: run npm run build`);
   }
   // Before anything is written: a Kamailio below 5.6 is refused, and the log names the one this run uses.
   const version = installedKamailioVersion();
@@ -84,13 +203,34 @@ export async function runStart(configPath: string, config: PusherConfig, listen:
   process.stdout.write(`[pusher] ${version.text} (${version.path})\n`);
   const paths = runtimePaths(configPath, config);
   mkdirSync(paths.stateDir, { recursive: true, mode: 0o700 });
+  const clustered = config.cluster.nodeId > 0;
+  // A cluster node keeps its device records in cluster.database (PostgreSQL), never in an sqlite file of its own.
+  const database = clustered ? splitDatabasePassword(config.cluster.database!) : null;
+  const kamailioEnv: NodeJS.ProcessEnv = { ...process.env };
+  if (database?.passwordLine) {
+    writeFileSync(paths.databasePasswordFile, `${database.passwordLine}\n`, { mode: 0o600 });
+    chmodSync(paths.databasePasswordFile, 0o600);
+    kamailioEnv.PGPASSFILE = paths.databasePasswordFile;
+  } else {
+    rmSync(paths.databasePasswordFile, { force: true });
+  }
+  if (!clustered) keepDeviceDatabasePrivate(paths.deviceDatabase);
+  // The secret Kamailio and the helper prove to each other (docs/security.md): made once, mode 0600.
+  ensureLinkSecretFile(paths.linkSecretFile);
   // Kamailio's plugin and the helper read the validated config, never the hand-edited file directly.
-  writeFileSync(paths.runtimeConfig, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
+  writeFileSync(paths.runtimeConfig, runtimeConfigText(config), { mode: 0o600 });
   // auth_db needs the file and its table before Kamailio starts.
   if (config.sip.auth) ensureUsersDatabase(paths.usersDatabase);
+  // usrloc checks its table too: the bindings survive restarts (kamailio.cfg WITH_USRLOCDB).
+  const locationDatabase = locationDatabaseOf(paths.stateDir);
+  ensureLocationDatabase(locationDatabase);
   if (listen.some((address) => address.startsWith("tls:"))) writeTlsConfig(paths, config);
 
-  const kamailio = spawn("kamailio", kamailioArguments(packageKamailioFiles(root), paths, config, listen), { stdio: ["ignore", "pipe", "pipe"] });
+  const kamailioArgs = [
+    ...kamailioArguments(packageKamailioFiles(root), paths, config, listen, { deviceDatabaseUrl: database?.url }),
+    ...locationDatabaseArguments(locationDatabase),
+  ];
+  const kamailio = spawn("kamailio", kamailioArgs, { stdio: ["ignore", "pipe", "pipe"], env: kamailioEnv });
   // A binary that cannot run emits "error" and never "exit": wait for the spawn before relying on "exit".
   try {
     await new Promise<void>((resolve, reject) => {
@@ -107,7 +247,15 @@ export async function runStart(configPath: string, config: PusherConfig, listen:
   let stopping = false;
   let helper: ChildProcess | null = null;
   const startHelper = (): void => {
-    helper = spawn(process.execPath, [join(root, "dist", "pusher-helper.js"), "--config", paths.runtimeConfig], { stdio: ["ignore", "pipe", "pipe"] });
+    // Only the secret file's path is on the command line (`ps` shows it), never the secret.
+    const helperArgs = [
+      join(root, "dist", "pusher-helper.js"),
+      "--config",
+      paths.runtimeConfig,
+      "--link-secret-file",
+      paths.linkSecretFile,
+    ];
+    helper = spawn(process.execPath, helperArgs, { stdio: ["ignore", "pipe", "pipe"] });
     pipeLines(helper, "[helper]");
     if (helper.pid !== undefined) writeFileSync(paths.helperPidFile, `${helper.pid}\n`, { mode: 0o600 });
     helper.on("exit", (code, signal) => {
@@ -137,9 +285,15 @@ export async function runStart(configPath: string, config: PusherConfig, listen:
   process.on("SIGTERM", stop);
   // SIGHUP does what `pusher reload` does; a refused config is logged and the running one stays.
   const reload = (): void => {
-    void applyConfig(configPath, { ctlSocket: paths.ctlSocket, runtimeConfig: paths.runtimeConfig, signalHelper: () => helper?.kill("SIGHUP") })
+    void applyConfig(configPath, {
+      ctlSocket: paths.ctlSocket,
+      runtimeConfig: paths.runtimeConfig,
+      signalHelper: () => helper?.kill("SIGHUP"),
+    })
       .then((lines) => lines.forEach((line) => process.stdout.write(`[pusher] reload: ${line}\n`)))
-      .catch((error: Error) => process.stdout.write(`[pusher] reload refused, the running config stays: ${error.message}\n`));
+      .catch((error: Error) =>
+        process.stdout.write(`[pusher] reload refused, the running config stays: ${error.message}\n`),
+      );
   };
   process.on("SIGHUP", reload);
 
@@ -152,7 +306,15 @@ export async function runStart(configPath: string, config: PusherConfig, listen:
   }
   startHelper();
   const exists = existsSync(configPath) && readFileSync(configPath).length > 0;
-  process.stdout.write(`[pusher] ready: SIP on ${listen.join(", ")}; helper link 127.0.0.1:${config.link.port}; state in ${paths.stateDir}\n`);
+  process.stdout.write(
+    `[pusher] ready: SIP on ${listen.join(", ")}; helper link 127.0.0.1:${config.link.port}; state in ${paths.stateDir}\n`,
+  );
+  if (clustered) {
+    const peers = config.cluster.peers.length ? config.cluster.peers.join(", ") : "none yet";
+    process.stdout.write(
+      `[pusher] cluster node ${config.cluster.nodeId} of ${config.cluster.nodes}: DMQ on udp:${config.cluster.dmqListen}, peers ${peers}\n`,
+    );
+  }
   for (const hint of whatToConfigureNext(configPath, config, exists)) process.stdout.write(`[pusher] ${hint}\n`);
   const code = await stopped;
   process.removeListener("SIGINT", stop);

@@ -23,16 +23,27 @@ function parseSubscription(text: string): { endpoint: string; keys?: WebPushKeys
   try {
     json = JSON.parse(text);
   } catch {
-    throw usageError(`a webpush token must be the subscription JSON {"endpoint":…,"keys":{"p256dh":…,"auth":…}} or an https endpoint URL`);
+    throw usageError(
+      `a webpush token must be the subscription JSON {"endpoint":…,"keys":{"p256dh":…,"auth":…}} or an https endpoint URL`,
+    );
   }
-  if (typeof json.endpoint !== "string" || typeof json.keys?.p256dh !== "string" || typeof json.keys?.auth !== "string") {
+  if (
+    typeof json.endpoint !== "string" ||
+    typeof json.keys?.p256dh !== "string" ||
+    typeof json.keys?.auth !== "string"
+  ) {
     throw usageError(`the webpush subscription needs "endpoint", "keys.p256dh" and "keys.auth"`);
   }
   return { endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } };
 }
 
-export async function runTestPush(configPath: string, args: string[], options: { [name: string]: string }): Promise<void> {
-  for (const name of Object.keys(options)) if (name !== "--type") throw usageError(`${name} is not an option of "test-push"`);
+export async function runTestPush(
+  configPath: string,
+  args: string[],
+  options: { [name: string]: string },
+): Promise<void> {
+  for (const name of Object.keys(options))
+    if (name !== "--type") throw usageError(`${name} is not an option of "test-push"`);
   if (args.length !== 2) throw usageError(`expected "test-push <app-id> <token> [--type apple|firebase|webpush]"`);
   const [appId, token] = args;
   const { path, config } = loadConfig(configPath);
@@ -40,8 +51,12 @@ export async function runTestPush(configPath: string, args: string[], options: {
   if (!app) throw new CliError("PUSHER_ERR_NO_APP", `no app ${JSON.stringify(appId)} in ${path}`);
   const configured = PROVIDERS.filter((provider) => app[provider] !== undefined);
   const type = (options["--type"] ?? (configured.length === 1 ? configured[0] : undefined)) as PushProvider | undefined;
-  if (!type) throw usageError(`app ${appId} has ${configured.length ? configured.join(" and ") : "no provider"}: give --type apple|firebase|webpush`);
-  if (!PROVIDERS.includes(type)) throw usageError(`--type must be apple, firebase or webpush, got ${JSON.stringify(type)}`);
+  if (!type)
+    throw usageError(
+      `app ${appId} has ${configured.length ? configured.join(" and ") : "no provider"}: give --type apple|firebase|webpush`,
+    );
+  if (!PROVIDERS.includes(type))
+    throw usageError(`--type must be apple, firebase or webpush, got ${JSON.stringify(type)}`);
 
   const request: PushRequest = {
     type: "push",
@@ -61,7 +76,11 @@ export async function runTestPush(configPath: string, args: string[], options: {
   const senders = { apple: new ApnsSender(), firebase: new FcmSender(), webpush: new WebPushSender() };
   try {
     const outcome = await deliverPush(request, { apps: config.apps, senders, logger: silentLogger });
-    const details = [outcome.status !== undefined ? `status ${outcome.status}` : "", outcome.providerId ? `id ${outcome.providerId}` : "", `${outcome.attempts} attempt(s)`]
+    const details = [
+      outcome.status !== undefined ? `status ${outcome.status}` : "",
+      outcome.providerId ? `id ${outcome.providerId}` : "",
+      `${outcome.attempts} attempt(s)`,
+    ]
       .filter(Boolean)
       .join(", ");
     if (outcome.outcome === "sent") {
@@ -69,7 +88,10 @@ export async function runTestPush(configPath: string, args: string[], options: {
       return;
     }
     const dead = outcome.dropToken ? "; the token is dead (a call would remove the device record)" : "";
-    throw new CliError(outcome.code ?? "PUSHER_ERR_APNS_REJECTED", `${type} did not accept the push: ${outcome.reason ?? "no reason given"} (${outcome.code}, ${details})${dead}`);
+    throw new CliError(
+      outcome.code ?? "PUSHER_ERR_APNS_REJECTED",
+      `${type} did not accept the push: ${outcome.reason ?? "no reason given"} (${outcome.code}, ${details})${dead}`,
+    );
   } finally {
     await Promise.all([senders.apple.close(), senders.firebase.close(), senders.webpush.close()]);
   }

@@ -17,12 +17,14 @@ export const RULE_OPTIONS = ["--app-ids", "--params", "--strategy"];
 /** The rule keys the options set; the config validation checks the values (names the key at fault). */
 function ruleFields(options: RuleOptions): { [key: string]: unknown } {
   const fields: { [key: string]: unknown } = {};
-  if (options["--app-ids"] !== undefined) fields.appIds = options["--app-ids"].split(",").filter((appId) => appId !== "");
+  if (options["--app-ids"] !== undefined)
+    fields.appIds = options["--app-ids"].split(",").filter((appId) => appId !== "");
   if (options["--params"] !== undefined) {
     const properties: { [key: string]: string } = {};
     for (const pair of options["--params"].split(",")) {
       const [key, value] = pair.split("=");
-      if (!key || value === undefined) throw usageError(`--params expects appId=<param>,type=<param>,token=<param>, got ${JSON.stringify(pair)}`);
+      if (!key || value === undefined)
+        throw usageError(`--params expects appId=<param>,type=<param>,token=<param>, got ${JSON.stringify(pair)}`);
       properties[key] = value;
     }
     fields.properties = properties;
@@ -35,7 +37,8 @@ export function runUserAgents(configPath: string, args: string[], json: boolean,
   const [subcommand, ...rest] = args;
   if (json && subcommand !== "list") throw usageError(`--json is only valid with "ua list"`);
   const hasRuleOptions = RULE_OPTIONS.some((name) => options[name as keyof RuleOptions] !== undefined);
-  if (hasRuleOptions && subcommand !== "add") throw usageError(`--app-ids, --params and --strategy are only valid with "ua add"`);
+  if (hasRuleOptions && subcommand !== "add")
+    throw usageError(`--app-ids, --params and --strategy are only valid with "ua add"`);
   if (subcommand === "add" && rest.length === 2) return addRule(configPath, rest[0], rest[1], ruleFields(options));
   if (subcommand === "list" && rest.length === 0) return listRules(configPath, json);
   if (subcommand === "remove" && rest.length === 1) return removeRule(configPath, rest[0]);
@@ -65,9 +68,19 @@ function listRules(configPath: string, json: boolean): void {
     for (const rule of rules) {
       const extras: string[] = [];
       if (rule.appIds) extras.push(`apps=${rule.appIds.join(",")}`);
-      if (rule.properties) extras.push(`params=${Object.entries(rule.properties).map(([key, value]) => `${key}=${value}`).join(",")}`);
+      if (rule.properties)
+        extras.push(
+          `params=${Object.entries(rule.properties)
+            .map(([key, value]) => `${key}=${value}`)
+            .join(",")}`,
+        );
       if (rule.strategy) extras.push(`strategy=${rule.strategy}`);
-      if (rule.timers) extras.push(`timers=${Object.entries(rule.timers).map(([key, value]) => `${key}=${value}`).join(",")}`);
+      if (rule.timers)
+        extras.push(
+          `timers=${Object.entries(rule.timers)
+            .map(([key, value]) => `${key}=${value}`)
+            .join(",")}`,
+        );
       console.log([rule.name, rule.regex, ...extras].join("\t"));
     }
   }
@@ -77,7 +90,8 @@ function removeRule(configPath: string, name: string): void {
   const loaded = loadConfig(configPath);
   const rules = (loaded.raw.userAgents ?? []) as RawRule[];
   const index = rules.findIndex((rule) => rule.name === name);
-  if (index < 0) throw new CliError("PUSHER_ERR_NO_SUCH_RULE", `no user agent rule ${JSON.stringify(name)} in ${loaded.path}`);
+  if (index < 0)
+    throw new CliError("PUSHER_ERR_NO_SUCH_RULE", `no user agent rule ${JSON.stringify(name)} in ${loaded.path}`);
   rules.splice(index, 1);
   saveConfig(loaded.path, loaded.raw);
   console.log(`user agent rule ${name} removed from ${loaded.path}`);

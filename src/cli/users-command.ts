@@ -27,7 +27,8 @@ export async function runUsers(configPath: string, args: string[], json: boolean
     case "remove": {
       if (rest.length !== 1) throw usageError(`expected "users remove <user@domain>"`);
       const user = parseSipUser(rest[0]);
-      if (!removeUser(file, user)) throw new CliError("PUSHER_ERR_NO_SUCH_USER", `no user ${user.username}@${user.domain} in ${file}`);
+      if (!removeUser(file, user))
+        throw new CliError("PUSHER_ERR_NO_SUCH_USER", `no user ${user.username}@${user.domain} in ${file}`);
       console.log(`user ${user.username}@${user.domain} removed`);
       return;
     }

@@ -29,7 +29,9 @@ function sqlite(file: string, sql: string): string {
     const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
     throw new CliError(
       "PUSHER_ERR_USERS_DATABASE",
-      missing ? "the sqlite3 command is missing: apt-get install sqlite3" : `cannot write ${file}: ${(error as Error).message.trim()}`,
+      missing
+        ? "the sqlite3 command is missing: apt-get install sqlite3"
+        : `cannot write ${file}: ${(error as Error).message.trim()}`,
     );
   }
 }
@@ -51,7 +53,11 @@ export function ensureUsersDatabase(file: string): void {
 /** `user@domain` → its parts; the domain is the digest realm (the reference cfg authenticates with realm $fd). */
 export function parseSipUser(text: string): SipUser {
   const match = /^([A-Za-z0-9._~!$&'()*+,;=%-]+)@([A-Za-z0-9.-]+|\[[0-9a-fA-F:.]+\])$/.exec(text);
-  if (!match) throw new CliError("PUSHER_ERR_USAGE", `expected user@domain (the AOR the phone registers), got ${JSON.stringify(text)}`);
+  if (!match)
+    throw new CliError(
+      "PUSHER_ERR_USAGE",
+      `expected user@domain (the AOR the phone registers), got ${JSON.stringify(text)}`,
+    );
   return { username: match[1], domain: match[2].toLowerCase() };
 }
 
@@ -68,15 +74,21 @@ export function addUser(file: string, user: SipUser, password: string): void {
 
 export function removeUser(file: string, user: SipUser): boolean {
   ensureUsersDatabase(file);
-  const changed = sqlite(file, `DELETE FROM subscriber WHERE username = ${literal(user.username)} AND domain = ${literal(user.domain)}; SELECT changes();`);
+  const changed = sqlite(
+    file,
+    `DELETE FROM subscriber WHERE username = ${literal(user.username)} AND domain = ${literal(user.domain)}; SELECT changes();`,
+  );
   return changed.trim() !== "0";
 }
 
 export function listUsers(file: string): SipUser[] {
   if (!existsSync(file)) return [];
   const rows = sqlite(file, "SELECT username || '@' || domain FROM subscriber ORDER BY domain, username;");
-  return rows.split("\n").filter(Boolean).map((row) => {
-    const at = row.lastIndexOf("@");
-    return { username: row.slice(0, at), domain: row.slice(at + 1) };
-  });
+  return rows
+    .split("\n")
+    .filter(Boolean)
+    .map((row) => {
+      const at = row.lastIndexOf("@");
+      return { username: row.slice(0, at), domain: row.slice(at + 1) };
+    });
 }

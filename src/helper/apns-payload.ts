@@ -1,6 +1,7 @@
 // What an incoming-call push says to the app, in the shape apps built for Kazoo already parse
 // (applications/pusher/src/modules/pm_apple.erl of https://github.com/2600hz/kazoo), and the APNs topic it goes
 // to.
+import { appleBundleOf } from "../apple-bundle";
 import type { PushRequest } from "../protocol";
 import { alertText, CALL_ENDED_EVENTS, isCallEnded } from "./push-content";
 
@@ -56,29 +57,24 @@ export function buildApnsPayload(request: PushRequest, nowMs: number): ApnsPaylo
   return payload;
 }
 
-const ENVIRONMENT_SUFFIX = /\.(dev|prod)$/;
-const VOIP_SUFFIX = ".voip";
-
 /**
  * The `apns-topic` for a VoIP push to `appId`: Kazoo's rule (a trailing `.dev` or `.prod` names the environment
  * and is removed) plus the `.voip` suffix APNs requires for push type voip
  * (https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns).
- * An app id already ending in `.voip` is kept as is: Kazoo sent no suffix, so Kazoo operators spelled it in the
+ * An app id already ending in `.voip` keeps it once: Kazoo sent no suffix, so Kazoo operators spelled it in the
  * app id (`com.acme.phone.voip.dev` → `com.acme.phone.voip`); a bundle id that itself ends in `.voip` is written
  * with the suffix twice, as it had to be under Kazoo.
  */
 export function apnsTopic(appId: string): string {
-  const bundleOrTopic = appId.replace(ENVIRONMENT_SUFFIX, "");
-  return bundleOrTopic.endsWith(VOIP_SUFFIX) ? bundleOrTopic : bundleOrTopic + VOIP_SUFFIX;
+  return appleBundleOf(appId) + ".voip";
 }
 
 /**
  * The `apns-topic` for an alert push to `appId`: the bundle id, i.e. the app id without `.dev`/`.prod` and
- * without a `.voip` a Kazoo operator may have spelled into it.
+ * without a `.voip` a Kazoo operator may have spelled into it (src/apple-bundle.ts).
  */
 export function apnsAlertTopic(appId: string): string {
-  const bundleOrTopic = appId.replace(ENVIRONMENT_SUFFIX, "");
-  return bundleOrTopic.endsWith(VOIP_SUFFIX) ? bundleOrTopic.slice(0, -VOIP_SUFFIX.length) : bundleOrTopic;
+  return appleBundleOf(appId);
 }
 
 /** APNs body limits (sending-notification-requests-to-apns): 5 KB for VoIP, 4 KB for everything else. */

@@ -3,13 +3,16 @@
 // The push type follows the token: a PushKit token gets a VoIP push (topic `<bundle>.voip`, push type voip,
 // priority 10, expiration 0), an alert token an alert push (topic `<bundle>`, the call text, collapse id = the
 // call). The plugin picks the token of a call-ended push (an alert token, or a PushKit token only when the app
-// asks for call-ended VoIP pushes), so an alert push never goes to a PushKit token. Sandbox tokens (RFC 8599
+// asks for call-ended VoIP pushes), so an alert push never goes to a PushKit token. Message and refresh pushes go to
+// alert tokens too, as alert and background pushes (apns-message-and-refresh.ts). Sandbox tokens (RFC 8599
 // `apns.dev`) go to the app's sandboxHost. One session per (host, certificate) or (host, team, key): token
 // connections start at one stream until APNs accepts a push, then follow the server's SETTINGS (Apple:
 // https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns).
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { isTopicOfApp } from "../apple-bundle";
 import type { AppleCredentials } from "../config";
+import { maskToken } from "../mask-token";
 import type { PushRequest } from "../protocol";
 import {
   apnsAlertTopic,
@@ -23,8 +26,8 @@ import { ApnsProviderTokens, tokenCacheKey, type ApnsSigningKey } from "./apns-t
 import { classifyApnsResponse, classifyTransportError, PusherError, retryAfterMs } from "./provider-errors";
 import { ProviderSender, type SenderOptions } from "./provider-sender";
 import type { ProviderResponse, SessionTarget } from "./provider-sessions";
+import { apnsMessageOrRefreshPush } from "./apns-message-and-refresh";
 import { fitToSize, isCallEnded } from "./push-content";
-import { maskToken } from "./logger";
 import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
 
 const DEFAULT_APNS_PORT = 443;
@@ -43,10 +46,14 @@ export function apnsAuthority(host: string): string {
   return `https://${hostname}:${port ?? DEFAULT_APNS_PORT}`;
 }
 
-/** The apns-topic of the push: from the device's RFC 8599 topic if it has one, else from the app id. */
+/**
+ * The apns-topic of the push: from the device's RFC 8599 topic if it has one, else from the app id. A device topic
+ * that is not the app's bundle (a record stored before the plugin checked pn-param at REGISTER) is not used: a
+ * topic a phone chose must never reach APNs with our credentials, where its refusal could read as theirs.
+ */
 function topic(request: PushRequest, alert: boolean): string {
   const explicit = request.device.apnsTopic;
-  if (explicit) {
+  if (explicit && isTopicOfApp(explicit.replace(/\.(voip|remote)$/, ""), request.device.appId)) {
     const bundle = explicit.replace(/\.(voip|remote)$/, "");
     return alert ? bundle : bundle + ".voip";
   }
@@ -78,7 +85,9 @@ interface PushAttempts {
 
 /** The call id as an apns-collapse-id: itself when short enough, else its SHA-256 (64 hex characters). */
 export function collapseId(callId: string): string {
-  return Buffer.byteLength(callId) <= MAX_COLLAPSE_ID_BYTES ? callId : createHash("sha256").update(callId).digest("hex");
+  return Buffer.byteLength(callId) <= MAX_COLLAPSE_ID_BYTES
+    ? callId
+    : createHash("sha256").update(callId).digest("hex");
 }
 
 export class ApnsSender extends ProviderSender {
@@ -101,7 +110,8 @@ export class ApnsSender extends ProviderSender {
     // One deadline for the whole push, the other host's attempt included.
     const deadlineMs = pushDeadlineMs(request, this.now());
     const outcome = await this.sendTo(request, credentials, environment, deadlineMs);
-    if (outcome.code !== "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN" || credentials.host === credentials.sandboxHost) return outcome;
+    if (outcome.code !== "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN" || credentials.host === credentials.sandboxHost)
+      return outcome;
     return this.checkOtherEnvironment(request, credentials, environment, outcome, deadlineMs);
   }
 
@@ -129,8 +139,14 @@ export class ApnsSender extends ProviderSender {
       );
       return { ...second, attempts };
     }
-    if (second.code === "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN") return { ...first, attempts, reason: `${first.reason ?? "BadDeviceToken"} at both APNs hosts` };
-    const kept: SendOutcome = { outcome: "failed", code: first.code, attempts, reason: `BadDeviceToken at ${this.hostOf(credentials, tried)}; ${this.hostOf(credentials, other)} answered ${second.reason ?? second.code ?? "nothing"}: the token may be a ${other} token, kept` };
+    if (second.code === "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN")
+      return { ...first, attempts, reason: `${first.reason ?? "BadDeviceToken"} at both APNs hosts` };
+    const kept: SendOutcome = {
+      outcome: "failed",
+      code: first.code,
+      attempts,
+      reason: `BadDeviceToken at ${this.hostOf(credentials, tried)}; ${this.hostOf(credentials, other)} answered ${second.reason ?? second.code ?? "nothing"}: the token may be a ${other} token, kept`,
+    };
     if (first.status !== undefined) kept.status = first.status;
     return kept;
   }
@@ -139,12 +155,18 @@ export class ApnsSender extends ProviderSender {
     return environment === "sandbox" ? credentials.sandboxHost : credentials.host;
   }
 
-  private sendTo(request: PushRequest, credentials: AppleCredentials, environment: Environment, deadlineMs: number): Promise<SendOutcome> {
+  private sendTo(
+    request: PushRequest,
+    credentials: AppleCredentials,
+    environment: Environment,
+    deadlineMs: number,
+  ): Promise<SendOutcome> {
     const route = this.route(credentials, environment);
     const state: PushAttempts = {};
     return sendWithRetries(
       (refresh) => {
-        if (refresh) this.sessions.retire(route.target.key, "APNs refused the provider token or the connection", state.sessionId);
+        if (refresh)
+          this.sessions.retire(route.target.key, "APNs refused the provider token or the connection", state.sessionId);
         return this.attempt(request, route, state, refresh, deadlineMs);
       },
       { deadlineMs, now: this.now, sleep: this.sleep, baseDelayMs: this.retryBaseDelayMs },
@@ -233,7 +255,10 @@ export class ApnsSender extends ProviderSender {
           pem = readFileSync(certificateFile);
         } catch (error) {
           const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
-          throw new PusherError("PUSHER_ERR_APNS_CREDENTIALS", `cannot read certificateFile ${certificateFile}: ${code}`);
+          throw new PusherError(
+            "PUSHER_ERR_APNS_CREDENTIALS",
+            `cannot read certificateFile ${certificateFile}: ${code}`,
+          );
         }
         // One PEM holds certificate and key (Kazoo's format): Node picks the CERTIFICATE block for `cert`
         // and the PRIVATE KEY block for `key`.
@@ -242,7 +267,13 @@ export class ApnsSender extends ProviderSender {
     };
   }
 
-  private async attempt(request: PushRequest, route: Route, state: PushAttempts, refresh: boolean, deadlineMs: number): Promise<AttemptResult> {
+  private async attempt(
+    request: PushRequest,
+    route: Route,
+    state: PushAttempts,
+    refresh: boolean,
+    deadlineMs: number,
+  ): Promise<AttemptResult> {
     const nowMs = this.now();
     const callEnded = isCallEnded(request);
     // The token's kind decides, for calls and call-ended notices alike (an alert push to a PushKit token is refused).
@@ -260,6 +291,14 @@ export class ApnsSender extends ProviderSender {
     };
     // The call-ended alert replaces the ringing alert of the same call on the device.
     if (alert) headers["apns-collapse-id"] = collapseId(request.callId);
+    // A message or refresh push (to an alert token) has its own push type, priority, expiry and body.
+    const purposePush = apnsMessageOrRefreshPush(request);
+    if (purposePush) {
+      headers["apns-push-type"] = purposePush.pushType;
+      headers["apns-priority"] = purposePush.priority;
+      headers["apns-expiration"] = purposePush.expiration;
+      delete headers["apns-collapse-id"];
+    }
     const rejectedJwt = refresh ? state.jwt : undefined;
     state.jwt = undefined;
     state.sessionId = undefined;
@@ -272,7 +311,11 @@ export class ApnsSender extends ProviderSender {
         return { classification: classifyTransportError(error, "apple"), reason: (error as Error).message };
       }
     }
-    const build = alert ? buildApnsAlertPayload : buildApnsPayload;
+    const build: (request: PushRequest, nowMs: number) => object = purposePush
+      ? purposePush.build
+      : alert
+        ? buildApnsAlertPayload
+        : buildApnsPayload;
     const { value: body } = fitToSize(
       request,
       (trimmed) => JSON.stringify(build(trimmed, nowMs)),
@@ -284,7 +327,10 @@ export class ApnsSender extends ProviderSender {
     try {
       response = await this.sessions.request(route.target, headers, body, timeoutMs);
     } catch (error) {
-      return { classification: classifyTransportError(error, "apple"), reason: error instanceof Error ? error.message : String(error) };
+      return {
+        classification: classifyTransportError(error, "apple"),
+        reason: error instanceof Error ? error.message : String(error),
+      };
     }
     state.sessionId = response.sessionId;
     let reason: string | undefined;
@@ -295,7 +341,8 @@ export class ApnsSender extends ProviderSender {
         if (typeof parsed.reason === "string") reason = parsed.reason;
         // 410 only: when APNs learnt the token is invalid (epoch ms; a number, some proxies give a string).
         const timestamp = typeof parsed.timestamp === "string" ? Number(parsed.timestamp) : parsed.timestamp;
-        if (response.status === 410 && typeof timestamp === "number" && timestamp > 0 && timestamp < MAX_DATE_MS) tokenInvalidSinceMs = timestamp;
+        if (response.status === 410 && typeof timestamp === "number" && timestamp > 0 && timestamp < MAX_DATE_MS)
+          tokenInvalidSinceMs = timestamp;
       } catch {
         reason = `unparsable APNs error body (${response.body.length} characters)`;
       }
@@ -308,7 +355,10 @@ export class ApnsSender extends ProviderSender {
           `(push type ${headers["apns-push-type"]}): check the app id or pn-param against the app's bundle id, and that the phone sends its PushKit token for calls; the device is kept`,
       );
     }
-    const result: AttemptResult = { classification: classifyApnsResponse(response.status, reason), status: response.status };
+    const result: AttemptResult = {
+      classification: classifyApnsResponse(response.status, reason),
+      status: response.status,
+    };
     if (reason !== undefined) result.reason = reason;
     if (tokenInvalidSinceMs !== undefined) result.tokenInvalidSinceMs = tokenInvalidSinceMs;
     const apnsId = response.headers["apns-id"];

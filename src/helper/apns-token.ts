@@ -33,16 +33,25 @@ export function readApnsSigningKey(keyFile: string): KeyObject {
   try {
     pem = readFileSync(keyFile);
   } catch (error) {
-    throw new PusherError("PUSHER_ERR_APNS_CREDENTIALS", `cannot read keyFile ${keyFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new PusherError(
+      "PUSHER_ERR_APNS_CREDENTIALS",
+      `cannot read keyFile ${keyFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);
   } catch (error) {
-    throw new PusherError("PUSHER_ERR_APNS_CREDENTIALS", `keyFile ${keyFile} is not a private key: ${(error as Error).message}`);
+    throw new PusherError(
+      "PUSHER_ERR_APNS_CREDENTIALS",
+      `keyFile ${keyFile} is not a private key: ${(error as Error).message}`,
+    );
   }
   if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
-    throw new PusherError("PUSHER_ERR_APNS_CREDENTIALS", `keyFile ${keyFile} is not an EC P-256 key (Apple's .p8 AuthKey)`);
+    throw new PusherError(
+      "PUSHER_ERR_APNS_CREDENTIALS",
+      `keyFile ${keyFile} is not an EC P-256 key (Apple's .p8 AuthKey)`,
+    );
   }
   return key;
 }

@@ -9,7 +9,12 @@ export function credentialFingerprints(config: PusherConfig): Map<string, string
   const fingerprints = new Map<string, string>();
   for (const appId of Object.keys(config.apps)) {
     const app = config.apps[appId];
-    const files = [app.apple?.certificateFile, app.apple?.keyFile, app.firebase?.serviceAccountFile, app.webpush?.vapidKeyFile];
+    const files = [
+      app.apple?.certificateFile,
+      app.apple?.keyFile,
+      app.firebase?.serviceAccountFile,
+      app.webpush?.vapidKeyFile,
+    ];
     for (const file of files) {
       if (file === undefined || fingerprints.has(file)) continue;
       let digest = "";

@@ -4,8 +4,10 @@
 // After APNs or FCM refused an app's credentials (already after one renewed JWT / OAuth token), its pushes are
 // held back for CREDENTIALS_HOLD_MS: they fail at once instead of each signing a new JWT, opening a new connection
 // or asking Google's OAuth endpoint again (Apple answers that with TooManyProviderTokenUpdates), and the caller
-// hears 480 without waiting. A config reload lifts the holds. Web Push is never held: a 403 there can be one
-// subscription's (made with another VAPID key), not the app's.
+// hears 480 without waiting. A config reload lifts the holds. A hold stops every push of the app, so only answers
+// that prove the credentials bad raise it (provider-errors.ts): never one that a value a phone chose (an FCM project
+// id, an APNs topic) can cause. Web Push is never held: a 403 there can be one subscription's (made with another
+// VAPID key), not the app's.
 import type { PushProvider } from "../protocol";
 import type { Logger } from "./logger";
 
@@ -44,7 +46,14 @@ export class CredentialsAlarm {
   raise(appId: string, provider: PushProvider, code: string, reason: string | undefined, heldBack = false): void {
     const key = `${appId}\n${provider}`;
     const nowMs = this.now();
-    const state = this.alarms.get(key) ?? { count: 0, lastLoggedMs: -Infinity, unlogged: 0, refusedAtMs: -Infinity, code: "", reason: "" };
+    const state = this.alarms.get(key) ?? {
+      count: 0,
+      lastLoggedMs: -Infinity,
+      unlogged: 0,
+      refusedAtMs: -Infinity,
+      code: "",
+      reason: "",
+    };
     this.alarms.set(key, state);
     state.count++;
     state.unlogged++;

@@ -5,7 +5,13 @@
 import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { signJwt } from "./jwt";
-import { classifyOAuthResponse, classifyTransportError, PusherError, retryAfterMs, type Classification } from "./provider-errors";
+import {
+  classifyOAuthResponse,
+  classifyTransportError,
+  PusherError,
+  retryAfterMs,
+  type Classification,
+} from "./provider-errors";
 import type { ProviderSessions } from "./provider-sessions";
 
 export const FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging";
@@ -39,29 +45,44 @@ export const LEGACY_KEY_MESSAGE =
 
 /** Parses and checks a service-account JSON. Throws PusherError (PUSHER_ERR_FCM_CREDENTIALS or _LEGACY_KEY). */
 export function parseServiceAccount(text: string, source: string): ServiceAccount {
-  if (looksLikeLegacyServerKey(text)) throw new PusherError("PUSHER_ERR_FCM_LEGACY_KEY", `${source}: ${LEGACY_KEY_MESSAGE}`);
+  if (looksLikeLegacyServerKey(text))
+    throw new PusherError("PUSHER_ERR_FCM_LEGACY_KEY", `${source}: ${LEGACY_KEY_MESSAGE}`);
   let json: { [key: string]: unknown };
   try {
     json = JSON.parse(text);
   } catch (error) {
     throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `${source} is not JSON: ${(error as Error).message}`);
   }
-  if (!json || typeof json !== "object") throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `${source} is not a service account JSON object`);
-  const legacy = [json.server_key, json.serverKey, json.api_key, json.key].find((value) => typeof value === "string" && looksLikeLegacyServerKey(value));
+  if (!json || typeof json !== "object")
+    throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `${source} is not a service account JSON object`);
+  const legacy = [json.server_key, json.serverKey, json.api_key, json.key].find(
+    (value) => typeof value === "string" && looksLikeLegacyServerKey(value),
+  );
   if (legacy) throw new PusherError("PUSHER_ERR_FCM_LEGACY_KEY", `${source}: ${LEGACY_KEY_MESSAGE}`);
   if (json.type !== "service_account") {
-    throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `${source}: "type" must be "service_account" (a Firebase service account key), got ${JSON.stringify(json.type)}`);
+    throw new PusherError(
+      "PUSHER_ERR_FCM_CREDENTIALS",
+      `${source}: "type" must be "service_account" (a Firebase service account key), got ${JSON.stringify(json.type)}`,
+    );
   }
   for (const field of ["project_id", "client_email", "private_key", "token_uri"]) {
-    if (typeof json[field] !== "string" || json[field] === "") throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `${source}: "${field}" is missing`);
+    if (typeof json[field] !== "string" || json[field] === "")
+      throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `${source}: "${field}" is missing`);
   }
   const tokenUri = json.token_uri as string;
-  if (!/^https:\/\//.test(tokenUri)) throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `${source}: "token_uri" must be an https URL, got ${JSON.stringify(tokenUri)}`);
+  if (!/^https:\/\//.test(tokenUri))
+    throw new PusherError(
+      "PUSHER_ERR_FCM_CREDENTIALS",
+      `${source}: "token_uri" must be an https URL, got ${JSON.stringify(tokenUri)}`,
+    );
   try {
     const key = createPrivateKey(json.private_key as string);
     if (key.asymmetricKeyType !== "rsa") throw new Error(`a ${key.asymmetricKeyType} key, not RSA`);
   } catch (error) {
-    throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `${source}: "private_key" is not a usable RSA private key: ${(error as Error).message}`);
+    throw new PusherError(
+      "PUSHER_ERR_FCM_CREDENTIALS",
+      `${source}: "private_key" is not a usable RSA private key: ${(error as Error).message}`,
+    );
   }
   const account: ServiceAccount = {
     projectId: json.project_id as string,
@@ -78,14 +99,22 @@ export function readServiceAccount(file: string): ServiceAccount {
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    throw new PusherError("PUSHER_ERR_FCM_CREDENTIALS", `cannot read serviceAccountFile ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new PusherError(
+      "PUSHER_ERR_FCM_CREDENTIALS",
+      `cannot read serviceAccountFile ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   return parseServiceAccount(text, file);
 }
 
 /** Why no access token could be had: the classification the push takes over. */
 export class OAuthFailure extends Error {
-  constructor(readonly classification: Classification, message: string, readonly status?: number, readonly retryAfterMs?: number) {
+  constructor(
+    readonly classification: Classification,
+    message: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
     this.name = "OAuthFailure";
   }
@@ -116,7 +145,8 @@ export class OAuthTokens {
   accessToken(account: ServiceAccount, rejected?: string): Promise<string> {
     const key = `${account.tokenUri}\n${account.clientEmail}`;
     const cached = this.cache.get(key);
-    if (cached && cached.token !== rejected && this.now() < cached.expiresAtMs - ACCESS_TOKEN_MARGIN_MS) return Promise.resolve(cached.token);
+    if (cached && cached.token !== rejected && this.now() < cached.expiresAtMs - ACCESS_TOKEN_MARGIN_MS)
+      return Promise.resolve(cached.token);
     const inFlight = this.pending.get(key);
     if (inFlight) return inFlight;
     const request = this.fetchToken(account)
@@ -135,7 +165,13 @@ export class OAuthTokens {
     if (account.privateKeyId) header.kid = account.privateKeyId;
     const assertion = signJwt(
       header,
-      { iss: account.clientEmail, scope: FCM_SCOPE, aud: account.tokenUri, iat: nowSeconds, exp: nowSeconds + ASSERTION_LIFETIME_SECONDS },
+      {
+        iss: account.clientEmail,
+        scope: FCM_SCOPE,
+        aud: account.tokenUri,
+        iat: nowSeconds,
+        exp: nowSeconds + ASSERTION_LIFETIME_SECONDS,
+      },
       account.privateKey,
     );
     const url = new URL(account.tokenUri);
@@ -150,7 +186,10 @@ export class OAuthTokens {
         this.requestTimeoutMs,
       );
     } catch (error) {
-      throw new OAuthFailure(classifyTransportError(error, "firebase"), `OAuth token endpoint ${url.origin}: ${(error as Error).message}`);
+      throw new OAuthFailure(
+        classifyTransportError(error, "firebase"),
+        `OAuth token endpoint ${url.origin}: ${(error as Error).message}`,
+      );
     }
     let json: { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } = {};
     try {

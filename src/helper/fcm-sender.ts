@@ -6,7 +6,13 @@ import type { PushRequest } from "../protocol";
 import { buildFcmMessage, fcmDataBytes, MAX_FCM_DATA_BYTES } from "./fcm-payload";
 import { OAuthFailure, OAuthTokens, readServiceAccount, type ServiceAccount } from "./fcm-oauth";
 import { ProviderSender, type SenderOptions } from "./provider-sender";
-import { classifyFcmResponse, classifyTransportError, fcmErrorCode, retryAfterMs } from "./provider-errors";
+import {
+  classifyFcmResponse,
+  classifyTransportError,
+  fcmErrorCode,
+  PusherError,
+  retryAfterMs,
+} from "./provider-errors";
 import { fitToSize } from "./push-content";
 import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
 
@@ -65,8 +71,24 @@ export class FcmSender extends ProviderSender {
       return { classification: classifyTransportError(error, "firebase"), reason: (error as Error).message };
     }
     const projectId = request.device.fcmProjectId || account.projectId;
+    // The project came from the phone (pn-param): only one the app owns is pushed to (a record stored before the
+    // plugin checked it at REGISTER may name any), and only an answer about our own project can prove our
+    // credentials bad (provider-errors.ts classifyFcmResponse).
+    const ownProject = projectId === account.projectId;
+    if (!ownProject && (credentials.projectIds ?? []).indexOf(projectId) < 0) {
+      const reason = `the device's Firebase project id ${JSON.stringify(projectId)} is neither the service account's (${account.projectId}) nor in projectIds: not sent`;
+      return {
+        classification: classifyTransportError(new PusherError("PUSHER_ERR_BAD_DEVICE", reason), "firebase"),
+        reason,
+      };
+    }
     // FCM counts the data map's keys and values against 4096 bytes: trim it to that, never get the push refused.
-    const { value: message } = fitToSize(request, (trimmed) => buildFcmMessage(trimmed, nowMs), MAX_FCM_DATA_BYTES, fcmDataBytes);
+    const { value: message } = fitToSize(
+      request,
+      (trimmed) => buildFcmMessage(trimmed, nowMs),
+      MAX_FCM_DATA_BYTES,
+      fcmDataBytes,
+    );
     const timeoutMs = Math.max(1, Math.min(this.requestTimeoutMs, deadlineMs - nowMs));
     try {
       const response = await this.sessions.request(
@@ -86,7 +108,11 @@ export class FcmSender extends ProviderSender {
       } catch {
         json = undefined;
       }
-      const result: AttemptResult & { accessToken?: string } = { classification: classifyFcmResponse(response.status, json), status: response.status, accessToken };
+      const result: AttemptResult & { accessToken?: string } = {
+        classification: classifyFcmResponse(response.status, json, ownProject),
+        status: response.status,
+        accessToken,
+      };
       if (response.status === 200) {
         const name = (json as { name?: unknown } | undefined)?.name;
         if (typeof name === "string") result.providerId = name;
@@ -98,7 +124,11 @@ export class FcmSender extends ProviderSender {
       if (retryAfter !== undefined) result.retryAfterMs = retryAfter;
       return result;
     } catch (error) {
-      return { classification: classifyTransportError(error, "firebase"), reason: (error as Error).message, accessToken };
+      return {
+        classification: classifyTransportError(error, "firebase"),
+        reason: (error as Error).message,
+        accessToken,
+      };
     }
   }
 }

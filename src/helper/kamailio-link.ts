@@ -1,11 +1,22 @@
 // The helper's connection to Kamailio: a TCP client of evapi (bind_addr 127.0.0.1:<link.port>), netstring-framed
 // JSON both ways (Kamailio's evapi module README, parameter netstring_format). Kamailio may start after the
-// helper or restart under it, so the link reconnects forever with a capped backoff, and says hello on every new
-// connection.
+// helper or restart under it, so the link reconnects forever with a capped backoff. On every new connection the
+// two sides prove the link secret to each other (src/link-auth.ts): until Kamailio has, the helper sends nothing
+// but its own random nonce and obeys nothing; then it proves the secret itself and says hello.
 // evapi drops messages while no client is connected, so a result that cannot be sent now is dropped too:
 // after a reconnect its transaction may no longer exist.
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import net from "node:net";
-import { PROTOCOL_VERSION, parsePluginMessage, type HelperMessage, type PluginMessage } from "../protocol";
+import { LINK_HANDSHAKE_MS, linkProofText, type LinkRole } from "../link-auth";
+import { readLinkSecretFile } from "../link-secret-file";
+import {
+  PROTOCOL_VERSION,
+  parsePluginMessage,
+  type HelperMessage,
+  type PluginMessage,
+  type PushRequest,
+  type StatsReport,
+} from "../protocol";
 import type { Logger } from "./logger";
 import { encodeNetstring, NetstringDecoder } from "./netstring";
 import { PusherError } from "./provider-errors";
@@ -19,16 +30,32 @@ const MAX_BACKOFF_MS = 2000;
 
 export interface KamailioLinkOptions {
   port: number;
+  /** The link secret file, read at each connection (a new secret takes effect at the next one). */
+  secretFile: string;
   logger: Logger;
-  onMessage: (message: PluginMessage) => void;
-  /** Called after each successful connect, once the hello is written. */
+  onMessage: (message: PushRequest | StatsReport) => void;
+  /** Called after each authenticated connect, once the hello is written. */
   onConnect?: () => void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
 
+/** HMAC-SHA-256 of the proof text for `role`, as hex (the plugin computes the same in src/hmac-sha256.ts). */
+function proofOf(secret: string, role: LinkRole, kamailioNonce: string, helperNonce: string): string {
+  return createHmac("sha256", secret)
+    .update(linkProofText(role, kamailioNonce, helperNonce))
+    .digest("hex");
+}
+
+/** Where a connection's handshake stands: waiting for Kamailio's challenge, for its proof, or done. */
+type Handshake =
+  | { stage: "challenge" }
+  | { stage: "proof"; secret: string; kamailioNonce: string; helperNonce: string }
+  | { stage: "done" };
+
 export class KamailioLink {
   private socket: net.Socket | null = null;
+  /** True once the connection is authenticated both ways. */
   private connected = false;
   private closing = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -82,16 +109,65 @@ export class KamailioLink {
     const decoder = new NetstringDecoder();
     const socket = net.connect({ host: LINK_HOST, port });
     this.socket = socket;
+    let handshake: Handshake = { stage: "challenge" };
+    let handshakeTimer: NodeJS.Timeout | null = null;
 
+    /** The process on the port did not prove the secret: it gets nothing more (it may be squatting the port). */
+    const refuse = (why: string) => {
+      logger.error(
+        `link: PUSHER_ERR_LINK_AUTH ${LINK_HOST}:${port} ${why}: not our Kamailio (another link secret, an older pusher.cfg, or a process squatting the port); reconnecting`,
+      );
+      socket.destroy();
+    };
     const onConnect = () => {
-      this.connected = true;
-      this.connectedAtMs = Date.now();
-      this.downReported = false;
       socket.setNoDelay(true);
       socket.setKeepAlive(true);
-      logger.info(`link: connected to Kamailio evapi at ${LINK_HOST}:${port}`);
-      this.send({ type: "hello", version: PROTOCOL_VERSION, pid: process.pid });
-      this.options.onConnect?.();
+      handshakeTimer = setTimeout(
+        () => refuse(`sent no link challenge and proof within ${LINK_HANDSHAKE_MS / 1000} s`),
+        LINK_HANDSHAKE_MS,
+      );
+      handshakeTimer.unref();
+    };
+    const write = (message: HelperMessage) => socket.write(encodeNetstring(JSON.stringify(message)));
+    /** The handshake's frames; any other message, or one out of turn, refuses the connection. */
+    const onHandshake = (message: PluginMessage): void => {
+      if (handshake.stage === "challenge" && message.type === "link-challenge") {
+        const read = readLinkSecretFile(this.options.secretFile);
+        if (!("secret" in read)) {
+          logger.error(`link: PUSHER_ERR_LINK_SECRET ${this.options.secretFile} ${read.problem}; reconnecting`);
+          socket.destroy();
+          return;
+        }
+        handshake = {
+          stage: "proof",
+          secret: read.secret,
+          kamailioNonce: message.nonce,
+          helperNonce: randomBytes(32).toString("hex"),
+        };
+        write({ type: "link-challenge", nonce: handshake.helperNonce });
+        return;
+      }
+      if (handshake.stage === "proof" && message.type === "link-proof") {
+        const expected = Buffer.from(
+          proofOf(handshake.secret, "kamailio", handshake.kamailioNonce, handshake.helperNonce),
+        );
+        if (!timingSafeEqual(expected, Buffer.from(message.proof)))
+          return refuse("answered the link challenge with a wrong link-proof");
+        if (handshakeTimer) clearTimeout(handshakeTimer);
+        write({
+          type: "link-proof",
+          proof: proofOf(handshake.secret, "helper", handshake.kamailioNonce, handshake.helperNonce),
+        });
+        handshake = { stage: "done" };
+        this.connected = true;
+        this.connectedAtMs = Date.now();
+        this.downReported = false;
+        logger.info(`link: connected to Kamailio evapi at ${LINK_HOST}:${port} (authenticated)`);
+        this.send({ type: "hello", version: PROTOCOL_VERSION, pid: process.pid });
+        this.options.onConnect?.();
+        return;
+      }
+      refuse(`sent ${message.type} before proving the link secret`);
     };
     const onData = (chunk: Buffer) => {
       let payloads: string[];
@@ -105,10 +181,15 @@ export class KamailioLink {
         return;
       }
       for (const payload of payloads) {
+        if (socket.destroyed) return;
         const message = parsePluginMessage(payload);
         // Only the size is logged: the frame may hold a device token.
-        if (!message) logger.warn(`link: PUSHER_ERR_BAD_MESSAGE ignored a ${Buffer.byteLength(payload)}-byte frame that is not a plugin message`);
-        else this.options.onMessage(message);
+        if (!message)
+          logger.warn(
+            `link: PUSHER_ERR_BAD_MESSAGE ignored a ${Buffer.byteLength(payload)}-byte frame that is not a plugin message`,
+          );
+        else if (handshake.stage !== "done") onHandshake(message);
+        else if (message.type === "push" || message.type === "stats") this.options.onMessage(message);
       }
     };
     const onError = (error: NodeJS.ErrnoException) => {
@@ -118,6 +199,7 @@ export class KamailioLink {
       this.downReported = true;
     };
     const onClose = () => {
+      if (handshakeTimer) clearTimeout(handshakeTimer);
       const wasConnected = this.connected;
       this.connected = false;
       if (this.socket === socket) this.socket = null;

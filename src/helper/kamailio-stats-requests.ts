@@ -45,8 +45,13 @@ export class KamailioStatsRequests {
   /** Kamailio's side as Prometheus text, and whether Kamailio answered (pusher_kamailio_stats_up). */
   async text(): Promise<string> {
     const report = await this.request();
-    const up = "# HELP pusher_kamailio_stats_up 1 when Kamailio answered this scrape with its counters (they follow).\n# TYPE pusher_kamailio_stats_up gauge\n";
+    const up =
+      "# HELP pusher_kamailio_stats_up 1 when Kamailio answered this scrape with its counters (they follow).\n# TYPE pusher_kamailio_stats_up gauge\n";
     if (!report) return up + "pusher_kamailio_stats_up 0\n";
-    return up + "pusher_kamailio_stats_up 1\n" + kamailioMetricsText((key) => report.values[key] ?? 0, report.helperConnections);
+    return (
+      up +
+      "pusher_kamailio_stats_up 1\n" +
+      kamailioMetricsText((key) => report.values[key] ?? 0, report.helperConnections)
+    );
   }
 }

@@ -1,7 +1,10 @@
 // Entry of dist/pusher-helper.js: reads the config, connects to Kamailio's evapi, answers each PushRequest
-// with a PushResult. Usage: pusher-helper [--config FILE] [--link-port N]
+// with a PushResult. Usage: pusher-helper [--config FILE] [--link-port N] [--link-secret-file FILE]
 // Config file: --config, else $PUSHER_CONFIG, else ./pusher.json; a missing file means the defaults.
+// Link secret: --link-secret-file, else link.secret in the config's stateDir (the file Kamailio's
+// PUSHER_LINK_SECRET_FILE names; `pusher start` passes its own).
 import { readFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, validateConfig, type PusherConfig } from "../config";
 import { ApnsSender } from "./apns-sender";
@@ -14,6 +17,7 @@ import { CredentialsAlarm } from "./credentials-alarm";
 import { HelperMetrics, serveMetrics } from "./metrics";
 import { KamailioStatsRequests } from "./kamailio-stats-requests";
 import { changedFiles, credentialFingerprints } from "./credential-files";
+import { LINK_SECRET_FILE_NAME, readLinkSecretFile } from "../link-secret-file";
 
 const DEFAULT_CONFIG_FILE = "pusher.json";
 // setInterval's largest delay; the interval only exists to hold the event loop open.
@@ -25,16 +29,24 @@ class StartupError extends Error {}
 interface CommandLine {
   configFile: string;
   linkPort?: number;
+  linkSecretFile?: string;
 }
 
 function readCommandLine(args: string[]): CommandLine {
-  let values: { config?: string; "link-port"?: string };
+  let values: { config?: string; "link-port"?: string; "link-secret-file"?: string };
   try {
-    ({ values } = parseArgs({ args, options: { config: { type: "string" }, "link-port": { type: "string" } }, strict: true }));
+    ({ values } = parseArgs({
+      args,
+      options: { config: { type: "string" }, "link-port": { type: "string" }, "link-secret-file": { type: "string" } },
+      strict: true,
+    }));
   } catch (error) {
-    throw new StartupError(`PUSHER_ERR_CONFIG ${(error as Error).message}; usage: pusher-helper [--config FILE] [--link-port N]`);
+    throw new StartupError(
+      `PUSHER_ERR_CONFIG ${(error as Error).message}; usage: pusher-helper [--config FILE] [--link-port N] [--link-secret-file FILE]`,
+    );
   }
   const commandLine: CommandLine = { configFile: values.config ?? process.env.PUSHER_CONFIG ?? DEFAULT_CONFIG_FILE };
+  if (values["link-secret-file"] !== undefined) commandLine.linkSecretFile = values["link-secret-file"];
   if (values["link-port"] !== undefined) {
     const port = Number(values["link-port"]);
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -51,7 +63,9 @@ async function loadConfig(file: string): Promise<{ config: PusherConfig; found: 
     text = await readFile(file, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return { config: validateConfig({}), found: false };
-    throw new StartupError(`PUSHER_ERR_CONFIG ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new StartupError(
+      `PUSHER_ERR_CONFIG ${file}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   let input: unknown;
   try {
@@ -70,9 +84,16 @@ async function loadConfig(file: string): Promise<{ config: PusherConfig; found: 
 async function main(): Promise<void> {
   let commandLine: CommandLine;
   let loaded: { config: PusherConfig; found: boolean };
+  let linkSecretFile: string;
   try {
     commandLine = readCommandLine(process.argv.slice(2));
     loaded = await loadConfig(commandLine.configFile);
+    // stateDir is relative to the config file's folder, as for `pusher start` (src/cli/kamailio-runtime.ts).
+    linkSecretFile =
+      commandLine.linkSecretFile ??
+      join(resolve(dirname(commandLine.configFile), loaded.config.stateDir), LINK_SECRET_FILE_NAME);
+    const secret = readLinkSecretFile(linkSecretFile);
+    if (!("secret" in secret)) throw new StartupError(`PUSHER_ERR_LINK_SECRET ${linkSecretFile} ${secret.problem}`);
   } catch (error) {
     if (!(error instanceof StartupError)) throw error;
     console.error(`pusher-helper: ${error.message.replace(/\s+/g, " ")}`);
@@ -90,7 +111,11 @@ async function main(): Promise<void> {
       `${appIds.length} app(s), Kamailio evapi at ${LINK_HOST}:${linkPort}`,
   );
 
-  const senders = { apple: new ApnsSender({ logger }), firebase: new FcmSender({ logger }), webpush: new WebPushSender({ logger }) };
+  const senders = {
+    apple: new ApnsSender({ logger }),
+    firebase: new FcmSender({ logger }),
+    webpush: new WebPushSender({ logger }),
+  };
   const metrics = new HelperMetrics();
   // Connections to APNs are opened at start and after a reload, not by the first call's push.
   const connectApple = (current: PusherConfig): void => {
@@ -105,6 +130,7 @@ async function main(): Promise<void> {
   const handlePush = createPushHandler(pushOptions);
   const link = new KamailioLink({
     port: linkPort,
+    secretFile: linkSecretFile,
     logger,
     onMessage(message) {
       if (message.type === "stats") {
@@ -112,7 +138,8 @@ async function main(): Promise<void> {
         return;
       }
       void handlePush(message).then((result) => {
-        if (!link.send(result)) logger.warn(`link: Kamailio not connected, result for call-id ${JSON.stringify(result.callId)} dropped`);
+        if (!link.send(result))
+          logger.warn(`link: Kamailio not connected, result for call-id ${JSON.stringify(result.callId)} dropped`);
       });
     },
   });
@@ -122,7 +149,10 @@ async function main(): Promise<void> {
   link.start();
   connectApple(config);
   metrics.linkUp = () => link.isConnected;
-  const metricsServer = config.metrics.port > 0 ? await serveMetrics(metrics, config.metrics.port, logger, () => kamailioStats.text()) : null;
+  const metricsServer =
+    config.metrics.port > 0
+      ? await serveMetrics(metrics, config.metrics.port, logger, () => kamailioStats.text())
+      : null;
 
   // SIGHUP (`pusher reload`): read the file again; a broken one is refused whole and the running config stays.
   // Sessions bound to a changed certificate close once their in-flight pushes are answered; others stay.
@@ -141,17 +171,24 @@ async function main(): Promise<void> {
     }
     const nextFingerprints = credentialFingerprints(next);
     const changed = changedFiles(fingerprints, nextFingerprints);
-    const restartOnly = (["link", "metrics"] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+    const restartOnly = (["link", "metrics"] as const).filter(
+      (key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]),
+    );
     config = next;
     fingerprints = nextFingerprints;
     pushOptions.apps = next.apps;
     alarm.liftHolds(); // the credentials may be fixed now
-    const appleCredentials = Object.keys(next.apps).flatMap((appId) => (next.apps[appId].apple ? [next.apps[appId].apple!] : []));
+    const appleCredentials = Object.keys(next.apps).flatMap((appId) =>
+      next.apps[appId].apple ? [next.apps[appId].apple!] : [],
+    );
     senders.apple.retireStale(appleCredentials, changed);
     connectApple(next);
     metrics.countReload("applied");
-    logger.info(`config reloaded: ${Object.keys(next.apps).length} app(s), ${changed.size} credential file(s) new or changed, log level ${next.log.level}`);
-    for (const key of restartOnly) logger.warn(`config reload: ${key} changed; it takes effect when the helper restarts`);
+    logger.info(
+      `config reloaded: ${Object.keys(next.apps).length} app(s), ${changed.size} credential file(s) new or changed, log level ${next.log.level}`,
+    );
+    for (const key of restartOnly)
+      logger.warn(`config reload: ${key} changed; it takes effect when the helper restarts`);
   };
   process.on("SIGHUP", () => void reload());
 
@@ -162,9 +199,11 @@ async function main(): Promise<void> {
     logger.info(`stopping on ${signal}`);
     clearInterval(keepAlive);
     metricsServer?.close();
-    void Promise.all([link.close(), senders.apple.close(), senders.firebase.close(), senders.webpush.close()]).then(() => {
-      process.exitCode = 0;
-    });
+    void Promise.all([link.close(), senders.apple.close(), senders.firebase.close(), senders.webpush.close()]).then(
+      () => {
+        process.exitCode = 0;
+      },
+    );
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

@@ -3,7 +3,7 @@
 // Kamailio's, asked for at each scrape (kamailio-stats-requests.ts).
 // No dependency: a counter is a map from its label string to a number.
 import http from "node:http";
-import type { PushProvider } from "../protocol";
+import type { PushProvider, PushPurpose } from "../protocol";
 import type { Logger } from "./logger";
 
 export const METRICS_HOST = "127.0.0.1";
@@ -30,9 +30,18 @@ export class HelperMetrics {
   linkUp: () => boolean = () => false;
 
   constructor() {
-    this.family("pusher_pushes_total", "Pushes the helper finished, by provider, purpose (call, call-ended), outcome (sent, failed) and PUSHER_ERR_* code.");
-    this.family("pusher_tokens_purged_total", "Device tokens the provider declared dead (dropped from the device records).");
-    this.family("pusher_credentials_alarms_total", "Pushes refused because of the app's credentials, by app and provider.");
+    this.family(
+      "pusher_pushes_total",
+      "Pushes the helper finished, by provider, purpose (call, call-ended, message, refresh), outcome (sent, failed) and PUSHER_ERR_* code.",
+    );
+    this.family(
+      "pusher_tokens_purged_total",
+      "Device tokens the provider declared dead (dropped from the device records).",
+    );
+    this.family(
+      "pusher_credentials_alarms_total",
+      "Pushes refused because of the app's credentials, by app and provider.",
+    );
     this.family("pusher_config_reloads_total", "Configuration reloads (SIGHUP), by result (applied, refused).");
   }
 
@@ -47,7 +56,13 @@ export class HelperMetrics {
   }
 
   /** One finished push (after its retries). */
-  countPush(provider: PushProvider, purpose: "call" | "call-ended", outcome: "sent" | "failed", code: string | undefined, dropToken: boolean): void {
+  countPush(
+    provider: PushProvider,
+    purpose: PushPurpose,
+    outcome: "sent" | "failed",
+    code: string | undefined,
+    dropToken: boolean,
+  ): void {
     this.increment("pusher_pushes_total", { provider, purpose, outcome, code: code ?? "" });
     if (dropToken) this.increment("pusher_tokens_purged_total", { provider });
   }
@@ -67,7 +82,10 @@ export class HelperMetrics {
       lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} counter`);
       for (const [labels, value] of family.values) lines.push(`${name}${labels} ${value}`);
     }
-    lines.push("# HELP pusher_helper_connected 1 while the helper's link to Kamailio (evapi) is up.", "# TYPE pusher_helper_connected gauge");
+    lines.push(
+      "# HELP pusher_helper_connected 1 while the helper's link to Kamailio (evapi) is up.",
+      "# TYPE pusher_helper_connected gauge",
+    );
     lines.push(`pusher_helper_connected ${this.linkUp() ? 1 : 0}`);
     return lines.join("\n") + "\n";
   }
@@ -78,7 +96,12 @@ export class HelperMetrics {
  * link). A port in use is logged and tolerated: pushes matter more than metrics. Resolves with the server (null
  * when it could not listen).
  */
-export function serveMetrics(metrics: HelperMetrics, port: number, logger: Logger, kamailioSide?: () => Promise<string>): Promise<http.Server | null> {
+export function serveMetrics(
+  metrics: HelperMetrics,
+  port: number,
+  logger: Logger,
+  kamailioSide?: () => Promise<string>,
+): Promise<http.Server | null> {
   const server = http.createServer((request, response) => {
     if (request.method !== "GET" || (request.url ?? "").split("?")[0] !== "/metrics") {
       response.writeHead(404, { "content-type": "text/plain" }).end("only GET /metrics here\n");
@@ -91,7 +114,9 @@ export function serveMetrics(metrics: HelperMetrics, port: number, logger: Logge
   });
   return new Promise((resolve) => {
     server.once("error", (error: NodeJS.ErrnoException) => {
-      logger.error(`metrics: cannot listen on ${METRICS_HOST}:${port} (${error.code ?? error.message}); no /metrics (set metrics.port)`);
+      logger.error(
+        `metrics: cannot listen on ${METRICS_HOST}:${port} (${error.code ?? error.message}); no /metrics (set metrics.port)`,
+      );
       resolve(null);
     });
     server.listen(port, METRICS_HOST, () => {

@@ -60,17 +60,21 @@ export class NetstringDecoder {
     let position = start;
     for (; position < bytes.length && bytes[position] !== COLON; position++) {
       const byte = bytes[position];
-      if (byte < DIGIT_ZERO || byte > DIGIT_NINE) throw new PusherError("PUSHER_ERR_LINK_FRAME", `netstring length has a non-digit byte 0x${byte.toString(16)}`);
-      if (position - start >= MAX_LENGTH_DIGITS) throw new PusherError("PUSHER_ERR_LINK_FRAME", "netstring length prefix is too long");
+      if (byte < DIGIT_ZERO || byte > DIGIT_NINE)
+        throw new PusherError("PUSHER_ERR_LINK_FRAME", `netstring length has a non-digit byte 0x${byte.toString(16)}`);
+      if (position - start >= MAX_LENGTH_DIGITS)
+        throw new PusherError("PUSHER_ERR_LINK_FRAME", "netstring length prefix is too long");
       length = length * 10 + (byte - DIGIT_ZERO);
     }
     if (position >= bytes.length) return null;
     if (position === start) throw new PusherError("PUSHER_ERR_LINK_FRAME", "netstring has no length before ':'");
-    if (length > MAX_FRAME_BYTES) throw new PusherError("PUSHER_ERR_LINK_FRAME", `netstring frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
+    if (length > MAX_FRAME_BYTES)
+      throw new PusherError("PUSHER_ERR_LINK_FRAME", `netstring frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
     const payloadStart = position + 1;
     const payloadEnd = payloadStart + length;
     if (bytes.length <= payloadEnd) return null;
-    if (bytes[payloadEnd] !== COMMA) throw new PusherError("PUSHER_ERR_LINK_FRAME", "netstring frame does not end with ','");
+    if (bytes[payloadEnd] !== COMMA)
+      throw new PusherError("PUSHER_ERR_LINK_FRAME", "netstring frame does not end with ','");
     return { payload: bytes.toString("utf8", payloadStart, payloadEnd), next: payloadEnd + 1 };
   }
 }

@@ -1,7 +1,9 @@
 // HTTP/2 sessions to push providers (APNs, FCM, Google OAuth, Web Push services), in undici's manner: all state
 // of one connection in one object, named handlers, every timer unref()'d.
 // One session per key (the sender decides: host + credential), reused across pushes as Apple and Google ask,
-// replaced after GOAWAY, error, close, a failed ping or a timed-out request. Concurrency is the server's:
+// replaced after GOAWAY, error, close, a failed ping, or a timed-out request on a session that answered nothing
+// since that request was sent (a slow server is not a dead connection). A replaced session's requests keep their
+// own deadlines: replacing a session never cuts short the requests on it. Concurrency is the server's:
 // nghttp2 queues streams beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS; `initialMaxStreams` bounds the
 // streams sent before that frame arrives (APNs token connections: 1 until a push succeeds; Apple:
 // https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns).
@@ -14,7 +16,8 @@ import { REFUSED_STREAM, TransportError } from "./provider-errors";
 /** Idle connections are pinged this often (node-apn's heartbeat); a ping unanswered in PING_TIMEOUT_MS retires it. */
 export const DEFAULT_PING_INTERVAL_MS = 60_000;
 const PING_TIMEOUT_MS = 10_000;
-/** How long close() lets in-flight requests finish before destroying the sessions. */
+/** How long close() lets in-flight requests finish before destroying the sessions; a retired session gets this
+ * much beyond its requests' last deadline. */
 const CLOSE_GRACE_MS = 1000;
 
 export interface SessionTarget {
@@ -42,6 +45,9 @@ interface ProviderSession {
   authority: string;
   session: http2.ClientHttp2Session;
   activeStreams: number;
+  /** Answers received on it (status line of a response): a timed-out request tells a slow server from a dead
+   * connection by whether this moved since it was sent. */
+  answers: number;
   lastActivityMs: number;
   pingTimer: NodeJS.Timeout;
   /** The server's SETTINGS_MAX_CONCURRENT_STREAMS, once known. */
@@ -89,7 +95,12 @@ export class ProviderSessions {
    * Sends one request and resolves with the answer. Rejects with a TransportError (timeout, unprocessed,
    * connection), a socket/TLS error, or the PusherError `connectOptions` threw. Never waits beyond `timeoutMs`.
    */
-  request(target: SessionTarget, headers: http2.OutgoingHttpHeaders, body: string | Buffer, timeoutMs: number): Promise<ProviderResponse> {
+  request(
+    target: SessionTarget,
+    headers: http2.OutgoingHttpHeaders,
+    body: string | Buffer,
+    timeoutMs: number,
+  ): Promise<ProviderResponse> {
     let entry: ProviderSession;
     try {
       entry = this.sessionFor(target);
@@ -102,13 +113,21 @@ export class ProviderSessions {
     } catch (error) {
       // The session was shutting down (GOAWAY not yet seen by us): nothing was sent, a new session takes it.
       this.forget(entry);
-      return Promise.reject(new TransportError("unprocessed", `session unusable: ${(error as Error).message}`, { cause: error }));
+      return Promise.reject(
+        new TransportError("unprocessed", `session unusable: ${(error as Error).message}`, { cause: error }),
+      );
     }
     // ref() only when the session turns busy (a native call per push otherwise); settle() unrefs it when idle.
     if (entry.activeStreams++ === 0) entry.session.ref();
     entry.lastActivityMs = Date.now();
     // As setTimeout would: below 1 ms (or NaN) means 1 ms.
-    const pending = new PendingRequest(this, entry, stream, timeoutMs, performance.now() + (timeoutMs >= 1 ? timeoutMs : 1));
+    const pending = new PendingRequest(
+      this,
+      entry,
+      stream,
+      timeoutMs,
+      performance.now() + (timeoutMs >= 1 ? timeoutMs : 1),
+    );
     const promise = new Promise<ProviderResponse>((resolve, reject) => {
       pending.resolve = resolve;
       pending.reject = reject;
@@ -158,19 +177,30 @@ export class ProviderSessions {
   private timeOut(pending: PendingRequest): void {
     const { entry } = pending;
     pending.stream.close(http2.constants.NGHTTP2_CANCEL);
-    // No answer may mean a dead connection (NAT drop, half-open TCP): later requests get a fresh one.
-    // Other streams on it may finish; only this key's session is affected, never another app's.
-    this.retire(entry.key, "a request timed out");
+    // No answer at all since this request was sent may mean a dead connection (NAT drop, half-open TCP): later
+    // requests get a fresh one, and the streams on this one keep their own deadlines. A session that answered other
+    // requests meanwhile is alive, only slow (a loaded server, or streams queued behind its
+    // SETTINGS_MAX_CONCURRENT_STREAMS): replacing it would add a handshake to the load, and each of its timeouts
+    // would replace the next session in turn. Only this session is retired (by id): never its replacement, never
+    // another app's.
+    if (entry.answers === pending.answersAtSend)
+      this.retire(entry.key, "a request timed out with no answer on its connection since it was sent", entry.id);
     pending.settle(new TransportError("timeout", `no answer from ${entry.authority} within ${pending.timeoutMs} ms`));
   }
 
-  /** Takes the session for `key` out of use: its in-flight requests may finish, new ones get a new session. */
+  /**
+   * Takes the session for `key` out of use: new requests get a new session; its in-flight requests may finish, each
+   * within its own deadline (the sweep times them out), after which the session closes.
+   */
   retire(key: string, why: string, sessionId?: number): void {
     const entry = this.sessions.get(key);
     if (!entry || (sessionId !== undefined && entry.id !== sessionId)) return;
     this.options.logger.debug(`${this.options.name}: replacing the connection to ${entry.authority}: ${why}`);
     this.forget(entry);
-    void closeGracefully(entry.session);
+    let lastDeadlineMs = performance.now();
+    for (const pending of this.pending)
+      if (pending.entry === entry && pending.deadlineMs > lastDeadlineMs) lastDeadlineMs = pending.deadlineMs;
+    void closeGracefully(entry.session, Math.ceil(lastDeadlineMs - performance.now()) + CLOSE_GRACE_MS);
   }
 
   /** Closes every session, letting in-flight requests finish for up to a second. */
@@ -185,7 +215,9 @@ export class ProviderSessions {
     try {
       this.sessionFor(target);
     } catch (error) {
-      this.options.logger.warn(`${this.options.name}: cannot connect to ${target.authority}: ${(error as Error).message}`);
+      this.options.logger.warn(
+        `${this.options.name}: cannot connect to ${target.authority}: ${(error as Error).message}`,
+      );
     }
   }
 
@@ -204,6 +236,7 @@ export class ProviderSessions {
       authority: target.authority,
       session,
       activeStreams: 0,
+      answers: 0,
       lastActivityMs: Date.now(),
       pingTimer: setInterval(() => this.onPingTimer(entry), this.pingIntervalMs).unref(),
     };
@@ -273,6 +306,8 @@ class PendingRequest {
   headers!: http2.IncomingHttpHeaders;
   chunks: Buffer[] | undefined;
   done = false;
+  /** The session's answer count when this request was sent. */
+  readonly answersAtSend: number;
 
   constructor(
     private readonly sessions: ProviderSessions,
@@ -281,7 +316,9 @@ class PendingRequest {
     readonly timeoutMs: number,
     /** performance.now() ms */
     readonly deadlineMs: number,
-  ) {}
+  ) {
+    this.answersAtSend = entry.answers;
+  }
 
   settle(error: unknown, response?: ProviderResponse): void {
     if (this.done) return;
@@ -296,6 +333,7 @@ function onStreamResponse(this: PendingStream, headers: http2.IncomingHttpHeader
   const pending = this[kPending];
   pending.status = Number(headers[":status"]);
   pending.headers = headers;
+  pending.entry.answers++;
 }
 
 function onStreamData(this: PendingStream, chunk: Buffer): void {
@@ -313,7 +351,12 @@ function onStreamError(this: PendingStream, error: Error): void {
   const pending = this[kPending];
   if (pending.done) return;
   // REFUSED_STREAM: the server did not process it (limit lowered, or above GOAWAY's last-stream-id).
-  if (this.rstCode === REFUSED_STREAM) pending.settle(new TransportError("unprocessed", `${pending.entry.authority} refused the stream: ${error.message}`, { cause: error }));
+  if (this.rstCode === REFUSED_STREAM)
+    pending.settle(
+      new TransportError("unprocessed", `${pending.entry.authority} refused the stream: ${error.message}`, {
+        cause: error,
+      }),
+    );
   else pending.settle(error);
 }
 
@@ -323,14 +366,22 @@ function onStreamClose(this: PendingStream): void {
   if (pending.done) return;
   // Reached only when neither 'end' with an answer nor 'error' settled it.
   const { authority } = pending.entry;
-  if (this.rstCode === REFUSED_STREAM) pending.settle(new TransportError("unprocessed", `${authority} refused the stream (REFUSED_STREAM)`));
-  else pending.settle(new TransportError("connection", `${authority} closed the stream without an answer (HTTP/2 code ${this.rstCode})`));
+  if (this.rstCode === REFUSED_STREAM)
+    pending.settle(new TransportError("unprocessed", `${authority} refused the stream (REFUSED_STREAM)`));
+  else
+    pending.settle(
+      new TransportError(
+        "connection",
+        `${authority} closed the stream without an answer (HTTP/2 code ${this.rstCode})`,
+      ),
+    );
 }
 
-function closeGracefully(session: http2.ClientHttp2Session): Promise<void> {
+/** Closes `session` once its streams are done, destroying it after `graceMs` if some are not. */
+function closeGracefully(session: http2.ClientHttp2Session, graceMs = CLOSE_GRACE_MS): Promise<void> {
   return new Promise((resolve) => {
     if (session.destroyed) return resolve();
-    const timer = setTimeout(() => session.destroy(), CLOSE_GRACE_MS).unref();
+    const timer = setTimeout(() => session.destroy(), graceMs).unref();
     session.close(() => {
       clearTimeout(timer);
       resolve();

@@ -24,7 +24,8 @@ export function callerText(request: PushRequest): string {
 export function alertText(request: PushRequest): { title: string; body: string } {
   const caller = request.caller.name || request.caller.number || "unknown caller";
   if (!isCallEnded(request)) return { title: "Incoming call", body: callerText(request) || caller };
-  if (request.endReason === "answered-elsewhere") return { title: "Answered elsewhere", body: `Call from ${caller} answered elsewhere` };
+  if (request.endReason === "answered-elsewhere")
+    return { title: "Answered elsewhere", body: `Call from ${caller} answered elsewhere` };
   return { title: "Missed call", body: `Missed call from ${caller}` };
 }
 
@@ -54,6 +55,18 @@ export function flatFields(request: PushRequest, nowMs: number): { [key: string]
     fields.body = text.body;
   }
   return fields;
+}
+
+/** FCM's longest TTL: 4 weeks (https://firebase.google.com/docs/cloud-messaging/concept-options#ttl). */
+const MAX_LIFETIME_SECONDS = 28 * 24 * 3600;
+
+/**
+ * How long a provider keeps an undelivered message or refresh push: until `expiresAtMs` (the message's retention
+ * ends, the binding expires), at least 1 s (`0` means now or never), at most FCM's 4 weeks.
+ */
+export function pushLifetimeSeconds(request: PushRequest, nowMs: number): number {
+  const seconds = Math.ceil(((request.expiresAtMs ?? nowMs) - nowMs) / 1000);
+  return Math.min(MAX_LIFETIME_SECONDS, Math.max(1, seconds));
 }
 
 /** Cuts `text` to at most `bytes` UTF-8 bytes on a character boundary, marking the cut with "…". */

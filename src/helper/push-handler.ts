@@ -1,12 +1,13 @@
 // Turns one PushRequest from Kamailio into one PushResult: picks the app's credentials for the device's
 // provider, sends, raises the credentials alarm, and logs one line per push (masked token, outcome, code, latency).
 import type { AppConfig } from "../config";
+import type { ErrorCode } from "../errors";
+import { maskToken } from "../mask-token";
 import type { PushProvider, PushRequest, PushResult } from "../protocol";
 import type { ApnsSender } from "./apns-sender";
 import { CREDENTIALS_HOLD_MS, CredentialsAlarm } from "./credentials-alarm";
-import type { ErrorCode } from "./provider-errors";
 import type { FcmSender } from "./fcm-sender";
-import { maskToken, type Logger } from "./logger";
+import type { Logger } from "./logger";
 import type { HelperMetrics } from "./metrics";
 import type { SendOutcome } from "./retry-policy";
 import type { WebPushSender } from "./webpush-sender";
@@ -38,7 +39,10 @@ function notSent(code: "PUSHER_ERR_NO_APP" | "PUSHER_ERR_APP_DISABLED", reason: 
 }
 
 /** Sends one push by the app's configuration; never throws. Shared by the helper and `pusher test-push`. */
-export async function deliverPush(request: PushRequest, options: Omit<PushHandlerOptions, "now">): Promise<SendOutcome> {
+export async function deliverPush(
+  request: PushRequest,
+  options: Omit<PushHandlerOptions, "now">,
+): Promise<SendOutcome> {
   const { apps, senders, logger } = options;
   const { appId, provider } = request.device;
   // hasOwnProperty: an app id such as "constructor" must not find Object.prototype's members.
@@ -56,7 +60,11 @@ export async function deliverPush(request: PushRequest, options: Omit<PushHandle
     if (provider === "apple" && app?.apple) outcome = await senders.apple.send(request, app.apple);
     else if (provider === "firebase" && app?.firebase) outcome = await senders.firebase.send(request, app.firebase);
     else if (provider === "webpush" && app?.webpush) outcome = await senders.webpush.send(request, app.webpush);
-    else return notSent("PUSHER_ERR_NO_APP", `no apps.${appId}.${provider} in the configuration (pusher apps ${ADD_COMMAND[provider]})`);
+    else
+      return notSent(
+        "PUSHER_ERR_NO_APP",
+        `no apps.${appId}.${provider} in the configuration (pusher apps ${ADD_COMMAND[provider]})`,
+      );
   } catch (error) {
     // The senders classify every failure they know; this is a bug, reported rather than left unanswered.
     logger.error(`push: unexpected error: ${(error as Error).stack ?? String(error)}`);
@@ -78,7 +86,13 @@ export function createPushHandler(options: PushHandlerOptions): (request: PushRe
   return async function handlePush(request: PushRequest): Promise<PushResult> {
     const startedMs = now();
     const outcome = await deliverPush(request, { ...options, alarm });
-    options.metrics?.countPush(request.device.provider, request.purpose ?? "call", outcome.outcome, outcome.code, outcome.dropToken === true);
+    options.metrics?.countPush(
+      request.device.provider,
+      request.purpose ?? "call",
+      outcome.outcome,
+      outcome.code,
+      outcome.dropToken === true,
+    );
     const result: PushResult = {
       type: "push-result",
       callRef: request.callRef,
@@ -86,12 +100,13 @@ export function createPushHandler(options: PushHandlerOptions): (request: PushRe
       aor: request.aor,
       instance: request.device.instance,
       outcome: outcome.outcome,
+      // The plugin acts on a result only when this is the token it sent for the call.
+      token: request.device.token,
     };
     if (outcome.code) result.code = outcome.code;
     if (outcome.reason !== undefined) result.reason = outcome.reason;
     if (outcome.dropToken) {
       result.dropToken = true;
-      result.token = request.device.token;
       if (outcome.tokenInvalidSinceMs !== undefined) result.tokenInvalidSinceMs = outcome.tokenInvalidSinceMs;
     }
 
@@ -100,13 +115,16 @@ export function createPushHandler(options: PushHandlerOptions): (request: PushRe
       `app=${JSON.stringify(request.device.appId)}`,
       `provider=${request.device.provider}`,
     ];
-    if (request.purpose === "call-ended") fields.push(`purpose=call-ended`, `end-reason=${request.endReason ?? "cancelled"}`);
+    if (request.purpose === "call-ended")
+      fields.push(`purpose=call-ended`, `end-reason=${request.endReason ?? "cancelled"}`);
+    if (request.purpose === "message" || request.purpose === "refresh") fields.push(`purpose=${request.purpose}`);
     fields.push(`token=${maskToken(request.device.token)}`, `outcome=${outcome.outcome}`);
     if (outcome.code) fields.push(`code=${outcome.code}`);
     if (outcome.reason !== undefined) fields.push(`reason=${JSON.stringify(outcome.reason)}`);
     if (outcome.status !== undefined) fields.push(`status=${outcome.status}`);
     if (outcome.dropToken) fields.push("drop-token=yes");
-    if (outcome.tokenInvalidSinceMs !== undefined) fields.push(`token-invalid-since=${new Date(outcome.tokenInvalidSinceMs).toISOString()}`);
+    if (outcome.tokenInvalidSinceMs !== undefined)
+      fields.push(`token-invalid-since=${new Date(outcome.tokenInvalidSinceMs).toISOString()}`);
     fields.push(`attempts=${outcome.attempts}`, `latency=${now() - startedMs}ms`);
     const line = `push ${fields.join(" ")}`;
     if (outcome.outcome === "sent") logger.info(line);

@@ -2,8 +2,9 @@
 // exponential backoff + jitter or the server's Retry-After, at once for requests the server provably did not
 // process, at most once for ambiguous timeouts, one credential refresh for a stale JWT/OAuth token — and never
 // once the push has lost its use (a ringing call stopped ringing).
+import type { ErrorCode } from "../errors";
 import type { PushOutcome, PushRequest } from "../protocol";
-import type { Classification, ErrorCode } from "./provider-errors";
+import type { Classification } from "./provider-errors";
 
 /** First backoff delay; doubles per retry (Google: 1, 2, 4… s; a ringing call has seconds, so we start lower). */
 export const DEFAULT_RETRY_BASE_DELAY_MS = 250;
@@ -66,12 +67,20 @@ export function backoffDelayMs(retryIndex: number, baseDelayMs: number, random: 
  * Runs `attempt` until it succeeds, fails for good, or the deadline leaves no room. `attempt(refresh)`: refresh
  * is true when the previous attempt asked for new credentials and a new connection.
  */
-export async function sendWithRetries(attempt: (refresh: boolean) => Promise<AttemptResult>, options: RetryOptions): Promise<SendOutcome> {
+export async function sendWithRetries(
+  attempt: (refresh: boolean) => Promise<AttemptResult>,
+  options: RetryOptions,
+): Promise<SendOutcome> {
   const baseDelayMs = options.baseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS;
   const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS;
   const random = options.random ?? Math.random;
   if (options.deadlineMs - options.now() <= 0) {
-    return { outcome: "failed", code: "PUSHER_ERR_CALL_ENDED", reason: "the call stopped ringing before the push", attempts: 0 };
+    return {
+      outcome: "failed",
+      code: "PUSHER_ERR_CALL_ENDED",
+      reason: "the call stopped ringing before the push",
+      attempts: 0,
+    };
   }
   let attempts = 0;
   let refreshed = false;
@@ -114,7 +123,8 @@ function toOutcome(result: AttemptResult, attempts: number): SendOutcome {
   if (classification.credentials) outcome.credentials = true;
   if (result.status !== undefined) outcome.status = result.status;
   if (result.providerId !== undefined) outcome.providerId = result.providerId;
-  if (classification.dropToken && result.tokenInvalidSinceMs !== undefined) outcome.tokenInvalidSinceMs = result.tokenInvalidSinceMs;
+  if (classification.dropToken && result.tokenInvalidSinceMs !== undefined)
+    outcome.tokenInvalidSinceMs = result.tokenInvalidSinceMs;
   return outcome;
 }
 

@@ -32,9 +32,13 @@ export function encryptWebPush(plaintext: Buffer, keys: EncryptionKeys, options:
   if (userAgentPublicKey.length !== 65 || userAgentPublicKey[0] !== 0x04) {
     throw new PusherError("PUSHER_ERR_BAD_DEVICE", "the subscription's p256dh is not an uncompressed P-256 public key");
   }
-  if (authSecret.length !== 16) throw new PusherError("PUSHER_ERR_BAD_DEVICE", "the subscription's auth secret is not 16 bytes");
+  if (authSecret.length !== 16)
+    throw new PusherError("PUSHER_ERR_BAD_DEVICE", "the subscription's auth secret is not 16 bytes");
   if (plaintext.length + ENCRYPTION_OVERHEAD_BYTES > RECORD_SIZE) {
-    throw new PusherError("PUSHER_ERR_BAD_DEVICE", `the payload is ${plaintext.length} bytes, more than one ${RECORD_SIZE}-byte record holds`);
+    throw new PusherError(
+      "PUSHER_ERR_BAD_DEVICE",
+      `the payload is ${plaintext.length} bytes, more than one ${RECORD_SIZE}-byte record holds`,
+    );
   }
   const sender = createECDH("prime256v1");
   if (options.senderPrivateKey) sender.setPrivateKey(options.senderPrivateKey);
@@ -44,7 +48,10 @@ export function encryptWebPush(plaintext: Buffer, keys: EncryptionKeys, options:
   try {
     sharedSecret = sender.computeSecret(userAgentPublicKey);
   } catch (error) {
-    throw new PusherError("PUSHER_ERR_BAD_DEVICE", `the subscription's p256dh is not a point on P-256: ${(error as Error).message}`);
+    throw new PusherError(
+      "PUSHER_ERR_BAD_DEVICE",
+      `the subscription's p256dh is not a point on P-256: ${(error as Error).message}`,
+    );
   }
   // RFC 8291 §3.3-3.4: IKM from the ECDH secret and the auth secret, then RFC 8188's key and nonce.
   const keyInfo = Buffer.concat([Buffer.from("WebPush: info\0"), userAgentPublicKey, senderPublicKey]);
@@ -55,7 +62,11 @@ export function encryptWebPush(plaintext: Buffer, keys: EncryptionKeys, options:
 
   const cipher = createCipheriv("aes-128-gcm", contentEncryptionKey, nonce);
   // 0x02: the last (and only) record's padding delimiter (RFC 8188 §2).
-  const ciphertext = Buffer.concat([cipher.update(Buffer.concat([plaintext, Buffer.from([0x02])])), cipher.final(), cipher.getAuthTag()]);
+  const ciphertext = Buffer.concat([
+    cipher.update(Buffer.concat([plaintext, Buffer.from([0x02])])),
+    cipher.final(),
+    cipher.getAuthTag(),
+  ]);
   const header = Buffer.alloc(16 + 4 + 1);
   salt.copy(header, 0);
   header.writeUInt32BE(RECORD_SIZE, 16);

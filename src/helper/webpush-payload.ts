@@ -5,7 +5,9 @@
 // A subscription known without keys (RFC 8599 carries only the endpoint) gets no plaintext at all: webpush-sender.ts.
 import { createHash } from "node:crypto";
 import type { PushRequest } from "../protocol";
+import { messageFields, webPushMessageHeaders } from "./message-payload";
 import { flatFields, isCallEnded } from "./push-content";
+import { refreshFields, webPushRefreshHeaders } from "./refresh-payload";
 import { ENCRYPTION_OVERHEAD_BYTES } from "./webpush-encryption";
 
 /** RFC 8030 §7.2: push services must accept 4096-byte bodies; the encryption takes its share. */
@@ -35,7 +37,16 @@ export function webPushCallHeaders(request: PushRequest, nowMs: number): WebPush
   return { ttl: String(webPushTtlSeconds(request, nowMs)), urgency: "high", topic: callTopic(request.callId) };
 }
 
+/** The headers of a push's Web Push message that depend on what it says: a call's, a message's or a refresh's. */
+export function webPushHeaders(request: PushRequest, nowMs: number): { ttl: string; urgency: string; topic?: string } {
+  if (request.purpose === "message") return webPushMessageHeaders(request, nowMs);
+  if (request.purpose === "refresh") return webPushRefreshHeaders(request, nowMs);
+  return webPushCallHeaders(request, nowMs);
+}
+
 /** The plaintext the sender encrypts: the push's flat fields as JSON. `nowMs` is the send time (tests fix it). */
 export function buildWebPushPayload(request: PushRequest, nowMs: number): string {
+  if (request.purpose === "message") return JSON.stringify(messageFields(request, nowMs));
+  if (request.purpose === "refresh") return JSON.stringify(refreshFields(request, nowMs));
   return JSON.stringify(flatFields(request, nowMs));
 }

@@ -8,14 +8,14 @@ import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { WebPushCredentials } from "../config";
 import type { PushRequest } from "../protocol";
-import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS, endpointAllowed } from "../webpush-endpoint";
+import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS, parsedEndpointAllowed } from "../webpush-endpoint";
 import { ProviderSender, type SenderOptions } from "./provider-sender";
 import { signJwt } from "./jwt";
 import { classifyTransportError, classifyWebPushResponse, PusherError, retryAfterMs } from "./provider-errors";
 import { fitToSize, isCallEnded } from "./push-content";
 import { pushDeadlineMs, sendWithRetries, type AttemptResult, type SendOutcome } from "./retry-policy";
 import { encryptWebPush } from "./webpush-encryption";
-import { buildWebPushPayload, MAX_WEBPUSH_PLAINTEXT_BYTES, webPushCallHeaders } from "./webpush-payload";
+import { buildWebPushPayload, MAX_WEBPUSH_PLAINTEXT_BYTES, webPushHeaders } from "./webpush-payload";
 
 /** VAPID `exp` at most 24 h ahead (RFC 8292 §2); 12 h leaves room for skew, and the token is reused meanwhile. */
 const VAPID_LIFETIME_SECONDS = 12 * 3600;
@@ -30,13 +30,19 @@ export function readVapidKey(file: string): KeyObject {
   try {
     pem = readFileSync(file);
   } catch (error) {
-    throw new PusherError("PUSHER_ERR_WEBPUSH_CREDENTIALS", `cannot read vapidKeyFile ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new PusherError(
+      "PUSHER_ERR_WEBPUSH_CREDENTIALS",
+      `cannot read vapidKeyFile ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);
   } catch (error) {
-    throw new PusherError("PUSHER_ERR_WEBPUSH_CREDENTIALS", `vapidKeyFile ${file} is not a private key: ${(error as Error).message}`);
+    throw new PusherError(
+      "PUSHER_ERR_WEBPUSH_CREDENTIALS",
+      `vapidKeyFile ${file} is not a private key: ${(error as Error).message}`,
+    );
   }
   if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
     throw new PusherError("PUSHER_ERR_WEBPUSH_CREDENTIALS", `vapidKeyFile ${file} is not an EC P-256 key`);
@@ -47,7 +53,11 @@ export function readVapidKey(file: string): KeyObject {
 /** The VAPID public key as browsers and `+sip.vapid` want it: base64url of the uncompressed point (65 bytes). */
 export function vapidPublicKey(privateKey: KeyObject): string {
   const jwk = createPublicKey(privateKey).export({ format: "jwk" });
-  const point = Buffer.concat([Buffer.from([0x04]), Buffer.from(jwk.x as string, "base64url"), Buffer.from(jwk.y as string, "base64url")]);
+  const point = Buffer.concat([
+    Buffer.from([0x04]),
+    Buffer.from(jwk.x as string, "base64url"),
+    Buffer.from(jwk.y as string, "base64url"),
+  ]);
   return point.toString("base64url");
 }
 
@@ -64,16 +74,28 @@ export class WebPushSender extends ProviderSender {
       endpoint = new URL(request.device.token);
       if (endpoint.protocol !== "https:") throw new Error(`${endpoint.protocol} is not https:`);
     } catch (error) {
-      return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: `the Web Push endpoint is not an https URL: ${(error as Error).message}`, attempts: 0 });
+      return Promise.resolve({
+        outcome: "failed",
+        code: "PUSHER_ERR_BAD_DEVICE",
+        reason: `the Web Push endpoint is not an https URL: ${(error as Error).message}`,
+        attempts: 0,
+      });
     }
-    // Checked at REGISTER too; again here because the helper must never be a way to reach arbitrary hosts.
+    // Checked at REGISTER too; again here, on the host and port this very URL connects to, because the helper must
+    // never be a way to reach arbitrary hosts.
     const hosts = credentials.endpointHosts ?? DEFAULT_WEBPUSH_ENDPOINT_HOSTS;
-    if (!endpointAllowed(request.device.token, hosts)) {
-      const reason = `the Web Push endpoint's host ${endpoint.hostname} is not in apps.${request.device.appId}.webpush.endpointHosts`;
+    if (!parsedEndpointAllowed(endpoint, hosts)) {
+      const reason = `the Web Push endpoint's host ${endpoint.host} is not in apps.${request.device.appId}.webpush.endpointHosts`;
       return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason, attempts: 0 });
     }
     if (!request.device.webpush && isCallEnded(request)) {
-      return Promise.resolve({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", reason: "a Web Push subscription without p256dh/auth keys gets no call-ended message (an empty one reads as a call)", attempts: 0 });
+      return Promise.resolve({
+        outcome: "failed",
+        code: "PUSHER_ERR_BAD_DEVICE",
+        reason:
+          "a Web Push subscription without p256dh/auth keys gets no call-ended message (an empty one reads as a call)",
+        attempts: 0,
+      });
     }
     const deadlineMs = pushDeadlineMs(request, this.now());
     return sendWithRetries(() => this.attempt(request, credentials, endpoint, deadlineMs), {
@@ -97,13 +119,22 @@ export class WebPushSender extends ProviderSender {
     const key = readVapidKey(credentials.vapidKeyFile);
     const expiresAtSeconds = nowSeconds + VAPID_LIFETIME_SECONDS;
     // RFC 8292 §2: aud = the origin of the push resource, exp ≤ 24 h, sub = the operator's contact.
-    const jwt = signJwt({ typ: "JWT", alg: "ES256" }, { aud: origin, exp: expiresAtSeconds, sub: credentials.subject }, key);
+    const jwt = signJwt(
+      { typ: "JWT", alg: "ES256" },
+      { aud: origin, exp: expiresAtSeconds, sub: credentials.subject },
+      key,
+    );
     const header = `vapid t=${jwt}, k=${vapidPublicKey(key)}`;
     this.vapidTokens.set(cacheKey, { header, expiresAtSeconds });
     return header;
   }
 
-  private async attempt(request: PushRequest, credentials: WebPushCredentials, endpoint: URL, deadlineMs: number): Promise<AttemptResult> {
+  private async attempt(
+    request: PushRequest,
+    credentials: WebPushCredentials,
+    endpoint: URL,
+    deadlineMs: number,
+  ): Promise<AttemptResult> {
     const nowMs = this.now();
     const keys = request.device.webpush;
     let authorization: string;
@@ -111,7 +142,12 @@ export class WebPushSender extends ProviderSender {
     try {
       authorization = this.authorization(credentials, endpoint.origin);
       if (keys) {
-        const { value: plaintext } = fitToSize(request, (trimmed) => buildWebPushPayload(trimmed, nowMs), MAX_WEBPUSH_PLAINTEXT_BYTES, Buffer.byteLength);
+        const { value: plaintext } = fitToSize(
+          request,
+          (trimmed) => buildWebPushPayload(trimmed, nowMs),
+          MAX_WEBPUSH_PLAINTEXT_BYTES,
+          Buffer.byteLength,
+        );
         body = encryptWebPush(Buffer.from(plaintext), keys);
       }
     } catch (error) {
@@ -125,14 +161,18 @@ export class WebPushSender extends ProviderSender {
           ":method": "POST",
           ":path": endpoint.pathname + endpoint.search,
           authorization,
-          ...webPushCallHeaders(request, nowMs),
+          ...webPushHeaders(request, nowMs),
           ...(keys ? ENCRYPTED_BODY_HEADERS : {}),
         },
         body,
         timeoutMs,
       );
-      const result: AttemptResult = { classification: classifyWebPushResponse(response.status), status: response.status };
-      if (response.status >= 300) result.reason = `HTTP ${response.status}${response.body ? ` ${response.body.slice(0, 200)}` : ""}`;
+      const result: AttemptResult = {
+        classification: classifyWebPushResponse(response.status),
+        status: response.status,
+      };
+      if (response.status >= 300)
+        result.reason = `HTTP ${response.status}${response.body ? ` ${response.body.slice(0, 200)}` : ""}`;
       const location = response.headers.location;
       if (typeof location === "string") result.providerId = location;
       const retryAfter = retryAfterMs(response.headers["retry-after"], this.now());

@@ -23,7 +23,12 @@ export function instanceAt(aor: string, ip: string, port: string): string | null
     if (hostPort(received || addr) !== source) continue;
     const instance = pvString("$(ulc(" + PROFILE + "=>instance)[" + i + "])").replace(/^<|>$/g, "");
     const regId = pvString("$(ulc(" + PROFILE + "=>regid)[" + i + "])");
-    found = instance && instance !== "<null>" ? instance : regId && regId !== "0" && regId !== "<null>" ? "reg-id:" + regId : addr;
+    found =
+      instance && instance !== "<null>"
+        ? instance
+        : regId && regId !== "0" && regId !== "<null>"
+          ? "reg-id:" + regId
+          : addr;
   }
   KSR.registrar.reg_free_contacts(PROFILE);
   return found;

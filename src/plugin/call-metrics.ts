@@ -1,6 +1,7 @@
 // Call counters and the wake-latency histogram, in htable pusher_stats (shared by every Kamailio process; the
 // helper's /metrics gets them over the link, `pusher metrics` over the ctl socket; src/kamailio-stats.ts lists them):
-//   calls_held, calls_woken, calls_timed_out, calls_cancelled, calls_unreachable, tokens_purged  (counters)
+//   calls_held, calls_woken, calls_timed_out, calls_cancelled, calls_unreachable, calls_busy, calls_push_limited,
+//   tokens_purged  (counters)
 //   wake_latency_le_<ms>  calls woken with a latency ≤ <ms> and > the bucket below (not cumulative)
 //   wake_latency_count, wake_latency_sum_us (string: a float of µs, an int item would clamp at 2^31)
 // Wake latency: the waking REGISTER entering route(PUSHER_REGISTER_BEFORE_SAVE) ($var(pusher_register_at), set
@@ -12,8 +13,7 @@ import { PushedCall } from "./hold-call";
 import { STATS_TABLE, withLock } from "./shared-state";
 import { pvString } from "./sip-message";
 
-export type CallCounter = "held" | "woken" | "timed_out" | "cancelled" | "unreachable";
-
+export type CallCounter = "held" | "woken" | "timed_out" | "cancelled" | "unreachable" | "busy" | "push_limited";
 
 export function countCall(counter: CallCounter): void {
   KSR.htable.sht_inc(STATS_TABLE, "calls_" + counter);

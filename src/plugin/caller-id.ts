@@ -1,10 +1,24 @@
 // Caller id for the push: number and name from the first of Remote-Party-ID, P-Asserted-Identity,
-// P-Preferred-Identity, From (Kazoo pusher-role's order). Pure, no KSR.
+// P-Preferred-Identity, From (Kazoo pusher-role's order). The first three are identities a network asserts
+// (RFC 3325 §9.1: honoured only from a trusted peer); from anyone else, a caller could put any name on the
+// callee's lock screen, so only From counts. Pure, no KSR.
 
 import { Caller } from "../protocol";
 import { uriOpenIndex } from "./sip-text";
 
 export const CALLER_ID_HEADERS = ["Remote-Party-ID", "P-Asserted-Identity", "P-Preferred-Identity", "From"];
+
+/** A caller's number or name longer than this (UTF-16 units) is cut, ending in "…": no lock screen shows more. */
+export const MAX_CALLER_ID_LENGTH = 256;
+
+function cut(text: string): string {
+  if (text.length <= MAX_CALLER_ID_LENGTH) return text;
+  let end = MAX_CALLER_ID_LENGTH - 1;
+  // Never half of a surrogate pair (an emoji): it would not be valid UTF-8 in the push.
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return text.substring(0, end) + "…";
+}
 
 function trim(text: string): string {
   return text.trim();
@@ -42,12 +56,15 @@ export function parseCallerId(headerValue: string): Caller | null {
   } catch (e) {
     // keep the raw user part
   }
-  return { number: number, name: name };
+  return { number: cut(number), name: cut(name) };
 }
 
-/** The first header of CALLER_ID_HEADERS that parses wins; `values` maps header name → value (or null). */
-export function pickCallerId(values: { [header: string]: string | null }): Caller {
-  for (let i = 0; i < CALLER_ID_HEADERS.length; i++) {
+/**
+ * The first header of CALLER_ID_HEADERS that parses wins; `values` maps header name → value (or null).
+ * `fromTrustedSource` false: only From is read.
+ */
+export function pickCallerId(values: { [header: string]: string | null }, fromTrustedSource: boolean): Caller {
+  for (let i = fromTrustedSource ? 0 : CALLER_ID_HEADERS.length - 1; i < CALLER_ID_HEADERS.length; i++) {
     const value = values[CALLER_ID_HEADERS[i]];
     if (!value) continue;
     const caller = parseCallerId(value);

@@ -7,12 +7,13 @@
 // take the same call.
 
 import { Caller, CallRef } from "../protocol";
+import { Admission, admitPushedCall, CallLimits } from "./call-limits";
+import { markCallsOf } from "./cluster";
 import { CallDevice } from "./device-store";
 import { forgetRegistrationToken } from "./register-token";
 import { CALLS_TABLE, getJson, getString, remove, setJson, withLock } from "./shared-state";
 
 export type CallState = "held" | "ringing";
-
 
 export interface PushedCall {
   callRef: CallRef;
@@ -112,15 +113,36 @@ function forget(call: PushedCall): void {
   remove(CALLS_TABLE, callIdKey(call.callId));
   removeFromList(waitKey(call.aor), call.callRef);
   removeFromList(ringingKey(call.aor), call.callRef);
+  markCluster(call.aor);
 }
 
-/** Records a call whose callee's phones are pushed: held (about to be suspended) or already ringing. */
-export function holdCall(call: PushedCall): void {
-  withLock(CALLS_TABLE, waitKey(call.aor), function () {
+/** In a cluster, the other nodes learn whether this node still holds or rings calls for `aor` (cluster.ts). */
+function markCluster(aor: string): void {
+  markCallsOf(aor, getString(CALLS_TABLE, waitKey(aor)) !== null || getString(CALLS_TABLE, ringingKey(aor)) !== null);
+}
+
+/**
+ * Records a call whose callee's phones are pushed: held (about to be suspended) or already ringing, unless the
+ * AOR's limits refuse it (call-limits.ts): then nothing is recorded.
+ */
+export function holdCall(call: PushedCall, limits: CallLimits): Admission {
+  return withLock(CALLS_TABLE, waitKey(call.aor), function () {
+    const heldNow =
+      (getJson<CallRef[]>(CALLS_TABLE, waitKey(call.aor)) || []).length +
+      (getJson<CallRef[]>(CALLS_TABLE, ringingKey(call.aor)) || []).length;
+    const admission = admitPushedCall(call.aor, heldNow, call.heldAtMs, limits);
+    if (admission !== "admitted") return admission;
     setJson(CALLS_TABLE, callKey(call.callRef), call);
     KSR.htable.sht_sets(CALLS_TABLE, callIdKey(call.callId), call.callRef);
     addToList(call.state === "held" ? waitKey(call.aor) : ringingKey(call.aor), call.callRef);
+    markCluster(call.aor);
+    return admission;
   });
+}
+
+/** Whether this node has calls ringing for `aor` (a phone that registers gets a branch of each). */
+export function hasRingingCalls(aor: string): boolean {
+  return getString(CALLS_TABLE, ringingKey(aor)) !== null;
 }
 
 /** A ringing call whose branches all failed goes back to waiting for a phone to register. */
@@ -157,6 +179,7 @@ export function takeHeldCalls(aor: string, phone: RegisteringPhone): PushedCall[
       calls.push(call);
     }
     remove(CALLS_TABLE, waitKey(aor));
+    markCluster(aor);
     return calls;
   });
 }

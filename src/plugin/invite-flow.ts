@@ -14,16 +14,32 @@ import { pickCallerId, CALLER_ID_HEADERS } from "./caller-id";
 import { DeviceRecord } from "../device-record";
 import { CallDevice, devicesOf, pushDeviceOf } from "./device-store";
 import { CallStrategy, UserAgentRule } from "../config";
-import { CallState, PushedCall, callRefOf, endCall, findCall, findCallByCallId, holdCall, holdRingingCall } from "./hold-call";
+import {
+  CallState,
+  PushedCall,
+  callRefOf,
+  endCall,
+  findCall,
+  findCallByCallId,
+  holdCall,
+  holdRingingCall,
+} from "./hold-call";
 import { CallTimers, readKazooCall } from "./kazoo-headers";
 import { instanceAt } from "./answering-device";
 import { countCall, countCallEnded } from "./call-metrics";
-import { issueRegistrationToken } from "./register-token";
-import { logError, logInfo, maskToken } from "./log";
+import { relayToHelper } from "./helper-link";
+import { forgetRegistrationToken, issueRegistrationToken } from "./register-token";
+import { Admission } from "./call-limits";
+import { logError, logInfo, logWarn } from "./log";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
 import { aorOf, header, headerText, pvString, setVar } from "./sip-message";
 import { has } from "./own-key";
+import { isInCidrList } from "../ip-match";
+import { maskToken } from "../mask-token";
+
+// Refusals over an AOR's limits are logged once a minute per AOR: a loop of INVITEs must not flood the log.
+const LIMIT_LOG_INTERVAL_S = 60;
 
 const PROVISIONAL_REASONS: { [code: string]: string } = {
   "110": "Push sent",
@@ -95,7 +111,8 @@ function planCall(): CallPlan | null {
 /** Keeps the plan with the transaction: AVPs of the INVITE move to it (failure and resumed routes read them). */
 function keepPlan(plan: CallPlan): void {
   const kept: { [key: string]: unknown } = {};
-  for (const key in plan) if (has(plan, key) && key !== "devices") kept[key] = (plan as unknown as { [key: string]: unknown })[key];
+  for (const key in plan)
+    if (has(plan, key) && key !== "devices") kept[key] = (plan as unknown as { [key: string]: unknown })[key];
   KSR.pv.sets(PLAN_AVP, JSON.stringify(kept));
   KSR.pv.sets("$avp(pusher_aor)", plan.aor);
   KSR.pv.seti("$avp(pusher_after_wake_ms)", plan.timers.afterWakeMs);
@@ -184,8 +201,14 @@ function recordPushedCall(plan: CallPlan, state: CallState): boolean {
     return false;
   }
   const config = currentConfig();
+  // Asserted identities count only from calls.trustedSources or kazoo.trustedSources (caller-id.ts): from
+  // anyone else only From is read.
+  const source = pvString("$si");
+  const trustedSource =
+    isInCidrList(source, config.calls.trustedSources) || isInCidrList(source, config.kazoo.trustedSources);
   const callerHeaders: { [name: string]: string | null } = {};
-  for (let i = 0; i < CALLER_ID_HEADERS.length; i++) callerHeaders[CALLER_ID_HEADERS[i]] = headerText(CALLER_ID_HEADERS[i]);
+  for (let i = trustedSource ? 0 : CALLER_ID_HEADERS.length - 1; i < CALLER_ID_HEADERS.length; i++)
+    callerHeaders[CALLER_ID_HEADERS[i]] = headerText(CALLER_ID_HEADERS[i]);
   const now = Date.now();
   const call: PushedCall = {
     callRef: currentCallRef(),
@@ -195,7 +218,7 @@ function recordPushedCall(plan: CallPlan, state: CallState): boolean {
     aor: plan.aor,
     callId: pvString("$ci"),
     fromTag: pvString("$ft"),
-    caller: pickCallerId(callerHeaders),
+    caller: pickCallerId(callerHeaders, trustedSource),
     proxy: plan.devices[plan.devices.length - 1].proxy,
     accountRef: plan.accountRef,
     devices: plan.devices.map(function (device: DeviceRecord): CallDevice {
@@ -207,12 +230,43 @@ function recordPushedCall(plan: CallPlan, state: CallState): boolean {
     ringsUntilMs: now + plan.timers.pushWaitMs,
     registrationToken: issueRegistrationToken(plan.aor),
   };
-  holdCall(call);
+  const admission = holdCall(call, {
+    maxHeld: config.calls.maxHeldPerAor,
+    maxPushesPerMinute: config.calls.maxPushesPerAorPerMinute,
+  });
+  if (admission !== "admitted") {
+    refuseOverLimit(call, admission);
+    return false;
+  }
   countCall("held");
   const provisional = config.calls.provisional;
   setVar("pusher_provisional_code", provisional === "none" ? 0 : Number(provisional));
   setVar("pusher_provisional_reason", provisional === "none" ? "" : PROVISIONAL_REASONS[provisional]);
   return true;
+}
+
+/** A call over its callee's limits (call-limits.ts): 486 when too many are held, 480 without a push when pushed too often. */
+function refuseOverLimit(call: PushedCall, admission: Admission): void {
+  if (call.registrationToken) forgetRegistrationToken(call.registrationToken);
+  const busy = admission === "busy";
+  countCall(busy ? "busy" : "push_limited");
+  setVar("pusher_action", busy ? "busy" : "unavailable");
+  if (firstTimeIn("call-limit:" + call.aor, LIMIT_LOG_INTERVAL_S)) {
+    const config = currentConfig();
+    logWarn(
+      "call-id=" +
+        call.callId +
+        " to aor=" +
+        call.aor +
+        " refused: " +
+        (busy
+          ? "calls.maxHeldPerAor (" + config.calls.maxHeldPerAor + ") calls are held for it (486)"
+          : "its phones were pushed calls.maxPushesPerAorPerMinute (" +
+            config.calls.maxPushesPerAorPerMinute +
+            ") times in the last minute (480, no push)") +
+        "; such refusals of this AOR are logged once a minute",
+    );
+  }
 }
 
 /** What a push request names of a device: the protocol's fields only (a call's devices also keep an alert token). */
@@ -243,10 +297,17 @@ function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReas
     request.endReason = endReason;
   }
   // evapi hands the frame to its dispatcher process over a socketpair: the SIP worker never waits on the network.
-  KSR.evapi.relay(JSON.stringify(request));
+  relayToHelper(JSON.stringify(request));
   logInfo(
-    (endReason ? "call-ended push (" + endReason + ")" : "push") + " requested call-id=" + call.callId +
-      " aor=" + call.aor + " app=" + device.appId + " token=" + maskToken(device.token),
+    (endReason ? "call-ended push (" + endReason + ")" : "push") +
+      " requested call-id=" +
+      call.callId +
+      " aor=" +
+      call.aor +
+      " app=" +
+      device.appId +
+      " token=" +
+      maskToken(device.token),
   );
 }
 
@@ -254,7 +315,8 @@ function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReas
 export function sendPushes(): void {
   const call = findCall(currentCallRef());
   if (!call) return;
-  for (let i = 0; i < call.devices.length; i++) relayPush(call, requestDevice(call.devices[i], call.devices[i].token, call.devices[i].pushKind));
+  for (let i = 0; i < call.devices.length; i++)
+    relayPush(call, requestDevice(call.devices[i], call.devices[i].token, call.devices[i].pushKind));
 }
 
 /**
@@ -288,7 +350,8 @@ function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason, answ
   for (let i = 0; i < call.devices.length; i++) {
     const device = call.devices[i];
     if (device.instance === answeredBy) continue;
-    if (call.forkedInstances.indexOf(device.instance) >= 0 || call.failedInstances.indexOf(device.instance) >= 0) continue;
+    if (call.forkedInstances.indexOf(device.instance) >= 0 || call.failedInstances.indexOf(device.instance) >= 0)
+      continue;
     const target = callEndedTarget(device);
     if (target) relayPush(call, target, reason);
   }
@@ -297,7 +360,8 @@ function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason, answ
 /** onreply_route of a delivered call, 2xx: the call is answered; the other pushed phones are told. */
 export function onAnswered(): void {
   const call = endCall(currentCallRef());
-  if (call) tellPushedPhonesCallEnded(call, "answered-elsewhere", instanceAt(call.aor, pvString("$si"), pvString("$sp")));
+  if (call)
+    tellPushedPhonesCallEnded(call, "answered-elsewhere", instanceAt(call.aor, pvString("$si"), pvString("$sp")));
 }
 
 /** failure_route of a held or delivered call: forget it (timeout, cancel, or the woken phone failed). */

@@ -6,7 +6,7 @@
 import { isInCidrList } from "../ip-match";
 import { PushProvider } from "../protocol";
 import { DeviceRecord } from "../device-record";
-import { header, pvString } from "./sip-message";
+import { aorOf, header, pvString } from "./sip-message";
 import { has } from "./own-key";
 
 export interface CallTimers {
@@ -25,7 +25,12 @@ export interface KazooCall {
   timers: Partial<CallTimers>;
 }
 
-const PROVIDERS: { [tokenType: string]: PushProvider } = { apple: "apple", firebase: "firebase", google: "firebase", android: "firebase" };
+const PROVIDERS: { [tokenType: string]: PushProvider } = {
+  apple: "apple",
+  firebase: "firebase",
+  google: "firebase",
+  android: "firebase",
+};
 
 function pusherHeader(name: string): string | null {
   const value = header("X-KAZOO-PUSHER-" + name);
@@ -42,12 +47,14 @@ function timerHeader(name: string): number | undefined {
 
 /** The Kazoo data of this INVITE, or null when there is none or its source is not trusted. */
 export function readKazooCall(trustedSources: string[]): KazooCall | null {
-  const hasKazooData = header("X-KAZOO-AOR") !== null || header("X-KAZOO-PUSHER-Token-ID") !== null ||
+  const hasKazooData =
+    header("X-KAZOO-AOR") !== null ||
+    header("X-KAZOO-PUSHER-Token-ID") !== null ||
     header("X-KAZOO-PUSHER-Force-Push") !== null;
   if (!hasKazooData || !isInCidrList(pvString("$si"), trustedSources)) return null;
   const aorHeader = header("X-KAZOO-AOR");
   const aorMatch = aorHeader ? /^\s*<?sips?:([^@>;]+)@([^>;:\s]+)/i.exec(aorHeader) : null;
-  const aor = aorMatch ? (aorMatch[1] + "@" + aorMatch[2]).toLowerCase() : null;
+  const aor = aorMatch ? aorOf(aorMatch[1], aorMatch[2]) : null;
   const token = pusherHeader("Token-ID");
   const type = (pusherHeader("Token-Type") || "").toLowerCase();
   const appId = pusherHeader("Token-App");

@@ -62,13 +62,21 @@ function splitOutside(text: string, separator: string): string[] {
     } else {
       if (open !== -1 && open < i) open = text.indexOf("<", i);
       if (close !== -1 && close < i) close = text.indexOf(">", i);
+      // Nothing left that quotes or nests: every separator left splits, and Duktape's own split does that at once
+      // (a hostile Contact of a thousand params took a thousand turns of this loop).
+      if (quote === -1 && open === -1 && close === -1 && depth === 0) {
+        // (the part under way began before i: quotes or brackets passed already may hold a separator)
+        const rest = text.substring(i).split(separator);
+        rest[0] = text.substring(start, i) + rest[0];
+        return parts.concat(rest);
+      }
       if (split !== -1 && split < i) split = text.indexOf(separator, i);
       if (open >= 0 && (at < 0 || open < at)) at = open;
       if (close >= 0 && (at < 0 || close < at)) at = close;
       if (split >= 0 && (at < 0 || split < at)) at = split;
     }
     if (at < 0) break;
-    const c = text.charAt(at);
+    const c = text[at];
     i = at + 1;
     if (quoted) {
       if (c === "\\") i++;
@@ -85,18 +93,50 @@ function splitOutside(text: string, separator: string): string[] {
   return parts;
 }
 
-function parseParams(parts: string[], decode: (value: string) => string, conflicts: string[]): { [name: string]: string } {
+/**
+ * The names of params given twice with different values, each listed once. `seen` is an object used as a set
+ * (keys prefixed, so `__proto__` is a name like any other): a hostile Contact may repeat hundreds of names, and an
+ * indexOf over the list for each would be quadratic.
+ */
+interface Conflicts {
+  names: string[];
+  seen: { [key: string]: boolean };
+}
+
+function addConflict(conflicts: Conflicts, name: string): void {
+  if (conflicts.seen["#" + name]) return;
+  conflicts.seen["#" + name] = true;
+  conflicts.names.push(name);
+}
+
+/** `quoted`: header params, whose values may be quoted strings (URI params are never). */
+function parseParams(parts: string[], quoted: boolean, conflicts: Conflicts): { [name: string]: string } {
   const params: { [name: string]: string } = {};
   for (let i = 0; i < parts.length; i++) {
-    const part = parts[i].trim();
-    if (!part) continue;
+    // The name and the value are trimmed each: the part needs no trim of its own (one call less per param, and a
+    // hostile Contact has a thousand).
+    const part = parts[i];
     const equals = part.indexOf("=");
     // trim(), not a regex: Duktape's regex engine costs ~40 µs on a 200-character Contact (docs/benchmarks.md).
     const name = (equals < 0 ? part : part.substring(0, equals)).trim().toLowerCase();
-    const value = equals < 0 ? "" : decode(part.substring(equals + 1).trim());
-    // First occurrence is kept; a later one with another value marks the name as conflicting.
-    if (!has(params, name)) params[name] = value;
-    else if (params[name] !== value && conflicts.indexOf(name) < 0) conflicts.push(name);
+    if (equals < 0 && !name) continue;
+    let value = equals < 0 ? "" : part.substring(equals + 1).trim();
+    // Each step only when it has work: a Duktape call costs more than the test (value[0]: an index, not a call).
+    if (quoted && value[0] === '"') value = unquote(value);
+    if (value.indexOf("%") >= 0) value = decodeParam(value);
+    // First occurrence is kept; a later one with another value marks the name as conflicting. Own values are
+    // strings, inherited ones (`constructor`, `__proto__`) never: the type tells them apart without a call.
+    const known = params[name];
+    if (typeof known !== "string") {
+      params[name] = value;
+    } else if (known !== value) {
+      // addConflict, inlined: a hostile Contact gives hundreds of names twice.
+      const key = "#" + name;
+      if (!conflicts.seen[key]) {
+        conflicts.seen[key] = true;
+        conflicts.names.push(name);
+      }
+    }
   }
   return params;
 }
@@ -131,20 +171,24 @@ function parseOne(text: string): ParsedContact | null {
   // A NUL or another control character inside the URI: a client trying to smuggle something past the parser.
   if (hasControlCharacter(uri)) return null;
   const uriSemicolon = uri.indexOf(";");
-  const conflicts: string[] = [];
-  const uriParams = uriSemicolon < 0 ? {} : parseParams(uri.substring(uriSemicolon + 1).split("?")[0].split(";"), decodeParam, conflicts);
-  const headerParams = parseParams(
-    splitOutside(rest, ";"),
-    function (raw: string) {
-      return decodeParam(unquote(raw));
-    },
-    conflicts,
-  );
+  const conflicts: Conflicts = { names: [], seen: {} };
+  const uriParams =
+    uriSemicolon < 0
+      ? {}
+      : parseParams(
+          uri
+            .substring(uriSemicolon + 1)
+            .split("?")[0]
+            .split(";"),
+          false,
+          conflicts,
+        );
+  const headerParams = parseParams(splitOutside(rest, ";"), true, conflicts);
   for (const name in uriParams) {
-    const inBoth = has(uriParams, name) && has(headerParams, name);
-    if (inBoth && uriParams[name] !== headerParams[name] && conflicts.indexOf(name) < 0) conflicts.push(name);
+    const inBoth = headerParams[name] !== undefined && has(uriParams, name) && has(headerParams, name);
+    if (inBoth && uriParams[name] !== headerParams[name]) addConflict(conflicts, name);
   }
-  return { uri: uri, uriParams: uriParams, headerParams: headerParams, conflicts: conflicts };
+  return { uri: uri, uriParams: uriParams, headerParams: headerParams, conflicts: conflicts.names };
 }
 
 // A REGISTER's Contact is parsed before save (register-before-save) and again after it (register-after-save), in

@@ -65,8 +65,9 @@ const RFC8599_PROVIDERS: { [pns: string]: PushProvider } = {
 export const LINPHONE_OPTIONS = ["pn-msg-str", "pn-call-str", "pn-call-snd", "pn-silent", "pn-timeout"];
 
 function param(contact: ParsedContact, name: string): string | undefined {
-  if (has(contact.uriParams, name)) return contact.uriParams[name];
-  if (has(contact.headerParams, name)) return contact.headerParams[name];
+  // A plain read first: most names asked for are absent, and has() is a call (Duktape calls cost).
+  if (contact.uriParams[name] !== undefined && has(contact.uriParams, name)) return contact.uriParams[name];
+  if (contact.headerParams[name] !== undefined && has(contact.headerParams, name)) return contact.headerParams[name];
   return undefined;
 }
 
@@ -76,7 +77,8 @@ export function deviceInstance(contact: ParsedContact): string {
   if (instance) {
     // Without the angle brackets (a regex replace costs Duktape several µs per REGISTER).
     const from = instance.charAt(0) === "<" ? 1 : 0;
-    const to = instance.length > from && instance.charAt(instance.length - 1) === ">" ? instance.length - 1 : instance.length;
+    const to =
+      instance.length > from && instance.charAt(instance.length - 1) === ">" ? instance.length - 1 : instance.length;
     return instance.substring(from, to);
   }
   const regId = contact.headerParams["reg-id"];
@@ -142,16 +144,29 @@ function readRfc8599(contact: ParsedContact, pnsValue: string): PushParamsReadin
   const provider = RFC8599_PROVIDERS[pns];
   const pnParam = param(contact, "pn-param");
   const appIdParam = param(contact, "app-id");
-  const binding: PushBinding = { appId: "", provider: provider, token: prid, instance: deviceInstance(contact), pns: pns };
+  const binding: PushBinding = {
+    appId: "",
+    provider: provider,
+    token: prid,
+    instance: deviceInstance(contact),
+    pns: pns,
+  };
   if (provider === "apple") {
     if (!pnParam) return { kind: "refused", problem: "pn-param (TeamID.BundleID) is missing for " + pns, token: prid };
     // TeamID.BundleID[.service]: the team id is the first label, the service (voip, remote, remote&voip) the last.
     const labels = pnParam.split(".");
     let service = "";
-    if (labels.length > 2 && /^(voip|remote|remote&voip|voip&remote)$/.test(labels[labels.length - 1])) service = labels.pop() as string;
-    if (labels.length < 2 || !labels[0]) return { kind: "refused", problem: "pn-param " + JSON.stringify(pnParam) + " is not TeamID.BundleID", token: prid };
+    if (labels.length > 2 && /^(voip|remote|remote&voip|voip&remote)$/.test(labels[labels.length - 1]))
+      service = labels.pop() as string;
+    if (labels.length < 2 || !labels[0])
+      return {
+        kind: "refused",
+        problem: "pn-param " + JSON.stringify(pnParam) + " is not TeamID.BundleID",
+        token: prid,
+      };
     const tokens = splitAppleTokens(prid);
-    if (!tokens) return { kind: "refused", problem: "pn-prid is neither a token nor <token>:remote&<token>:voip", token: prid };
+    if (!tokens)
+      return { kind: "refused", problem: "pn-prid is neither a token nor <token>:remote&<token>:voip", token: prid };
     applyAppleTokens(binding, tokens, service, true);
     binding.apnsTopic = labels.slice(1).join(".");
     binding.appId = appIdParam !== undefined ? appIdParam : binding.apnsTopic;
@@ -159,7 +174,8 @@ function readRfc8599(contact: ParsedContact, pnsValue: string): PushParamsReadin
   } else if (provider === "firebase") {
     if (pnParam !== undefined) binding.fcmProjectId = pnParam;
     binding.appId = appIdParam !== undefined ? appIdParam : pnParam || "";
-    if (!binding.appId) return { kind: "refused", problem: "pn-param (Firebase project id) is missing for fcm", token: prid };
+    if (!binding.appId)
+      return { kind: "refused", problem: "pn-param (Firebase project id) is missing for fcm", token: prid };
   } else {
     // webpush: RFC 8599 §12 forbids pn-param; the app comes from app-id or the config (register-before-save).
     binding.appId = appIdParam || "";
@@ -174,10 +190,19 @@ function readLegacy(contact: ParsedContact, names: PushParamNames): PushParamsRe
   const appId = param(contact, names.appId);
   const type = (param(contact, names.type) || "").toLowerCase();
   if (!has(LEGACY_TYPES, type)) {
-    return { kind: "refused", problem: names.type + " " + JSON.stringify(type) + " is not apple, firebase, google or android", token: token };
+    return {
+      kind: "refused",
+      problem: names.type + " " + JSON.stringify(type) + " is not apple, firebase, google or android",
+      token: token,
+    };
   }
   if (appId === undefined) return { kind: "refused", problem: names.appId + " is missing", token: token };
-  const binding: PushBinding = { appId: appId, provider: LEGACY_TYPES[type], token: token, instance: deviceInstance(contact) };
+  const binding: PushBinding = {
+    appId: appId,
+    provider: LEGACY_TYPES[type],
+    token: token,
+    instance: deviceInstance(contact),
+  };
   if (binding.provider === "apple") {
     const tokens = splitAppleTokens(token);
     if (tokens && tokens.plain === undefined) applyAppleTokens(binding, tokens, "", false);
@@ -195,7 +220,15 @@ function conflictingParam(contact: ParsedContact, names: string[]): string | nul
 /** Reads a contact's push params; `names` are a User-Agent rule's legacy param names. */
 export function readPushParams(contact: ParsedContact, names?: PushParamNames): PushParamsReading {
   const legacy = names || DEFAULT_PUSH_PARAM_NAMES;
-  const conflict = conflictingParam(contact, ["pn-provider", "pn-prid", "pn-param", "app-id", legacy.appId, legacy.type, legacy.token]);
+  const conflict = conflictingParam(contact, [
+    "pn-provider",
+    "pn-prid",
+    "pn-param",
+    "app-id",
+    legacy.appId,
+    legacy.type,
+    legacy.token,
+  ]);
   if (conflict) {
     const token = param(contact, "pn-prid") || param(contact, legacy.token) || "";
     return { kind: "refused", problem: conflict + " is given twice with different values", token: token };

@@ -6,7 +6,15 @@
 //   $var(pusher_resume) 1 when a held call is to be continued, with $var(pusher_tindex)/$var(pusher_tlabel).
 // More than one waiting call: cfg calls pusher_next_held_call after each t_continue.
 
-import { RegisteringPhone, endCall, endHeldCallsPushedTo, takeCallsToFork, takeHeldCalls } from "./hold-call";
+import { readClusterMessage, tellNodesHoldingCalls, waitForBinding } from "./cluster";
+import {
+  RegisteringPhone,
+  endCall,
+  hasRingingCalls,
+  endHeldCallsPushedTo,
+  takeCallsToFork,
+  takeHeldCalls,
+} from "./hold-call";
 import { logInfo } from "./log";
 import { contactExpires, ParsedContact, parseContacts } from "./parse-contact";
 import { deviceInstance, readPushParams } from "./parse-push-params";
@@ -23,9 +31,30 @@ export function onRegister(): void {
   });
   if (!contacts.length) return;
   const aor = aorOf(pvString("$tU"), pvString("$td"));
-  const phone: RegisteringPhone = { instance: deviceInstance(contacts[contacts.length - 1]), tokens: tokensOf(contacts) };
+  const registering = contacts[contacts.length - 1];
+  const phone: RegisteringPhone = { instance: deviceInstance(registering), tokens: tokensOf(contacts) };
   forkRingingCalls(aor, phone);
   deliverHeldCalls(aor, phone);
+  // In a cluster, calls held on other nodes for this AOR are theirs to deliver (cluster.ts).
+  tellNodesHoldingCalls(aor, phone.instance, phone.tokens, registering.uri, header("Path") || "");
+}
+
+/**
+ * request_route, a KDMQ request of peer "pusher": a phone registered on another node of the cluster. Its calls held
+ * here are delivered through that node (route PUSHER_INTERNAL_DELIVER_REMOTE, with the $var(pusher_remote_*) set
+ * by readClusterMessage); a call ringing here is forked to it. Sets $var(pusher_resume…) as onRegister does.
+ */
+export function onClusterRegistration(): void {
+  setVar("pusher_resume", 0);
+  setVar("pusher_resume_queue", "");
+  const message = readClusterMessage();
+  if (!message) return;
+  // tsilo forks a ringing call to the phones this node's usrloc holds: the new binding must be there first. It comes
+  // by dmq_usrloc, which this KDMQ request can overtake.
+  if (hasRingingCalls(message.aor)) waitForBinding(message.aor, message.contact);
+  const phone: RegisteringPhone = { instance: message.instance, tokens: message.tokens };
+  forkRingingCalls(message.aor, phone);
+  deliverHeldCalls(message.aor, phone);
 }
 
 /** The push tokens a REGISTER's contacts carry (whatever their dialect). */
@@ -88,7 +117,9 @@ export function onRegisterFailed(code: string): void {
   if (!calls.length) return;
   const refs: string[] = [];
   for (let i = 0; i < calls.length; i++) {
-    logInfo("REGISTER of a pushed phone failed with " + code + ": ending held call-id=" + calls[i].callId + " aor=" + aor);
+    logInfo(
+      "REGISTER of a pushed phone failed with " + code + ": ending held call-id=" + calls[i].callId + " aor=" + aor,
+    );
     refs.push(calls[i].callRef);
   }
   setVar("pusher_resume_queue", refs.join(","));

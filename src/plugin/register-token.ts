@@ -6,10 +6,11 @@
 // for whatever To-URI it named), the token is bound to its AOR. Whether a valid token may skip digest auth is the
 // cfg knob PUSHER_TOKEN_SKIPS_AUTH.
 
-import { logInfo, logWarn, maskToken } from "./log";
+import { maskToken } from "../mask-token";
+import { logInfo, logWarn } from "./log";
 import { parseContacts } from "./parse-contact";
 import { currentConfig } from "./settings";
-import { CALLS_TABLE, getJson, remove, withLock } from "./shared-state";
+import { REGISTRATION_TOKENS_TABLE, getJson, remove, withLock } from "./shared-state";
 import { aorOf, header, pvString, setVar } from "./sip-message";
 
 interface IssuedToken {
@@ -27,13 +28,13 @@ export function issueRegistrationToken(aor: string): string {
   const lifetimeSeconds = currentConfig().calls.registrationTokenSeconds;
   const issued: IssuedToken = { aor: aor, expiresAtMs: Date.now() + lifetimeSeconds * 1000 };
   // htable expiry frees it even if never used (coarse: the htable timer runs every 20 s), expiresAtMs decides.
-  KSR.htable.sht_setxs(CALLS_TABLE, tokenKey(token), JSON.stringify(issued), lifetimeSeconds + 1);
+  KSR.htable.sht_setxs(REGISTRATION_TOKENS_TABLE, tokenKey(token), JSON.stringify(issued), lifetimeSeconds + 1);
   return token;
 }
 
 /** A call's token dies with the call: it must not outlive what it was issued for. */
 export function forgetRegistrationToken(token: string): void {
-  remove(CALLS_TABLE, tokenKey(token));
+  remove(REGISTRATION_TOKENS_TABLE, tokenKey(token));
 }
 
 /** The token a REGISTER presents, or "" (header first, then the Contact's URI and header params). */
@@ -59,16 +60,22 @@ export function checkRegistrationToken(): void {
   const token = presentedToken();
   if (!token) return;
   const aor = aorOf(pvString("$tU"), pvString("$td"));
-  const valid = withLock(CALLS_TABLE, tokenKey(token), function () {
-    const issued = getJson<IssuedToken>(CALLS_TABLE, tokenKey(token));
+  const valid = withLock(REGISTRATION_TOKENS_TABLE, tokenKey(token), function () {
+    const issued = getJson<IssuedToken>(REGISTRATION_TOKENS_TABLE, tokenKey(token));
     if (!issued || issued.aor !== aor || issued.expiresAtMs < Date.now()) return false;
-    remove(CALLS_TABLE, tokenKey(token));
+    remove(REGISTRATION_TOKENS_TABLE, tokenKey(token));
     return true;
   });
   if (valid) {
     logInfo("registration token accepted for aor=" + aor);
     setVar("pusher_token_valid", 1);
   } else {
-    logWarn("registration token " + maskToken(token) + " refused for aor=" + aor + ": unknown, used, expired or issued for another AOR");
+    logWarn(
+      "registration token " +
+        maskToken(token) +
+        " refused for aor=" +
+        aor +
+        ": unknown, used, expired or issued for another AOR",
+    );
   }
 }

@@ -8,8 +8,25 @@ import { STATE_TABLE, getNumber, getString } from "./shared-state";
 
 let cachedGeneration = -1;
 let cachedConfig: PusherConfig | null = null;
+// The config of the request being handled, while withConfig runs: read once for the whole request.
+let pinnedConfig: PusherConfig | null = null;
+
+/**
+ * Runs `body` with the config read once: a REGISTER reads it in several places (each read an htable lookup, and
+ * Duktape makes every call cost), and one request never sees two generations.
+ */
+export function withConfig<T>(body: (config: PusherConfig) => T): T {
+  if (pinnedConfig) return body(pinnedConfig);
+  pinnedConfig = currentConfig();
+  try {
+    return body(pinnedConfig);
+  } finally {
+    pinnedConfig = null;
+  }
+}
 
 export function currentConfig(): PusherConfig {
+  if (pinnedConfig) return pinnedConfig;
   const generation = getNumber(STATE_TABLE, "config_generation");
   if (cachedConfig && generation === cachedGeneration) return cachedConfig;
   cachedGeneration = generation;

@@ -8,7 +8,12 @@ import { currentConfig } from "./settings";
 import { pvString } from "./sip-message";
 
 // RFC 8599's and Linphone's params all start with `pn-`; Kazoo's defaults and its one-time token do not.
-const FIXED_NAMES = [DEFAULT_PUSH_PARAM_NAMES.appId, DEFAULT_PUSH_PARAM_NAMES.type, DEFAULT_PUSH_PARAM_NAMES.token, "x-token-reg"];
+const FIXED_NAMES = [
+  DEFAULT_PUSH_PARAM_NAMES.appId,
+  DEFAULT_PUSH_PARAM_NAMES.type,
+  DEFAULT_PUSH_PARAM_NAMES.token,
+  "x-token-reg",
+];
 
 /** Whether a URI param (lower-cased name) carries push data: `pn-*`, Kazoo's, or a User-Agent rule's `properties`. */
 export function isPushParam(name: string, ruleNames: string[]): boolean {
@@ -32,11 +37,15 @@ export function withoutPushParams(uri: string, ruleNames: string[]): string {
     if (!isPushParam(name, ruleNames)) kept.push(params[i]);
   }
   if (kept.length === params.length) return uri;
-  return uri.substring(0, paramsAt) + (kept.length ? ";" + kept.join(";") : "") + (headersAt < 0 ? "" : uri.substring(headersAt));
+  return (
+    uri.substring(0, paramsAt) +
+    (kept.length ? ";" + kept.join(";") : "") +
+    (headersAt < 0 ? "" : uri.substring(headersAt))
+  );
 }
 
 /** The push param names User-Agent rules configure (Kazoo's `properties`), lower-case as the parser reads them. */
-function ruleParamNames(): string[] {
+export function ruleParamNames(): string[] {
   const names: string[] = [];
   const rules = currentConfig().userAgents;
   for (let i = 0; i < rules.length; i++) {

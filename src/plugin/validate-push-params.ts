@@ -21,6 +21,22 @@ const APP_ID_ALPHABET = /^[0-9A-Za-z._-]+$/;
 // Linphone's option values are localisation keys, sound file names, flags and seconds.
 const OPTION_ALPHABET = /^[0-9A-Za-z._:\/+=-]+$/;
 
+/** Instance ids (+sip.instance, reg-id) and app ids are names, logged and listed: short and printable. */
+export const MAX_ID_LENGTH = 256;
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+
+/**
+ * Why a device's instance id (parse-push-params deviceInstance) may not key its record, or null. A Contact without
+ * +sip.instance and reg-id is keyed by its URI (`keyedByUri`), which may carry a long token: only its alphabet is
+ * checked (the cfg's PUSHER_MAX_CONTACT_BYTES bounds its length).
+ */
+export function instanceIdProblem(instance: string, keyedByUri: boolean): string | null {
+  if (!PRINTABLE_ASCII.test(instance)) return "instance id has characters outside printable ASCII";
+  if (!keyedByUri && instance.length > MAX_ID_LENGTH)
+    return "instance id is longer than " + MAX_ID_LENGTH + " characters";
+  return null;
+}
+
 function problemOf(what: string, value: string | undefined, alphabet: RegExp): string | null {
   if (value === undefined) return null;
   if (value === "") return what + " is empty";
@@ -39,6 +55,7 @@ export function pushBindingProblem(binding: PushBinding): string | null {
     tokenProblem(binding.provider, "token", binding.token),
     tokenProblem(binding.provider, "alert token", binding.alertToken),
     problemOf("app id", binding.appId, APP_ID_ALPHABET),
+    binding.appId.length > MAX_ID_LENGTH ? "app id is longer than " + MAX_ID_LENGTH + " characters" : null,
     problemOf("APNs topic (pn-param)", binding.apnsTopic, APP_ID_ALPHABET),
     problemOf("Firebase project id (pn-param)", binding.fcmProjectId, APP_ID_ALPHABET),
   ];

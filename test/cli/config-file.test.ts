@@ -37,7 +37,11 @@ describe("loadConfig", () => {
   it("throws PUSHER_ERR_CONFIG naming the file and the key", () => {
     writeFileSync(join(dir, "pusher.json"), JSON.stringify({ link: { port: 0 } }));
     expect(() => loadConfig(join(dir, "pusher.json"))).toThrow(
-      expect.objectContaining({ code: "PUSHER_ERR_CONFIG", key: "link.port", message: `${join(dir, "pusher.json")}: link.port: must be an integer from 1 to 65535` }),
+      expect.objectContaining({
+        code: "PUSHER_ERR_CONFIG",
+        key: "link.port",
+        message: `${join(dir, "pusher.json")}: link.port: must be an integer from 1 to 65535`,
+      }),
     );
   });
 });
@@ -54,7 +58,9 @@ describe("saveConfig", () => {
   it("refuses to write an invalid config and keeps the old file", () => {
     const path = join(dir, "pusher.json");
     writeFileSync(path, "{}\n");
-    expect(() => saveConfig(path, { sip: { listen: [] } })).toThrow(`${path} not changed: sip.listen: must be a non-empty list`);
+    expect(() => saveConfig(path, { sip: { listen: [] } })).toThrow(
+      `${path} not changed: sip.listen: must be a non-empty list`,
+    );
     expect(readFileSync(path, "utf8")).toBe("{}\n");
   });
 });

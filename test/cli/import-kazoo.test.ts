@@ -15,11 +15,31 @@ let encryptedPem: string;
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "pusher-import-test-"));
   cli = join(work, "cli.mjs");
-  await build({ entryPoints: ["src/cli/main.ts"], outfile: cli, bundle: true, platform: "node", format: "esm", logLevel: "warning" });
+  await build({
+    entryPoints: ["src/cli/main.ts"],
+    outfile: cli,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    logLevel: "warning",
+  });
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: work, stdio: "pipe" });
   // What Kazoo's add_apple_app stored: the certificate and its unencrypted RSA key, as one PEM string.
-  openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/UID=com.acme.phone/CN=Apple VoIP Services: com.acme.phone",
-    "-days", "30", "-keyout", "app.key", "-out", "app.crt");
+  openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/UID=com.acme.phone/CN=Apple VoIP Services: com.acme.phone",
+    "-days",
+    "30",
+    "-keyout",
+    "app.key",
+    "-out",
+    "app.crt",
+  );
   openssl("pkey", "-in", "app.key", "-aes256", "-passout", "pass:x", "-out", "app.enc.key");
   const read = (name: string) => readFileSync(join(work, name), "utf8");
   goodPem = read("app.crt") + read("app.key");
@@ -46,18 +66,33 @@ function kazooDocument(overrides: Record<string, unknown> = {}): Record<string, 
       "User-Agents": {
         AcmePhone: {
           regex: "^AcmePhone",
-          properties: { "Token-App": "app-id", "Token-Type": "pn-type", "Token-ID": "pn-tok", "Token-Public-Proxy": "Proxy-URI" },
+          properties: {
+            "Token-App": "app-id",
+            "Token-Type": "pn-type",
+            "Token-ID": "pn-tok",
+            "Token-Public-Proxy": "Proxy-URI",
+          },
         },
-        Legacy: { regex: "Linphone", properties: { "Token-App": "X-App", "Token-Type": "X-Type", "Token-ID": "X-Token" } },
+        Legacy: {
+          regex: "Linphone",
+          properties: { "Token-App": "X-App", "Token-Type": "X-Type", "Token-ID": "X-Token" },
+        },
       },
       // Kazoo writes the defaults it read back into "default".
       apple: { host: "api.push.apple.com", headers: {} },
     },
     "com.acme.phone.dev": {
-      apple: { certificate: goodPem, host: "api.development.push.apple.com", apns_topic: "com.acme.phone", enabled: true },
+      apple: {
+        certificate: goodPem,
+        host: "api.development.push.apple.com",
+        apns_topic: "com.acme.phone",
+        enabled: true,
+      },
     },
     "com.acme.retired": { apple: { certificate: goodPem, enabled: false } },
-    "com.acme.android": { firebase: { api_key: "AAAAbCdEfGh:APA91bHdXk3PrLq-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG", enabled: true } },
+    "com.acme.android": {
+      firebase: { api_key: "AAAAbCdEfGh:APA91bHdXk3PrLq-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG", enabled: true },
+    },
     ...overrides,
   };
 }
@@ -65,7 +100,11 @@ function kazooDocument(overrides: Record<string, unknown> = {}): Record<string, 
 function importDocument(document: unknown, ...extra: string[]) {
   const file = join(dir, "system_config-pusher.json");
   writeFileSync(file, JSON.stringify(document, null, 2));
-  const result = spawnSync(process.execPath, [cli, "--config", join(dir, "pusher.json"), "import-kazoo", file, ...extra], { encoding: "utf8" });
+  const result = spawnSync(
+    process.execPath,
+    [cli, "--config", join(dir, "pusher.json"), "import-kazoo", file, ...extra],
+    { encoding: "utf8" },
+  );
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -98,24 +137,38 @@ describe("pusher import-kazoo", () => {
     expect(result.stdout).toContain("imported apple app com.acme.phone.dev: host api.development.push.apple.com");
     expect(result.stdout).toMatch(/imported apple app com\.acme\.retired: .*disabled/);
     expect(result.stdout).toMatch(/skipped default\.User-Agents\.AcmePhone\.properties\.Token-Public-Proxy: /);
-    expect(result.stdout).toMatch(/skipped com\.acme\.android\.firebase\.api_key: .*legacy.*2024.*pusher apps add-firebase com\.acme\.android <service-account\.json>/);
+    expect(result.stdout).toMatch(
+      /skipped com\.acme\.android\.firebase\.api_key: .*legacy.*2024.*pusher apps add-firebase com\.acme\.android <service-account\.json>/,
+    );
     expect(result.stdout).toMatch(/4 imported, 2 skipped, 0 failed; .*pusher\.json updated/);
     expect(result.stdout + result.stderr).not.toContain("PRIVATE KEY");
     expect(result.stdout).not.toMatch(/_rev|pvt_/);
   });
 
   it("replaces a rule of the same name where it stands and keeps the rules and apps already there", () => {
-    writeFileSync(join(dir, "pusher.json"), JSON.stringify({
-      userAgents: [{ name: "First", regex: "^First" }, { name: "AcmePhone", regex: "^Old", strategy: "push-first" }],
-      timers: { pushWaitMs: 15000 },
-    }));
-    const result = importDocument({ default: { "User-Agents": { AcmePhone: { regex: "^AcmePhone" }, Zed: { regex: "^Zed" } } } });
+    writeFileSync(
+      join(dir, "pusher.json"),
+      JSON.stringify({
+        userAgents: [
+          { name: "First", regex: "^First" },
+          { name: "AcmePhone", regex: "^Old", strategy: "push-first" },
+        ],
+        timers: { pushWaitMs: 15000 },
+      }),
+    );
+    const result = importDocument({
+      default: { "User-Agents": { AcmePhone: { regex: "^AcmePhone" }, Zed: { regex: "^Zed" } } },
+    });
     expect(result.code, result.stderr).toBe(0);
     expect(configOnDisk()).toEqual({
-      userAgents: [{ name: "First", regex: "^First" }, { name: "AcmePhone", regex: "^AcmePhone", strategy: "push-first" }, { name: "Zed", regex: "^Zed" }],
+      userAgents: [
+        { name: "First", regex: "^First" },
+        { name: "AcmePhone", regex: "^AcmePhone", strategy: "push-first" },
+        { name: "Zed", regex: "^Zed" },
+      ],
       timers: { pushWaitMs: 15000 },
     });
-    expect(result.stdout).toContain("imported user agent rule AcmePhone \"^AcmePhone\" (replaced)");
+    expect(result.stdout).toContain('imported user agent rule AcmePhone "^AcmePhone" (replaced)');
   });
 
   it("prints what it would import and writes nothing with --dry-run", () => {
@@ -128,12 +181,16 @@ describe("pusher import-kazoo", () => {
   });
 
   it("imports the good items, reports an encrypted key and a regex Kamailio cannot run, and exits 1", () => {
-    const result = importDocument(kazooDocument({
-      "com.acme.locked": { apple: { certificate: encryptedPem } },
-      default: { "User-Agents": { Behind: { regex: "(?<=Acme)Phone" }, AcmePhone: { regex: "^AcmePhone" } } },
-    }));
+    const result = importDocument(
+      kazooDocument({
+        "com.acme.locked": { apple: { certificate: encryptedPem } },
+        default: { "User-Agents": { Behind: { regex: "(?<=Acme)Phone" }, AcmePhone: { regex: "^AcmePhone" } } },
+      }),
+    );
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^error com\.acme\.locked\.apple: com\.acme\.locked\.apple\.certificate: the private key is encrypted/m);
+    expect(result.stderr).toMatch(
+      /^error com\.acme\.locked\.apple: com\.acme\.locked\.apple\.certificate: the private key is encrypted/m,
+    );
     expect(result.stderr).toMatch(/^error default\.User-Agents\.Behind: userAgents\[0\]\.regex: uses lookbehind/m);
     expect(result.stderr).toMatch(/^pusher: 2 item\(s\) of .* could not be imported/m);
     const config = configOnDisk();
@@ -143,7 +200,10 @@ describe("pusher import-kazoo", () => {
   });
 
   it("exits 1 when the document holds nothing it can import (a legacy FCM key only)", () => {
-    const result = importDocument({ _id: "pusher", "com.acme.android": { firebase: { api_key: "AIzaSyA-0123456789abcdefghijklmnopqrstu" } } });
+    const result = importDocument({
+      _id: "pusher",
+      "com.acme.android": { firebase: { api_key: "AIzaSyA-0123456789abcdefghijklmnopqrstu" } },
+    });
     expect(result.code).toBe(1);
     expect(result.stdout).toContain("pusher apps add-firebase com.acme.android <service-account.json>");
     expect(result.stderr).toMatch(/^pusher: nothing to import from /m);
@@ -151,9 +211,15 @@ describe("pusher import-kazoo", () => {
   });
 
   it("refuses --dry-run with another command and a missing file argument as usage errors", () => {
-    const dryRunElsewhere = spawnSync(process.execPath, [cli, "--config", join(dir, "pusher.json"), "ua", "list", "--dry-run"], { encoding: "utf8" });
+    const dryRunElsewhere = spawnSync(
+      process.execPath,
+      [cli, "--config", join(dir, "pusher.json"), "ua", "list", "--dry-run"],
+      { encoding: "utf8" },
+    );
     expect(dryRunElsewhere.status).toBe(2);
-    const noFile = spawnSync(process.execPath, [cli, "--config", join(dir, "pusher.json"), "import-kazoo"], { encoding: "utf8" });
+    const noFile = spawnSync(process.execPath, [cli, "--config", join(dir, "pusher.json"), "import-kazoo"], {
+      encoding: "utf8",
+    });
     expect(noFile.status).toBe(2);
   });
 });

@@ -16,12 +16,34 @@ let otherKeyPem: string;
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "pusher-cli-test-"));
   cli = join(work, "cli.mjs");
-  await build({ entryPoints: ["src/cli/main.ts"], outfile: cli, bundle: true, platform: "node", format: "esm", logLevel: "warning" });
+  await build({
+    entryPoints: ["src/cli/main.ts"],
+    outfile: cli,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    logLevel: "warning",
+  });
 
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: work, stdio: "pipe" });
   for (const name of ["a", "b"]) {
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=test",
-      "-days", "2", "-keyout", `${name}.key`, "-out", `${name}.crt`);
+    openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/CN=test",
+      "-days",
+      "2",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.crt`,
+    );
   }
   openssl("pkey", "-in", "a.key", "-aes256", "-passout", "pass:x", "-out", "a.enc.key");
   const read = (name: string) => readFileSync(join(work, name), "utf8");
@@ -40,7 +62,9 @@ beforeEach(() => {
 });
 
 function pusher(...args: string[]) {
-  const result = spawnSync(process.execPath, [cli, "--config", join(dir, "pusher.json"), ...args], { encoding: "utf8" });
+  const result = spawnSync(process.execPath, [cli, "--config", join(dir, "pusher.json"), ...args], {
+    encoding: "utf8",
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -56,7 +80,9 @@ describe("pusher apps", () => {
     expect(result.stdout).not.toContain("PRIVATE KEY");
 
     const copy = join(dir, "credentials", "com.example.phone.apple.pem");
-    expect(configOnDisk()).toEqual({ apps: { "com.example.phone": { apple: { certificateFile: copy, host: "api.push.apple.com" } } } });
+    expect(configOnDisk()).toEqual({
+      apps: { "com.example.phone": { apple: { certificateFile: copy, host: "api.push.apple.com" } } },
+    });
     expect(readFileSync(copy, "utf8")).toBe(readFileSync(goodPem, "utf8"));
     expect(statSync(copy).mode & 0o777).toBe(0o600);
     expect(statSync(join(dir, "credentials")).mode & 0o777).toBe(0o700);
@@ -64,7 +90,9 @@ describe("pusher apps", () => {
   });
 
   it("keeps a custom host such as the sandbox or host:port", () => {
-    expect(pusher("apps", "add-apple", "com.example.phone.dev", goodPem, "api.development.push.apple.com").code).toBe(0);
+    expect(pusher("apps", "add-apple", "com.example.phone.dev", goodPem, "api.development.push.apple.com").code).toBe(
+      0,
+    );
     expect(pusher("apps", "add-apple", "com.example.test", goodPem, "127.0.0.1:2197").code).toBe(0);
     const apps = configOnDisk().apps;
     expect(apps["com.example.phone.dev"].apple.host).toBe("api.development.push.apple.com");
@@ -87,7 +115,10 @@ describe("pusher apps", () => {
 
   it("refuses a file that holds no PEM, and a key that does not belong to the certificate", () => {
     const garbage = join(dir, "garbage.pem");
-    writeFileSync(garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n");
+    writeFileSync(
+      garbage,
+      "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n",
+    );
     const unreadable = pusher("apps", "add-apple", "com.example.phone", garbage);
     expect(unreadable.code).toBe(1);
     expect(unreadable.stderr).toContain("the certificate cannot be read");
@@ -159,7 +190,9 @@ describe("pusher ua", () => {
     const before = readFileSync(join(dir, "pusher.json"), "utf8");
     const result = pusher("ua", "add", "Bad", "(unclosed");
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^pusher: .*pusher\.json not changed: userAgents\[1\]\.regex: is not a valid regular expression/);
+    expect(result.stderr).toMatch(
+      /^pusher: .*pusher\.json not changed: userAgents\[1\]\.regex: is not a valid regular expression/,
+    );
     expect(readFileSync(join(dir, "pusher.json"), "utf8")).toBe(before);
   });
 
@@ -192,7 +225,10 @@ describe("the config file", () => {
 
   it("uses PUSHER_CONFIG when --config is not given", () => {
     const path = join(dir, "from-env.json");
-    const result = spawnSync(process.execPath, [cli, "ua", "add", "A", "^A"], { encoding: "utf8", env: { ...process.env, PUSHER_CONFIG: path } });
+    const result = spawnSync(process.execPath, [cli, "ua", "add", "A", "^A"], {
+      encoding: "utf8",
+      env: { ...process.env, PUSHER_CONFIG: path },
+    });
     expect(result.status).toBe(0);
     expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({ userAgents: [{ name: "A", regex: "^A" }] });
   });
@@ -200,7 +236,13 @@ describe("the config file", () => {
 
 describe("the command line", () => {
   it("exits 2 on an unknown command, option or a wrong number of arguments", () => {
-    for (const args of [["frobnicate"], ["apps", "list", "--verbose"], ["ua", "add", "OnlyName"], ["apps", "add-apple"], []]) {
+    for (const args of [
+      ["frobnicate"],
+      ["apps", "list", "--verbose"],
+      ["ua", "add", "OnlyName"],
+      ["apps", "add-apple"],
+      [],
+    ]) {
       const result = pusher(...args);
       expect(result.code, args.join(" ")).toBe(2);
       expect(result.stderr).toMatch(/^pusher: .*\(see pusher help\)\n$/);
@@ -220,13 +262,17 @@ describe("the command line", () => {
     // The built CLI (it finds kamailio/pusher.cfg from dist/), with a PATH that has no kamailio.
     const config = join(dir, "pusher.json");
     writeFileSync(config, JSON.stringify({ sip: { auth: false }, stateDir: join(dir, "state") }));
-    const result = spawnSync(process.execPath, [join(import.meta.dirname, "..", "..", "dist", "cli.js"), "--config", config, "start"], {
-      encoding: "utf8",
-      env: { ...process.env, PATH: dir },
-      // It used to hang forever after "stopping" (SIGTERM is its own stop signal).
-      timeout: 10_000,
-      killSignal: "SIGKILL",
-    });
+    const result = spawnSync(
+      process.execPath,
+      [join(import.meta.dirname, "..", "..", "dist", "cli.js"), "--config", config, "start"],
+      {
+        encoding: "utf8",
+        env: { ...process.env, PATH: dir },
+        // It used to hang forever after "stopping" (SIGTERM is its own stop signal).
+        timeout: 10_000,
+        killSignal: "SIGKILL",
+      },
+    );
     expect(result.signal).toBeNull(); // exited by itself, not killed at the timeout
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/kamailio is not installed .*kamailio-extra-modules.*npm start/);

@@ -10,15 +10,30 @@ import { freePort } from "../support/free-port";
 import { kamailioMetricsText, kamailioStatsKeys } from "../../src/kamailio-stats";
 import { ROOT } from "../support/pusher-process";
 import { Phone } from "../support/topology";
-import { APP_ID, call, dropBindings, pushParams, registerAndAnswer, registerPhone, sharedCallId, startWakeFixture, waitForPushes, WakeFixture } from "../support/wake-fixture";
+import {
+  APP_ID,
+  call,
+  dropBindings,
+  pushParams,
+  registerAndAnswer,
+  registerPhone,
+  sharedCallId,
+  startWakeFixture,
+  waitForPushes,
+  WakeFixture,
+} from "../support/wake-fixture";
 
 let fixture: WakeFixture;
 
 function metrics(configPath = fixture.pusher.configPath): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "metrics"], (error, stdout, stderr) => {
-      resolve({ code: error ? 1 : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [join(ROOT, "dist", "cli.js"), "--config", configPath, "metrics"],
+      (error, stdout, stderr) => {
+        resolve({ code: error ? 1 : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -26,12 +41,14 @@ function metrics(configPath = fixture.pusher.configPath): Promise<{ code: number
 function scrapeHelper(): Promise<string> {
   const port = JSON.parse(readFileSync(fixture.pusher.configPath, "utf8")).metrics.port as number;
   return new Promise((resolve, reject) => {
-    http.get({ host: "127.0.0.1", port, path: "/metrics" }, (response) => {
-      let body = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk: string) => (body += chunk));
-      response.on("end", () => resolve(body));
-    }).on("error", reject);
+    http
+      .get({ host: "127.0.0.1", port, path: "/metrics" }, (response) => {
+        let body = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => (body += chunk));
+        response.on("end", () => resolve(body));
+      })
+      .on("error", reject);
   });
 }
 
@@ -108,13 +125,19 @@ describe("pusher metrics", () => {
     expect(sample(scraped, "pusher_calls_cancelled_total")).toBe(1);
     expect(sample(scraped, "pusher_wake_latency_seconds_count")).toBe(1);
     expect(sample(scraped, "pusher_kamailio_helper_connections")).toBe(1);
-    expect(sample(scraped, 'pusher_pushes_total{provider="apple",purpose="call",outcome="sent",code=""}')).toBeGreaterThanOrEqual(1);
+    expect(
+      sample(scraped, 'pusher_pushes_total{provider="apple",purpose="call",outcome="sent",code=""}'),
+    ).toBeGreaterThanOrEqual(1);
     // Every pusher_stats item reaches the helper's /metrics with the value Kamailio holds (the plugin answers the
     // helper's stats request from htable): the scrape carries Kamailio's whole text, item by item.
     const dump = fixture.pusher.rpc("htable.dump", "pusher_stats");
-    const items = new Map([...dump.matchAll(/name: (\S+)\s*\n\s*value: (\S+)/g)].map((match) => [match[1], Number(match[2])]));
+    const items = new Map(
+      [...dump.matchAll(/name: (\S+)\s*\n\s*value: (\S+)/g)].map((match) => [match[1], Number(match[2])]),
+    );
     expect(kamailioStatsKeys().filter((key) => (items.get(key) ?? 0) > 0).length).toBeGreaterThan(5);
-    const kamailioSide = kamailioMetricsText((key) => items.get(key) ?? 0, 1).split("\n").filter((line) => line !== "");
+    const kamailioSide = kamailioMetricsText((key) => items.get(key) ?? 0, 1)
+      .split("\n")
+      .filter((line) => line !== "");
     expect(kamailioSide.filter((line) => !scraped.split("\n").includes(line))).toEqual([]);
     // `pusher metrics` prints each family once when the helper already has Kamailio's side.
     const printed = (await metrics()).stdout;

@@ -25,13 +25,27 @@ const TEAM_ID = "TEAM765432";
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "pusher-cli-providers-"));
   cli = join(work, "cli.mjs");
-  await build({ entryPoints: ["src/cli/main.ts"], outfile: cli, bundle: true, platform: "node", format: "esm", logLevel: "warning" });
+  await build({
+    entryPoints: ["src/cli/main.ts"],
+    outfile: cli,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    logLevel: "warning",
+  });
   const apple = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
   p8 = join(work, `AuthKey_${KEY_ID}.p8`);
   writeFileSync(p8, apple.privateKey.export({ type: "pkcs8", format: "pem" }));
   vapidPem = join(work, "vapid.pem");
-  writeFileSync(vapidPem, generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ type: "pkcs8", format: "pem" }));
-  apns = await MockApns.start({ caDir: testCaDir(), auth: "token", signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey: apple.publicKey }] });
+  writeFileSync(
+    vapidPem,
+    generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ type: "pkcs8", format: "pem" }),
+  );
+  apns = await MockApns.start({
+    caDir: testCaDir(),
+    auth: "token",
+    signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey: apple.publicKey }],
+  });
   fcm = await MockFcm.start({ caDir: testCaDir() });
   webpush = await MockWebPush.start({ caDir: testCaDir() });
 }, 30_000);
@@ -60,39 +74,84 @@ const config = () => JSON.parse(readFileSync(join(dir, "pusher.json"), "utf8"));
 
 describe("pusher apps add-apple-token", () => {
   it("copies the .p8 to credentials/ (0600) and stores key id, team id and host", async () => {
-    const result = await pusher("apps", "add-apple-token", "com.example.phone", "--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID, "--host", apns.host);
+    const result = await pusher(
+      "apps",
+      "add-apple-token",
+      "com.example.phone",
+      "--key-file",
+      p8,
+      "--key-id",
+      KEY_ID,
+      "--team-id",
+      TEAM_ID,
+      "--host",
+      apns.host,
+    );
     expect(result.code, result.stderr).toBe(0);
     const copy = join(dir, "credentials", "com.example.phone.apple.p8");
-    expect(config().apps["com.example.phone"].apple).toEqual({ keyFile: copy, keyId: KEY_ID, teamId: TEAM_ID, host: apns.host });
+    expect(config().apps["com.example.phone"].apple).toEqual({
+      keyFile: copy,
+      keyId: KEY_ID,
+      teamId: TEAM_ID,
+      host: apns.host,
+    });
     expect(statSync(copy).mode & 0o777).toBe(0o600);
     expect(result.stdout).not.toContain("PRIVATE KEY");
   });
 
   it("refuses a key id that is not Apple's 10 characters, and a key that is not EC P-256", async () => {
-    const badId = await pusher("apps", "add-apple-token", "com.example.phone", "--key-file", p8, "--key-id", "short", "--team-id", TEAM_ID);
+    const badId = await pusher(
+      "apps",
+      "add-apple-token",
+      "com.example.phone",
+      "--key-file",
+      p8,
+      "--key-id",
+      "short",
+      "--team-id",
+      TEAM_ID,
+    );
     expect(badId.code).toBe(1);
     expect(badId.stderr).toContain("--key-id");
     const rsa = join(work, "rsa.pem");
-    writeFileSync(rsa, generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }));
-    const badKey = await pusher("apps", "add-apple-token", "com.example.phone", "--key-file", rsa, "--key-id", KEY_ID, "--team-id", TEAM_ID);
+    writeFileSync(
+      rsa,
+      generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }),
+    );
+    const badKey = await pusher(
+      "apps",
+      "add-apple-token",
+      "com.example.phone",
+      "--key-file",
+      rsa,
+      "--key-id",
+      KEY_ID,
+      "--team-id",
+      TEAM_ID,
+    );
     expect(badKey.code).toBe(1);
     expect(badKey.stderr).toContain("EC P-256");
   });
 });
 
 describe("pusher apps add-firebase", () => {
-  it("copies the service account JSON and stores its path and host", async () => {
+  it("copies the service account JSON and stores its path, host and project (the only one bindings may name)", async () => {
     const account = fcm.createServiceAccount(work, "cli-project");
     const result = await pusher("apps", "add-firebase", "com.example.android", account, "--host", fcm.host);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain("cli-project");
     const copy = join(dir, "credentials", "com.example.android.firebase.json");
-    expect(config().apps["com.example.android"].firebase).toEqual({ serviceAccountFile: copy, host: fcm.host });
+    expect(config().apps["com.example.android"].firebase).toEqual({
+      serviceAccountFile: copy,
+      host: fcm.host,
+      projectIds: ["cli-project"],
+    });
     expect(statSync(copy).mode & 0o777).toBe(0o600);
   });
 
   it("answers a legacy server key with the message that the legacy API is shut down", async () => {
-    const legacyKey = "AAAAb1234567:APA91bHPRgkF3JUikC4ENAHEeMrd41Zxv3hVZjC9KtT8OvPVGJ-hQMRKRrZuJAEcl7B338qju59zJMjw2DELjzEvxwYv7hH5Ynpc1OD";
+    const legacyKey =
+      "AAAAb1234567:APA91bHPRgkF3JUikC4ENAHEeMrd41Zxv3hVZjC9KtT8OvPVGJ-hQMRKRrZuJAEcl7B338qju59zJMjw2DELjzEvxwYv7hH5Ynpc1OD";
     const asArgument = await pusher("apps", "add-firebase", "com.example.android", legacyKey);
     const file = join(work, "server-key.txt");
     writeFileSync(file, legacyKey + "\n");
@@ -106,16 +165,35 @@ describe("pusher apps add-firebase", () => {
 
 describe("pusher apps add-webpush", () => {
   it("stores the VAPID key copy, subject and public key, and prints the public key", async () => {
-    const result = await pusher("apps", "add-webpush", "web.example.com", "--vapid-key", vapidPem, "--subject", "mailto:ops@example.com");
+    const result = await pusher(
+      "apps",
+      "add-webpush",
+      "web.example.com",
+      "--vapid-key",
+      vapidPem,
+      "--subject",
+      "mailto:ops@example.com",
+    );
     expect(result.code, result.stderr).toBe(0);
     const app = config().apps["web.example.com"].webpush;
-    expect(app).toMatchObject({ vapidKeyFile: join(dir, "credentials", "web.example.com.webpush.pem"), subject: "mailto:ops@example.com" });
+    expect(app).toMatchObject({
+      vapidKeyFile: join(dir, "credentials", "web.example.com.webpush.pem"),
+      subject: "mailto:ops@example.com",
+    });
     expect(app.publicKey).toMatch(/^[A-Za-z0-9_-]{87}$/);
     expect(result.stdout).toContain(app.publicKey);
   });
 
   it("refuses a subject that is neither mailto: nor https:, naming the key", async () => {
-    const result = await pusher("apps", "add-webpush", "web.example.com", "--vapid-key", vapidPem, "--subject", "ops@example.com");
+    const result = await pusher(
+      "apps",
+      "add-webpush",
+      "web.example.com",
+      "--vapid-key",
+      vapidPem,
+      "--subject",
+      "ops@example.com",
+    );
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("webpush.subject");
   });
@@ -123,7 +201,19 @@ describe("pusher apps add-webpush", () => {
 
 describe("pusher apps enable|disable", () => {
   it("disables an app (it keeps its credentials), and test-push then refuses it with PUSHER_ERR_APP_DISABLED", async () => {
-    await pusher("apps", "add-apple-token", "com.example.off", "--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID, "--host", apns.host);
+    await pusher(
+      "apps",
+      "add-apple-token",
+      "com.example.off",
+      "--key-file",
+      p8,
+      "--key-id",
+      KEY_ID,
+      "--team-id",
+      TEAM_ID,
+      "--host",
+      apns.host,
+    );
     const disabled = await pusher("apps", "disable", "com.example.off");
     expect(disabled.code, disabled.stderr).toBe(0);
     expect(config().apps["com.example.off"].enabled).toBe(false);
@@ -139,7 +229,19 @@ describe("pusher apps enable|disable", () => {
 
 describe("pusher test-push", () => {
   it("exits 0 and prints the provider's answer when APNs accepts the push", async () => {
-    await pusher("apps", "add-apple-token", "com.example.phone", "--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID, "--host", apns.host);
+    await pusher(
+      "apps",
+      "add-apple-token",
+      "com.example.phone",
+      "--key-file",
+      p8,
+      "--key-id",
+      KEY_ID,
+      "--team-id",
+      TEAM_ID,
+      "--host",
+      apns.host,
+    );
     // A PushKit token APNs issued to the app's phone (production).
     const token = apns.addDevice("ab".repeat(32), { bundle: "com.example.phone", kind: "voip" });
     const result = await pusher("test-push", "com.example.phone", token);
@@ -149,7 +251,19 @@ describe("pusher test-push", () => {
   });
 
   it("exits non-zero with the provider's reason when the token is unregistered", async () => {
-    await pusher("apps", "add-apple-token", "com.example.phone", "--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID, "--host", apns.host);
+    await pusher(
+      "apps",
+      "add-apple-token",
+      "com.example.phone",
+      "--key-file",
+      p8,
+      "--key-id",
+      KEY_ID,
+      "--team-id",
+      TEAM_ID,
+      "--host",
+      apns.host,
+    );
     const token = "cd".repeat(32);
     apns.replyFor(token, { status: 410, reason: "Unregistered" });
     const result = await pusher("test-push", "com.example.phone", token, "--type", "apple");
@@ -159,8 +273,25 @@ describe("pusher test-push", () => {
   });
 
   it("sends through FCM and Web Push, and needs --type when the app has several providers", async () => {
-    await pusher("apps", "add-firebase", "multi.app", fcm.createServiceAccount(work, "multi-project"), "--host", fcm.host);
-    await pusher("apps", "add-webpush", "multi.app", "--vapid-key", vapidPem, "--subject", "https://example.com/contact", "--endpoint-hosts", "127.0.0.1");
+    await pusher(
+      "apps",
+      "add-firebase",
+      "multi.app",
+      fcm.createServiceAccount(work, "multi-project"),
+      "--host",
+      fcm.host,
+    );
+    await pusher(
+      "apps",
+      "add-webpush",
+      "multi.app",
+      "--vapid-key",
+      vapidPem,
+      "--subject",
+      "https://example.com/contact",
+      "--endpoint-hosts",
+      new URL(webpush.origin).host,
+    );
     expect((await pusher("test-push", "multi.app", "tok")).code).toBe(2);
 
     const fcmToken = "fcm-token-for-cli-test";

@@ -7,7 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeAppCertificate } from "../support/make-app-certificate";
 import { ROOT, TEST_CA_DIR } from "../support/pusher-process";
 import { Phone } from "../support/topology";
-import { APP_ID, call, dropBindings, pushParams, registerAndAnswer, registerPhone, sharedCallId, startWakeFixture, waitForPushes, WakeFixture } from "../support/wake-fixture";
+import {
+  APP_ID,
+  call,
+  dropBindings,
+  pushParams,
+  registerAndAnswer,
+  registerPhone,
+  sharedCallId,
+  startWakeFixture,
+  waitForPushes,
+  WakeFixture,
+} from "../support/wake-fixture";
 
 const NEW_APP_ID = "com.app.second";
 const NEW_USER_AGENT = "OtherApp Android 3.1";
@@ -16,9 +27,13 @@ let fixture: WakeFixture;
 
 function pusherCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", fixture.pusher.configPath, ...args], (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [join(ROOT, "dist", "cli.js"), "--config", fixture.pusher.configPath, ...args],
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -85,7 +100,9 @@ describe("pusher reload", () => {
     const [push] = apns.requestsFor(otherToken);
     expect(push.headers["apns-topic"]).toBe(`${NEW_APP_ID}.voip`);
     expect(push.status).toBe(200);
-    expect(pusher.output()).toMatch(new RegExp(`push call-id=\\S+ app="${NEW_APP_ID.replace(/\./g, "\\.")}" provider=apple token=\\S+ outcome=sent`));
+    expect(pusher.output()).toMatch(
+      new RegExp(`push call-id=\\S+ app="${NEW_APP_ID.replace(/\./g, "\\.")}" provider=apple token=\\S+ outcome=sent`),
+    );
   });
 
   it("refuses a broken config with exit 1 naming the key, and the running config keeps working", async () => {
@@ -144,7 +161,9 @@ describe("pusher reload", () => {
     writeFileSync(runtimePath, JSON.stringify(broken));
     const pid = Number(readFileSync(join(pusher.dir, "state", "helper.pid"), "utf8"));
     process.kill(pid, "SIGHUP");
-    await pusher.waitFor(/config reload refused, the running config stays: PUSHER_ERR_CONFIG \S+: apps\.com\.app\.mymobileapp\.apple/);
+    await pusher.waitFor(
+      /config reload refused, the running config stays: PUSHER_ERR_CONFIG \S+: apps\.com\.app\.mymobileapp\.apple/,
+    );
     writeFileSync(runtimePath, good);
 
     const phone = await Phone.create();
@@ -163,7 +182,9 @@ describe("pusher reload", () => {
     const good = runtimeConfig();
     // What `pusher reload` does after writing the file: each Kamailio process reads it at its next request.
     const nextGeneration = () => {
-      const generation = Number(/value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_state", "config_generation"))![1]);
+      const generation = Number(
+        /value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_state", "config_generation"))![1],
+      );
       pusher.rpc("htable.seti", "pusher_state", "config_generation", String(generation + 1));
     };
     const registerNewPhone = async () => {
@@ -177,7 +198,10 @@ describe("pusher reload", () => {
       writeFileSync(runtimePath, JSON.stringify(broken));
       nextGeneration();
       await registerNewPhone();
-      await pusher.waitFor(/pusher: config file \S+pusher\.runtime\.json refused: timers\.pushWaitMs: must be an integer from 1000 to 600000/, 3000);
+      await pusher.waitFor(
+        /pusher: config file \S+pusher\.runtime\.json refused: timers\.pushWaitMs: must be an integer from 1000 to 600000/,
+        3000,
+      );
 
       rmSync(runtimePath);
       nextGeneration();

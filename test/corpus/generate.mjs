@@ -176,11 +176,13 @@ add("fresh-duplicate-same", registerOf("fresh_dup", [contact("fresh_dup", `;app-
 // REGISTER with 20 contacts of its own AOR.
 add("victim-many-contact-headers", registerOf("victim", Array.from({ length: 40 }, (_, i) => `Contact: <${contactUri("victim", `@@VICTIM_ADDRESS@@:${10000 + i}`)}>;app-id=${APP_ID};pn-type=apple;pn-tok=bad_${i}`)), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged" });
 add("victim-many-contacts-one-header", registerOf("victim", ["Contact: " + Array.from({ length: 90 }, (_, i) => `<${contactUri("victim", `@@VICTIM_ADDRESS@@:${20000 + i}`)}>;app-id=${APP_ID};pn-type=apple;pn-tok=bad-${i}`).join(", ")]), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged" });
+// The plugin reads the push params of the first 16 contacts of a REGISTER, and an AOR keeps devices.maxPerAor (10)
+// devices, a new one replacing the one registered longest ago: the last 10 of the first 16 stay.
 add("fresh-twenty-contacts", registerOf("fresh_many", ["Contact: " + Array.from({ length: 20 }, (_, i) => `<${contactUri("fresh_many", `@@ADDRESS@@:${30000 + i}`)}>;app-id=${APP_ID};pn-type=apple;pn-tok=${(0xd000 + i).toString(16)}${"0".repeat(28)}`).join(", ")]), {
   method: "REGISTER",
   aor: aorOf("fresh_many"),
   expect: "stores",
-  tokens: Array.from({ length: 20 }, (_, i) => `${(0xd000 + i).toString(16)}${"0".repeat(28)}`),
+  tokens: Array.from({ length: 10 }, (_, i) => `${(0xd000 + 6 + i).toString(16)}${"0".repeat(28)}`),
 });
 
 // 7. `Contact: *` with params or with a non-zero Expires: invalid (RFC 3261 §10.2.2), must remove nothing.
@@ -207,6 +209,10 @@ for (const provider of ["unknown", "apns2", "FCM.evil", "webpush%00", "\xff"]) {
 add("victim-from-other-to-victim-no-ua", registerOf("victim", [contact("victim", `;app-id=${APP_ID};pn-type=apple;pn-tok=${"9a".repeat(16)}`)], { userAgent: "Evil/1.0" }), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged" });
 add("victim-to-with-quote-user", registerOf("victim'--", [contact("victim'--", `;app-id=${APP_ID};pn-type=apple;pn-tok=${"9b".repeat(16)}`)]), { method: "REGISTER", aor: aorOf("victim'--"), expect: "maybe", tokens: ["9b".repeat(16)] });
 add("fresh-sql-quote-user", registerOf("o'neil", [contact("o'neil", `;app-id=${APP_ID};pn-type=apple;pn-tok=${"9c".repeat(16)}`)]), { method: "REGISTER", aor: aorOf("o'neil"), expect: "stores", tokens: ["9c".repeat(16)] });
+
+// Headers longer than the plugin reads (knobs PUSHER_MAX_CONTACT_BYTES 8192, PUSHER_MAX_HEADER_BYTES 1024): cfg
+// answers 400 before any JavaScript runs (sections 12 and 13 below, and the 8 KB caller names here).
+const TOO_LONG = { status: 400, reason: "Header Too Long" };
 
 // ---- INVITEs to `sleeper`: hostile caller ids; the push must carry exactly what was sent. ----
 // Names as the plugin must read them: a quoted display name is unquoted and unescaped (RFC 3261 quoted-pair).
@@ -258,7 +264,9 @@ for (const [name, quoted] of Object.entries(names)) {
     else lines.push(`From: "Decoy" <sip:${aorOf("15550000000")}>;tag=corpus${counter + 1}`, `${header}: "${quoted}" <sip:${aorOf("15551230001")}>${header === "Remote-Party-ID" ? ";party=calling;screen=yes" : ""}`);
     // Not UTF-8: once made the plugin throw in Duktape (see hostile-input.test.ts); still marked to test it apart.
     const bug = caller.name === null ? { knownBug: "non-utf8" } : {};
-    add(`invite-${header.toLowerCase()}-${name}`, inviteOf(callId, lines), { method: "INVITE", aor: aorOf("sleeper"), callId, push: true, caller, ...bug });
+    // Longer than PUSHER_MAX_HEADER_BYTES: answered 400 before the plugin runs, never pushed.
+    const verdict = Buffer.byteLength(lines[lines.length - 1], "latin1") > 1024 ? { push: false, ...TOO_LONG } : { push: true, caller, ...bug };
+    add(`invite-${header.toLowerCase()}-${name}`, inviteOf(callId, lines), { method: "INVITE", aor: aorOf("sleeper"), callId, ...verdict });
   }
 }
 // Hostile Call-IDs: the push's call-id must be exactly the Call-ID.
@@ -297,6 +305,30 @@ for (const [name, headers] of Object.entries(brokenInvites)) {
     push: false,
     ...(name === "from-no-tag-bad-uri" ? {} : { unanswered: UNPARSABLE }),
   });
+}
+
+// ---- Added after the INVITEs, so that the files above keep their numbers. ----
+// 12. Instance ids key records and are logged: longer than 256 characters or not printable ASCII (decoded from
+// %0D%0A, or raw ESC), the binding is refused. A User-Agent no rule matches is logged: raw ESC there.
+const FORGED = "%0D%0A 0(999) INFO: <script>: pusher: FORGED-LOG-LINE";
+for (const [name, instance] of Object.entries({ "crlf-encoded": `urn:uuid:1${FORGED}`, esc: "urn:uuid:\x1b[31m", long: `urn:${"a".repeat(300)}` })) {
+  add(`victim-instance-${name}`, registerOf("victim", [contact("victim", `;+sip.instance="<${instance}>";app-id=${APP_ID};pn-type=apple;pn-tok=${"ab".repeat(16)}`)]), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged" });
+}
+add("victim-user-agent-esc", registerOf("victim", [contact("victim", `;app-id=${APP_ID};pn-type=apple;pn-tok=${"ab".repeat(16)}`)], { userAgent: "Hostile/1.0 \x1b[2J\x1b[31mFORGED-TERMINAL" }), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged" });
+add("victim-app-id-forged-log-line", registerOf("victim", [contact("victim", `;app-id=${paramValue(`x${FORGED}`)};pn-type=apple;pn-tok=${"ac".repeat(16)}`)]), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged" });
+
+// 13. Headers longer than the plugin reads (knobs PUSHER_MAX_CONTACT_BYTES 8192, PUSHER_MAX_HEADER_BYTES 1024): cfg
+// answers 400 before any JavaScript runs, so nothing changes, even for valid push params.
+add("victim-contact-over-8k", registerOf("victim", [contact("victim", `;app-id=${APP_ID};pn-type=apple;pn-tok=${"ad".repeat(16)};x-pad=${"p".repeat(8200)}`)]), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged", ...TOO_LONG });
+add("victim-contacts-over-8k", registerOf("victim", Array.from({ length: 12 }, (_, i) => contact("victim", `;app-id=${APP_ID};pn-type=apple;pn-tok=${"ae".repeat(16)};x-pad${i}=${"p".repeat(700)}`))), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged", ...TOO_LONG });
+add("victim-user-agent-over-1k", registerOf("victim", [contact("victim", `;app-id=${APP_ID};pn-type=apple;pn-tok=${"af".repeat(16)}`)], { userAgent: `${UA} ${"u".repeat(1100)}` }), { method: "REGISTER", aor: aorOf("victim"), expect: "unchanged", ...TOO_LONG });
+
+// A 54 KB P-Asserted-Identity (one datagram: Kamailio's TCP read buffer takes less) of bytes that are not UTF-8
+// (each a U+FFFD to decode) and many ;params: once seconds of Duktape in a SIP worker, now a 400 before the plugin.
+{
+  const callId = `corpus-invite-${counter + 1}@hostile`;
+  const pai = `P-Asserted-Identity: "${"\xff\xfe".repeat(13000)}" <sip:${aorOf("15551230004")}>${";x=1".repeat(7000)}`;
+  add("invite-p-asserted-identity-54k-non-utf8", inviteOf(callId, [`From: "Caller" <sip:${aorOf("15551230004")}>;tag=corpus${counter + 1}`, pai]), { method: "INVITE", aor: aorOf("sleeper"), callId, push: false, ...TOO_LONG });
 }
 
 rmSync(OUT, { recursive: true, force: true });

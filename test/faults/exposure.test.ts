@@ -30,7 +30,10 @@ const phones: SipClient[] = [];
 const cliOutput: string[] = [];
 
 function cli(configPath: string, ...args: string[]): string {
-  const out = execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const out = execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   cliOutput.push(out);
   return out;
 }
@@ -47,7 +50,10 @@ afterAll(async () => {
 });
 
 it("listens on loopback only: SIP, evapi and the metrics endpoint", async () => {
-  const pids = new Set([pusherStartPid(fixture.pusher), ...descendants(pusherStartPid(fixture.pusher)).map((process) => process.pid)]);
+  const pids = new Set([
+    pusherStartPid(fixture.pusher),
+    ...descendants(pusherStartPid(fixture.pusher)).map((process) => process.pid),
+  ]);
   const sockets = execFileSync("ss", ["-ltnuHp"], { encoding: "utf8" })
     .split("\n")
     .filter((line) => [...line.matchAll(/pid=(\d+)/g)].some((match) => pids.has(Number(match[1]))))
@@ -68,21 +74,42 @@ it("writes config, credentials, users and state files with mode 0600 in 0700 fol
   const mode = (file: string) => (statSync(file).mode & 0o777).toString(8);
   const credentials = readdirSync(join(dir, "credentials")).map((file) => join(dir, "credentials", file));
   const state = join(dir, "pusher-state");
-  const files = [config, ...credentials, ...readdirSync(state).filter((file) => !file.endsWith(".ctl")).map((file) => join(state, file))];
+  const files = [
+    config,
+    ...credentials,
+    ...readdirSync(state)
+      .filter((file) => !file.endsWith(".ctl"))
+      .map((file) => join(state, file)),
+  ];
   expect(credentials.length).toBeGreaterThan(0);
-  expect(Object.fromEntries(files.map((file) => [file.slice(dir.length + 1), mode(file)]))).toEqual(Object.fromEntries(files.map((file) => [file.slice(dir.length + 1), "600"])));
+  expect(Object.fromEntries(files.map((file) => [file.slice(dir.length + 1), mode(file)]))).toEqual(
+    Object.fromEntries(files.map((file) => [file.slice(dir.length + 1), "600"])),
+  );
   expect(mode(join(dir, "credentials"))).toBe("700");
-  expect(readFileSync(join(state, readdirSync(state).find((file) => file.startsWith("users"))!)).includes(PASSWORD)).toBe(false);
-  // pusher start's own state: runtime config and the device records (they hold tokens).
+  expect(
+    readFileSync(join(state, readdirSync(state).find((file) => file.startsWith("users"))!)).includes(PASSWORD),
+  ).toBe(false);
+  // pusher start's own state: runtime config, the link secret, and the device records with sqlite's WAL files
+  // (they hold whole tokens).
   const runtimeState = join(fixture.pusher.dir, "state");
   expect(mode(runtimeState)).toBe("700");
-  expect(mode(join(runtimeState, "pusher.runtime.json"))).toBe("600");
+  const stateFiles = [
+    "pusher.runtime.json",
+    "link.secret",
+    "devices.sqlite",
+    "devices.sqlite-wal",
+    "devices.sqlite-shm",
+  ];
+  expect(stateFiles.map((file) => `${file} ${mode(join(runtimeState, file))}`)).toEqual(
+    stateFiles.map((file) => `${file} 600`),
+  );
 });
 
 it("never prints a full token, password or private key", async () => {
   const { apns, pusher } = fixture;
   // Tokens APNs issued (PushKit), so only the dead one's 410 removes a record.
-  for (const token of [TOKENS.kazoo, TOKENS.rfc8599, TOKENS.cancelled]) apns.addDevice(token, { bundle: APP_ID, kind: "voip" });
+  for (const token of [TOKENS.kazoo, TOKENS.rfc8599, TOKENS.cancelled])
+    apns.addDevice(token, { bundle: APP_ID, kind: "voip" });
   apns.replyFor(TOKENS.dead, { status: 410, reason: "Unregistered" });
   for (const [user, params] of [
     ["expo_kazoo", pushParams(TOKENS.kazoo)],
@@ -116,7 +143,9 @@ it("never prints a full token, password or private key", async () => {
   cli(pusher.configPath, "apps", "list");
 
   const everything = pusher.output() + cliOutput.join("\n");
-  const key = readFileSync(join(TEST_CA_DIR, "apple-app.pem"), "utf8").split("\n").filter((line) => /^[A-Za-z0-9+/=]{40,}$/.test(line));
+  const key = readFileSync(join(TEST_CA_DIR, "apple-app.pem"), "utf8")
+    .split("\n")
+    .filter((line) => /^[A-Za-z0-9+/=]{40,}$/.test(line));
   expect(key.length).toBeGreaterThan(0);
   const found = [...Object.values(TOKENS), PASSWORD, ...key].filter((secret) => everything.includes(secret));
   expect(found).toEqual([]);

@@ -60,5 +60,7 @@ it("answers every call to a sleeping phone within t2 and logs one clear error, n
   expect(errors).toHaveLength(1);
   expect(errors[0]).toMatch(/start pusher-helper/);
   expect(callItems(services.rpc)).toEqual([]); // answered, never held: nothing kept
-  console.log(`[faults] helper never started: ${CALLS}/${CALLS} calls got 480 within ${Math.max(...lateness)} ms, ${errors.length} error line`);
+  console.log(
+    `[faults] helper never started: ${CALLS}/${CALLS} calls got 480 within ${Math.max(...lateness)} ms, ${errors.length} error line`,
+  );
 });

@@ -48,11 +48,17 @@ it("answers all 100 held callers by t2 + 1 s when the helper is killed, and the 
   expect(finals.filter((answer) => answer?.status === 480)).toHaveLength(CALLS);
   expect(calls.filter((call) => call.finals().length === 1)).toHaveLength(CALLS);
   expect(Math.max(...lateness)).toBeLessThanOrEqual(T2_MS + 1000);
-  console.log(`[faults] helper killed: ${CALLS}/${CALLS} callers got 480, last ${Math.max(...lateness)} ms after its INVITE (t2 ${T2_MS} ms)`);
+  console.log(
+    `[faults] helper killed: ${CALLS}/${CALLS} callers got 480, last ${Math.max(...lateness)} ms after its INVITE (t2 ${T2_MS} ms)`,
+  );
 
   // pusher start restarts the helper after 1 s; the new one connects without help.
   await pusher.waitFor(/helper exited \(SIGKILL\)/);
-  await waitUntil(() => (pusher.output().match(/pusher: helper connected/g) ?? []).length === 2, 10000, "the restarted helper's hello");
+  await waitUntil(
+    () => (pusher.output().match(/pusher: helper connected/g) ?? []).length === 2,
+    10000,
+    "the restarted helper's hello",
+  );
   expect(helperPid(pusher)).not.toBe(killedPid);
   const next = client.send(invite(client, `helpercrash_${CALLS}`, DOMAIN));
   await waitForPushes(apns, tokenOf(CALLS), 1, 5000, pusher);

@@ -46,13 +46,28 @@ it("keeps 1000 device records through kill -9 and the helper reconnects by itsel
   expect(run.code, run.output.slice(-2000)).toBe(0);
   const helperPid = services.helper!.pid;
   await services.killKamailio();
-  await waitUntil(() => /link: connection to Kamailio closed/.test(services.helperOutput()), 5000, "the helper to see the link drop");
+  await waitUntil(
+    () => /link: connection to Kamailio closed/.test(services.helperOutput()),
+    5000,
+    "the helper to see the link drop",
+  );
 
   const restartedAtMs = Date.now();
   await services.startKamailio();
-  await waitUntil(() => new RegExp(`device records loaded from the database: ${PHONES} devices of ${PHONES} AORs`).test(services.kamailioOutput()), 10000, "the records to load");
+  await waitUntil(
+    () =>
+      new RegExp(`device records loaded from the database: ${PHONES} devices of ${PHONES} AORs`).test(
+        services.kamailioOutput(),
+      ),
+    10000,
+    "the records to load",
+  );
   // The first run's "helper connected" is still in the output: wait for the helper's second connect.
-  await waitUntil(() => (services.helperOutput().match(/link: connected to Kamailio/g) || []).length >= 2, 10000, "the helper to reconnect");
+  await waitUntil(
+    () => (services.helperOutput().match(/link: connected to Kamailio/g) || []).length >= 2,
+    10000,
+    "the helper to reconnect",
+  );
   const reconnectMs = Date.now() - restartedAtMs;
   expect(services.helper!.pid).toBe(helperPid);
   expect(services.helper!.exitCode).toBeNull();
@@ -65,5 +80,7 @@ it("keeps 1000 device records through kill -9 and the helper reconnects by itsel
   await waitForPushes(apns, tokenOf(777), 1, 5000);
   expect(apns.requests.map((request) => `${request.token} ${request.status}`)).toEqual([`${tokenOf(777)} 200`]);
   expect((await call.final)?.status).toBe(480);
-  console.log(`[faults] kamailio killed after ${PHONES} REGISTERs: ${PHONES}/${PHONES} records back, helper reconnected ${reconnectMs} ms after the restart began`);
+  console.log(
+    `[faults] kamailio killed after ${PHONES} REGISTERs: ${PHONES}/${PHONES} records back, helper reconnected ${reconnectMs} ms after the restart began`,
+  );
 }, 120000);

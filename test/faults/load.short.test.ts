@@ -18,7 +18,15 @@ const fixture = useLoadFixture(OPTIONS);
 
 it("gives 100 held calls exactly one final answer each under 300 REGISTER/s, and shared memory returns to its baseline", async () => {
   const figures = await runLoad(fixture(), OPTIONS);
-  if (!fixture().apns.requests.length) console.log(fixture().pusher.output().split("\n").filter((line) => /helper\]|ERROR|WARN|push failed/.test(line)).slice(0, 15).join("\n"));
+  if (!fixture().apns.requests.length)
+    console.log(
+      fixture()
+        .pusher.output()
+        .split("\n")
+        .filter((line) => /helper\]|ERROR|WARN|push failed/.test(line))
+        .slice(0, 15)
+        .join("\n"),
+    );
   console.log(describeLoad("load (short)", figures, OPTIONS));
   expectLoadSurvived(figures, OPTIONS, fixture());
   expect(figures.peakHeld).toBe(OPTIONS.calls);

@@ -33,7 +33,9 @@ beforeAll(async () => {
     userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
     apps: {
       [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(TEST_CA_DIR, "apple-app.pem") }) },
-      [ANDROID_APP]: { firebase: { serviceAccountFile: fcm.createServiceAccount(work, "faults-project"), host: fcm.host } },
+      [ANDROID_APP]: {
+        firebase: { serviceAccountFile: fcm.createServiceAccount(work, "faults-project"), host: fcm.host },
+      },
     },
     // push-first: a registered phone is pushed and its call held until t2 unless it registers again.
     calls: { strategy: "push-first" },
@@ -94,7 +96,9 @@ it("ends a call at t2 while APNs stalls, and serves an FCM app's call meanwhile"
   expect(fcmFinal!.atMs).toBeGreaterThan(fcm.requestsFor(fcmToken)[0].receivedAtMs);
   // One APNs request: its timeout is the ring window, so nothing is left to retry in.
   expect(apns.requestsFor(appleToken)).toHaveLength(1);
-  console.log(`[faults] APNs stall: call ended ${stalledMs} ms after its INVITE (t2 ${T2_MS}); FCM push ${fcmPushMs} ms after its INVITE`);
+  console.log(
+    `[faults] APNs stall: call ended ${stalledMs} ms after its INVITE (t2 ${T2_MS}); FCM push ${fcmPushMs} ms after its INVITE`,
+  );
 });
 
 it("retries a 500/503/429 storm a bounded number of times and sends nothing once the calls ended", async () => {
@@ -132,14 +136,20 @@ it("retries a 500/503/429 storm a bounded number of times and sends nothing once
   expect(patient.map((token) => apns.requestsFor(token).length)).toEqual([1, 1, 1, 1, 1]);
   // No request after its call's ring window; and none at all once every call ended.
   for (let i = 0; i < tokens.length; i++) {
-    for (const request of apns.requestsFor(tokens[i])) expect(request.receivedAtMs).toBeLessThanOrEqual(calls[i].sentAtMs + T2_MS + 200);
+    for (const request of apns.requestsFor(tokens[i]))
+      expect(request.receivedAtMs).toBeLessThanOrEqual(calls[i].sentAtMs + T2_MS + 200);
   }
   const afterCalls = apns.requests.length;
   await new Promise((done) => setTimeout(done, 3000));
   expect(apns.requests.length).toBe(afterCalls);
   expect(callItems(pusher.rpc)).toEqual([]);
   // The helper reported each push once, as failed, with its attempt count.
-  const failed = pusher.output().match(/push call-id=.* token=57041.*outcome=failed code=PUSHER_ERR_APNS_(UNAVAILABLE|THROTTLED).* attempts=\d+/g) ?? [];
+  const failed =
+    pusher
+      .output()
+      .match(
+        /push call-id=.* token=57041.*outcome=failed code=PUSHER_ERR_APNS_(UNAVAILABLE|THROTTLED).* attempts=\d+/g,
+      ) ?? [];
   expect(failed).toHaveLength(tokens.length);
   console.log(
     `[faults] APNs storm: ${calls.length} calls, ${afterCalls - before} requests (max ${Math.max(...attempts)} per push, Retry-After 3600: 1), ` +
@@ -168,10 +178,16 @@ it("sends pushes cut off by GOAWAY again once, on a new connection", async () =>
   const connectionsBefore = apns.connectionCount;
   // GOAWAY whose last-stream-id is below the stalled streams: APNs did not process them.
   apns.goAwayRefusingStalled();
-  await waitUntil(() => tokens.every((token) => apns.requestsFor(token).length === 2), 3000, "every push to be sent again");
+  await waitUntil(
+    () => tokens.every((token) => apns.requestsFor(token).length === 2),
+    3000,
+    "every push to be sent again",
+  );
 
   const retried = tokens.map((token) => apns.requestsFor(token));
-  expect(retried.map((requests) => requests.map((request) => request.status))).toEqual(Array(tokens.length).fill([null, 200]));
+  expect(retried.map((requests) => requests.map((request) => request.status))).toEqual(
+    Array(tokens.length).fill([null, 200]),
+  );
   const newConnections = new Set(retried.map((requests) => requests[1].connectionId));
   expect(newConnections.size).toBe(1);
   expect([...newConnections][0]).toBeGreaterThan(Math.max(...retried.map((requests) => requests[0].connectionId)));
@@ -181,5 +197,7 @@ it("sends pushes cut off by GOAWAY again once, on a new connection", async () =>
   // Nothing more: sent once, retried once.
   await new Promise((done) => setTimeout(done, 500));
   expect(tokens.map((token) => apns.requestsFor(token).length)).toEqual(Array(tokens.length).fill(2));
-  console.log(`[faults] GOAWAY: ${tokens.length}/${tokens.length} pushes sent again once on connection ${[...newConnections][0]}`);
+  console.log(
+    `[faults] GOAWAY: ${tokens.length}/${tokens.length} pushes sent again once on connection ${[...newConnections][0]}`,
+  );
 });

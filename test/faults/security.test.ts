@@ -9,7 +9,7 @@ import { MockApns } from "../support/mock-apns";
 import { ROOT, TEST_CA_DIR } from "../support/pusher-process";
 import { DOMAIN } from "../support/topology";
 import { APP_ID, pushParams } from "../support/wake-fixture";
-import { SipClient, contactUri, contactUserOf, invite, register, withDigest } from "./support/sip-client";
+import { SipClient, contactUri, contactUserOf, invite, register, registerWithDigest } from "./support/sip-client";
 import { SeparateServices, separateServices, waitUntil } from "./support/processes";
 
 const TOKEN_SECONDS = 2;
@@ -26,19 +26,15 @@ const ALICE = `alice@${DOMAIN}`;
 
 function devices(): Map<string, string> {
   const records = new Map<string, string>();
-  for (const match of services.rpc("htable.dump", "pusher_devices").matchAll(/name: (.*)\n\s*value: (.*)\n/g)) records.set(match[1], match[2]);
+  for (const match of services.rpc("htable.dump", "pusher_devices").matchAll(/name: (.*)\n\s*value: (.*)\n/g))
+    records.set(match[1], match[2]);
   return records;
 }
 
 function cli(...args: string[]): string {
-  return execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", services.configPath, ...args], { encoding: "utf8" });
-}
-
-/** REGISTER, answered 401, then again with the user's credentials; the final status. */
-async function registerWithDigest(client: SipClient, raw: string, user: string, password: string): Promise<number | undefined> {
-  const challenge = await client.send(raw).final;
-  if (challenge?.status !== 401) return challenge?.status;
-  return (await client.send(withDigest(raw, challenge, user, password)).final)?.status;
+  return execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", services.configPath, ...args], {
+    encoding: "utf8",
+  });
 }
 
 beforeAll(async () => {
@@ -62,7 +58,14 @@ beforeAll(async () => {
   alice = await SipClient.open(services.sipPort);
   mallory = await SipClient.open(services.sipPort);
   expect(alice.address).not.toBe(mallory.address);
-  expect(await registerWithDigest(alice, register(alice, "alice", DOMAIN, pushParams(ALICE_TOKEN)), "alice", "alice-secret-1")).toBe(200);
+  expect(
+    await registerWithDigest(
+      alice,
+      register(alice, "alice", DOMAIN, pushParams(ALICE_TOKEN)),
+      "alice",
+      "alice-secret-1",
+    ),
+  ).toBe(200);
   expect(devices().get(ALICE)).toContain(ALICE_TOKEN);
 }, 30000);
 
@@ -79,9 +82,21 @@ it("refuses unauthenticated REGISTERs for someone else's AOR: they create, chang
   const aliceContact = contactUri(alice, contactUserOf("alice"));
   const attempts: [string, string][] = [
     ["new device for alice", register(mallory, "alice", DOMAIN, pushParams(EVIL_TOKEN))],
-    ["alice's own instance, evil token", register(mallory, "alice", DOMAIN, pushParams(EVIL_TOKEN)).replace(/^Contact: .*$/m, `Contact: ${aliceContact}${pushParams(EVIL_TOKEN)}`)],
-    ["Contact: * for alice", register(mallory, "alice", DOMAIN, "", { expires: 0 }).replace(/^Contact: .*$/m, "Contact: *")],
-    ["alice's instance expires=0", register(mallory, "alice", DOMAIN, "").replace(/^Contact: .*$/m, `Contact: ${aliceContact};expires=0`)],
+    [
+      "alice's own instance, evil token",
+      register(mallory, "alice", DOMAIN, pushParams(EVIL_TOKEN)).replace(
+        /^Contact: .*$/m,
+        `Contact: ${aliceContact}${pushParams(EVIL_TOKEN)}`,
+      ),
+    ],
+    [
+      "Contact: * for alice",
+      register(mallory, "alice", DOMAIN, "", { expires: 0 }).replace(/^Contact: .*$/m, "Contact: *"),
+    ],
+    [
+      "alice's instance expires=0",
+      register(mallory, "alice", DOMAIN, "").replace(/^Contact: .*$/m, `Contact: ${aliceContact};expires=0`),
+    ],
     ["a record for carol, who has none", register(mallory, "carol", DOMAIN, pushParams(EVIL_TOKEN))],
   ];
   const statuses: string[] = [];
@@ -90,16 +105,35 @@ it("refuses unauthenticated REGISTERs for someone else's AOR: they create, chang
     statuses.push(`${what}: ${answer?.status}`);
   }
   // bob is a user, but not alice: his credentials do not let him register her AOR.
-  const asBob = await registerWithDigest(mallory, register(mallory, "alice", DOMAIN, pushParams(EVIL_TOKEN)).replace(/^From: <sip:alice@/m, "From: <sip:bob@"), "bob", "bob-secret-2");
+  const asBob = await registerWithDigest(
+    mallory,
+    register(mallory, "alice", DOMAIN, pushParams(EVIL_TOKEN)).replace(/^From: <sip:alice@/m, "From: <sip:bob@"),
+    "bob",
+    "bob-secret-2",
+  );
   statuses.push(`bob's credentials for alice: ${asBob}`);
   expect(statuses).toEqual(attempts.map(([what]) => `${what}: 401`).concat([`bob's credentials for alice: ${asBob}`]));
   expect(asBob).not.toBe(200);
   expect(devices()).toEqual(before);
   expect(devices().has(`carol@${DOMAIN}`)).toBe(false);
   // Control: alice herself may change her record.
-  expect(await registerWithDigest(alice, register(alice, "alice", DOMAIN, pushParams(ALICE_NEW_TOKEN)), "alice", "alice-secret-1")).toBe(200);
+  expect(
+    await registerWithDigest(
+      alice,
+      register(alice, "alice", DOMAIN, pushParams(ALICE_NEW_TOKEN)),
+      "alice",
+      "alice-secret-1",
+    ),
+  ).toBe(200);
   expect(devices().get(ALICE)).toContain(ALICE_NEW_TOKEN);
-  expect(await registerWithDigest(alice, register(alice, "alice", DOMAIN, pushParams(ALICE_TOKEN)), "alice", "alice-secret-1")).toBe(200);
+  expect(
+    await registerWithDigest(
+      alice,
+      register(alice, "alice", DOMAIN, pushParams(ALICE_TOKEN)),
+      "alice",
+      "alice-secret-1",
+    ),
+  ).toBe(200);
 });
 
 /** Calls alice (held, pushed) and returns the registration token of the push. */
@@ -114,7 +148,8 @@ async function tokenFromPush(): Promise<string> {
 
 it("accepts the push's registration token once, only for its AOR, only within its lifetime", async () => {
   const token = await tokenFromPush();
-  const withToken = (client: SipClient, user: string, value: string) => register(client, user, DOMAIN, pushParams(ALICE_TOKEN), { extraHeaders: [`X-Token-Reg: ${value}`] });
+  const withToken = (client: SipClient, user: string, value: string) =>
+    register(client, user, DOMAIN, pushParams(ALICE_TOKEN), { extraHeaders: [`X-Token-Reg: ${value}`] });
   // Not for bob's AOR (no password given: the token is all he has).
   expect((await mallory.send(withToken(mallory, "bob", token)).final)?.status).toBe(401);
   // For alice, once: no digest needed; the Contact param form is accepted too.
@@ -122,8 +157,14 @@ it("accepts the push's registration token once, only for its AOR, only within it
   expect((await alice.send(withToken(alice, "alice", token)).final)?.status).toBe(401);
   const second = await tokenFromPush();
   expect(second).not.toBe(token);
-  expect((await alice.send(register(alice, "alice", DOMAIN, `${pushParams(ALICE_TOKEN)};x-token-reg=${second}`)).final)?.status).toBe(200);
-  expect((await alice.send(register(alice, "alice", DOMAIN, `${pushParams(ALICE_TOKEN)};x-token-reg=${second}`)).final)?.status).toBe(401);
+  expect(
+    (await alice.send(register(alice, "alice", DOMAIN, `${pushParams(ALICE_TOKEN)};x-token-reg=${second}`)).final)
+      ?.status,
+  ).toBe(200);
+  expect(
+    (await alice.send(register(alice, "alice", DOMAIN, `${pushParams(ALICE_TOKEN)};x-token-reg=${second}`)).final)
+      ?.status,
+  ).toBe(401);
   // Not after its lifetime.
   const late = await tokenFromPush();
   await new Promise((done) => setTimeout(done, TOKEN_SECONDS * 1000 + 500));
@@ -134,3 +175,25 @@ it("accepts the push's registration token once, only for its AOR, only within it
   expect(apns.requestsFor(ALICE_TOKEN).map((request) => request.status)).toEqual([200, 200, 200]);
   expect(devices().get(ALICE)).toContain(ALICE_TOKEN);
 }, 60000);
+
+// The registration-token route runs the plugin before authentication (route PUSHER_REGISTER_BEFORE_AUTH): a header
+// longer than the plugin reads is answered 400 there, before any JavaScript and before the challenge.
+it("answers 400 to an unauthenticated REGISTER whose Contact is longer than the plugin reads, before the challenge", async () => {
+  const before = devices();
+  const padded = register(
+    mallory,
+    "alice",
+    DOMAIN,
+    `${pushParams(EVIL_TOKEN)};x-token-reg=00000000-0000-4000-8000-000000000001;x-pad=${"p".repeat(8200)}`,
+    {
+      extraHeaders: ["X-Token-Reg: 00000000-0000-4000-8000-000000000001"],
+    },
+  );
+  const answer = await mallory.send(padded, { transport: "tcp" }).final;
+  expect([answer?.status, answer?.reason]).toEqual([400, "Header Too Long"]);
+  expect(services.kamailioOutput()).toMatch(
+    /pusher: REGISTER from \S+ answered 400: its Contact header is longer than the plugin reads/,
+  );
+  expect(services.kamailioOutput()).not.toMatch(/registration token 000000…0001 refused/);
+  expect(devices()).toEqual(before);
+});

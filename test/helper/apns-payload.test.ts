@@ -8,7 +8,12 @@ function request(overrides: Partial<PushRequest> = {}): PushRequest {
     callRef: "1234:5678",
     callId: "a84b4c76e66710@pc33.example.com",
     aor: "sip:alice@example.com",
-    device: { instance: "<urn:uuid:00000000-0000-1000-8000-000A95A0E128>", appId: "com.app.mymobileapp.dev", provider: "apple", token: "ab".repeat(32) },
+    device: {
+      instance: "<urn:uuid:00000000-0000-1000-8000-000A95A0E128>",
+      appId: "com.app.mymobileapp.dev",
+      provider: "apple",
+      token: "ab".repeat(32),
+    },
     caller: { number: "+15551234567", name: "Bob Smith" },
     proxy: "sip:pusher.example.com:5060;transport=udp",
     ringsUntilMs: 1_700_000_030_000,

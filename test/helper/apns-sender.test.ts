@@ -46,7 +46,10 @@ function pushRequest(token: string, overrides: Partial<PushRequest> = {}): PushR
   };
 }
 
-function credentials(certificateFile = join(caDir, "apple-app.pem"), extra: Partial<AppleCredentials> = {}): AppleCredentials {
+function credentials(
+  certificateFile = join(caDir, "apple-app.pem"),
+  extra: Partial<AppleCredentials> = {},
+): AppleCredentials {
   return { host: mock.host, sandboxHost: mock.sandboxHost, callEndedVoipPush: false, certificateFile, ...extra };
 }
 
@@ -123,7 +126,13 @@ describe("ApnsSender", () => {
     mock.replyFor(token, { status: 410, reason: "Unregistered" });
     const result = await sender.send(pushRequest(token), credentials());
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_UNREGISTERED", reason: "Unregistered", dropToken: true, attempts: 1 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_UNREGISTERED",
+      reason: "Unregistered",
+      dropToken: true,
+      attempts: 1,
+    });
     expect(mock.requestsFor(token)).toHaveLength(1);
   });
 
@@ -144,9 +153,17 @@ describe("ApnsSender", () => {
   it("keeps the token on 400 BadTopic (an app id that is not the certificate's)", async () => {
     sender = new ApnsSender();
     const token = newToken();
-    const result = await sender.send(pushRequest(token, { device: { instance: "i", appId: "com.other.app", provider: "apple", token } }), credentials());
+    const result = await sender.send(
+      pushRequest(token, { device: { instance: "i", appId: "com.other.app", provider: "apple", token } }),
+      credentials(),
+    );
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_REJECTED", reason: "BadTopic", attempts: 1 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_REJECTED",
+      reason: "BadTopic",
+      attempts: 1,
+    });
     expect(result.dropToken).toBeUndefined();
   });
 
@@ -167,7 +184,12 @@ describe("ApnsSender", () => {
     mock.replyFor(token, { status: 500, reason: "InternalServerError" });
     const result = await sender.send(pushRequest(token), credentials());
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_UNAVAILABLE", reason: "InternalServerError", attempts: 6 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_UNAVAILABLE",
+      reason: "InternalServerError",
+      attempts: 6,
+    });
     expect(mock.requestsFor(token)).toHaveLength(6);
     // base·2^i with jitter on the upper half: 50-100, 100-200, 200-400, …
     delays.forEach((delay, index) => {
@@ -246,7 +268,10 @@ describe("ApnsSender", () => {
     // Node's TLS server drops such a client without a TLS alert, so the sender sees only a closed connection
     // (real APNs answers 403 BadCertificate, covered by the classification tests).
     const wrongPurpose = join(workDir, "server-as-client.pem");
-    writeFileSync(wrongPurpose, readFileSync(join(caDir, "server.pem"), "utf8") + readFileSync(join(caDir, "server.key"), "utf8"));
+    writeFileSync(
+      wrongPurpose,
+      readFileSync(join(caDir, "server.pem"), "utf8") + readFileSync(join(caDir, "server.key"), "utf8"),
+    );
     const token = newToken();
     sender = new ApnsSender({ sleep: async () => {} });
     const result = await sender.send(pushRequest(token), credentials(wrongPurpose));
@@ -268,7 +293,9 @@ describe("ApnsSender", () => {
     mock.goAwayAll();
     await waitFor(() => sender.sessionCount === 0);
     // New session: the file is read again, and is gone.
-    expect(await sender.send(pushRequest(newToken()), credentials(copy))).toMatchObject({ code: "PUSHER_ERR_APNS_CREDENTIALS" });
+    expect(await sender.send(pushRequest(newToken()), credentials(copy))).toMatchObject({
+      code: "PUSHER_ERR_APNS_CREDENTIALS",
+    });
 
     copyFileSync(join(caDir, "apple-app.pem"), copy);
     const before = mock.connectionCount;
@@ -279,7 +306,10 @@ describe("ApnsSender", () => {
   it("retries with backoff and reports a connection failure when APNs cannot be reached", async () => {
     sender = new ApnsSender({ sleep: async () => {} });
     const closedPort = await freePort();
-    const result = await sender.send(pushRequest(newToken()), credentials(join(caDir, "apple-app.pem"), { host: `127.0.0.1:${closedPort}` }));
+    const result = await sender.send(
+      pushRequest(newToken()),
+      credentials(join(caDir, "apple-app.pem"), { host: `127.0.0.1:${closedPort}` }),
+    );
 
     expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CONNECTION", attempts: 6 });
     expect(result.reason).toContain("ECONNREFUSED");
@@ -293,7 +323,10 @@ describe("ApnsSender", () => {
     try {
       sender = new ApnsSender();
       const token = newToken();
-      const result = await sender.send(pushRequest(token), credentials(join(caDir, "apple-app.pem"), { host: untrusted.host, sandboxHost: untrusted.sandboxHost }));
+      const result = await sender.send(
+        pushRequest(token),
+        credentials(join(caDir, "apple-app.pem"), { host: untrusted.host, sandboxHost: untrusted.sandboxHost }),
+      );
 
       expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_SERVER_UNTRUSTED", attempts: 1 });
       expect(untrusted.requests).toHaveLength(0);
@@ -330,7 +363,10 @@ describe("ApnsSender", () => {
       stalledApns.replyFor(stalledToken, { stall: true });
       let stalledDone = false;
       const stalled = sender
-        .send(pushRequest(stalledToken), credentials(join(caDir, "apple-app.pem"), { host: stalledApns.host, sandboxHost: stalledApns.sandboxHost }))
+        .send(
+          pushRequest(stalledToken),
+          credentials(join(caDir, "apple-app.pem"), { host: stalledApns.host, sandboxHost: stalledApns.sandboxHost }),
+        )
         .finally(() => (stalledDone = true));
       await waitFor(() => stalledApns.stalledCount > 0);
 
@@ -352,49 +388,87 @@ describe("ApnsSender", () => {
     expect((await sender.send(request, credentials())).outcome).toBe("sent");
 
     const [push] = mock.requestsFor(token);
-    expect(push.headers).toMatchObject({ "apns-push-type": "alert", "apns-topic": "com.app.mymobileapp", "apns-priority": "10", "apns-expiration": "0", "apns-collapse-id": request.callId });
-    expect(push.body).toMatchObject({ aps: { alert: { title: "Incoming call", body: "+15551234567 - Bob" }, sound: "ring.caf" }, "call-id": request.callId });
+    expect(push.headers).toMatchObject({
+      "apns-push-type": "alert",
+      "apns-topic": "com.app.mymobileapp",
+      "apns-priority": "10",
+      "apns-expiration": "0",
+      "apns-collapse-id": request.callId,
+    });
+    expect(push.body).toMatchObject({
+      aps: { alert: { title: "Incoming call", body: "+15551234567 - Bob" }, sound: "ring.caf" },
+      "call-id": request.callId,
+    });
   });
 
   it.each([
     ["cancelled", "Missed call from Bob", "call-cancelled"],
     ["answered-elsewhere", "Call from Bob answered elsewhere", "answered-elsewhere"],
-  ] as const)("sends a call-ended push (%s) to an alert token as an alert push (bundle topic, same call id, kept an hour)", async (endReason, text, event) => {
-    sender = new ApnsSender();
-    const token = newToken("alert");
-    // After the ring window: the notice is still worth delivering.
-    const request = pushRequest(token, { purpose: "call-ended", endReason, ringsUntilMs: Date.now() - 1000 });
-    request.device.pushKind = "alert";
-    expect(await sender.send(request, credentials())).toMatchObject({ outcome: "sent", attempts: 1 });
+  ] as const)(
+    "sends a call-ended push (%s) to an alert token as an alert push (bundle topic, same call id, kept an hour)",
+    async (endReason, text, event) => {
+      sender = new ApnsSender();
+      const token = newToken("alert");
+      // After the ring window: the notice is still worth delivering.
+      const request = pushRequest(token, { purpose: "call-ended", endReason, ringsUntilMs: Date.now() - 1000 });
+      request.device.pushKind = "alert";
+      expect(await sender.send(request, credentials())).toMatchObject({ outcome: "sent", attempts: 1 });
 
-    const [push] = mock.requestsFor(token);
-    expect(push.headers["apns-push-type"]).toBe("alert");
-    expect(push.headers["apns-topic"]).toBe("com.app.mymobileapp");
-    expect(push.headers["apns-collapse-id"]).toBe(request.callId);
-    expect(Number(push.headers["apns-expiration"])).toBeGreaterThan(Date.now() / 1000);
-    expect(push.body).toMatchObject({ aps: { alert: { body: text } }, event, "call-id": request.callId });
-  });
+      const [push] = mock.requestsFor(token);
+      expect(push.headers["apns-push-type"]).toBe("alert");
+      expect(push.headers["apns-topic"]).toBe("com.app.mymobileapp");
+      expect(push.headers["apns-collapse-id"]).toBe(request.callId);
+      expect(Number(push.headers["apns-expiration"])).toBeGreaterThan(Date.now() / 1000);
+      expect(push.body).toMatchObject({ aps: { alert: { body: text } }, event, "call-id": request.callId });
+    },
+  );
 
   it.each([
     ["cancelled", "call-cancelled"],
     ["answered-elsewhere", "answered-elsewhere"],
-  ] as const)("sends a call-ended push (%s) to a PushKit token as a VoIP push (.voip topic, the event, expiration 0), never as an alert", async (endReason, event) => {
-    // apps.<app>.apple.callEndedVoipPush: the plugin names the PushKit token with pushKind voip. An alert push
-    // to it would be refused (DeviceTokenNotForTopic) — and before issue 12 cost the phone its record.
-    sender = new ApnsSender();
-    const token = newToken("voip");
-    const request = pushRequest(token, { purpose: "call-ended", endReason, ringsUntilMs: Date.now() - 1000 });
-    request.device.pushKind = "voip";
-    expect(await sender.send(request, credentials())).toMatchObject({ outcome: "sent", attempts: 1 });
+  ] as const)(
+    "sends a call-ended push (%s) to a PushKit token as a VoIP push (.voip topic, the event, expiration 0), never as an alert",
+    async (endReason, event) => {
+      // apps.<app>.apple.callEndedVoipPush: the plugin names the PushKit token with pushKind voip. An alert push
+      // to it would be refused (DeviceTokenNotForTopic) — and before issue 12 cost the phone its record.
+      sender = new ApnsSender();
+      const token = newToken("voip");
+      const request = pushRequest(token, { purpose: "call-ended", endReason, ringsUntilMs: Date.now() - 1000 });
+      request.device.pushKind = "voip";
+      expect(await sender.send(request, credentials())).toMatchObject({ outcome: "sent", attempts: 1 });
 
-    const [push] = mock.requestsFor(token);
-    expect(push.status).toBe(200);
-    // Deliver now or never, as a call push: a VoIP push stored for later makes iOS show a call long over.
-    expect(push.headers).toMatchObject({ "apns-push-type": "voip", "apns-topic": "com.app.mymobileapp.voip", "apns-priority": "10", "apns-expiration": "0" });
-    expect(push.headers["apns-collapse-id"]).toBeUndefined();
-    expect(push.body).toMatchObject({ event, "call-id": request.callId });
-    // No incoming-call alert or ring in it: an app that reads `aps` must not take the notice for a new call.
-    expect((push.body as { aps: Record<string, unknown> }).aps).toEqual({ "call-id": request.callId });
+      const [push] = mock.requestsFor(token);
+      expect(push.status).toBe(200);
+      // Deliver now or never, as a call push: a VoIP push stored for later makes iOS show a call long over.
+      expect(push.headers).toMatchObject({
+        "apns-push-type": "voip",
+        "apns-topic": "com.app.mymobileapp.voip",
+        "apns-priority": "10",
+        "apns-expiration": "0",
+      });
+      expect(push.headers["apns-collapse-id"]).toBeUndefined();
+      expect(push.body).toMatchObject({ event, "call-id": request.callId });
+      // No incoming-call alert or ring in it: an app that reads `aps` must not take the notice for a new call.
+      expect((push.body as { aps: Record<string, unknown> }).aps).toEqual({ "call-id": request.callId });
+    },
+  );
+
+  it("pushes to a device's own RFC 8599 topic of the app, but never to a topic of another bundle a record names", async () => {
+    // Records stored before the plugin checked pn-param at REGISTER may name any topic: one that is not the app's
+    // bundle is replaced by the app's, so a phone never picks what APNs judges our credentials on.
+    sender = new ApnsSender();
+    const own = newToken("voip");
+    const ownRequest = pushRequest(own);
+    ownRequest.device.apnsTopic = "com.app.mymobileapp";
+    expect(await sender.send(ownRequest, credentials())).toMatchObject({ outcome: "sent" });
+    const foreign = newToken("voip");
+    const foreignRequest = pushRequest(foreign);
+    foreignRequest.device.apnsTopic = "com.other.app";
+    expect(await sender.send(foreignRequest, credentials())).toMatchObject({ outcome: "sent" });
+    expect([own, foreign].map((token) => mock.requestsFor(token)[0].headers["apns-topic"])).toEqual([
+      "com.app.mymobileapp.voip",
+      "com.app.mymobileapp.voip",
+    ]);
   });
 
   it("trims an oversized caller name to fit APNs' limits instead of having the push refused", async () => {
@@ -404,7 +478,10 @@ describe("ApnsSender", () => {
     const caller = { number: "+15551234567", name: "Ž".repeat(6000) };
     const alert = pushRequest(alertToken, { caller });
     alert.device.pushKind = "alert";
-    const results = await Promise.all([sender.send(pushRequest(voipToken, { caller }), credentials()), sender.send(alert, credentials())]);
+    const results = await Promise.all([
+      sender.send(pushRequest(voipToken, { caller }), credentials()),
+      sender.send(alert, credentials()),
+    ]);
 
     expect(results.map((result) => result.outcome)).toEqual(["sent", "sent"]);
     const [voip] = mock.requestsFor(voipToken);
@@ -444,33 +521,41 @@ describe("ApnsSender: APNs environments (production host, sandboxHost)", () => {
   it.each([
     ["a sandbox token registered as production", "sandbox", false, ["production", "sandbox"]],
     ["a production token registered as sandbox", "production", true, ["sandbox", "production"]],
-  ] as const)("delivers %s through the other host after BadDeviceToken, keeps the token and logs a warning", async (_, environment, markedSandbox, hosts) => {
-    const { lines, logger } = recorder();
-    sender = new ApnsSender({ logger });
-    const token = newToken("voip", environment);
-    const request = pushRequest(token);
-    if (markedSandbox) request.device.sandbox = true;
-    const result = await sender.send(request, credentials());
+  ] as const)(
+    "delivers %s through the other host after BadDeviceToken, keeps the token and logs a warning",
+    async (_, environment, markedSandbox, hosts) => {
+      const { lines, logger } = recorder();
+      sender = new ApnsSender({ logger });
+      const token = newToken("voip", environment);
+      const request = pushRequest(token);
+      if (markedSandbox) request.device.sandbox = true;
+      const result = await sender.send(request, credentials());
 
-    expect(result).toMatchObject({ outcome: "sent", attempts: 2, status: 200 });
-    expect(result.dropToken).toBeUndefined();
-    expect(result.code).toBeUndefined();
-    const pushes = mock.requestsFor(token);
-    expect(pushes.map((push) => push.environment)).toEqual(hosts);
-    expect(pushes.map((push) => push.status)).toEqual([400, 200]);
-    const warnings = lines.filter((line) => line.level === "warn").map((line) => line.message);
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain(`${environment} token`);
-    expect(warnings[0]).toContain(APP_ID);
-    expect(warnings[0]).not.toContain(token); // masked
-  });
+      expect(result).toMatchObject({ outcome: "sent", attempts: 2, status: 200 });
+      expect(result.dropToken).toBeUndefined();
+      expect(result.code).toBeUndefined();
+      const pushes = mock.requestsFor(token);
+      expect(pushes.map((push) => push.environment)).toEqual(hosts);
+      expect(pushes.map((push) => push.status)).toEqual([400, 200]);
+      const warnings = lines.filter((line) => line.level === "warn").map((line) => line.message);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(`${environment} token`);
+      expect(warnings[0]).toContain(APP_ID);
+      expect(warnings[0]).not.toContain(token); // masked
+    },
+  );
 
   it("drops a token that both hosts answer BadDeviceToken", async () => {
     sender = new ApnsSender();
     const token = newToken(null);
     const result = await sender.send(pushRequest(token), credentials());
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", dropToken: true, attempts: 2 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN",
+      dropToken: true,
+      attempts: 2,
+    });
     expect(mock.requestsFor(token).map((push) => [push.environment, push.status])).toEqual([
       ["production", 400],
       ["sandbox", 400],
@@ -483,9 +568,18 @@ describe("ApnsSender: APNs environments (production host, sandboxHost)", () => {
     sender = new ApnsSender({ logger });
     const alarm = new CredentialsAlarm(logger);
     const token = newToken(null);
-    mock.replyFor(token, { status: 400, reason: "BadDeviceToken" }, { status: 403, reason: "BadEnvironmentKeyIdInToken" });
+    mock.replyFor(
+      token,
+      { status: 400, reason: "BadDeviceToken" },
+      { status: 403, reason: "BadEnvironmentKeyIdInToken" },
+    );
     const apps = { [APP_ID]: { enabled: true, apple: credentials() } };
-    const result = await deliverPush(pushRequest(token), { apps, logger, alarm, senders: { apple: sender, firebase: { send: unused }, webpush: { send: unused } } });
+    const result = await deliverPush(pushRequest(token), {
+      apps,
+      logger,
+      alarm,
+      senders: { apple: sender, firebase: { send: unused }, webpush: { send: unused } },
+    });
 
     expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", attempts: 2 });
     expect(result.dropToken).toBeUndefined();
@@ -504,7 +598,10 @@ describe("ApnsSender: APNs environments (production host, sandboxHost)", () => {
     sender = new ApnsSender({ sleep: async () => {} });
     const token = newToken(null);
     const closedPort = await freePort();
-    const result = await sender.send(pushRequest(token), credentials(undefined, { sandboxHost: `127.0.0.1:${closedPort}` }));
+    const result = await sender.send(
+      pushRequest(token),
+      credentials(undefined, { sandboxHost: `127.0.0.1:${closedPort}` }),
+    );
 
     expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN" });
     expect(result.dropToken).toBeUndefined();
@@ -517,8 +614,16 @@ describe("ApnsSender: APNs environments (production host, sandboxHost)", () => {
     // The clock jumps 31 s once the first host has the push: it took the whole call-ended window (30 s).
     const startMs = Date.now();
     const token = newToken(null);
-    sender = new ApnsSender({ now: () => (mock.requestsFor(token).length ? startMs + 31_000 : startMs), sleep: async () => {} });
-    const request = pushRequest(token, { purpose: "call-ended", endReason: "cancelled", ringsUntilMs: startMs - 1000, device: { instance: "<urn:uuid:1>", appId: APP_ID, provider: "apple", token, pushKind: "alert" } });
+    sender = new ApnsSender({
+      now: () => (mock.requestsFor(token).length ? startMs + 31_000 : startMs),
+      sleep: async () => {},
+    });
+    const request = pushRequest(token, {
+      purpose: "call-ended",
+      endReason: "cancelled",
+      ringsUntilMs: startMs - 1000,
+      device: { instance: "<urn:uuid:1>", appId: APP_ID, provider: "apple", token, pushKind: "alert" },
+    });
     const result = await sender.send(request, credentials());
 
     expect(mock.requestsFor(token).map((push) => push.environment)).toEqual(["production"]);
@@ -530,7 +635,12 @@ describe("ApnsSender: APNs environments (production host, sandboxHost)", () => {
     const token = newToken(null);
     const result = await sender.send(pushRequest(token), credentials(undefined, { sandboxHost: mock.host }));
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN", dropToken: true, attempts: 1 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_BAD_DEVICE_TOKEN",
+      dropToken: true,
+      attempts: 1,
+    });
     expect(mock.requestsFor(token)).toHaveLength(1);
   });
 
@@ -542,7 +652,12 @@ describe("ApnsSender: APNs environments (production host, sandboxHost)", () => {
     const token = newToken("alert");
     const result = await sender.send(pushRequest(token), credentials());
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC", reason: "DeviceTokenNotForTopic", attempts: 1 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC",
+      reason: "DeviceTokenNotForTopic",
+      attempts: 1,
+    });
     expect(result.dropToken).toBeUndefined();
     expect(mock.requestsFor(token)).toHaveLength(1);
     const errors = lines.filter((line) => line.level === "error").map((line) => line.message);

@@ -25,7 +25,10 @@ let counter = 0;
 /** A PushKit token the mock APNs issued to the app (production). */
 function token(): string {
   counter++;
-  return mock.addDevice(counter.toString(16).padStart(8, "0") + "ab".repeat(28), { bundle: "com.example.phone", kind: "voip" });
+  return mock.addDevice(counter.toString(16).padStart(8, "0") + "ab".repeat(28), {
+    bundle: "com.example.phone",
+    kind: "voip",
+  });
 }
 
 function pushRequest(deviceToken: string, overrides: Partial<PushRequest> = {}): PushRequest {
@@ -43,7 +46,14 @@ function pushRequest(deviceToken: string, overrides: Partial<PushRequest> = {}):
 }
 
 function credentials(): AppleCredentials {
-  return { keyFile, keyId: KEY_ID, teamId: TEAM_ID, host: mock.host, sandboxHost: mock.sandboxHost, callEndedVoipPush: false };
+  return {
+    keyFile,
+    keyId: KEY_ID,
+    teamId: TEAM_ID,
+    host: mock.host,
+    sandboxHost: mock.sandboxHost,
+    callEndedVoipPush: false,
+  };
 }
 
 beforeAll(async () => {
@@ -52,7 +62,12 @@ beforeAll(async () => {
   keyFile = join(workDir, `AuthKey_${KEY_ID}.p8`);
   writeFileSync(keyFile, privateKey.export({ type: "pkcs8", format: "pem" }));
   // The mock checks iat against the same controllable clock as the sender.
-  mock = await MockApns.start({ caDir: testCaDir(), auth: "token", signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey }], now: () => clockMs });
+  mock = await MockApns.start({
+    caDir: testCaDir(),
+    auth: "token",
+    signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey }],
+    now: () => clockMs,
+  });
 });
 
 afterEach(async () => {
@@ -70,7 +85,9 @@ describe("APNs token authentication", () => {
   it("signs one JWT (ES256, kid, iss, iat) and reuses it for many pushes on one connection", async () => {
     sender = new ApnsSender({ now: () => clockMs });
     const connectionsBefore = mock.connectionCount;
-    const results = await Promise.all(Array.from({ length: 20 }, () => sender!.send(pushRequest(token()), credentials())));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => sender!.send(pushRequest(token()), credentials())),
+    );
 
     expect(results.every((result) => result.outcome === "sent")).toBe(true);
     expect(sender.providerTokens.signatures).toBe(1);
@@ -118,7 +135,13 @@ describe("APNs token authentication", () => {
     mock.replyFor(deviceToken, { status: 403, reason: "InvalidProviderToken" });
     const result = await sender.send(pushRequest(deviceToken), credentials());
 
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS", reason: "InvalidProviderToken", credentials: true, attempts: 2 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_CREDENTIALS",
+      reason: "InvalidProviderToken",
+      credentials: true,
+      attempts: 2,
+    });
     expect(result.dropToken).toBeUndefined();
   });
 
@@ -147,7 +170,9 @@ describe("APNs token authentication", () => {
 
   it("starts a token connection at one stream, then uses the limit APNs raises it to", async () => {
     sender = new ApnsSender({ now: () => clockMs });
-    const results = await Promise.all(Array.from({ length: 8 }, () => sender!.send(pushRequest(token()), credentials())));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => sender!.send(pushRequest(token()), credentials())),
+    );
 
     // Without the one-stream start the extra streams would be refused (REFUSED_STREAM) and retried.
     expect(results.map((result) => result.attempts)).toEqual(Array(8).fill(1));
@@ -158,7 +183,12 @@ describe("APNs token authentication", () => {
   it("reports an unreadable key file as a credentials problem without sending", async () => {
     sender = new ApnsSender({ now: () => clockMs });
     const result = await sender.send(pushRequest(token()), { ...credentials(), keyFile: join(workDir, "missing.p8") });
-    expect(result).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS", credentials: true, attempts: 1 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_CREDENTIALS",
+      credentials: true,
+      attempts: 1,
+    });
     expect(mock.requests).toHaveLength(0);
   });
 });

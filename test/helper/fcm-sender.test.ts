@@ -117,8 +117,16 @@ describe("FcmSender", () => {
   });
 
   it.each([
-    [{ status: 404, errorStatus: "NOT_FOUND", errorCode: "UNREGISTERED" }, "PUSHER_ERR_FCM_UNREGISTERED", "UNREGISTERED"],
-    [{ status: 403, errorStatus: "PERMISSION_DENIED", errorCode: "SENDER_ID_MISMATCH" }, "PUSHER_ERR_FCM_SENDER_ID_MISMATCH", "SENDER_ID_MISMATCH"],
+    [
+      { status: 404, errorStatus: "NOT_FOUND", errorCode: "UNREGISTERED" },
+      "PUSHER_ERR_FCM_UNREGISTERED",
+      "UNREGISTERED",
+    ],
+    [
+      { status: 403, errorStatus: "PERMISSION_DENIED", errorCode: "SENDER_ID_MISMATCH" },
+      "PUSHER_ERR_FCM_SENDER_ID_MISMATCH",
+      "SENDER_ID_MISMATCH",
+    ],
   ])("drops the token on %j", async (reply, code, reason) => {
     const deviceToken = token();
     mock.replyFor(deviceToken, reply);
@@ -139,24 +147,82 @@ describe("FcmSender", () => {
     else expect(delays).toHaveLength(1);
   });
 
-  it("raises a credentials problem, keeping the token, on 403 PERMISSION_DENIED and on OAuth invalid_grant", async () => {
-    const other = mock.createServiceAccount(workDir, "another-project");
-    const wrongProject = await newSender().send(pushRequest(token(), { device: { instance: "i", appId: "a", provider: "firebase", token: token(), fcmProjectId: "pusher-test-project" } }), credentials(other));
-    expect(wrongProject).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_FCM_CREDENTIALS", credentials: true, attempts: 1 });
-    expect(wrongProject.dropToken).toBeUndefined();
+  it("raises a credentials problem, keeping the token, on 403 PERMISSION_DENIED for its own project and on OAuth invalid_grant", async () => {
+    // E.g. the service account lost its Firebase Messaging role in its own project.
+    const deviceToken = token();
+    mock.replyFor(deviceToken, {
+      status: 403,
+      errorStatus: "PERMISSION_DENIED",
+      message: "The caller does not have permission",
+    });
+    const denied = await newSender().send(pushRequest(deviceToken), credentials());
+    expect(denied).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_FCM_CREDENTIALS",
+      credentials: true,
+      attempts: 1,
+    });
+    expect(denied.dropToken).toBeUndefined();
 
     mock.oauthReplies({ status: 400, error: "invalid_grant", description: "Invalid JWT Signature." });
-    const refused = await new FcmSender().send(pushRequest(token()), credentials(mock.createServiceAccount(workDir, "pusher-test-project", "fresh")));
-    expect(refused).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_FCM_CREDENTIALS", credentials: true, attempts: 1 });
+    const refused = await new FcmSender().send(
+      pushRequest(token()),
+      credentials(mock.createServiceAccount(workDir, "pusher-test-project", "fresh")),
+    );
+    expect(refused).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_FCM_CREDENTIALS",
+      credentials: true,
+      attempts: 1,
+    });
     expect(refused.reason).toContain("invalid_grant");
+  });
+
+  it("sends to a device's project only when the app owns it, and FCM's 403 there fails that push without a credentials alarm", async () => {
+    const other = mock.createServiceAccount(workDir, "another-project");
+    const device = (project: string) => ({
+      instance: "i",
+      appId: "a",
+      provider: "firebase" as const,
+      token: token(),
+      fcmProjectId: project,
+    });
+    // pusher-test-project is neither the service account's nor listed: nothing is sent.
+    const foreign = pushRequest(token(), { device: device("pusher-test-project") });
+    const notOwned = await newSender().send(foreign, credentials(other));
+    expect(notOwned).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_BAD_DEVICE", attempts: 1 });
+    expect(notOwned.credentials).toBeUndefined();
+    expect(mock.requestsFor(foreign.device.token)).toHaveLength(0);
+    // Listed in projectIds, but the service account has no rights there: the mock answers as FCM does (403).
+    const listed = pushRequest(token(), { device: device("pusher-test-project") });
+    const denied = await newSender().send(listed, {
+      ...credentials(other),
+      projectIds: ["another-project", "pusher-test-project"],
+    });
+    expect(denied).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_FCM_REJECTED",
+      status: 403,
+      reason: "PERMISSION_DENIED",
+    });
+    expect(denied.credentials).toBeUndefined();
+    expect(mock.requestsFor(listed.device.token).map((request) => [request.project, request.status])).toEqual([
+      ["pusher-test-project", 403],
+    ]);
   });
 
   it("trims a huge caller name so the data stays within FCM's 4096 bytes", async () => {
     const deviceToken = token();
-    const result = await newSender().send(pushRequest(deviceToken, { caller: { number: "1", name: "n".repeat(10_000) } }), credentials());
+    const result = await newSender().send(
+      pushRequest(deviceToken, { caller: { number: "1", name: "n".repeat(10_000) } }),
+      credentials(),
+    );
     expect(result.outcome).toBe("sent");
     const data = mock.requestsFor(deviceToken)[0].body.message.data as Record<string, string>;
-    const bytes = Object.entries(data).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0);
+    const bytes = Object.entries(data).reduce(
+      (sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value),
+      0,
+    );
     expect(bytes).toBeLessThanOrEqual(4096);
     expect(bytes).toBeGreaterThan(3500);
   });
@@ -165,13 +231,18 @@ describe("FcmSender", () => {
     const deviceToken = token();
     const request = pushRequest(deviceToken, { purpose: "call-ended", endReason: "cancelled" });
     expect((await newSender().send(request, credentials())).outcome).toBe("sent");
-    expect(mock.requestsFor(deviceToken)[0].body.message.data).toMatchObject({ event: "call-cancelled", body: "Missed call from Bob", "call-id": request.callId });
+    expect(mock.requestsFor(deviceToken)[0].body.message.data).toMatchObject({
+      event: "call-cancelled",
+      body: "Missed call from Bob",
+      "call-id": request.callId,
+    });
   });
 });
 
 describe("parseServiceAccount", () => {
   it("refuses a legacy server key with the message that the legacy API is shut down", () => {
-    const legacy = "AAAAb1234567:APA91bHPRgkF3JUikC4ENAHEeMrd41Zxv3hVZjC9KtT8OvPVGJ-hQMRKRrZuJAEcl7B338qju59zJMjw2DELjzEvxwYv7hH5Ynpc1ODQ0aT4U4OFEeco8ohsN5PjL1iC2dNtk2BAokeMCg2ZXKqpc8FXKmhX94kIxQ";
+    const legacy =
+      "AAAAb1234567:APA91bHPRgkF3JUikC4ENAHEeMrd41Zxv3hVZjC9KtT8OvPVGJ-hQMRKRrZuJAEcl7B338qju59zJMjw2DELjzEvxwYv7hH5Ynpc1ODQ0aT4U4OFEeco8ohsN5PjL1iC2dNtk2BAokeMCg2ZXKqpc8FXKmhX94kIxQ";
     for (const text of [legacy, JSON.stringify({ server_key: legacy })]) {
       let error: unknown;
       try {
@@ -188,6 +259,8 @@ describe("parseServiceAccount", () => {
   it("names the missing field of an incomplete service account", () => {
     const file = join(workDir, "incomplete.json");
     writeFileSync(file, JSON.stringify({ type: "service_account", project_id: "p" }));
-    expect(() => parseServiceAccount(JSON.stringify({ type: "service_account", project_id: "p" }), file)).toThrow(/client_email/);
+    expect(() => parseServiceAccount(JSON.stringify({ type: "service_account", project_id: "p" }), file)).toThrow(
+      /client_email/,
+    );
   });
 });

@@ -9,7 +9,12 @@ describe("KamailioStatsRequests", () => {
     const stats = new KamailioStatsRequests((request) => (sent.push(request), true));
     const text = stats.text();
     stats.receive({ type: "stats", id: sent[0].id + 1, values: { calls_held: 99 }, helperConnections: 2 }); // not ours
-    stats.receive({ type: "stats", id: sent[0].id, values: { calls_held: 4, wake_latency_le_1: 2, wake_latency_count: 2 }, helperConnections: 1 });
+    stats.receive({
+      type: "stats",
+      id: sent[0].id,
+      values: { calls_held: 4, wake_latency_le_1: 2, wake_latency_count: 2 },
+      helperConnections: 1,
+    });
     const scraped = await text;
     expect(scraped).toContain("pusher_kamailio_stats_up 1\n");
     expect(scraped).toContain("pusher_calls_held_total 4\n");

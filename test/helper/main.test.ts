@@ -2,6 +2,7 @@
 // Kamailio (netstrings over TCP), and the mock APNs over HTTP/2 + TLS (trusted through NODE_EXTRA_CA_CERTS,
 // which the child process inherits).
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -16,10 +17,25 @@ const APP_ID = "com.app.mymobileapp.dev";
 /** APP_ID's bundle id (the test CA's apple-app.pem is its certificate). */
 const BUNDLE = "com.app.mymobileapp";
 
-/** Kamailio's side of the link: accepts the helper, reads and writes netstrings (written independently of the helper's codec). */
+/** The link secret both sides read (written to a file for the helper). */
+const LINK_SECRET = randomBytes(32).toString("hex");
+
+/** Kamailio's answer to a link challenge (src/link-auth.ts), computed here with node:crypto. */
+function linkProof(role: "kamailio" | "helper", kamailioNonce: string, helperNonce: string): string {
+  return createHmac("sha256", LINK_SECRET)
+    .update(`kamailio-pusher link v1 ${role} ${kamailioNonce} ${helperNonce}`)
+    .digest("hex");
+}
+
+/**
+ * Kamailio's side of the link: accepts the helper, challenges it and proves the link secret as pusher.cfg does,
+ * reads and writes netstrings (written independently of the helper's codec).
+ */
 class FakeEvapi {
   readonly received: { connectionId: number; message: { [key: string]: unknown } }[] = [];
   connections = 0;
+  /** Connections whose helper proved the link secret. */
+  readonly authenticated: number[] = [];
   private socket: net.Socket | null = null;
   private readonly server = net.createServer((socket) => this.onConnection(socket));
 
@@ -33,6 +49,13 @@ class FakeEvapi {
     const connectionId = this.connections;
     this.socket = socket;
     let buffer = Buffer.alloc(0);
+    const kamailioNonce = randomBytes(32).toString("hex");
+    let helperNonce = "";
+    const frame = (message: unknown) => {
+      const text = JSON.stringify(message);
+      socket.write(`${Buffer.byteLength(text)}:${text},`);
+    };
+    frame({ type: "link-challenge", nonce: kamailioNonce });
     socket.on("error", () => {});
     socket.on("data", (chunk) => {
       buffer = Buffer.concat([buffer, chunk]);
@@ -43,8 +66,15 @@ class FakeEvapi {
         const end = colon + 1 + length;
         if (buffer.length <= end) return;
         if (buffer[end] !== 0x2c) throw new Error(`bad frame from the helper: ${buffer.toString("utf8")}`);
-        this.received.push({ connectionId, message: JSON.parse(buffer.toString("utf8", colon + 1, end)) });
+        const message = JSON.parse(buffer.toString("utf8", colon + 1, end));
+        this.received.push({ connectionId, message });
         buffer = buffer.subarray(end + 1);
+        if (message.type === "link-challenge") {
+          helperNonce = message.nonce;
+          frame({ type: "link-proof", proof: linkProof("kamailio", kamailioNonce, helperNonce) });
+        }
+        if (message.type === "link-proof" && message.proof === linkProof("helper", kamailioNonce, helperNonce))
+          this.authenticated.push(connectionId);
       }
     });
   }
@@ -66,12 +96,16 @@ class FakeEvapi {
     this.socket = null;
   }
 
-  async waitFor(predicate: (entry: { connectionId: number; message: { [key: string]: unknown } }) => boolean, timeoutMs = 5000) {
+  async waitFor(
+    predicate: (entry: { connectionId: number; message: { [key: string]: unknown } }) => boolean,
+    timeoutMs = 5000,
+  ) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.received.find(predicate);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no matching message from the helper; got ${JSON.stringify(this.received)}\n${helperOutput}`);
+      if (Date.now() > deadline)
+        throw new Error(`no matching message from the helper; got ${JSON.stringify(this.received)}\n${helperOutput}`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
@@ -88,18 +122,25 @@ let caDir: string;
 let apns: MockApns;
 let evapi: FakeEvapi;
 let evapiPort: number;
+let linkSecretFile: string;
 let helper: ChildProcess;
 let helperOutput = "";
 let helperExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 const tokensSent: string[] = [];
 let callCounter = 0;
 
-function startHelper(args: string[]): { child: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; output: () => string } {
+function startHelper(args: string[]): {
+  child: ChildProcess;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output: () => string;
+} {
   const child = spawn(process.execPath, [bundle, ...args], { env: process.env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
   return { child, exit, output: () => output };
 }
 
@@ -108,7 +149,8 @@ function pushRequest(overrides: Partial<PushRequest["device"]> = {}): PushReques
   const token = overrides.token ?? `${callCounter.toString(16).padStart(4, "0")}${"9f3a".repeat(15)}`;
   tokensSent.push(token);
   // A token APNs issued to the app's phone (a PushKit token unless the device says alert).
-  if ((overrides.provider ?? "apple") === "apple") apns.addDevice(token, { bundle: BUNDLE, kind: overrides.pushKind === "alert" ? "alert" : "voip" });
+  if ((overrides.provider ?? "apple") === "apple")
+    apns.addDevice(token, { bundle: BUNDLE, kind: overrides.pushKind === "alert" ? "alert" : "voip" });
   return {
     type: "push",
     callRef: `${callCounter}:${1000 + callCounter}`,
@@ -130,17 +172,37 @@ beforeAll(async () => {
   caDir = testCaDir();
   workDir = mkdtempSync(join(tmpdir(), "pusher-helper-test-"));
   bundle = join(workDir, "pusher-helper.mjs");
-  await build({ entryPoints: ["src/helper/main.ts"], outfile: bundle, bundle: true, platform: "node", format: "esm", target: "node20", logLevel: "warning" });
+  await build({
+    entryPoints: ["src/helper/main.ts"],
+    outfile: bundle,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    logLevel: "warning",
+  });
 
   apns = await MockApns.start({ caDir });
   evapi = new FakeEvapi();
   evapiPort = await evapi.listen();
   const configFile = join(workDir, "pusher.json");
+  linkSecretFile = join(workDir, "link.secret");
+  writeFileSync(linkSecretFile, LINK_SECRET + "\n", { mode: 0o600 });
   writeFileSync(
     configFile,
-    JSON.stringify({ apps: { [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(caDir, "apple-app.pem") }) } }, log: { level: "debug" } }),
+    JSON.stringify({
+      apps: { [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(caDir, "apple-app.pem") }) } },
+      log: { level: "debug" },
+    }),
   );
-  const started = startHelper(["--config", configFile, "--link-port", String(evapiPort)]);
+  const started = startHelper([
+    "--config",
+    configFile,
+    "--link-port",
+    String(evapiPort),
+    "--link-secret-file",
+    linkSecretFile,
+  ]);
   helper = started.child;
   helperExit = started.exit;
   started.child.stdout!.on("data", (chunk) => (helperOutput += chunk));
@@ -155,9 +217,14 @@ afterAll(async () => {
 });
 
 describe("pusher-helper end to end", () => {
-  it("says hello with the protocol version and its pid when it connects", async () => {
-    const { message } = await evapi.waitFor(({ message }) => message.type === "hello");
+  it("says hello with the protocol version and its pid once both sides proved the link secret, and nothing before", async () => {
+    const { connectionId, message } = await evapi.waitFor(({ message }) => message.type === "hello");
     expect(message).toEqual({ type: "hello", version: PROTOCOL_VERSION, pid: helper.pid });
+    expect(evapi.authenticated).toContain(connectionId);
+    const types = evapi.received
+      .filter((entry) => entry.connectionId === connectionId)
+      .map((entry) => entry.message.type);
+    expect(types.slice(0, 3)).toEqual(["link-challenge", "link-proof", "hello"]);
   });
 
   it("pushes Kazoo's payload to APNs with the VoIP headers and reports sent", async () => {
@@ -173,6 +240,7 @@ describe("pusher-helper end to end", () => {
       aor: request.aor,
       instance: request.device.instance,
       outcome: "sent",
+      token: request.device.token,
     } satisfies PushResult);
     const received = apns.requestsFor(request.device.token);
     expect(received).toHaveLength(1);
@@ -271,7 +339,9 @@ describe("pusher-helper end to end", () => {
   it("reconnects and says hello again after Kamailio drops the connection", async () => {
     const connectionsBefore = evapi.connections;
     evapi.dropConnection();
-    const hello = await evapi.waitFor(({ connectionId, message }) => connectionId > connectionsBefore && message.type === "hello");
+    const hello = await evapi.waitFor(
+      ({ connectionId, message }) => connectionId > connectionsBefore && message.type === "hello",
+    );
     expect(hello.message).toEqual({ type: "hello", version: PROTOCOL_VERSION, pid: helper.pid });
 
     const request = pushRequest();
@@ -292,7 +362,10 @@ describe("pusher-helper end to end", () => {
     const refused = pushRequest();
     apns.replyFor(refused.device.token, { status: 403, reason: "BadCertificate" });
     evapi.send(refused);
-    expect((await resultFor(refused)).message).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS" });
+    expect((await resultFor(refused)).message).toMatchObject({
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_CREDENTIALS",
+    });
 
     const held = pushRequest();
     evapi.send(held);
@@ -302,7 +375,11 @@ describe("pusher-helper end to end", () => {
     expect(apns.requestsFor(held.device.token)).toHaveLength(0);
 
     helper.kill("SIGHUP");
-    await waitUntil(() => helperOutput.includes("config reloaded"), 5000, () => `the reload; helper output:\n${helperOutput.slice(-2000)}`);
+    await waitUntil(
+      () => helperOutput.includes("config reloaded"),
+      5000,
+      () => `the reload; helper output:\n${helperOutput.slice(-2000)}`,
+    );
     const afterReload = pushRequest();
     evapi.send(afterReload);
     expect((await resultFor(afterReload)).message).toMatchObject({ outcome: "sent" });
@@ -323,7 +400,10 @@ describe("pusher-helper end to end", () => {
 describe("pusher-helper configuration", () => {
   it("exits non-zero with one line naming the key when the config is invalid", async () => {
     const configFile = join(workDir, "invalid.json");
-    writeFileSync(configFile, JSON.stringify({ apps: { "com.x": { apple: { certificateFile: "x.pem", host: "bad host" } } } }));
+    writeFileSync(
+      configFile,
+      JSON.stringify({ apps: { "com.x": { apple: { certificateFile: "x.pem", host: "bad host" } } } }),
+    );
     const run = startHelper(["--config", configFile]);
     const { code } = await run.exit;
     expect(code).not.toBe(0);
@@ -347,10 +427,26 @@ describe("pusher-helper configuration", () => {
     expect(run.output()).toContain("--link-port");
   });
 
+  it("refuses to start without a usable link secret file: missing, readable by others, or too short", async () => {
+    const open = join(workDir, "open.secret");
+    writeFileSync(open, LINK_SECRET, { mode: 0o644 });
+    const short = join(workDir, "short.secret");
+    writeFileSync(short, "tooshort", { mode: 0o600 });
+    for (const [file, problem] of [
+      [join(workDir, "absent.secret"), "cannot be read (ENOENT)"],
+      [open, "is readable by group or others (mode 0644): chmod 600 it"],
+      [short, "holds fewer than 32 characters"],
+    ]) {
+      const run = startHelper(["--config", join(workDir, "absent.json"), "--link-secret-file", file]);
+      expect((await run.exit).code).toBe(1);
+      expect(run.output().trim()).toBe(`pusher-helper: PUSHER_ERR_LINK_SECRET ${file} ${problem}`);
+    }
+  });
+
   it("runs on the defaults when the config file is missing, taking the config path from PUSHER_CONFIG", async () => {
     const server = new FakeEvapi();
     const port = await server.listen();
-    const child = spawn(process.execPath, [bundle, "--link-port", String(port)], {
+    const child = spawn(process.execPath, [bundle, "--link-port", String(port), "--link-secret-file", linkSecretFile], {
       env: { ...process.env, PUSHER_CONFIG: join(workDir, "absent.json") },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -29,16 +29,31 @@ function apple(certificateFile: string): AppleCredentials {
   return { certificateFile, host: "h", sandboxHost: "s", callEndedVoipPush: false };
 }
 
-const credentialsFailure: SendOutcome = { outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS", reason: "InvalidProviderToken", credentials: true, attempts: 2 };
+const credentialsFailure: SendOutcome = {
+  outcome: "failed",
+  code: "PUSHER_ERR_APNS_CREDENTIALS",
+  reason: "InvalidProviderToken",
+  credentials: true,
+  attempts: 2,
+};
 
 describe("push handler", () => {
   it("raises the credentials alarm at error level once a minute per app, counts every occurrence, keeps the token", async () => {
     let clockMs = 1_000_000;
     const { lines, logger } = recorder();
     const alarm = new CredentialsAlarm(logger, () => clockMs);
-    const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: apple("x") }, b: { enabled: true, apple: apple("y") } };
+    const apps: { [id: string]: AppConfig } = {
+      a: { enabled: true, apple: apple("x") },
+      b: { enabled: true, apple: apple("y") },
+    };
     const fail = async () => credentialsFailure;
-    const handle = createPushHandler({ apps, logger, alarm, now: () => clockMs, senders: { apple: { send: fail }, firebase: { send: fail }, webpush: { send: fail } } });
+    const handle = createPushHandler({
+      apps,
+      logger,
+      alarm,
+      now: () => clockMs,
+      senders: { apple: { send: fail }, firebase: { send: fail }, webpush: { send: fail } },
+    });
 
     for (let i = 0; i < 5; i++) expect((await handle(request("a"))).dropToken).toBeUndefined();
     await handle(request("b"));
@@ -58,7 +73,11 @@ describe("push handler", () => {
     const { logger } = recorder();
     const alarm = new CredentialsAlarm(logger, () => clockMs);
     const apps: { [id: string]: AppConfig } = {
-      bad: { enabled: true, apple: apple("x"), webpush: { vapidKeyFile: "v", subject: "mailto:a@b", endpointHosts: ["h"] } },
+      bad: {
+        enabled: true,
+        apple: apple("x"),
+        webpush: { vapidKeyFile: "v", subject: "mailto:a@b", endpointHosts: ["h"] },
+      },
       good: { enabled: true, apple: apple("y") },
     };
     const sent: string[] = [];
@@ -66,13 +85,21 @@ describe("push handler", () => {
       sent.push(`${request.device.appId}/${request.device.provider}`);
       return request.device.appId === "bad" ? credentialsFailure : { outcome: "sent", attempts: 1 };
     };
-    const handle = createPushHandler({ apps, logger, alarm, now: () => clockMs, senders: { apple: { send }, firebase: { send }, webpush: { send } } });
+    const handle = createPushHandler({
+      apps,
+      logger,
+      alarm,
+      now: () => clockMs,
+      senders: { apple: { send }, firebase: { send }, webpush: { send } },
+    });
 
     expect(await handle(request("bad"))).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS" });
     clockMs += 10_000;
     const held = await handle(request("bad"));
     expect(held).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APNS_CREDENTIALS" });
-    expect(held.reason).toBe("not sent: apple refused this app's credentials 10 s ago (InvalidProviderToken); pushes wait 30 s or a reload");
+    expect(held.reason).toBe(
+      "not sent: apple refused this app's credentials 10 s ago (InvalidProviderToken); pushes wait 30 s or a reload",
+    );
     expect(await handle(request("good"))).toMatchObject({ outcome: "sent" });
     await handle(request("bad", "webpush")); // a 403 there may be one subscription's: never held
     await handle(request("bad", "webpush"));
@@ -91,10 +118,23 @@ describe("push handler", () => {
     const { lines, logger } = recorder();
     const apps: { [id: string]: AppConfig } = { a: { enabled: true, apple: apple("x") } };
     const dead = async (): Promise<SendOutcome> => ({
-      outcome: "failed", code: "PUSHER_ERR_APNS_UNREGISTERED", reason: "Unregistered", dropToken: true, attempts: 1, tokenInvalidSinceMs: Date.UTC(2026, 10, 1),
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_UNREGISTERED",
+      reason: "Unregistered",
+      dropToken: true,
+      attempts: 1,
+      tokenInvalidSinceMs: Date.UTC(2026, 10, 1),
     });
-    const handle = createPushHandler({ apps, logger, senders: { apple: { send: dead }, firebase: { send: dead }, webpush: { send: dead } } });
-    expect(await handle(request("a"))).toMatchObject({ dropToken: true, token: "t".repeat(64), tokenInvalidSinceMs: Date.UTC(2026, 10, 1) });
+    const handle = createPushHandler({
+      apps,
+      logger,
+      senders: { apple: { send: dead }, firebase: { send: dead }, webpush: { send: dead } },
+    });
+    expect(await handle(request("a"))).toMatchObject({
+      dropToken: true,
+      token: "t".repeat(64),
+      tokenInvalidSinceMs: Date.UTC(2026, 10, 1),
+    });
     expect(lines.map((line) => line.message).join("\n")).toContain("token-invalid-since=2026-11-01T00:00:00.000Z");
   });
 
@@ -102,8 +142,15 @@ describe("push handler", () => {
     const { logger } = recorder();
     let sends = 0;
     const send = async (): Promise<SendOutcome> => (sends++, { outcome: "sent", attempts: 1 });
-    const apps: { [id: string]: AppConfig } = { off: { enabled: false, apple: apple("x") }, on: { enabled: true, apple: apple("x") } };
-    const handle = createPushHandler({ apps, logger, senders: { apple: { send }, firebase: { send }, webpush: { send } } });
+    const apps: { [id: string]: AppConfig } = {
+      off: { enabled: false, apple: apple("x") },
+      on: { enabled: true, apple: apple("x") },
+    };
+    const handle = createPushHandler({
+      apps,
+      logger,
+      senders: { apple: { send }, firebase: { send }, webpush: { send } },
+    });
 
     expect(await handle(request("off"))).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_APP_DISABLED" });
     expect(await handle(request("on", "firebase"))).toMatchObject({ outcome: "failed", code: "PUSHER_ERR_NO_APP" });

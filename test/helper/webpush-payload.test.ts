@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { buildWebPushPayload, callTopic, MAX_WEBPUSH_PLAINTEXT_BYTES, webPushCallHeaders, webPushTtlSeconds } from "../../src/helper/webpush-payload";
+import {
+  buildWebPushPayload,
+  callTopic,
+  MAX_WEBPUSH_PLAINTEXT_BYTES,
+  webPushCallHeaders,
+  webPushTtlSeconds,
+} from "../../src/helper/webpush-payload";
 import type { PushRequest } from "../../src/protocol";
 
 const NOW_MS = 1_700_000_000_123;
@@ -10,7 +16,12 @@ function request(overrides: Partial<PushRequest> = {}): PushRequest {
     callRef: "1:2",
     callId: "web-call@example.com",
     aor: "alice@example.com",
-    device: { instance: "<urn:uuid:w>", appId: "web.example.com", provider: "webpush", token: "https://push.example.net/sub/1" },
+    device: {
+      instance: "<urn:uuid:w>",
+      appId: "web.example.com",
+      provider: "webpush",
+      token: "https://push.example.net/sub/1",
+    },
     caller: { number: "+15551234567", name: "Bob" },
     proxy: "sip:127.0.0.1:5060",
     ringsUntilMs: NOW_MS + 15_000,
@@ -20,7 +31,9 @@ function request(overrides: Partial<PushRequest> = {}): PushRequest {
 
 describe("buildWebPushPayload", () => {
   it("says what FCM's data says, as one JSON object", () => {
-    expect(JSON.parse(buildWebPushPayload(request({ registrationToken: "0f0e", accountRef: "acct-1" }), NOW_MS))).toEqual({
+    expect(
+      JSON.parse(buildWebPushPayload(request({ registrationToken: "0f0e", accountRef: "acct-1" }), NOW_MS)),
+    ).toEqual({
       "call-id": "web-call@example.com",
       "Call-ID": "web-call@example.com",
       "caller-id-number": "+15551234567",
@@ -36,8 +49,15 @@ describe("buildWebPushPayload", () => {
   });
 
   it("tells a call-ended message by its event and text", () => {
-    const payload = JSON.parse(buildWebPushPayload(request({ purpose: "call-ended", endReason: "answered-elsewhere" }), NOW_MS));
-    expect(payload).toMatchObject({ event: "answered-elsewhere", title: "Answered elsewhere", body: "Call from Bob answered elsewhere", "call-id": "web-call@example.com" });
+    const payload = JSON.parse(
+      buildWebPushPayload(request({ purpose: "call-ended", endReason: "answered-elsewhere" }), NOW_MS),
+    );
+    expect(payload).toMatchObject({
+      event: "answered-elsewhere",
+      title: "Answered elsewhere",
+      body: "Call from Bob answered elsewhere",
+      "call-id": "web-call@example.com",
+    });
   });
 
   it("leaves room in RFC 8030's 4096 bytes for the RFC 8291 encryption", () => {
@@ -48,7 +68,11 @@ describe("buildWebPushPayload", () => {
 
 describe("webPushCallHeaders", () => {
   it("asks for high urgency, the remaining ring time as TTL, and a topic naming the call", () => {
-    expect(webPushCallHeaders(request(), NOW_MS)).toEqual({ ttl: "15", urgency: "high", topic: callTopic("web-call@example.com") });
+    expect(webPushCallHeaders(request(), NOW_MS)).toEqual({
+      ttl: "15",
+      urgency: "high",
+      topic: callTopic("web-call@example.com"),
+    });
   });
 
   it("rounds the TTL up to whole seconds and never below 1 (0 would mean now or never)", () => {
@@ -57,7 +81,9 @@ describe("webPushCallHeaders", () => {
   });
 
   it("keeps a call-ended message for an hour", () => {
-    expect(webPushTtlSeconds(request({ purpose: "call-ended", endReason: "cancelled", ringsUntilMs: NOW_MS }), NOW_MS)).toBe(3600);
+    expect(
+      webPushTtlSeconds(request({ purpose: "call-ended", endReason: "cancelled", ringsUntilMs: NOW_MS }), NOW_MS),
+    ).toBe(3600);
   });
 
   it("gives both messages of one call the same topic, at most 32 URL-safe characters, and another call another", () => {

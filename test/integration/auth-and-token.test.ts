@@ -8,14 +8,28 @@ import { freePort } from "../support/free-port";
 import { ROOT } from "../support/pusher-process";
 import { runSipp, type SippRun } from "../support/sipp";
 import { Phone, SECOND_DOMAIN } from "../support/topology";
-import { APP_ID, USER_AGENT, WakeFixture, call, dropBindings, listeningPhone, pushParams, startWakeFixture, waitForPushes } from "../support/wake-fixture";
+import {
+  APP_ID,
+  USER_AGENT,
+  WakeFixture,
+  call,
+  dropBindings,
+  listeningPhone,
+  pushParams,
+  startWakeFixture,
+  waitForPushes,
+} from "../support/wake-fixture";
 
 const TOKEN_LIFETIME_S = 2;
 
 let fixture: WakeFixture;
 
 function cli(...args: string[]): string {
-  return execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", fixture.pusher.configPath, ...args], { encoding: "utf8" });
+  return execFileSync(
+    process.execPath,
+    [join(ROOT, "dist", "cli.js"), "--config", fixture.pusher.configPath, ...args],
+    { encoding: "utf8" },
+  );
 }
 
 function devices(): string {
@@ -31,10 +45,27 @@ function newToken(): string {
  * One REGISTER of `phone` running `scenario`, from a new socket on the phone's address (its Contact names the
  * phone's port); the run, for the test to judge (some scenarios expect a refusal).
  */
-async function register(scenario: string, phone: Phone, params: string, options: { auth?: { user: string; password: string }; token?: string } = {}): Promise<SippRun> {
+async function register(
+  scenario: string,
+  phone: Phone,
+  params: string,
+  options: { auth?: { user: string; password: string }; token?: string } = {},
+): Promise<SippRun> {
   const port = await freePort(phone.address);
-  const keys = phone.keys({ via: `${phone.address}:${port}`, contact: phone.contact(params), user_agent: USER_AGENT, token: options.token ?? "" });
-  return runSipp({ scenario, remotePort: fixture.pusher.sipPort, localIp: phone.address, localPort: port, keys, auth: options.auth });
+  const keys = phone.keys({
+    via: `${phone.address}:${port}`,
+    contact: phone.contact(params),
+    user_agent: USER_AGENT,
+    token: options.token ?? "",
+  });
+  return runSipp({
+    scenario,
+    remotePort: fixture.pusher.sipPort,
+    localIp: phone.address,
+    localPort: port,
+    keys,
+    auth: options.auth,
+  });
 }
 
 beforeAll(async () => {
@@ -61,14 +92,22 @@ describe("REGISTERs with sip.auth on", () => {
     expect(unauthenticated.code).not.toBe(0); // challenged, never 200
     expect(devices()).not.toContain(alice.aor);
 
-    const authenticated = await register("register-auth.xml", alice, pushParams(good), { auth: { user: alice.user, password: "alice-secret" } });
+    const authenticated = await register("register-auth.xml", alice, pushParams(good), {
+      auth: { user: alice.user, password: "alice-secret" },
+    });
     expect(authenticated.code, authenticated.output).toBe(0);
     expect(devices()).toContain(good);
-    expect(fixture.pusher.rpc("ul.lookup", "location", alice.aor)).toContain(`sip:${alice.contactUser}@${alice.address}:${alice.port}`);
+    expect(fixture.pusher.rpc("ul.lookup", "location", alice.aor)).toContain(
+      `sip:${alice.contactUser}@${alice.address}:${alice.port}`,
+    );
 
-    const wrongPassword = await register("register-auth-refused.xml", alice, pushParams(wrong), { auth: { user: alice.user, password: "guess" } });
+    const wrongPassword = await register("register-auth-refused.xml", alice, pushParams(wrong), {
+      auth: { user: alice.user, password: "guess" },
+    });
     expect(wrongPassword.code, wrongPassword.output).toBe(0);
-    const otherUser = await register("register-auth-refused.xml", alice, pushParams(other), { auth: { user: mallory.user, password: "mallory-secret" } });
+    const otherUser = await register("register-auth-refused.xml", alice, pushParams(other), {
+      auth: { user: mallory.user, password: "mallory-secret" },
+    });
     expect(otherUser.code, otherUser.output).toBe(0);
     const removal = await register("register.xml", alice, ";expires=0");
     expect(removal.code).not.toBe(0);
@@ -78,16 +117,21 @@ describe("REGISTERs with sip.auth on", () => {
     const twin = await Phone.create({ user: alice.user, domain: SECOND_DOMAIN });
     cli("users", "add", twin.aor, "twin-secret");
     const twinToken = newToken();
-    const viaTwin = await register("register-auth-refused.xml", alice, pushParams(twinToken), { auth: { user: alice.user, password: "twin-secret" } });
+    const viaTwin = await register("register-auth-refused.xml", alice, pushParams(twinToken), {
+      auth: { user: alice.user, password: "twin-secret" },
+    });
     expect(viaTwin.code, viaTwin.output).toBe(0);
-    const twinRegistered = await register("register-auth.xml", twin, pushParams(twinToken), { auth: { user: twin.user, password: "twin-secret" } });
+    const twinRegistered = await register("register-auth.xml", twin, pushParams(twinToken), {
+      auth: { user: twin.user, password: "twin-secret" },
+    });
     expect(twinRegistered.code, twinRegistered.output).toBe(0);
 
     const table = devices();
     expect(table).toContain(good);
     expect(table).not.toContain(wrong);
     expect(table).not.toContain(other);
-    const item = (aor: string) => new RegExp(`name: ${aor.replace(/\./g, "\\.")}\\s*\\n\\s*value: (.*)`).exec(table)?.[1] ?? "";
+    const item = (aor: string) =>
+      new RegExp(`name: ${aor.replace(/\./g, "\\.")}\\s*\\n\\s*value: (.*)`).exec(table)?.[1] ?? "";
     expect(item(alice.aor)).toContain(good);
     expect(item(alice.aor)).not.toContain(twinToken);
     expect(item(twin.aor)).toContain(twinToken);
@@ -95,9 +139,15 @@ describe("REGISTERs with sip.auth on", () => {
 });
 
 describe("the one-time registration token of a push", () => {
-  async function heldCallToken(phone: Phone, password: string, token: string): Promise<{ registrationToken: string; caller: Promise<SippRun> }> {
+  async function heldCallToken(
+    phone: Phone,
+    password: string,
+    token: string,
+  ): Promise<{ registrationToken: string; caller: Promise<SippRun> }> {
     cli("users", "add", phone.aor, password);
-    const registered = await register("register-auth.xml", phone, pushParams(token), { auth: { user: phone.user, password } });
+    const registered = await register("register-auth.xml", phone, pushParams(token), {
+      auth: { user: phone.user, password },
+    });
     expect(registered.code, registered.output).toBe(0);
     dropBindings(fixture.pusher, phone);
     const caller = call(fixture.pusher, phone, "call-answered.xml");

@@ -39,7 +39,11 @@ beforeAll(async () => {
   const key = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
   const keyFile = join(work, `AuthKey_${KEY_ID}.p8`);
   writeFileSync(keyFile, key.privateKey.export({ type: "pkcs8", format: "pem" }));
-  apns = await MockApns.start({ caDir: TEST_CA_DIR, auth: "token", signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey: key.publicKey }] });
+  apns = await MockApns.start({
+    caDir: TEST_CA_DIR,
+    auth: "token",
+    signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey: key.publicKey }],
+  });
   const credentials = { keyFile, keyId: KEY_ID, teamId: TEAM_ID };
   pusher = await startPusher({
     timers: TIMERS,
@@ -117,7 +121,11 @@ function registerLinphone(phone: Phone, binding: LinphoneBinding): ReturnType<ty
 
 /** The AOR's device records as `pusher devices --json --show-tokens` lists them (what a call would push). */
 function devicesOf(phone: Phone): ListedDevice[] {
-  const out = execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", phone.aor, "--json", "--show-tokens"], { encoding: "utf8" });
+  const out = execFileSync(
+    process.execPath,
+    [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", phone.aor, "--json", "--show-tokens"],
+    { encoding: "utf8" },
+  );
   return JSON.parse(out) as ListedDevice[];
 }
 
@@ -131,7 +139,11 @@ function body(request: RecordedRequest): Record<string, unknown> {
 
 /** No push of this test was refused (DeviceTokenNotForTopic above all), by the mock or in the helper's log. */
 function expectNoTopicRefusal(): void {
-  expect(apns.requests.filter((request) => request.status !== 200).map((request) => `${request.status} ${request.headers["apns-topic"]}`)).toEqual([]);
+  expect(
+    apns.requests
+      .filter((request) => request.status !== 200)
+      .map((request) => `${request.status} ${request.headers["apns-topic"]}`),
+  ).toEqual([]);
   expect(testLog()).not.toMatch(/DeviceTokenNotForTopic|TOKEN_NOT_FOR_TOPIC|device removed/);
 }
 
@@ -143,10 +155,18 @@ async function callEndedPushesOf(callId: string): Promise<void> {
   await pusher.waitFor(new RegExp(`call-ended push \\(\\S+\\) requested call-id=${callId} `), 5000);
   await new Promise((done) => setTimeout(done, 200));
   const ofCall = () => apns.requests.filter((request) => body(request)["call-id"] === callId);
-  await waitUntil(() => ofCall().every((request) => request.status !== null), 5000, `APNs answers to the pushes of ${callId}`);
+  await waitUntil(
+    () => ofCall().every((request) => request.status !== null),
+    5000,
+    `APNs answers to the pushes of ${callId}`,
+  );
   // The helper's result of each (what could remove a record) has reached Kamailio once the helper logged it, and
   // Kamailio handled it a moment later.
-  const outcomes = () => pusher.output().split("\n").filter((line) => line.includes(`push call-id=${JSON.stringify(callId)}`)).length;
+  const outcomes = () =>
+    pusher
+      .output()
+      .split("\n")
+      .filter((line) => line.includes(`push call-id=${JSON.stringify(callId)}`)).length;
   await waitUntil(() => outcomes() >= ofCall().length, 5000, `the helper's results for the pushes of ${callId}`);
   await new Promise((done) => setTimeout(done, 200));
 }
@@ -186,7 +206,9 @@ describe("call-ended pushes to Apple devices", () => {
     expect(body(notice).event).toBe("call-cancelled");
     const [alertCall, alertNotice] = apns.requestsFor(onlyAlertToken);
     expect(apns.requestsFor(onlyAlertToken)).toHaveLength(2);
-    expect([alertCall, alertNotice].map((push) => `${push.headers["apns-push-type"]} ${push.headers["apns-topic"]}`)).toEqual([`alert ${LINPHONE_BUNDLE}`, `alert ${LINPHONE_BUNDLE}`]);
+    expect(
+      [alertCall, alertNotice].map((push) => `${push.headers["apns-push-type"]} ${push.headers["apns-topic"]}`),
+    ).toEqual([`alert ${LINPHONE_BUNDLE}`, `alert ${LINPHONE_BUNDLE}`]);
     expect(body(alertCall).event).toBeUndefined();
     expect(body(alertNotice).event).toBe("call-cancelled");
     expect(body(alertNotice)["call-id"]).toBe(callId);
@@ -264,11 +286,16 @@ describe("APNs environments", () => {
     const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPushes(apns, token, 1, 8000, pusher);
 
-    const answered = await registerAndAnswer(pusher, await phone.newSocket(), binding.params, callId, { uriParams: binding.uriParams, userAgent: binding.userAgent });
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), binding.params, callId, {
+      uriParams: binding.uriParams,
+      userAgent: binding.userAgent,
+    });
     expect(answered.code, answered.output).toBe(0);
     const result = await caller;
     expect(result.code, result.output).toBe(0);
-    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual(["sandbox 200"]);
+    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual([
+      "sandbox 200",
+    ]);
     expect(tokensOf(phone)).toEqual([token]);
   });
 
@@ -280,9 +307,15 @@ describe("APNs environments", () => {
     const callId = sharedCallId(phone);
     const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPushes(apns, token, 2, 8000, pusher);
-    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual(["production 400", "sandbox 200"]);
+    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual([
+      "production 400",
+      "sandbox 200",
+    ]);
 
-    const answered = await registerAndAnswer(pusher, await phone.newSocket(), binding.params, callId, { uriParams: binding.uriParams, userAgent: binding.userAgent });
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), binding.params, callId, {
+      uriParams: binding.uriParams,
+      userAgent: binding.userAgent,
+    });
     expect(answered.code, answered.output).toBe(0);
     const result = await caller;
     expect(result.code, result.output).toBe(0);
@@ -298,7 +331,10 @@ describe("APNs environments", () => {
     const caller = await call(pusher, phone, "call-unavailable.xml");
     expect(caller.code, caller.output).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(TIMERS.pushWaitMs / 2);
-    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual(["production 400", "sandbox 400"]);
+    expect(apns.requestsFor(token).map((request) => `${request.environment} ${request.status}`)).toEqual([
+      "production 400",
+      "sandbox 400",
+    ]);
     expect(devicesOf(phone)).toEqual([]);
     expect(testLog()).toMatch(new RegExp(`device removed aor=${phone.aor} .*token is dead`));
   });
@@ -317,7 +353,9 @@ describe("a push refused as not for its topic", () => {
       expect(apns.requestsFor(token).map((request) => request.status)).toEqual(Array(calls).fill(400));
       expect(tokensOf(phone)).toEqual([token]);
     }
-    expect(testLog()).toMatch(new RegExp(`configuration error: token \\S+ of app ${KAZOO_APP} is not for topic ${KAZOO_APP}\\.voip`));
+    expect(testLog()).toMatch(
+      new RegExp(`configuration error: token \\S+ of app ${KAZOO_APP} is not for topic ${KAZOO_APP}\\.voip`),
+    );
     expect(testLog()).not.toMatch(new RegExp(`device removed aor=${phone.aor}`));
   });
 });

@@ -57,7 +57,9 @@ describe("a callee with several phones", () => {
     await waitForPushes(apns, tokenA, 1, 8000, pusher); // invite-first: after t1
     await waitForPushes(apns, tokenB, 1, 8000, pusher);
     // A wakes on a new NAT mapping: gets the held call, rings 1.5 s. B wakes on a new port while A rings: forked.
-    const wokenA = registerAndAnswer(pusher, await phoneA.newSocket(), paramsA, callId, { scenario: "register-and-answer-late.xml" });
+    const wokenA = registerAndAnswer(pusher, await phoneA.newSocket(), paramsA, callId, {
+      scenario: "register-and-answer-late.xml",
+    });
     await pusher.waitFor(new RegExp(`delivering call-id=${callId} aor=${phoneA.aor}`));
     const wokenB = await phoneB.newSocket();
     const ringingB = await listeningPhone(pusher, wokenB, "ring-until-cancelled.xml");
@@ -134,7 +136,9 @@ describe("a callee with several callers", () => {
     const answered = await answering.run;
     expect(answered.code, answered.output).toBe(0);
     expect(incomingCalls(answered.output)).toBe(2);
-    const delivered = [...pusher.output().matchAll(new RegExp(`delivering call-id=(\\S+) aor=${phone.aor}`, "g"))].map((match) => match[1]);
+    const delivered = [...pusher.output().matchAll(new RegExp(`delivering call-id=(\\S+) aor=${phone.aor}`, "g"))].map(
+      (match) => match[1],
+    );
     expect(delivered).toEqual(callIds);
   });
 

@@ -6,7 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SipCaller } from "../support/sip-caller";
 import { Phone, Transport, silentSocket } from "../support/topology";
-import { WakeFixture, pushParams, registerAndAnswer, registerPhone, sharedCallId, startWakeFixture, waitForPushes } from "../support/wake-fixture";
+import {
+  WakeFixture,
+  pushParams,
+  registerAndAnswer,
+  registerPhone,
+  sharedCallId,
+  startWakeFixture,
+  waitForPushes,
+} from "../support/wake-fixture";
 import { waitUntil } from "../support/wait-until";
 
 const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 8000, afterWakeMs: 8000 };
@@ -22,11 +30,18 @@ async function expectCancelled(caller: SipCaller): Promise<void> {
 }
 
 function noCallLeft(fixture: WakeFixture, phone: Phone): Promise<void> {
-  return waitUntil(() => !fixture.pusher.rpc("htable.dump", "pusher_calls").includes(phone.aor), 3000, `no call of ${phone.aor} in pusher_calls`);
+  return waitUntil(
+    () => !fixture.pusher.rpc("htable.dump", "pusher_calls").includes(phone.aor),
+    3000,
+    `no call of ${phone.aor} in pusher_calls`,
+  );
 }
 
 /** A phone asleep the way its transport sleeps: a UDP port that swallows datagrams, or a TCP connection it closed. */
-async function asleepPhone(fixture: WakeFixture, transport: Transport): Promise<{ phone: Phone; token: string; wake: () => Promise<void> }> {
+async function asleepPhone(
+  fixture: WakeFixture,
+  transport: Transport,
+): Promise<{ phone: Phone; token: string; wake: () => Promise<void> }> {
   const phone = await Phone.create({ transport });
   const token = fixture.apns.newDevice("com.app.mymobileapp");
   await registerPhone(fixture.pusher, phone, pushParams(token));
@@ -71,7 +86,9 @@ for (const transport of ["udp", "tcp"] as const) {
       const phone = await Phone.create({ transport });
       const token = fixture.apns.newDevice("com.app.mymobileapp");
       const callId = sharedCallId(phone);
-      const ringing = registerAndAnswer(fixture.pusher, phone, pushParams(token), callId, { scenario: "register-and-ring.xml" });
+      const ringing = registerAndAnswer(fixture.pusher, phone, pushParams(token), callId, {
+        scenario: "register-and-ring.xml",
+      });
       await fixture.pusher.waitFor(new RegExp(`device stored aor=${phone.aor} `));
       const caller = await SipCaller.open(fixture.pusher.sipPort, transport);
       try {
@@ -94,7 +111,9 @@ for (const transport of ["udp", "tcp"] as const) {
         caller.call(phone.user, phone.domain, callId);
         await waitForPushes(fixture.apns, token, 1, 8000, fixture.pusher);
         await wake();
-        const ringing = registerAndAnswer(fixture.pusher, await phone.newSocket(), pushParams(token), callId, { scenario: "register-and-ring.xml" });
+        const ringing = registerAndAnswer(fixture.pusher, await phone.newSocket(), pushParams(token), callId, {
+          scenario: "register-and-ring.xml",
+        });
         await caller.inviteAnswer(180);
         await expectCancelled(caller);
         const phoneRun = await ringing;

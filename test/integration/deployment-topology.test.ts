@@ -2,11 +2,22 @@
 // loopback address with a Contact user unlike its AOR user, phones asleep the ways phones really sleep (an expired
 // NAT binding that swallows datagrams, a closed UDP port, a TCP connection the phone closed), phones behind NAT,
 // and callers that follow the route set for every in-dialog request. Default strategy (invite-first).
+import net from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { MockApns } from "../support/mock-apns";
 import { PusherProcess } from "../support/pusher-process";
 import { DOMAIN, NAT_PRIVATE_ADDRESS, Phone, SECOND_DOMAIN, silentSocket } from "../support/topology";
-import { APP_ID, WakeFixture, call, pushParams, registerAndAnswer, registerPhone, sharedCallId, startWakeFixture, waitForPushes } from "../support/wake-fixture";
+import {
+  APP_ID,
+  WakeFixture,
+  call,
+  pushParams,
+  registerAndAnswer,
+  registerPhone,
+  sharedCallId,
+  startWakeFixture,
+  waitForPushes,
+} from "../support/wake-fixture";
 
 const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 6000, afterWakeMs: 6000 };
 
@@ -77,11 +88,19 @@ describe("a phone asleep on its own address, called at its AOR on a named domain
     const phone = await Phone.create({ transport: "tcp" });
     const token = apns.newDevice(APP_ID);
     await registerPhone(pusher, phone, pushParams(token)); // sipp exits: the phone closed its connection
+    // Its Contact's port takes connections (a NAT or a firewall may well answer there): the proxy must not open
+    // one towards a phone (forward-no-connect), or it would send the INVITE into a socket nobody reads.
+    const connections: net.Socket[] = [];
+    const contactPort = net.createServer((socket) => connections.push(socket));
+    await new Promise<void>((resolve) => contactPort.listen(phone.port, phone.address, resolve));
     const callId = sharedCallId(phone);
     const startedAt = Date.now();
     const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPush(token);
     expect(pushDelayMs(token, startedAt)).toBeLessThan(TIMERS.inviteFirstMs);
+    expect(connections).toHaveLength(0);
+    for (const socket of connections) socket.destroy();
+    await new Promise((done) => contactPort.close(done));
 
     const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
     expect(answered.code, answered.output).toBe(0);
@@ -96,7 +115,9 @@ describe("a phone behind NAT (Contact and Via name an address it does not send f
     const phone = await Phone.create({ nat: true });
     const token = apns.newDevice(APP_ID);
     const callId = sharedCallId(phone);
-    const answered = registerAndAnswer(pusher, phone, pushParams(token), callId, { scenario: "register-answer-reinvite-hangup.xml" });
+    const answered = registerAndAnswer(pusher, phone, pushParams(token), callId, {
+      scenario: "register-answer-reinvite-hangup.xml",
+    });
     await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} `));
     const contacts = pusher.rpc("ul.lookup", "location", phone.aor);
     expect(contacts).toContain(NAT_PRIVATE_ADDRESS);
@@ -115,7 +136,9 @@ describe("a phone behind NAT (Contact and Via name an address it does not send f
     const callId = sharedCallId(phone);
     const caller = call(pusher, phone, "call-reinvite-hangup.xml", { callId });
     await waitForPush(token);
-    const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId, { scenario: "register-answer-reinvite-hangup.xml" });
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId, {
+      scenario: "register-answer-reinvite-hangup.xml",
+    });
     expect(answered.code, answered.output).toBe(0);
     const result = await caller;
     expect(result.code, result.output).toBe(0);

@@ -51,9 +51,23 @@ it("keeps every device record through a kill -9 right after the last REGISTER's 
 
   const last = PHONES - 1;
   const listed = JSON.parse(
-    execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", `${userOf(last)}@${DOMAIN}`, "--json", "--show-tokens"], {
-      encoding: "utf8",
-    }),
+    execFileSync(
+      process.execPath,
+      [
+        join(ROOT, "dist", "cli.js"),
+        "--config",
+        pusher.configPath,
+        "devices",
+        `${userOf(last)}@${DOMAIN}`,
+        "--json",
+        "--show-tokens",
+      ],
+      {
+        encoding: "utf8",
+      },
+    ),
   );
-  expect(listed.map((device: { token: string; appId: string }) => [device.appId, device.token])).toEqual([[APP_ID, tokenOf(last)]]);
+  expect(listed.map((device: { token: string; appId: string }) => [device.appId, device.token])).toEqual([
+    [APP_ID, tokenOf(last)],
+  ]);
 }, 120000);

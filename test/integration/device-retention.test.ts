@@ -30,7 +30,9 @@ function quoted(text: string): string {
 function ageRow(aor: string, daysAgo: number, expiresAtS: number): void {
   const devices = JSON.parse(sql(`SELECT devices FROM pusher_devices WHERE aor = ${quoted(aor)}`));
   for (const instance of Object.keys(devices)) devices[instance].registeredAtMs = Date.now() - daysAgo * DAY_MS;
-  sql(`UPDATE pusher_devices SET devices = ${quoted(JSON.stringify(devices))}, expires = ${Math.floor(expiresAtS)} WHERE aor = ${quoted(aor)}`);
+  sql(
+    `UPDATE pusher_devices SET devices = ${quoted(JSON.stringify(devices))}, expires = ${Math.floor(expiresAtS)} WHERE aor = ${quoted(aor)}`,
+  );
 }
 
 beforeAll(async () => {
@@ -47,7 +49,8 @@ afterAll(async () => {
 
 it("does not load records whose retention ended while Kamailio was down, deletes their rows, and keeps the fresh one", async () => {
   const phones = { fresh: await Phone.create(), expired: await Phone.create(), outlived: await Phone.create() };
-  for (const [name, phone] of Object.entries(phones)) await registerPhone(pusher, phone, pushParams(`${name}${process.pid}0123456789abcdef`), { userAgent: USER_AGENT });
+  for (const [name, phone] of Object.entries(phones))
+    await registerPhone(pusher, phone, pushParams(`${name}${process.pid}0123456789abcdef`), { userAgent: USER_AGENT });
   await pusher.stop();
 
   const nowS = Date.now() / 1000;
@@ -65,4 +68,29 @@ it("does not load records whose retention ended while Kamailio was down, deletes
   expect(table).not.toContain(phones.expired.aor);
   expect(table).not.toContain(phones.outlived.aor);
   expect(sql(`SELECT aor FROM pusher_devices WHERE aor = ${quoted(phones.expired.aor)}`).trim()).toBe("");
+}, 60000);
+
+// A record whose retention ends while Kamailio runs (aged in htable here, as weeks of silence would leave it) goes
+// when its AOR is next written, and its token leaves the token index with it: the index held the tokens of such
+// records until the next restart.
+it("drops a record past retention, with its token index entry, when its AOR is next written", async () => {
+  const silent = await Phone.create();
+  const silentToken = `0a9ed${process.pid}0123456789abcdef`;
+  const newToken = `0ew${process.pid}0123456789abcdef`;
+  await registerPhone(pusher, silent, pushParams(silentToken), { userAgent: USER_AGENT });
+  expect(pusher.rpc("htable.dump", "pusher_tokens")).toContain(`apple:${silentToken}`);
+  const value = /value: (.*)/.exec(pusher.rpc("htable.get", "pusher_devices", silent.aor))![1];
+  const devices = JSON.parse(value.slice(value.indexOf("{")));
+  for (const instance of Object.keys(devices)) devices[instance].registeredAtMs -= 40 * DAY_MS;
+  pusher.rpc("htable.sets", "pusher_devices", silent.aor, JSON.stringify(devices));
+
+  // Another phone of the same AOR registers.
+  await registerPhone(pusher, await Phone.create({ user: silent.user }), pushParams(newToken), {
+    userAgent: USER_AGENT,
+  });
+  const tokens = pusher.rpc("htable.dump", "pusher_tokens");
+  expect(tokens).toContain(`apple:${newToken}`);
+  expect(tokens).not.toContain(silentToken);
+  expect(pusher.rpc("htable.get", "pusher_devices", silent.aor)).not.toContain(silentToken);
+  expect(sql(`SELECT devices FROM pusher_devices WHERE aor = ${quoted(silent.aor)}`)).not.toContain(silentToken);
 }, 60000);

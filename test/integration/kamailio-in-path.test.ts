@@ -16,17 +16,25 @@ afterAll(async () => {
 });
 
 /** "kamailio 6.0.1 (x86_64/linux)" from `kamailio -v` of the kamailio in PATH. */
-const versionInPath = (): string => execFileSync("kamailio", ["-v"], { encoding: "utf8" }).split("\n")[0].replace(/^version:\s*/, "").trim();
+const versionInPath = (): string =>
+  execFileSync("kamailio", ["-v"], { encoding: "utf8" })
+    .split("\n")[0]
+    .replace(/^version:\s*/, "")
+    .trim();
 
 describe("the Kamailio the suite runs on", () => {
   it("is the one in PATH: pusher start names it, and the running Kamailio answers core.version with it", () => {
     const version = versionInPath();
-    expect(pusher.output()).toMatch(new RegExp(`^\\[pusher\\] ${version.replace(/[().]/g, "\\$&")} \\(/\\S+/kamailio\\)$`, "m"));
+    expect(pusher.output()).toMatch(
+      new RegExp(`^\\[pusher\\] ${version.replace(/[().]/g, "\\$&")} \\(/\\S+/kamailio\\)$`, "m"),
+    );
     // kamcmd prints the RPC's string as it is: "kamailio 6.0.1 (x86_64/linux)".
     expect(pusher.rpc("core.version").trim()).toBe(version);
   });
 
   it.runIf(process.env.PUSHER_TEST_KAMAILIO)("is the version scripts/test.sh runs this pass on", () => {
-    expect(versionInPath()).toMatch(new RegExp(`^kamailio ${process.env.PUSHER_TEST_KAMAILIO!.replace(/\./g, "\\.")}\\.\\d`));
+    expect(versionInPath()).toMatch(
+      new RegExp(`^kamailio ${process.env.PUSHER_TEST_KAMAILIO!.replace(/\./g, "\\.")}\\.\\d`),
+    );
   });
 });

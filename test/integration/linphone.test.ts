@@ -34,10 +34,14 @@ interface Linphone {
 function startLinphone(home: string): Linphone {
   // Its database folder must exist, or the core never starts its SIP transports.
   mkdirSync(join(home, ".local", "share", "linphone"), { recursive: true });
-  const child = spawn("linphonec", ["-c", join(home, "linphonerc"), "-a", "-d", "5", "-l", join(home, "linphone.log")], {
-    env: { ...process.env, HOME: home },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
+  const child = spawn(
+    "linphonec",
+    ["-c", join(home, "linphonerc"), "-a", "-d", "5", "-l", join(home, "linphone.log")],
+    {
+      env: { ...process.env, HOME: home },
+      stdio: ["pipe", "pipe", "pipe"],
+    },
+  );
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
@@ -90,7 +94,12 @@ describe("linphonec with RFC 8599 push params", () => {
       expect(bindings).toContain(`@${address}:${port}`);
       await kill(linphone); // asleep: iOS froze the app, its socket is gone
 
-      const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, keys: { callee: user, caller: "15551234567", domain: DOMAIN }, timeoutSeconds: 30 });
+      const caller = runSipp({
+        scenario: "call-answered.xml",
+        remotePort: pusher.sipPort,
+        keys: { callee: user, caller: "15551234567", domain: DOMAIN },
+        timeoutSeconds: 30,
+      });
       await waitForPushes(apns, token, 1, 10000, pusher);
       const [push] = apns.requestsFor(token);
       expect(push.headers["apns-push-type"]).toBe("voip");
@@ -100,7 +109,11 @@ describe("linphonec with RFC 8599 push params", () => {
       linphone = startLinphone(home); // the push woke the app: it registers and auto-answers
       const call = await caller;
       expect(call.code, call.output + "\n" + linphone.output().slice(-2000)).toBe(0);
-      await waitUntil(() => /delivering call-id=\S+ aor=/.test(pusher.output()), 2000, "the held call's delivery in the log");
+      await waitUntil(
+        () => /delivering call-id=\S+ aor=/.test(pusher.output()),
+        2000,
+        "the held call's delivery in the log",
+      );
       // The INVITE it got names its Contact without any push param (RFC 8599 §13).
       const invites = readFileSync(join(home, "linphone.log"), "latin1").match(/^INVITE sip:\S+/gm) ?? [];
       expect(invites.length).toBeGreaterThan(0);

@@ -43,7 +43,10 @@ function operatorCfg(dir: string): string {
   copyFileSync(join(ROOT, "kamailio", "kamailio.cfg"), cfg);
   copyFileSync(join(ROOT, "kamailio", "pusher.cfg"), join(dir, "pusher.cfg"));
   for (const [event, route] of Object.entries(EVENT_ROUTES)) {
-    appendFileSync(cfg, `\nevent_route[${event}] {\n\txlog("L_INFO", "operator: own ${event}\\n");\n\troute(${route});\n}\n`);
+    appendFileSync(
+      cfg,
+      `\nevent_route[${event}] {\n\txlog("L_INFO", "operator: own ${event}\\n");\n\troute(${route});\n}\n`,
+    );
   }
   return cfg;
 }

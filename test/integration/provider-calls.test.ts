@@ -50,7 +50,11 @@ const webPushParams = (endpoint: string): ContactParams => ({ uriParams: `;pn-pr
 
 /** Registers `phone` (asleep right after: its TCP connection closes, its NAT mapping is gone, or nothing listens). */
 async function asleepPhone(phone: Phone, contact: ContactParams, scenario = "register.xml"): Promise<string> {
-  const run = await registerPhone(pusher, phone, contact.params ?? "", { uriParams: contact.uriParams, userAgent: USER_AGENT, scenario });
+  const run = await registerPhone(pusher, phone, contact.params ?? "", {
+    uriParams: contact.uriParams,
+    userAgent: USER_AGENT,
+    scenario,
+  });
   return run.output;
 }
 
@@ -59,7 +63,10 @@ const withOutput = (what: string) => () => `${what}; pusher output:\n${pusher.ou
 
 /** The woken phone registers from a new socket and answers the call of `callId`. */
 async function wakeAndAnswer(phone: Phone, contact: ContactParams, callId: string): Promise<void> {
-  const answered = await registerAndAnswer(pusher, await phone.newSocket(), contact.params ?? "", callId, { uriParams: contact.uriParams, userAgent: USER_AGENT });
+  const answered = await registerAndAnswer(pusher, await phone.newSocket(), contact.params ?? "", callId, {
+    uriParams: contact.uriParams,
+    userAgent: USER_AGENT,
+  });
   expect(answered.code, answered.output).toBe(0);
 }
 
@@ -74,14 +81,27 @@ beforeAll(async () => {
   const vapidKeyFile = join(work, "vapid.pem");
   writeFileSync(vapidKeyFile, vapid.privateKey.export({ type: "pkcs8", format: "pem" }));
   vapidKey = vapidPublicKey(vapid.privateKey);
-  apns = await MockApns.start({ caDir: TEST_CA_DIR, auth: "token", signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey: apple.publicKey }] });
+  apns = await MockApns.start({
+    caDir: TEST_CA_DIR,
+    auth: "token",
+    signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey: apple.publicKey }],
+  });
   pusher = await startPusher({
     timers: TIMERS,
     userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
     apps: {
-      [ANDROID_APP]: { firebase: { serviceAccountFile: fcm.createServiceAccount(work, "e2e-project"), host: fcm.host } },
+      [ANDROID_APP]: {
+        firebase: { serviceAccountFile: fcm.createServiceAccount(work, "e2e-project"), host: fcm.host },
+      },
       [IOS_APP]: { apple: apns.appleConfig({ keyFile, keyId: KEY_ID, teamId: TEAM_ID }) },
-      [WEB_APP]: { webpush: { vapidKeyFile, subject: "mailto:ops@example.com", publicKey: vapidKey, endpointHosts: ["127.0.0.1"] } },
+      [WEB_APP]: {
+        webpush: {
+          vapidKeyFile,
+          subject: "mailto:ops@example.com",
+          publicKey: vapidKey,
+          endpointHosts: [new URL(webPush.origin).host],
+        },
+      },
     },
   });
 }, 30000);
@@ -108,7 +128,11 @@ describe("calls to phones woken through FCM, token-auth APNs and Web Push", () =
     const ttlSeconds = Number(/^(\d+)s$/.exec(message.body.message.android.ttl)![1]);
     expect(ttlSeconds).toBeGreaterThanOrEqual(1);
     expect(ttlSeconds).toBeLessThanOrEqual(TIMERS.pushWaitMs / 1000);
-    expect(message.body.message.data).toMatchObject({ "caller-id-number": "15551234567", "caller-id-name": "Caller Name", "call-id": callId });
+    expect(message.body.message.data).toMatchObject({
+      "caller-id-number": "15551234567",
+      "caller-id-name": "Caller Name",
+      "call-id": callId,
+    });
 
     await wakeAndAnswer(phone, kazoo(fcmParams(token)), callId);
     const result = await caller;
@@ -142,7 +166,11 @@ describe("calls to phones woken through FCM, token-auth APNs and Web Push", () =
     expect(featureCapsIn(registered)).toEqual([`*;+sip.pns="webpush";+sip.vapid="${vapidKey}"`]);
     const callId = sharedCallId(phone);
     const caller = call(pusher, phone, "call-answered.xml", { callId });
-    await waitUntil(() => webPush.requestsFor(subscription).length > 0, 8000, withOutput(`a Web Push message for ${subscription.endpoint}`));
+    await waitUntil(
+      () => webPush.requestsFor(subscription).length > 0,
+      8000,
+      withOutput(`a Web Push message for ${subscription.endpoint}`),
+    );
 
     const [message] = webPush.requestsFor(subscription);
     expect(message.status).toBe(201);
@@ -166,7 +194,11 @@ describe("calls to phones woken through FCM, token-auth APNs and Web Push", () =
     const callId = sharedCallId(android);
     const caller = await call(pusher, android, "call-cancelled.xml", { callId });
     expect(caller.code, caller.output).toBe(0);
-    await waitUntil(() => fcm.requestsFor(token).length >= 2, 5000, withOutput(`the call-ended FCM message for ${token}`));
+    await waitUntil(
+      () => fcm.requestsFor(token).length >= 2,
+      5000,
+      withOutput(`the call-ended FCM message for ${token}`),
+    );
 
     const [ringing, ended] = fcm.requestsFor(token);
     expect(ringing.body.message.data.event).toBeUndefined();
@@ -182,13 +214,20 @@ describe("calls to phones woken through FCM, token-auth APNs and Web Push", () =
     await asleepPhone(phone, webPushParams("https://10.0.0.5:8443/admin"));
     expect(pusher.rpc("htable.dump", "pusher_devices")).not.toContain(phone.aor);
     const warning = await pusher.waitFor(new RegExp(`push params refused aor=${phone.aor} [^\\n]*`), 3000);
-    expect(warning).toContain(`the Web Push endpoint's host "10.0.0.5" is not in apps.${WEB_APP}.webpush.endpointHosts`);
+    expect(warning).toContain(
+      `the Web Push endpoint's host "10.0.0.5:8443" is not in apps.${WEB_APP}.webpush.endpointHosts`,
+    );
   });
 
   it("answers the caller at once and forgets the device when FCM says UNREGISTERED", async () => {
     const phone = await Phone.create({ transport: "tcp" });
     const token = `fcm${++counter}:APA91b-unregistered`;
-    fcm.replyFor(token, { status: 404, errorStatus: "NOT_FOUND", errorCode: "UNREGISTERED", message: "Requested entity was not found." });
+    fcm.replyFor(token, {
+      status: 404,
+      errorStatus: "NOT_FOUND",
+      errorCode: "UNREGISTERED",
+      message: "Requested entity was not found.",
+    });
     await asleepPhone(phone, kazoo(fcmParams(token)));
     expect(pusher.rpc("htable.dump", "pusher_devices")).toContain(phone.aor);
     const caller = await call(pusher, phone, "call-unavailable.xml");

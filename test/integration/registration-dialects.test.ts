@@ -57,9 +57,13 @@ function instanceParam(n: number): string {
 }
 
 function devicesOf(phone: Phone): Device[] {
-  const out = execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", phone.aor, "--json", "--show-tokens"], {
-    encoding: "utf8",
-  });
+  const out = execFileSync(
+    process.execPath,
+    [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", phone.aor, "--json", "--show-tokens"],
+    {
+      encoding: "utf8",
+    },
+  );
   return JSON.parse(out) as Device[];
 }
 
@@ -75,7 +79,9 @@ function htableItem(phone: Phone): Record<string, Device> | null {
 /** The AOR's row in the sqlite file Kamailio writes device records to, or "" when there is none. */
 function databaseRow(phone: Phone): string {
   const file = join(pusher.dir, "state", "devices.sqlite");
-  return execFileSync("sqlite3", ["-readonly", file, `SELECT devices FROM pusher_devices WHERE aor = '${phone.aor}'`], { encoding: "utf8" }).trim();
+  return execFileSync("sqlite3", ["-readonly", file, `SELECT devices FROM pusher_devices WHERE aor = '${phone.aor}'`], {
+    encoding: "utf8",
+  }).trim();
 }
 
 /** Registers `phone` once; `scenario` register.xml expects 200, register-feature-caps.xml prints its Feature-Caps. */
@@ -100,8 +106,12 @@ beforeAll(async () => {
     kamailio: { defines: { PUSHER_REJECT_UNSUPPORTED: 0 } },
     userAgents: [{ name: "linphone", regex: "^Linphone" }],
     apps: {
-      [FCM_PROJECT_A]: { firebase: { serviceAccountFile: fcm.createServiceAccount(work, FCM_PROJECT_A), host: fcm.host } },
-      [FCM_PROJECT_B]: { firebase: { serviceAccountFile: fcm.createServiceAccount(work, FCM_PROJECT_B), host: fcm.host } },
+      [FCM_PROJECT_A]: {
+        firebase: { serviceAccountFile: fcm.createServiceAccount(work, FCM_PROJECT_A), host: fcm.host },
+      },
+      [FCM_PROJECT_B]: {
+        firebase: { serviceAccountFile: fcm.createServiceAccount(work, FCM_PROJECT_B), host: fcm.host },
+      },
       [RFC_BUNDLE]: { apple: apns.appleConfig({ certificateFile: join(TEST_CA_DIR, "apple-app.pem") }) },
     },
   });
@@ -125,13 +135,19 @@ describe("RFC 8599 FCM: pn-provider=fcm, pn-prid=<token>, pn-param=<project-id>"
     // Project B, not the first app of the config: the push must go to the project the phone named.
     const params = `${instanceParam(0xf1)};pn-provider=fcm;pn-prid=${token};pn-param=${FCM_PROJECT_B}`;
     expect(await registerForFeatureCaps(phone, params, RFC_UA)).toEqual(['*;+sip.pns="fcm"']);
-    expect(devicesOf(phone)).toMatchObject([{ provider: "firebase", appId: FCM_PROJECT_B, fcmProjectId: FCM_PROJECT_B, token }]);
+    expect(devicesOf(phone)).toMatchObject([
+      { provider: "firebase", appId: FCM_PROJECT_B, fcmProjectId: FCM_PROJECT_B, token },
+    ]);
 
     // The app sleeps: its binding is gone, its device record stays.
     dropBindings(pusher, phone);
     const callId = sharedCallId(phone);
     const caller = call(pusher, phone, "call-answered.xml", { callId });
-    await waitUntil(() => fcm.requestsFor(token).length > 0, 8000, () => `an FCM message for ${token}; pusher output:\n${pusher.output().slice(-3000)}`);
+    await waitUntil(
+      () => fcm.requestsFor(token).length > 0,
+      8000,
+      () => `an FCM message for ${token}; pusher output:\n${pusher.output().slice(-3000)}`,
+    );
 
     expect(fcm.requests).toHaveLength(1);
     const [message] = fcm.requestsFor(token);
@@ -150,15 +166,23 @@ describe("RFC 8599 FCM: pn-provider=fcm, pn-prid=<token>, pn-param=<project-id>"
 
 describe("kamailio.defines PUSHER_REJECT_UNSUPPORTED 0: a provider not configured for the app", () => {
   it.each([
-    ["apns for an app without Apple credentials", () => `;pn-provider=apns;pn-prid=${nextApnsToken()};pn-param=${TEAM_ID}.org.unknown.app.voip`],
-    ["fcm for a project without a service account", () => `;pn-provider=fcm;pn-prid=${nextFcmToken()};pn-param=unknown-project`],
+    [
+      "apns for an app without Apple credentials",
+      () => `;pn-provider=apns;pn-prid=${nextApnsToken()};pn-param=${TEAM_ID}.org.unknown.app.voip`,
+    ],
+    [
+      "fcm for a project without a service account",
+      () => `;pn-provider=fcm;pn-prid=${nextFcmToken()};pn-param=unknown-project`,
+    ],
     ["a push service this proxy does not know", () => `;pn-provider=huawei;pn-prid=abc123;pn-param=x`],
   ])("%s: 200 without Feature-Caps, the binding is saved, no device record is written", async (_what, paramsOf) => {
     const phone = await Phone.create();
     const before = pusher.output().length;
     // register-feature-caps.xml expects 200: a 555 fails the scenario.
     expect(await registerForFeatureCaps(phone, instanceParam(0xa1) + paramsOf(), LINPHONE_UA)).toEqual([]);
-    expect(pusher.rpc("ul.lookup", "location", phone.aor)).toContain(`sip:${phone.contactUser}@${phone.address}:${phone.port}`);
+    expect(pusher.rpc("ul.lookup", "location", phone.aor)).toContain(
+      `sip:${phone.contactUser}@${phone.address}:${phone.port}`,
+    );
     expect(devicesOf(phone)).toEqual([]);
     expect(htableItem(phone)).toBeNull();
     expect(pusher.rpc("htable.dump", "pusher_devices")).not.toContain(phone.aor);
@@ -179,7 +203,13 @@ describe("kamailio.defines PUSHER_REJECT_UNSUPPORTED 0: a provider not configure
 });
 
 describe("Linphone's extra params", () => {
-  const OPTIONS = { "pn-msg-str": "IM_MSG", "pn-call-str": "IC_MSG", "pn-call-snd": "notes_of_the_optimistic.caf", "pn-silent": "1", "pn-timeout": "0" };
+  const OPTIONS = {
+    "pn-msg-str": "IM_MSG",
+    "pn-call-str": "IC_MSG",
+    "pn-call-snd": "notes_of_the_optimistic.caf",
+    "pn-silent": "1",
+    "pn-timeout": "0",
+  };
   const optionParams = Object.entries(OPTIONS)
     .map(([name, value]) => `;${name}=${value}`)
     .join("");
@@ -187,7 +217,11 @@ describe("Linphone's extra params", () => {
   it("keeps pn-msg-str, pn-call-str, pn-call-snd, pn-silent and pn-timeout on the record, in htable and on disk", async () => {
     const phone = await Phone.create();
     const token = nextApnsToken();
-    await register(phone, `${instanceParam(0xc1)};pn-provider=apns;pn-prid=${token};pn-param=${TEAM_ID}.${RFC_BUNDLE}.voip${optionParams}`, LINPHONE_UA);
+    await register(
+      phone,
+      `${instanceParam(0xc1)};pn-provider=apns;pn-prid=${token};pn-param=${TEAM_ID}.${RFC_BUNDLE}.voip${optionParams}`,
+      LINPHONE_UA,
+    );
     expect(devicesOf(phone)).toMatchObject([{ token, options: OPTIONS }]);
 
     const item = htableItem(phone);

@@ -49,9 +49,13 @@ function nextToken(): string {
 }
 
 function devicesOf(phone: Phone): Device[] {
-  const out = execFileSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", phone.aor, "--json", "--show-tokens"], {
-    encoding: "utf8",
-  });
+  const out = execFileSync(
+    process.execPath,
+    [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", phone.aor, "--json", "--show-tokens"],
+    {
+      encoding: "utf8",
+    },
+  );
   return JSON.parse(out) as Device[];
 }
 
@@ -112,7 +116,10 @@ async function callAsleep(phone: Phone): Promise<void> {
 }
 
 function storedLines(phone: Phone): number {
-  return pusher.output().split("\n").filter((line) => line.includes(`device stored aor=${phone.aor} `)).length;
+  return pusher
+    .output()
+    .split("\n")
+    .filter((line) => line.includes(`device stored aor=${phone.aor} `)).length;
 }
 
 beforeAll(async () => {
@@ -124,7 +131,11 @@ beforeAll(async () => {
     timers: TIMERS,
     userAgents: [
       { name: "restricted", regex: "^RestrictedApp/", appIds: [KAZOO_APP] },
-      { name: "custom-params", regex: "^CustomParams/", properties: { appId: "x-app", type: "x-kind", token: "x-push-token" } },
+      {
+        name: "custom-params",
+        regex: "^CustomParams/",
+        properties: { appId: "x-app", type: "x-kind", token: "x-push-token" },
+      },
       { name: "MyMobileApp", regex: "^MyMobileApp" },
       { name: "linphone", regex: "^Linphone" },
     ],
@@ -171,7 +182,9 @@ describe("the device store", () => {
     expect(instances).toHaveLength(2);
     expect(instances).toContain("reg-id:1");
     // The Contact URI as the phone wrote it: its own user, address and port, not the AOR.
-    expect(instances.find((instance) => instance !== "reg-id:1")).toBe(`sip:${phoneB.contactUser}@${phoneB.address}:${phoneB.port};transport=udp`);
+    expect(instances.find((instance) => instance !== "reg-id:1")).toBe(
+      `sip:${phoneB.contactUser}@${phoneB.address}:${phoneB.port};transport=udp`,
+    );
   });
 
   it("moves a token that registers under another AOR there: the old AOR's record is removed", async () => {
@@ -190,7 +203,9 @@ describe("the device store", () => {
     await register(phone, kazooParams(token, "00000000-0000-0000-0000-0000000000d1"));
     // The app reinstalled on the same device: a new instance, a new socket.
     await register(await phone.newSocket(), kazooParams(token, "00000000-0000-0000-0000-0000000000d2"));
-    expect(devicesOf(phone).map((device) => device.instance)).toEqual(["urn:uuid:00000000-0000-0000-0000-0000000000d2"]);
+    expect(devicesOf(phone).map((device) => device.instance)).toEqual([
+      "urn:uuid:00000000-0000-0000-0000-0000000000d2",
+    ]);
   });
 
   it("writes nothing for a re-REGISTER with unchanged params, and replaces the record when they change", async () => {
@@ -207,7 +222,9 @@ describe("the device store", () => {
     expect(replaced.token).toBe(newToken);
     expect(replaced.registeredAtMs).toBeGreaterThanOrEqual(first.registeredAtMs);
     // Kamailio's log reaches us after the 200: wait for the replacement's line, then none may be in between.
-    await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} [^\\n]*\\n[\\s\\S]*device stored aor=${phone.aor} `));
+    await pusher.waitFor(
+      new RegExp(`device stored aor=${phone.aor} [^\\n]*\\n[\\s\\S]*device stored aor=${phone.aor} `),
+    );
     expect(storedLines(phone)).toBe(2);
   });
 
@@ -240,11 +257,27 @@ describe("the device store", () => {
       // Quoted: Kamailio's own parser answers 400 to a bare `pn-tok=` before the plugin runs.
       ["an empty token", ';app-id=com.app.mymobileapp;pn-tok="";pn-type=apple', ""],
       ["a token longer than 4 KiB", `;app-id=com.app.mymobileapp;pn-tok=${longToken};pn-type=apple`, longToken],
-      ["a token with characters outside the APNs alphabet", ";app-id=com.app.mymobileapp;pn-tok=abc%3Cscript%3Edef0123;pn-type=apple", "abc<script>def0123"],
-      ["an app id with a quote", ";app-id=com.app%27mymobileapp;pn-tok=0123456789abcdef0123;pn-type=apple", "0123456789abcdef0123"],
-      ["an unknown pn-type", ";app-id=com.app.mymobileapp;pn-tok=0123456789abcdef0456;pn-type=pigeon", "0123456789abcdef0456"],
+      [
+        "a token with characters outside the APNs alphabet",
+        ";app-id=com.app.mymobileapp;pn-tok=abc%3Cscript%3Edef0123;pn-type=apple",
+        "abc<script>def0123",
+      ],
+      [
+        "an app id with a quote",
+        ";app-id=com.app%27mymobileapp;pn-tok=0123456789abcdef0123;pn-type=apple",
+        "0123456789abcdef0123",
+      ],
+      [
+        "an unknown pn-type",
+        ";app-id=com.app.mymobileapp;pn-tok=0123456789abcdef0456;pn-type=pigeon",
+        "0123456789abcdef0456",
+      ],
       ["an empty pn-param", ";pn-provider=apns;pn-prid=0123456789abcdef0789;pn-param=", "0123456789abcdef0789"],
-      ["a malformed two-token pn-prid", `;pn-provider=apns;pn-prid=0a0b:remote%260c0d:video;pn-param=${TEAM_ID}.${RFC_BUNDLE}`, "0a0b:remote&0c0d:video"],
+      [
+        "a malformed two-token pn-prid",
+        `;pn-provider=apns;pn-prid=0a0b:remote%260c0d:video;pn-param=${TEAM_ID}.${RFC_BUNDLE}`,
+        "0a0b:remote&0c0d:video",
+      ],
     ])("%s", async (_what, badParams, badToken) => {
       const phone = await newPhone();
       const token = nextToken();
@@ -362,7 +395,9 @@ describe("User-Agent rules", () => {
     const phone = await newPhone();
     const token = nextToken();
     await register(phone, `;x-app=${KAZOO_APP};x-kind=apple;x-push-token=${token}`, { userAgent: CUSTOM_PARAMS_UA });
-    expect(devicesOf(phone).map((device) => [device.appId, device.provider, device.token])).toEqual([[KAZOO_APP, "apple", token]]);
+    expect(devicesOf(phone).map((device) => [device.appId, device.provider, device.token])).toEqual([
+      [KAZOO_APP, "apple", token],
+    ]);
   });
 
   it("needs no rule for an RFC 8599 binding", async () => {
@@ -421,7 +456,13 @@ describe("each dialect, from REGISTER to the push APNs receives", () => {
       token: voip,
       alertToken: remote,
       pushKind: "voip",
-      options: { "pn-msg-str": "IM_MSG", "pn-call-str": "IC_MSG", "pn-call-snd": "notes_of_the_optimistic.caf", "pn-silent": "1", "pn-timeout": "0" },
+      options: {
+        "pn-msg-str": "IM_MSG",
+        "pn-call-str": "IC_MSG",
+        "pn-call-snd": "notes_of_the_optimistic.caf",
+        "pn-silent": "1",
+        "pn-timeout": "0",
+      },
     });
     await callAsleep(phone);
     expect(apns.requestsFor(voip)).toHaveLength(1);
@@ -433,7 +474,9 @@ describe("each dialect, from REGISTER to the push APNs receives", () => {
   it("Linphone: pn-provider=apns.dev marks the record as a sandbox token", async () => {
     const phone = await newPhone();
     const token = nextToken();
-    await register(phone, `;pn-provider=apns.dev;pn-prid=${token}:voip;pn-param=${TEAM_ID}.${RFC_BUNDLE}.voip`, { userAgent: LINPHONE_UA });
+    await register(phone, `;pn-provider=apns.dev;pn-prid=${token}:voip;pn-param=${TEAM_ID}.${RFC_BUNDLE}.voip`, {
+      userAgent: LINPHONE_UA,
+    });
     expect(devicesOf(phone)[0]).toMatchObject({ token, sandbox: true, pushKind: "voip" });
   });
 });
@@ -441,7 +484,11 @@ describe("each dialect, from REGISTER to the push APNs receives", () => {
 describe("RFC 8599 on REGISTER", () => {
   it("leaves a REGISTER that passed a proxy pushing for it (+sip.pns Feature-Caps in the request) alone: no record, no Feature-Caps", async () => {
     const viaProxy = (phone: Phone, params: string, featureCaps = '*;+sip.pns="apns"') =>
-      register(phone, params, { scenario: "register-via-pushing-proxy.xml", userAgent: LINPHONE_UA, keys: { feature_caps: featureCaps } });
+      register(phone, params, {
+        scenario: "register-via-pushing-proxy.xml",
+        userAgent: LINPHONE_UA,
+        keys: { feature_caps: featureCaps },
+      });
     const newcomer = await newPhone();
     expect(featureCapsIn(await viaProxy(newcomer, rfcParams(nextToken())))).toEqual([]);
     expect(devicesOf(newcomer)).toEqual([]);
@@ -454,17 +501,21 @@ describe("RFC 8599 on REGISTER", () => {
     const params = rfcParams(token, ".voip", "00000000-0000-0000-0000-00000000bb01");
     expect(await featureCapsOf(phone, params)).toEqual(['*;+sip.pns="apns"']);
     expect(featureCapsIn(await viaProxy(phone, params))).toEqual([]);
-    expect(featureCapsIn(await viaProxy(phone, rfcParams(nextToken(), ".voip", "00000000-0000-0000-0000-00000000bb01")))).toEqual([]);
+    expect(
+      featureCapsIn(await viaProxy(phone, rfcParams(nextToken(), ".voip", "00000000-0000-0000-0000-00000000bb01"))),
+    ).toEqual([]);
     expect(devicesOf(phone).map((device) => device.token)).toEqual([token]);
 
     // Another capability in Feature-Caps is no push: that REGISTER is handled as any other.
     const other = await newPhone();
     const otherToken = nextToken();
-    expect(featureCapsIn(await viaProxy(other, rfcParams(otherToken), "*;+g.3gpp.icsi-ref"))).toEqual(['*;+sip.pns="apns"']);
+    expect(featureCapsIn(await viaProxy(other, rfcParams(otherToken), "*;+g.3gpp.icsi-ref"))).toEqual([
+      '*;+sip.pns="apns"',
+    ]);
     expect(devicesOf(other).map((device) => device.token)).toEqual([otherToken]);
   });
 
-  it("adds Feature-Caps: *;+sip.pns=\"apns\" to the 200 when apns is configured for the app", async () => {
+  it('adds Feature-Caps: *;+sip.pns="apns" to the 200 when apns is configured for the app', async () => {
     expect(await featureCapsOf(await newPhone(), rfcParams(nextToken()))).toEqual(['*;+sip.pns="apns"']);
   });
 
@@ -474,9 +525,18 @@ describe("RFC 8599 on REGISTER", () => {
 
   it("answers 555 to a provider that is not configured for the app, and stores nothing", async () => {
     const phone = await newPhone();
-    await register(phone, `;pn-provider=fcm;pn-prid=fcmToken:APA91b${counter};pn-param=example-project`, { scenario: "register-refused.xml", userAgent: LINPHONE_UA });
-    await register(phone, `;pn-provider=apns;pn-prid=${nextToken()};pn-param=${TEAM_ID}.org.unknown.app.voip`, { scenario: "register-refused.xml", userAgent: LINPHONE_UA });
-    await register(phone, `;pn-provider=huawei;pn-prid=abc123;pn-param=x`, { scenario: "register-refused.xml", userAgent: LINPHONE_UA });
+    await register(phone, `;pn-provider=fcm;pn-prid=fcmToken:APA91b${counter};pn-param=example-project`, {
+      scenario: "register-refused.xml",
+      userAgent: LINPHONE_UA,
+    });
+    await register(phone, `;pn-provider=apns;pn-prid=${nextToken()};pn-param=${TEAM_ID}.org.unknown.app.voip`, {
+      scenario: "register-refused.xml",
+      userAgent: LINPHONE_UA,
+    });
+    await register(phone, `;pn-provider=huawei;pn-prid=abc123;pn-param=x`, {
+      scenario: "register-refused.xml",
+      userAgent: LINPHONE_UA,
+    });
     expect(devicesOf(phone)).toEqual([]);
     expect(pusher.rpc("ul.dump")).not.toContain(phone.aor);
   });
@@ -507,19 +567,38 @@ describe("the old lab setup", () => {
       expires: "600",
     });
     const port = await freePort(LAB);
-    const registered = await runSipp({ scenario: "register.xml", remotePort: pusher.sipPort, localIp: LAB, localPort: port, keys: labKeys(port) });
+    const registered = await runSipp({
+      scenario: "register.xml",
+      remotePort: pusher.sipPort,
+      localIp: LAB,
+      localPort: port,
+      keys: labKeys(port),
+    });
     expect(registered.code, registered.output).toBe(0);
     expect(pusher.rpc("ul.lookup", "location", aor)).toContain(`sip:${user}@${LAB}:${port}`);
 
     // sipp has exited: the phone's port is closed, invite-first's INVITE gets no answer and the phone is pushed.
     const callId = `${uniqueName("lab-call")}@${LAB}`;
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: pusher.sipPort, localIp: LAB, callId, keys: { callee: user, caller: "15551234567", domain: LAB } });
+    const caller = runSipp({
+      scenario: "call-answered.xml",
+      remotePort: pusher.sipPort,
+      localIp: LAB,
+      callId,
+      keys: { callee: user, caller: "15551234567", domain: LAB },
+    });
     await waitForPushes(apns, token, 1, 8000, pusher);
     // Kamailio's log comes through a pipe and may trail the push the mock already has.
     await pusher.waitFor(new RegExp(`push requested call-id=\\S+ aor=${aor.replace(/\./g, "\\.")} `), 3000);
 
     const wokenPort = await freePort(LAB);
-    const woken = await runSipp({ scenario: "register-and-answer.xml", remotePort: pusher.sipPort, localIp: LAB, localPort: wokenPort, callId, keys: labKeys(wokenPort) });
+    const woken = await runSipp({
+      scenario: "register-and-answer.xml",
+      remotePort: pusher.sipPort,
+      localIp: LAB,
+      localPort: wokenPort,
+      callId,
+      keys: labKeys(wokenPort),
+    });
     expect(woken.code, woken.output + pusher.output().slice(-3000)).toBe(0);
     const answered = await caller;
     expect(answered.code, answered.output).toBe(0);
@@ -530,7 +609,10 @@ describe("the old lab setup", () => {
 describe("Kamailio's log", () => {
   it("has no cfg evaluation errors from the REGISTER routes (a transformation of a missing item, a substring out of range)", () => {
     // Every REGISTER of this file went through PUSHER_INTERNAL_KNOWN_REGISTER and PUSHER_REGISTER_AFTER_SAVE; such errors cost a log line each.
-    const errors = pusher.output().split("\n").filter((line) => / ERROR: .*(lval_|tr_eval_|pv_trans|rval_)/.test(line));
+    const errors = pusher
+      .output()
+      .split("\n")
+      .filter((line) => / ERROR: .*(lval_|tr_eval_|pv_trans|rval_)/.test(line));
     expect(errors).toEqual([]);
   });
 

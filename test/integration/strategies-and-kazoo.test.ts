@@ -27,7 +27,10 @@ function kazooCallKeys(phone: Phone, token: string, pushTimeoutMs: number): Reco
 describe("the parallel strategy", () => {
   let fixture: WakeFixture;
   beforeAll(async () => {
-    fixture = await startWakeFixture({ calls: { strategy: "parallel" }, timers: { pushWaitMs: 5000, afterWakeMs: 5000 } });
+    fixture = await startWakeFixture({
+      calls: { strategy: "parallel" },
+      timers: { pushWaitMs: 5000, afterWakeMs: 5000 },
+    });
   }, 30000);
   afterAll(async () => fixture?.stop());
 
@@ -39,7 +42,10 @@ describe("the parallel strategy", () => {
     const uriParams = `;pn-provider=apns;pn-prid=${alertToken}:remote&${voipToken}:voip;pn-param=${TEAM_ID}.${APP_ID}.remote&voip`;
     const params = `;+sip.instance="<urn:uuid:00000000-0000-0000-0000-000000000001>"`;
     const callId = sharedCallId(phone);
-    const answering = registerAndAnswer(pusher, phone, params, callId, { uriParams, scenario: "register-and-answer-late.xml" });
+    const answering = registerAndAnswer(pusher, phone, params, callId, {
+      uriParams,
+      scenario: "register-and-answer-late.xml",
+    });
     await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} `));
     const caller = call(pusher, phone, "call-answered.xml", { callId });
     await waitForPushes(apns, voipToken, 1, 8000, pusher); // pushed although registered, while the phone rings (it answers after 1.5 s)
@@ -56,7 +62,10 @@ describe("the parallel strategy", () => {
 describe("the push-first strategy", () => {
   let fixture: WakeFixture;
   beforeAll(async () => {
-    fixture = await startWakeFixture({ calls: { strategy: "push-first", provisional: "110" }, timers: { pushWaitMs: 5000 } });
+    fixture = await startWakeFixture({
+      calls: { strategy: "push-first", provisional: "110" },
+      timers: { pushWaitMs: 5000 },
+    });
   }, 30000);
   afterAll(async () => fixture?.stop());
 
@@ -90,7 +99,12 @@ describe("Kazoo drop-in mode", () => {
 
   /** FreeSWITCH calls `phone`'s AOR with the X-KAZOO-PUSHER-* headers of `token`. */
   function kazooCall(scenario: string, phone: Phone, token: string, pushTimeoutMs: number): Promise<SippRun> {
-    return runSipp({ scenario, remotePort: fixture.pusher.sipPort, localIp: freeswitch, keys: kazooCallKeys(phone, token, pushTimeoutMs) });
+    return runSipp({
+      scenario,
+      remotePort: fixture.pusher.sipPort,
+      localIp: freeswitch,
+      keys: kazooCallKeys(phone, token, pushTimeoutMs),
+    });
   }
 
   it("pushes the token named by X-KAZOO-PUSHER-* headers with Kazoo's body, and the phone never sees them", async () => {
@@ -132,7 +146,10 @@ describe("Kazoo drop-in mode", () => {
     const { pusher, apns } = fixture;
     const phone = await Phone.create();
     const token = apns.newDevice(APP_ID);
-    const caller = await call(pusher, phone, "call-kazoo.xml", { keys: kazooCallKeys(phone, token, 3000), timeoutSeconds: 10 });
+    const caller = await call(pusher, phone, "call-kazoo.xml", {
+      keys: kazooCallKeys(phone, token, 3000),
+      timeoutSeconds: 10,
+    });
     expect(caller.output).toMatch(/404 Not Found/); // handled as a plain call to an unknown user
     expect(apns.requestsFor(token)).toHaveLength(0);
   });

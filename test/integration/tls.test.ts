@@ -12,7 +12,16 @@ import { PusherProcess, TEST_CA_DIR } from "../support/pusher-process";
 import { runSipp } from "../support/sipp";
 import { TlsPhone } from "../support/tls-phone";
 import { nextAddress, Phone } from "../support/topology";
-import { APP_ID, USER_AGENT, WakeFixture, callKeys, pushParams, sharedCallId, startWakeFixture, waitForPushes } from "../support/wake-fixture";
+import {
+  APP_ID,
+  USER_AGENT,
+  WakeFixture,
+  callKeys,
+  pushParams,
+  sharedCallId,
+  startWakeFixture,
+  waitForPushes,
+} from "../support/wake-fixture";
 
 const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 6000, afterWakeMs: 6000 };
 
@@ -48,14 +57,19 @@ describe("SIP over TLS (WITH_TLS)", () => {
     const phone = await Phone.create();
     const token = apns.newDevice(APP_ID);
     const tlsPhone = await TlsPhone.open(tlsPort, phone);
-    const response = await tlsPhone.register(tlsPhone.contact("", `;app-id=${APP_ID};pn-tok=${token};pn-type=apple`), USER_AGENT);
+    const response = await tlsPhone.register(
+      tlsPhone.contact("", `;app-id=${APP_ID};pn-tok=${token};pn-type=apple`),
+      USER_AGENT,
+    );
     await tlsPhone.close();
     expect(response).toMatch(/^SIP\/2\.0 200 /);
     expect(readFileSync(join(pusher.dir, "state", "tls.cfg"), "utf8")).toContain(join(TEST_CA_DIR, "server.pem"));
     const devices = pusher.rpc("htable.dump", "pusher_devices");
     expect(devices).toContain(phone.aor);
     expect(devices).toContain(token);
-    expect(pusher.rpc("ul.lookup", "location", phone.aor)).toContain(`sip:${phone.contactUser}@${phone.address}:${phone.port};transport=tls`);
+    expect(pusher.rpc("ul.lookup", "location", phone.aor)).toContain(
+      `sip:${phone.contactUser}@${phone.address}:${phone.port};transport=tls`,
+    );
   });
 
   it("pushes at once, not after t1, a phone whose TLS connection is closed, and hands it the call on its new connection", async () => {
@@ -67,7 +81,13 @@ describe("SIP over TLS (WITH_TLS)", () => {
 
     const callId = sharedCallId(phone);
     const startedAt = Date.now();
-    const caller = runSipp({ scenario: "call-answered.xml", remotePort: udpPort, localIp: nextAddress(), callId, keys: callKeys(phone) });
+    const caller = runSipp({
+      scenario: "call-answered.xml",
+      remotePort: udpPort,
+      localIp: nextAddress(),
+      callId,
+      keys: callKeys(phone),
+    });
     await waitForPushes(apns, token, 1, 8000, pusher);
     expect(apns.requestsFor(token)[0].receivedAtMs - startedAt).toBeLessThan(TIMERS.inviteFirstMs);
     expect(apns.requestsFor(token)[0].status).toBe(200);
@@ -76,7 +96,9 @@ describe("SIP over TLS (WITH_TLS)", () => {
     expect(await woken.register(woken.contact(pushParams(token)), USER_AGENT)).toMatch(/^SIP\/2\.0 200 /);
     const invite = await woken.request("INVITE");
     // To the Contact it registered on this connection, without push params (RFC 8599 §13).
-    expect(invite.split("\r\n")[0]).toBe(`INVITE sip:${phone.contactUser}@${woken.phone.address}:${woken.phone.port};transport=tls SIP/2.0`);
+    expect(invite.split("\r\n")[0]).toBe(
+      `INVITE sip:${phone.contactUser}@${woken.phone.address}:${woken.phone.port};transport=tls SIP/2.0`,
+    );
     woken.reply(invite, 180, "Ringing");
     woken.reply(invite, 200, "OK");
     await woken.request("ACK");

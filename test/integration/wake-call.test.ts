@@ -16,6 +16,7 @@ import {
   WakeFixture,
   call,
   dropBindings,
+  listeningPhone,
   pushParams,
   registerAndAnswer,
   registerPhone,
@@ -114,13 +115,21 @@ describe("a call to a phone with a push device record", () => {
     expect(body.proxy).toBe(`sip:127.0.0.1:${pusher.sipPort};transport=udp`);
     expect(body.utc_unix_timestamp_ms).toMatch(/^\d{13}$/);
     expect(Math.abs(Number(body.utc_unix_timestamp_ms) - push.receivedAtMs)).toBeLessThan(5000);
-    await pusher.waitFor(new RegExp(`push requested call-id=${callId} aor=${phone.aor} app=${APP_ID} token=${masked(token)}\n`), 3000);
+    await pusher.waitFor(
+      new RegExp(`push requested call-id=${callId} aor=${phone.aor} app=${APP_ID} token=${masked(token)}\n`),
+      3000,
+    );
 
     // The held call as the plugin keeps it: one call reference waiting under the callee's AOR, never its Contact.
     const calls = pusher.rpc("htable.dump", "pusher_calls");
     const waiting = JSON.parse(itemValue(calls, `wait:${phone.aor}`) ?? "[]") as string[];
     expect(waiting).toHaveLength(1);
-    expect(JSON.parse(itemValue(calls, `call:${waiting[0]}`) ?? "null")).toMatchObject({ callRef: waiting[0], aor: phone.aor, callId, failedInstances: [] });
+    expect(JSON.parse(itemValue(calls, `call:${waiting[0]}`) ?? "null")).toMatchObject({
+      callRef: waiting[0],
+      aor: phone.aor,
+      callId,
+      failedInstances: [],
+    });
     const keys = [...calls.matchAll(/name: (\S+)/g)].map((match) => match[1]);
     expect(keys.filter((key) => key.includes(phone.contactUser) || key.includes(NAT_PRIVATE_ADDRESS))).toEqual([]);
 
@@ -133,7 +142,11 @@ describe("a call to a phone with a push device record", () => {
     expect(apns.requestsFor(token)).toHaveLength(1);
     expect(apns.requestsFor(alertToken)).toHaveLength(0);
     // Delivered and answered: the plugin keeps nothing of the call.
-    await waitUntil(() => !pusher.rpc("htable.dump", "pusher_calls").includes(callId), 3000, `no item of ${callId} in pusher_calls`);
+    await waitUntil(
+      () => !pusher.rpc("htable.dump", "pusher_calls").includes(callId),
+      3000,
+      `no item of ${callId} in pusher_calls`,
+    );
   });
 
   it("pushes at once, without the invite-first wait, when the phone has a record but no registration", async () => {
@@ -154,12 +167,30 @@ describe("a call to a phone with a push device record", () => {
     expect(result.output).toMatch(/182 <-+\s+1\s/); // held with Kazoo's "182 sending push notification" (calls.provisional)
   });
 
+  it("pushes a registered phone that answers the INVITE with 100 Trying only, at t1 (a 100 proves nothing)", async () => {
+    // Before: the 100 switched tm from fr_timer (t1) to fr_inv_timer (120 s), and the phone was never pushed in time.
+    const phone = await Phone.create();
+    const token = apns.newDevice(APP_ID);
+    const trying = await listeningPhone(pusher, phone, "trying-only.xml");
+    await registerPhone(pusher, phone, pushParams(token));
+    const callId = sharedCallId(phone);
+    const caller = call(pusher, phone, "call-answered.xml", { callId });
+    await waitForPush(token);
+
+    const answered = await registerAndAnswer(pusher, await phone.newSocket(), pushParams(token), callId);
+    expect(answered.code, answered.output).toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+    expect((await trying.run).code).toBe(0);
+  });
+
   it("hands the call to a phone that wakes on the socket its Contact names (a REGISTER cfg answers without the plugin's JS)", async () => {
     const phone = await Phone.create();
     const token = apns.newDevice(APP_ID);
     await registerPhone(pusher, phone, pushParams(token));
     dropBindings(pusher, phone); // the binding lapsed; the device record stays
-    const unchanged = () => Number(/value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_stats", "registers_unchanged"))?.[1] ?? 0);
+    const unchanged = () =>
+      Number(/value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_stats", "registers_unchanged"))?.[1] ?? 0);
     const before = unchanged();
     const callId = sharedCallId(phone);
     const caller = call(pusher, phone, "call-answered.xml", { callId });
@@ -215,7 +246,7 @@ describe("a call to a phone with a push device record", () => {
     const phone = await Phone.create({ transport: "tcp" });
     const [oldToken, newToken] = [apns.newDevice(APP_ID), apns.newDevice(APP_ID)];
     // A slow APNs: its 410 for the pushed token comes after the phone's next REGISTER (with a new token).
-    apns.replyFor(oldToken, { status: 410, reason: "Unregistered", afterMs: 1500 });
+    apns.replyFor(oldToken, { status: 410, reason: "Unregistered", afterMs: 3000 });
     const instance = "00000000-0000-0000-0000-0000000000f7";
     await registerPhone(pusher, phone, pushParams(oldToken, instance));
     const callId = sharedCallId(phone);
@@ -241,7 +272,10 @@ describe("a call to a phone with a push device record", () => {
     // The seed's sample, its private address replaced by the test NAT's: `sip:user_1234567@<private>` registered
     // as another user of the domain. The token is the seed's, space included (the mock knows it as a device).
     const phone = await Phone.create({ transport: "tcp", nat: true });
-    const token = apns.addDevice("34fretrwgtrvtrebyenbytrwvtrebytenytbyrtebytebytebyten yhtevtrw", { bundle: APP_ID, kind: "voip" });
+    const token = apns.addDevice("34fretrwgtrvtrebyenbytrwvtrebytenytbyrtebytebytebyten yhtevtrw", {
+      bundle: APP_ID,
+      kind: "voip",
+    });
     const contact =
       `<sip:user_1234567@${NAT_PRIVATE_ADDRESS};transport=TCP;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-0000-0000-00004e05965e>";` +
       `app-id=${APP_ID};pn-tok=${token};pn-type=apple`;
@@ -264,7 +298,9 @@ describe("a call to a phone with a push device record", () => {
       }),
     });
     const stored = await pusher.waitFor(new RegExp(`device stored aor=${phone.aor} [^\n]*`));
-    expect(stored).toBe(`device stored aor=${phone.aor} instance=urn:uuid:00000000-0000-0000-0000-00004e05965e app=${APP_ID} provider=apple token=34fret…vtrw`);
+    expect(stored).toBe(
+      `device stored aor=${phone.aor} instance=urn:uuid:00000000-0000-0000-0000-00004e05965e app=${APP_ID} provider=apple token=34fret…vtrw`,
+    );
     expect(pusher.rpc("ul.lookup", "location", phone.aor)).toContain(`user_1234567@${NAT_PRIVATE_ADDRESS}`);
 
     const callId = sharedCallId(phone);

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FEATURE_CAPS_CODES, MARK_LENGTH, MAX_MARKS, markOf } from "../../src/plugin/register-marks";
+import { parseRefreshEntry, refreshPlanText } from "../../src/plugin/refresh-plan";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const PUSHER_CFG = readFileSync(join(ROOT, "kamailio", "pusher.cfg"), "utf8");
@@ -52,19 +53,53 @@ describe("the unchanged-REGISTER fast path", () => {
 
   it("adds the Feature-Caps of each caps code register-marks.ts writes, and none for the others", () => {
     const cfgCodes = new Map<string, string>();
-    for (const match of knownRegister.matchAll(/\$var\(pusher_caps_code\) == "(.)"\) \{\s*append_to_reply\("Feature-Caps: \*;\+sip\.pns=\\"([^\\]+)\\"\\r\\n"\);/g)) {
+    for (const match of knownRegister.matchAll(
+      /\$var\(pusher_caps_code\) == "(.)"\) \{\s*append_to_reply\("Feature-Caps: \*;\+sip\.pns=\\"([^\\]+)\\"\\r\\n"\);/g,
+    )) {
       cfgCodes.set(match[1], match[2]);
     }
-    const withoutCaps = [...knownRegister.matchAll(/\$var\(pusher_caps_code\) != "(.)"\) \{\s*return;/g)].map((match) => match[1]);
-    const pluginCodes = new Map(Object.entries(FEATURE_CAPS_CODES).filter(([pns]) => pns !== "").map(([pns, code]) => [code, pns]));
+    const withoutCaps = [...knownRegister.matchAll(/\$var\(pusher_caps_code\) != "(.)"\) \{\s*return;/g)].map(
+      (match) => match[1],
+    );
+    const pluginCodes = new Map(
+      Object.entries(FEATURE_CAPS_CODES)
+        .filter(([pns]) => pns !== "")
+        .map(([pns, code]) => [code, pns]),
+    );
     expect(cfgCodes).toEqual(pluginCodes);
     expect(withoutCaps).toEqual([FEATURE_CAPS_CODES[""]]);
   });
 });
 
+describe("the refresh plans cfg arms without JavaScript", () => {
+  const known = blockOf("route", "PUSHER_INTERNAL_KNOWN_REFRESH");
+  const arm = blockOf("route", "PUSHER_INTERNAL_ARM_REFRESH");
+  const plan = {
+    aor: "alice@example.com",
+    addr: "sip:c@127.0.0.2:5060;pn-provider=fcm;pn-prid=t|x",
+    instance: "urn:uuid:1",
+    expiresIn: 600,
+  };
+
+  it("reads the +sip.pnsreg value and the delay from the fields refresh-pushes.ts writes first", () => {
+    const [pnsreg, pushIn] = refreshPlanText(130, 480, plan).split("|");
+    expect([pnsreg, pushIn]).toEqual(["130", "480"]);
+    expect(known).toContain("$(var(pusher_refresh_plan){s.select,0,|})");
+    expect(arm).toContain("$TV(s) + $(var(pusher_refresh_plan){s.select,1,|}{s.int})");
+  });
+
+  it("arms entries the timer parses back: the time, then the plan as it was written", () => {
+    expect(arm).toContain('pv_printf("$var(pusher_refresh_entry)", "$TV(s)|$var(pusher_refresh_plan)");');
+    expect(parseRefreshEntry(`1700000000|${refreshPlanText(0, 480, plan)}`)).toEqual({ armedAt: 1700000000, plan });
+    expect(parseRefreshEntry("1700000000|0|480")).toBeNull();
+  });
+});
+
 describe("pusher.cfg's routes", () => {
   const headerRoutes = [...HEADER.matchAll(/route\((PUSHER_[A-Z_]+)\);/g)].map((match) => match[1]);
-  const deprecated = [...PUSHER_CFG.matchAll(/^# Deprecated: [^\n]*\nroute\[(PUSHER_[A-Z_]+)\] \{\n\troute\((PUSHER_[A-Z_]+)\);\n\}$/gm)];
+  const deprecated = [
+    ...PUSHER_CFG.matchAll(/^# Deprecated: [^\n]*\nroute\[(PUSHER_[A-Z_]+)\] \{\n\troute\((PUSHER_[A-Z_]+)\);\n\}$/gm),
+  ];
 
   it("lists every public route in the header, and names every other route PUSHER_INTERNAL_* or a deprecated alias", () => {
     const aliases = deprecated.map((match) => match[1]);
@@ -95,9 +130,20 @@ describe("pusher.cfg's routes", () => {
   });
 
   it("defines each event route only without its PUSHER_SKIP_* switch, calling a public route the header names with it", () => {
-    const eventRoutes = [...PUSHER_CFG.matchAll(/^#!ifndef (PUSHER_SKIP_[A-Z_]+)\nevent_route\[([^\]]+)\] \{\n\troute\((PUSHER_[A-Z_]+)\);\n\}\n#!endif$/gm)];
+    const eventRoutes = [
+      ...PUSHER_CFG.matchAll(
+        /^#!ifndef (PUSHER_SKIP_[A-Z_]+)\nevent_route\[([^\]]+)\] \{\n\troute\((PUSHER_[A-Z_]+)\);\n\}\n#!endif$/gm,
+      ),
+    ];
     expect(eventRoutes.map((match) => match[2]).sort()).toEqual(blocks("event_route").sort());
-    expect(eventRoutes.map((match) => match[2]).sort()).toEqual(["core:worker-one-init", "evapi:connection-closed", "evapi:connection-new", "evapi:message-received", "htable:mod-init"]);
+    expect(eventRoutes.map((match) => match[2]).sort()).toEqual([
+      "core:worker-one-init",
+      "evapi:connection-closed",
+      "evapi:connection-new",
+      "evapi:message-received",
+      "htable:mod-init",
+      "uac:reply",
+    ]);
     for (const [, skip, event, route] of eventRoutes) {
       expect(HEADER).toMatch(new RegExp(`event_route\\[${event}\\]\\s+${skip}\\s+route\\(${route}\\);`));
     }
@@ -105,6 +151,18 @@ describe("pusher.cfg's routes", () => {
 
   it("is wired into kamailio/kamailio.cfg by its public names only", () => {
     const called = [...KAMAILIO_CFG.matchAll(/route\((PUSHER_[A-Z_]+)\)/g)].map((match) => match[1]);
-    expect(new Set(called)).toEqual(new Set(["PUSHER_CANCEL_BEFORE_RELAY", "PUSHER_REGISTER_BEFORE_AUTH", "PUSHER_REGISTER_BEFORE_SAVE", "PUSHER_REGISTER_AFTER_ERROR", "PUSHER_REGISTER_AFTER_SAVE", "PUSHER_INVITE_BEFORE_LOOKUP", "PUSHER_STRIP_PUSH_PARAMS"]));
+    expect(new Set(called)).toEqual(
+      new Set([
+        "PUSHER_CANCEL_BEFORE_RELAY",
+        "PUSHER_REGISTER_BEFORE_AUTH",
+        "PUSHER_REGISTER_BEFORE_SAVE",
+        "PUSHER_REGISTER_AFTER_ERROR",
+        "PUSHER_REGISTER_AFTER_SAVE",
+        "PUSHER_INVITE_BEFORE_LOOKUP",
+        "PUSHER_MESSAGE_BEFORE_LOOKUP",
+        "PUSHER_STRIP_PUSH_PARAMS",
+        "PUSHER_CLUSTER_MESSAGE",
+      ]),
+    );
   });
 });

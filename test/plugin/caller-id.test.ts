@@ -1,10 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { CALLER_ID_HEADERS, parseCallerId, pickCallerId } from "../../src/plugin/caller-id";
+import { CALLER_ID_HEADERS, MAX_CALLER_ID_LENGTH, parseCallerId, pickCallerId } from "../../src/plugin/caller-id";
 
 describe("parseCallerId", () => {
   it.each([
     ["a quoted display name", '"Alice" <sip:+15551234@example.com>;tag=abc', { number: "+15551234", name: "Alice" }],
-    ["a quoted display name with spaces", '"Alice B. Smith" <sip:1001@example.com>', { number: "1001", name: "Alice B. Smith" }],
+    [
+      "a quoted display name with spaces",
+      '"Alice B. Smith" <sip:1001@example.com>',
+      { number: "1001", name: "Alice B. Smith" },
+    ],
     ["an unquoted display name", "Alice Smith <sip:1001@example.com>;tag=x", { number: "1001", name: "Alice Smith" }],
     ["no display name", "<sip:+15551234@example.com>;tag=abc", { number: "+15551234", name: "" }],
     ["an empty quoted display name", '"" <sip:1001@example.com>', { number: "1001", name: "" }],
@@ -43,6 +47,20 @@ describe("parseCallerId", () => {
     expect(parseCallerId('"<Alice>" <sip:1001@h>')).toEqual({ number: "1001", name: "<Alice>" });
   });
 
+  // A name or number is shown on a lock screen: 256 UTF-16 units are more than any shows (docs/security.md).
+  it("cuts a name and a number longer than 256 characters, ending in …, never inside a surrogate pair", () => {
+    const long = parseCallerId(`"${"N".repeat(8000)}" <sip:${"1".repeat(300)}@h>`)!;
+    expect(long).toEqual({
+      number: "1".repeat(MAX_CALLER_ID_LENGTH - 1) + "…",
+      name: "N".repeat(MAX_CALLER_ID_LENGTH - 1) + "…",
+    });
+    const emoji = parseCallerId(`"${"N".repeat(MAX_CALLER_ID_LENGTH - 2)}📞📞" <sip:1@h>`)!;
+    expect(emoji.name).toBe("N".repeat(MAX_CALLER_ID_LENGTH - 2) + "…");
+    expect(parseCallerId(`"${"N".repeat(MAX_CALLER_ID_LENGTH)}" <sip:1@h>`)!.name).toBe(
+      "N".repeat(MAX_CALLER_ID_LENGTH),
+    );
+  });
+
   it.each([
     ["an empty value", ""],
     ["only whitespace", "  \t "],
@@ -70,7 +88,11 @@ describe("pickCallerId", () => {
 
   it.each([
     ["Remote-Party-ID when every header is there", all, { number: "1111", name: "RPID" }],
-    ["P-Asserted-Identity without Remote-Party-ID", { ...all, "Remote-Party-ID": null }, { number: "2222", name: "PAI" }],
+    [
+      "P-Asserted-Identity without Remote-Party-ID",
+      { ...all, "Remote-Party-ID": null },
+      { number: "2222", name: "PAI" },
+    ],
     [
       "P-Preferred-Identity without RPID and PAI",
       { ...all, "Remote-Party-ID": null, "P-Asserted-Identity": null },
@@ -78,14 +100,26 @@ describe("pickCallerId", () => {
     ],
     ["From when it is the only header", { From: all.From }, { number: "4444", name: "From" }],
     ["the next header when one is empty", { ...all, "Remote-Party-ID": "" }, { number: "2222", name: "PAI" }],
-    ["the next header when one does not parse", { ...all, "Remote-Party-ID": "<mailto:x@h>" }, { number: "2222", name: "PAI" }],
+    [
+      "the next header when one does not parse",
+      { ...all, "Remote-Party-ID": "<mailto:x@h>" },
+      { number: "2222", name: "PAI" },
+    ],
     [
       "the next header when one has neither number nor name",
       { ...all, "Remote-Party-ID": "<sip:example.com>", "P-Asserted-Identity": "garbage" },
       { number: "3333", name: "PPI" },
     ],
-    ["a header with only a name", { "P-Asserted-Identity": '"Reception" <sip:h>', From: all.From }, { number: "", name: "Reception" }],
-    ["a header with only a number", { "P-Asserted-Identity": "<sip:2222@h>", From: all.From }, { number: "2222", name: "" }],
+    [
+      "a header with only a name",
+      { "P-Asserted-Identity": '"Reception" <sip:h>', From: all.From },
+      { number: "", name: "Reception" },
+    ],
+    [
+      "a header with only a number",
+      { "P-Asserted-Identity": "<sip:2222@h>", From: all.From },
+      { number: "2222", name: "" },
+    ],
     ["nothing when every header is missing", {}, { number: "", name: "" }],
     [
       "nothing when no header parses",
@@ -93,10 +127,21 @@ describe("pickCallerId", () => {
       { number: "", name: "" },
     ],
   ])("picks %s", (_label, headers, caller) => {
-    expect(pickCallerId(headers as { [header: string]: string | null })).toEqual(caller);
+    expect(pickCallerId(headers as { [header: string]: string | null }, true)).toEqual(caller);
   });
 
   it("ignores headers it does not know", () => {
-    expect(pickCallerId({ "X-Caller": "<sip:9999@h>", Contact: "<sip:8888@h>" })).toEqual({ number: "", name: "" });
+    expect(pickCallerId({ "X-Caller": "<sip:9999@h>", Contact: "<sip:8888@h>" }, true)).toEqual({
+      number: "",
+      name: "",
+    });
+  });
+
+  it("reads only From from a source that is not trusted: the asserted identities are the caller's own words there", () => {
+    expect(pickCallerId(all, false)).toEqual({ number: "4444", name: "From" });
+    expect(pickCallerId({ "P-Asserted-Identity": '"Your Bank" <sip:1000@h>', From: "<sip:h>" }, false)).toEqual({
+      number: "",
+      name: "",
+    });
   });
 });

@@ -60,7 +60,12 @@ describe("parseContacts", () => {
 
   it("gives every param of a contact without brackets to the header, as RFC 3261 §20.10 says", () => {
     expect(parseContacts("sip:alice@192.0.2.1:5060;pn-tok=abc;expires=0")).toEqual([
-      { uri: "sip:alice@192.0.2.1:5060", uriParams: {}, headerParams: { "pn-tok": "abc", expires: "0" }, conflicts: [] },
+      {
+        uri: "sip:alice@192.0.2.1:5060",
+        uriParams: {},
+        headerParams: { "pn-tok": "abc", expires: "0" },
+        conflicts: [],
+      },
     ]);
   });
 
@@ -112,7 +117,9 @@ describe("parseContacts", () => {
   });
 
   it("reads a param without a value as the empty string", () => {
-    expect(parseContacts("<sip:a@h;ob>;lr").map((c) => [c.uriParams, c.headerParams])).toEqual([[{ ob: "" }, { lr: "" }]]);
+    expect(parseContacts("<sip:a@h;ob>;lr").map((c) => [c.uriParams, c.headerParams])).toEqual([
+      [{ ob: "" }, { lr: "" }],
+    ]);
   });
 
   it("splits several contacts of one header on commas outside quotes and brackets", () => {

@@ -27,7 +27,12 @@ describe("parsePushParams", () => {
   });
 
   it("reads the short form from Kazoo's documentation, keyed by its reg-id", () => {
-    expect(bindingOf(KAZOO_DOC_CONTACT)).toEqual({ appId: "org.myorg.myapp", provider: "apple", token: "tok", instance: "reg-id:1" });
+    expect(bindingOf(KAZOO_DOC_CONTACT)).toEqual({
+      appId: "org.myorg.myapp",
+      provider: "apple",
+      token: "tok",
+      instance: "reg-id:1",
+    });
   });
 
   it("reads push params placed inside the URI", () => {
@@ -75,12 +80,21 @@ describe("parsePushParams", () => {
     expect(bindingOf(`<sip:a@h>;app-id=x;pn-tok=t;pn-type=${pnType}`)?.provider).toBe(provider);
   });
 
-  it.each(["apns", "fcm", "huawei", "webpush", "constructor", "__proto__", "hasOwnProperty", "toString", "valueOf", "apple2", "ios"])(
-    "refuses the unknown pn-type %j",
-    (pnType) => {
-      expect(bindingOf(`<sip:a@h;pn-type=${pnType}>;app-id=x;pn-tok=t`)).toBeNull();
-    },
-  );
+  it.each([
+    "apns",
+    "fcm",
+    "huawei",
+    "webpush",
+    "constructor",
+    "__proto__",
+    "hasOwnProperty",
+    "toString",
+    "valueOf",
+    "apple2",
+    "ios",
+  ])("refuses the unknown pn-type %j", (pnType) => {
+    expect(bindingOf(`<sip:a@h;pn-type=${pnType}>;app-id=x;pn-tok=t`)).toBeNull();
+  });
 
   it.each([
     ["app-id is missing", "<sip:a@h>;pn-tok=t;pn-type=apple"],
@@ -106,7 +120,11 @@ describe("parsePushParams", () => {
 
 describe("deviceInstance", () => {
   it.each([
-    ["+sip.instance, quotes and brackets stripped", '<sip:a@h>;reg-id=1;+sip.instance="<urn:uuid:abc>"', "urn:uuid:abc"],
+    [
+      "+sip.instance, quotes and brackets stripped",
+      '<sip:a@h>;reg-id=1;+sip.instance="<urn:uuid:abc>"',
+      "urn:uuid:abc",
+    ],
     ["+sip.instance without quotes", "<sip:a@h>;+sip.instance=<urn:uuid:abc>", "urn:uuid:abc"],
     ["+sip.instance without brackets", '<sip:a@h>;+sip.instance="urn:uuid:abc"', "urn:uuid:abc"],
     ["+sip.instance in any case", '<sip:a@h>;+SIP.Instance="<urn:uuid:abc>"', "urn:uuid:abc"],
@@ -127,9 +145,9 @@ describe("deviceInstance", () => {
 // malformed ones: what readPushParams makes of each.
 describe("readPushParams, dialect by dialect", () => {
   const LINPHONE_IOS =
-    '<sip:alice@192.0.2.10:50638;transport=tls;pn-prid=3F0A7E8D2C4B6A1908F7E6D5C4B3A29181706F5E4D3C2B1A0918273645546372:remote%26' +
+    "<sip:alice@192.0.2.10:50638;transport=tls;pn-prid=3F0A7E8D2C4B6A1908F7E6D5C4B3A29181706F5E4D3C2B1A0918273645546372:remote%26" +
     "A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90:voip;pn-provider=apns;pn-param=ABCD1234.org.linphone.phone.remote%26voip;" +
-    'pn-msg-str=IM_MSG;pn-call-str=IC_MSG;pn-groupchat-str=GC_MSG;pn-call-snd=notes_of_the_optimistic.caf;pn-msg-snd=msg.caf;pn-silent=1;pn-timeout=0>;' +
+    "pn-msg-str=IM_MSG;pn-call-str=IC_MSG;pn-groupchat-str=GC_MSG;pn-call-snd=notes_of_the_optimistic.caf;pn-msg-snd=msg.caf;pn-silent=1;pn-timeout=0>;" +
     '+sip.instance="<urn:uuid:3a4c6e20-7b3f-4d6e-9f5a-1c2b3d4e5f60>"';
   const LINPHONE_ANDROID =
     "<sip:bob@198.51.100.7:41528;transport=tcp;pn-prid=dQw4w9WgXcQ:APA91bHun4MxP5egoKMwt2KZFBaFUH-1RYqx;pn-provider=fcm;pn-param=linphone-android-8a7c6>;" +
@@ -150,7 +168,13 @@ describe("readPushParams, dialect by dialect", () => {
           apnsTopic: "org.linphone.phone",
           pns: "apns",
           instance: "urn:uuid:3a4c6e20-7b3f-4d6e-9f5a-1c2b3d4e5f60",
-          options: { "pn-msg-str": "IM_MSG", "pn-call-str": "IC_MSG", "pn-call-snd": "notes_of_the_optimistic.caf", "pn-silent": "1", "pn-timeout": "0" },
+          options: {
+            "pn-msg-str": "IM_MSG",
+            "pn-call-str": "IC_MSG",
+            "pn-call-snd": "notes_of_the_optimistic.caf",
+            "pn-silent": "1",
+            "pn-timeout": "0",
+          },
         },
       },
     ],
@@ -172,31 +196,87 @@ describe("readPushParams, dialect by dialect", () => {
     [
       "RFC 8599 apns with .voip: a VoIP token, topic without team id and service",
       "<sip:c@h;pn-provider=apns;pn-prid=00fc13adff78512;pn-param=DEF123GHIJ.com.example.yourapp.voip>",
-      { kind: "binding", binding: { appId: "com.example.yourapp", provider: "apple", token: "00fc13adff78512", pushKind: "voip", apnsTopic: "com.example.yourapp", pns: "apns", instance: "sip:c@h;pn-provider=apns;pn-prid=00fc13adff78512;pn-param=DEF123GHIJ.com.example.yourapp.voip" } },
+      {
+        kind: "binding",
+        binding: {
+          appId: "com.example.yourapp",
+          provider: "apple",
+          token: "00fc13adff78512",
+          pushKind: "voip",
+          apnsTopic: "com.example.yourapp",
+          pns: "apns",
+          instance: "sip:c@h;pn-provider=apns;pn-prid=00fc13adff78512;pn-param=DEF123GHIJ.com.example.yourapp.voip",
+        },
+      },
     ],
     [
       "RFC 8599 apns without a service: an alert token",
       "<sip:c@h>;pn-provider=apns;pn-prid=00fc13;pn-param=DEF123GHIJ.com.example.yourapp;reg-id=1",
-      { kind: "binding", binding: { appId: "com.example.yourapp", provider: "apple", token: "00fc13", pushKind: "alert", apnsTopic: "com.example.yourapp", pns: "apns", instance: "reg-id:1" } },
+      {
+        kind: "binding",
+        binding: {
+          appId: "com.example.yourapp",
+          provider: "apple",
+          token: "00fc13",
+          pushKind: "alert",
+          apnsTopic: "com.example.yourapp",
+          pns: "apns",
+          instance: "reg-id:1",
+        },
+      },
     ],
     [
       "Linphone apns.dev, remote only: a sandbox alert token",
       "<sip:c@h>;pn-provider=apns.dev;pn-prid=ab12:remote;pn-param=ABCD1234.org.linphone.phone.remote;reg-id=1",
-      { kind: "binding", binding: { appId: "org.linphone.phone", provider: "apple", token: "ab12", pushKind: "alert", apnsTopic: "org.linphone.phone", sandbox: true, pns: "apns.dev", instance: "reg-id:1" } },
+      {
+        kind: "binding",
+        binding: {
+          appId: "org.linphone.phone",
+          provider: "apple",
+          token: "ab12",
+          pushKind: "alert",
+          apnsTopic: "org.linphone.phone",
+          sandbox: true,
+          pns: "apns.dev",
+          instance: "reg-id:1",
+        },
+      },
     ],
     [
       "RFC 8599 webpush: the subscription URL is the token, the app from app-id",
       "<sip:c@h;pn-provider=webpush;pn-prid=https%3A%2F%2Fpush.example.net%2Fpush%2FJzLQ3raZJfFBR0aqvOMsLrt54w4rJUsV>;app-id=web.example;reg-id=1",
-      { kind: "binding", binding: { appId: "web.example", provider: "webpush", token: "https://push.example.net/push/JzLQ3raZJfFBR0aqvOMsLrt54w4rJUsV", pns: "webpush", instance: "reg-id:1" } },
+      {
+        kind: "binding",
+        binding: {
+          appId: "web.example",
+          provider: "webpush",
+          token: "https://push.example.net/push/JzLQ3raZJfFBR0aqvOMsLrt54w4rJUsV",
+          pns: "webpush",
+          instance: "reg-id:1",
+        },
+      },
     ],
     [
       "Linphone legacy: pn-type/pn-tok/app-id with the payload params",
       "<sip:d@h>;app-id=org.linphone.phone;pn-type=firebase;pn-tok=fcmtok:APA91;pn-msg-str=IM_MSG;pn-call-snd=ring.wav;reg-id=1",
-      { kind: "binding", binding: { appId: "org.linphone.phone", provider: "firebase", token: "fcmtok:APA91", instance: "reg-id:1", options: { "pn-msg-str": "IM_MSG", "pn-call-snd": "ring.wav" } } },
+      {
+        kind: "binding",
+        binding: {
+          appId: "org.linphone.phone",
+          provider: "firebase",
+          token: "fcmtok:APA91",
+          instance: "reg-id:1",
+          options: { "pn-msg-str": "IM_MSG", "pn-call-snd": "ring.wav" },
+        },
+      },
     ],
     ["a query: pn-provider without pn-prid", "<sip:e@h;pn-provider=apns>", { kind: "query", pns: "apns" }],
     ["a query for any provider: empty pn-provider", "<sip:e@h>;pn-provider", { kind: "query", pns: "" }],
-    ["an unknown provider is unsupported, not malformed", "<sip:e@h;pn-provider=huawei;pn-prid=x;pn-param=y>", { kind: "unsupported", pns: "huawei" }],
+    [
+      "an unknown provider is unsupported, not malformed",
+      "<sip:e@h;pn-provider=huawei;pn-prid=x;pn-param=y>",
+      { kind: "unsupported", pns: "huawei" },
+    ],
     ["no push params at all", "<sip:e@h>;expires=600", { kind: "none" }],
   ])("%s", (_label, header, reading) => {
     expect(readPushParams(only(header))).toEqual(reading);
@@ -205,8 +285,14 @@ describe("readPushParams, dialect by dialect", () => {
   it.each([
     ["apns without pn-param", "<sip:e@h;pn-provider=apns;pn-prid=00ff>"],
     ["apns with a pn-param that is not TeamID.BundleID", "<sip:e@h;pn-provider=apns;pn-prid=00ff;pn-param=voip>"],
-    ["a two-token pn-prid with an unknown service", "<sip:e@h;pn-provider=apns;pn-prid=aa:remote%26bb:video;pn-param=T.b.c>"],
-    ["a two-token pn-prid naming a service twice", "<sip:e@h;pn-provider=apns;pn-prid=aa:voip%26bb:voip;pn-param=T.b.c>"],
+    [
+      "a two-token pn-prid with an unknown service",
+      "<sip:e@h;pn-provider=apns;pn-prid=aa:remote%26bb:video;pn-param=T.b.c>",
+    ],
+    [
+      "a two-token pn-prid naming a service twice",
+      "<sip:e@h;pn-provider=apns;pn-prid=aa:voip%26bb:voip;pn-param=T.b.c>",
+    ],
     ["fcm without a project id or app-id", "<sip:e@h;pn-provider=fcm;pn-prid=tok>"],
     ["a legacy token without pn-type", "<sip:e@h>;app-id=x;pn-tok=t"],
     ["a legacy token without app-id", "<sip:e@h>;pn-tok=t;pn-type=apple"],
@@ -215,7 +301,9 @@ describe("readPushParams, dialect by dialect", () => {
   });
 
   it("reads a legacy binding from the param names a User-Agent rule gives", () => {
-    const contact = only("<sip:f@h>;x-app=com.x;x-kind=google;x-token=tok1;app-id=ignored;pn-tok=ignored;pn-type=apple");
+    const contact = only(
+      "<sip:f@h>;x-app=com.x;x-kind=google;x-token=tok1;app-id=ignored;pn-tok=ignored;pn-type=apple",
+    );
     expect(parsePushParams(contact, { appId: "x-app", type: "x-kind", token: "x-token" })).toEqual({
       appId: "com.x",
       provider: "firebase",
@@ -225,7 +313,11 @@ describe("readPushParams, dialect by dialect", () => {
   });
 
   it("splits a legacy Apple pn-tok in the two-token form too", () => {
-    expect(parsePushParams(only("<sip:g@h>;app-id=a.b;pn-type=apple;pn-tok=aa:remote%26bb:voip"))).toMatchObject({ token: "bb", alertToken: "aa", pushKind: "voip" });
+    expect(parsePushParams(only("<sip:g@h>;app-id=a.b;pn-type=apple;pn-tok=aa:remote%26bb:voip"))).toMatchObject({
+      token: "bb",
+      alertToken: "aa",
+      pushKind: "voip",
+    });
   });
 });
 

@@ -36,7 +36,11 @@ describe("repairContact", () => {
   });
 
   it.each([
-    ["a space in the value of a second contact", "<sip:a@h>;x=1, <sip:b@h>;pn-tok=c d", "<sip:a@h>;x=1, <sip:b@h>;pn-tok=c%20d"],
+    [
+      "a space in the value of a second contact",
+      "<sip:a@h>;x=1, <sip:b@h>;pn-tok=c d",
+      "<sip:a@h>;x=1, <sip:b@h>;pn-tok=c%20d",
+    ],
     [
       "a value after a quoted display name with spaces",
       '"John Doe" <sip:a@h>;pn-tok=a b;pn-type=apple',
@@ -72,5 +76,35 @@ describe("repairContact", () => {
     ["a tab", "<sip:a@h>;pn-tok=a\tb"],
   ])("leaves parseContacts reading the same token when the value holds %s", (_label, header) => {
     expect(tokens(repairContact(header) ?? header)).toEqual(tokens(header));
+  });
+
+  // cfg writes the repaired value back as one header line (route PUSHER_INTERNAL_REPAIR_CONTACT, insert_hf): a
+  // folded line (CRLF then whitespace, RFC 3261 §7.3.1) whose whitespace got encoded would become a header line of
+  // its own, named by the phone.
+  it.each([
+    ["a folded line with a tab", "<sip:a@h>;pn-tok=ab cd\r\n\tX-Evil: 1", "<sip:a@h>;pn-tok=ab%20cd%20X-Evil:%201"],
+    [
+      "a folded line with spaces",
+      "<sip:a@h>;pn-tok=ab cd\r\n  ;pn-type=apple",
+      "<sip:a@h>;pn-tok=ab%20cd ;pn-type=apple",
+    ],
+    ["a fold with a bare LF", "<sip:a@h>;pn-tok=ab cd\n Via: x", "<sip:a@h>;pn-tok=ab%20cd%20Via:%20x"],
+  ])("unfolds %s into one line", (_label, header, repaired) => {
+    expect(repairContact(header)).toBe(repaired);
+  });
+
+  it.each([
+    ["a bare CR", "<sip:a@h>;pn-tok=ab cd\rX-Evil: 1"],
+    ["a bare LF", "<sip:a@h>;pn-tok=ab cd\nX-Evil: 1"],
+    ["CRLF with no whitespace after it", "<sip:a@h>;pn-tok=ab cd\r\nX-Evil: 1"],
+  ])("does not repair a value with %s (no line break may reach the header cfg writes)", (_label, header) => {
+    expect(repairContact(header)).toBeNull();
+  });
+
+  it("returns no line break whatever the value holds", () => {
+    for (const breaker of ["\r\n\t", "\r\n ", "\n\t", "\r ", "\r", "\n", "\r\n"]) {
+      const repaired = repairContact(`<sip:a@h>;pn-tok=ab cd${breaker}e f;pn-type=apple`);
+      expect(repaired ?? "", JSON.stringify(breaker)).not.toMatch(/[\r\n]/);
+    }
   });
 });

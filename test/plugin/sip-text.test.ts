@@ -4,9 +4,12 @@ import { indexOutsideQuotes, isUtf8Hex, utf8HexToText } from "../../src/plugin/s
 const hexOf = (bytes: Buffer | string) => Buffer.from(bytes).toString("hex");
 
 describe("utf8HexToText", () => {
-  it.each(["plain", "Jürgen Müller", "📞 Call", "line\u2028sep", "日本語", ""])("decodes valid UTF-8 %j exactly", (text) => {
-    expect(utf8HexToText(hexOf(text))).toBe(text);
-  });
+  it.each(["plain", "Jürgen Müller", "📞 Call", "line\u2028sep", "日本語", ""])(
+    "decodes valid UTF-8 %j exactly",
+    (text) => {
+      expect(utf8HexToText(hexOf(text))).toBe(text);
+    },
+  );
 
   it.each([
     ["Latin-1 é", [0x43, 0x61, 0x66, 0xe9], "Caf\ufffd"],

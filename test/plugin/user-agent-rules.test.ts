@@ -56,7 +56,11 @@ describe("pushParamNamesOf and ruleAcceptsApp", () => {
   });
 
   it("takes a rule's properties, each unset name keeping its default", () => {
-    expect(pushParamNamesOf({ name: "r", regex: "x", properties: { token: "x-token" } })).toEqual({ appId: "app-id", type: "pn-type", token: "x-token" });
+    expect(pushParamNamesOf({ name: "r", regex: "x", properties: { token: "x-token" } })).toEqual({
+      appId: "app-id",
+      type: "pn-type",
+      token: "x-token",
+    });
   });
 
   it("accepts every app without appIds, and only the listed ones with them", () => {

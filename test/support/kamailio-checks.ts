@@ -17,7 +17,7 @@ export function callItems(rpc: Rpc): string[] {
 /** The htables kamailio/pusher.cfg defines, read from the cfg itself. */
 export function pusherTables(): string[] {
   const cfg = readFileSync(join(import.meta.dirname, "..", "..", "kamailio", "pusher.cfg"), "utf8");
-  return [...cfg.matchAll(/^modparam\("htable",\s*"htable",\s*"([A-Za-z0-9_]+)=>/gm)].map((match) => match[1]);
+  return [...cfg.matchAll(/^modparamx?\("htable",\s*"htable",\s*"([A-Za-z0-9_]+)=>/gm)].map((match) => match[1]);
 }
 
 /**

@@ -7,7 +7,10 @@ import { join } from "node:path";
 
 /** `YYYYMMDDHHMMSSZ` (GeneralizedTime) for openssl ca. */
 function opensslDate(date: Date): string {
-  return date.toISOString().replace(/[-:T]/g, "").replace(/\.\d+Z$/, "Z");
+  return date
+    .toISOString()
+    .replace(/[-:T]/g, "")
+    .replace(/\.\d+Z$/, "Z");
 }
 
 export interface AppCertificateOptions {
@@ -51,17 +54,48 @@ export function makeAppCertificate(dir: string, name: string, options: AppCertif
       ].join("\n"),
     );
     const subject = `/UID=${options.bundleId}/CN=Apple VoIP Services: ${options.bundleId}/O=Pusher Tests`;
-    execFileSync("openssl", ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", join(work, "key.pem"), "-subj", subject, "-out", join(work, "req.csr")], { stdio: "pipe" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        join(work, "key.pem"),
+        "-subj",
+        subject,
+        "-out",
+        join(work, "req.csr"),
+      ],
+      { stdio: "pipe" },
+    );
     const notBefore = options.notBefore ?? new Date(Date.now() - 86_400_000);
     const notAfter = options.notAfter ?? new Date(Date.now() + 365 * 86_400_000);
     execFileSync(
       "openssl",
-      ["ca", "-batch", "-config", join(work, "ca.cnf"), "-in", join(work, "req.csr"), "-out", join(work, "cert.pem"), "-notext",
-        "-startdate", opensslDate(notBefore), "-enddate", opensslDate(notAfter)],
+      [
+        "ca",
+        "-batch",
+        "-config",
+        join(work, "ca.cnf"),
+        "-in",
+        join(work, "req.csr"),
+        "-out",
+        join(work, "cert.pem"),
+        "-notext",
+        "-startdate",
+        opensslDate(notBefore),
+        "-enddate",
+        opensslDate(notAfter),
+      ],
       { stdio: "pipe" },
     );
     const file = join(dir, `${name}.pem`);
-    writeFileSync(file, readFileSync(join(work, "cert.pem"), "utf8") + readFileSync(join(work, "key.pem"), "utf8"), { mode: 0o600 });
+    writeFileSync(file, readFileSync(join(work, "cert.pem"), "utf8") + readFileSync(join(work, "key.pem"), "utf8"), {
+      mode: 0o600,
+    });
     return file;
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -34,7 +34,9 @@ function openssl(args) {
 }
 
 function randomSerial() {
-  return "0x" + [...crypto.getRandomValues(new Uint8Array(12))].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return (
+    "0x" + [...crypto.getRandomValues(new Uint8Array(12))].map((byte) => byte.toString(16).padStart(2, "0")).join("")
+  );
 }
 
 /** Signs `<name>.csr` with the CA into `<name>.pem`, with the given v3 extensions. */
@@ -42,8 +44,23 @@ async function signLeaf(dir, name, extensions) {
   const extensionsFile = join(dir, `${name}.ext`);
   await writeFile(extensionsFile, extensions.join("\n") + "\n");
   await openssl([
-    "x509", "-req", "-in", join(dir, `${name}.csr`), "-CA", join(dir, "ca.pem"), "-CAkey", join(dir, "ca.key"),
-    "-set_serial", randomSerial(), "-days", LEAF_DAYS, "-sha256", "-extfile", extensionsFile, "-out", join(dir, `${name}.pem`),
+    "x509",
+    "-req",
+    "-in",
+    join(dir, `${name}.csr`),
+    "-CA",
+    join(dir, "ca.pem"),
+    "-CAkey",
+    join(dir, "ca.key"),
+    "-set_serial",
+    randomSerial(),
+    "-days",
+    LEAF_DAYS,
+    "-sha256",
+    "-extfile",
+    extensionsFile,
+    "-out",
+    join(dir, `${name}.pem`),
   ]);
   await rm(extensionsFile);
   await rm(join(dir, `${name}.csr`));
@@ -51,8 +68,17 @@ async function signLeaf(dir, name, extensions) {
 
 async function newKeyAndRequest(dir, name, subject) {
   await openssl([
-    "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, `${name}.key`), "-subj", subject,
-    "-out", join(dir, `${name}.csr`),
+    "req",
+    "-new",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    join(dir, `${name}.key`),
+    "-subj",
+    subject,
+    "-out",
+    join(dir, `${name}.csr`),
   ]);
 }
 
@@ -71,8 +97,20 @@ export async function makeTestCa(dir) {
 
   await mkdir(root, { recursive: true });
   await openssl([
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", paths.caKey, "-out", paths.ca, "-days", CA_DAYS,
-    "-sha256", "-subj", "/CN=kamailio-pusher test CA/O=Pusher Tests",
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    paths.caKey,
+    "-out",
+    paths.ca,
+    "-days",
+    CA_DAYS,
+    "-sha256",
+    "-subj",
+    "/CN=kamailio-pusher test CA/O=Pusher Tests",
   ]);
 
   await newKeyAndRequest(root, "server", "/CN=localhost/O=Pusher Tests");

@@ -65,7 +65,9 @@ export interface RecordedRequest {
 
 /** A scripted answer: a status with an APNs reason, or a stall (never answered). */
 /** `timestamp`: a 410's (epoch ms), else the time of the answer. `afterMs`: answered that much later (a slow APNs). */
-export type MockReply = { status: number; reason?: string; retryAfter?: string; timestamp?: number; afterMs?: number } | { stall: true };
+export type MockReply =
+  | { status: number; reason?: string; retryAfter?: string; timestamp?: number; afterMs?: number }
+  | { stall: true };
 
 /** A token-auth signing key the mock knows: the public half of an AuthKey .p8 and its ids. */
 export interface MockSigningKey {
@@ -127,18 +129,22 @@ export class MockApns {
 
   private listen(environment: ApnsEnvironment): Promise<MockHttp2Server> {
     const token = this.options.auth === "token";
-    return MockHttp2Server.listen(this.options.caDir, (stream, headers) => this.onStream(stream, headers, environment), {
-      server: {
-        ca: readFileSync(join(this.options.caDir, "ca.pem")),
-        // Like APNs with certificate auth: no client certificate from our CA, no connection.
-        requestCert: !token,
-        rejectUnauthorized: !token,
-        allowHTTP1: false,
-        // Token auth: one stream until a push with a valid token succeeds.
-        settings: token ? { maxConcurrentStreams: TOKEN_CONNECTION_INITIAL_STREAMS } : {},
+    return MockHttp2Server.listen(
+      this.options.caDir,
+      (stream, headers) => this.onStream(stream, headers, environment),
+      {
+        server: {
+          ca: readFileSync(join(this.options.caDir, "ca.pem")),
+          // Like APNs with certificate auth: no client certificate from our CA, no connection.
+          requestCert: !token,
+          rejectUnauthorized: !token,
+          allowHTTP1: false,
+          // Token auth: one stream until a push with a valid token succeeds.
+          settings: token ? { maxConcurrentStreams: TOKEN_CONNECTION_INITIAL_STREAMS } : {},
+        },
+        onSession: (session) => this.onSession(session),
       },
-      onSession: (session) => this.onSession(session),
-    });
+    );
   }
 
   /** The production host's port. */
@@ -192,7 +198,9 @@ export class MockApns {
 
   /** Distinct provider tokens (JWTs) seen so far. */
   get providerTokens(): string[] {
-    return [...new Set(this.requests.map((request) => request.providerToken).filter((token): token is string => !!token))];
+    return [
+      ...new Set(this.requests.map((request) => request.providerToken).filter((token): token is string => !!token)),
+    ];
   }
 
   /** Requests on hold (scripted stalls) right now. */
@@ -208,7 +216,11 @@ export class MockApns {
     for (const session of this.sessions()) {
       const ids = [...this.stalled].filter((stream) => stream.session === session).map((stream) => stream.id ?? 0);
       if (ids.length === 0) continue;
-      session.goaway(http2.constants.NGHTTP2_NO_ERROR, Math.min(...ids) - 2, Buffer.from(JSON.stringify({ reason: "Shutdown" })));
+      session.goaway(
+        http2.constants.NGHTTP2_NO_ERROR,
+        Math.min(...ids) - 2,
+        Buffer.from(JSON.stringify({ reason: "Shutdown" })),
+      );
     }
   }
 
@@ -241,7 +253,11 @@ export class MockApns {
     return replies.length > 1 ? replies.shift() : replies[0];
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, environment: ApnsEnvironment): void {
+  private onStream(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    environment: ApnsEnvironment,
+  ): void {
     const counted = stream.session as (http2.ServerHttp2Session & { activeStreams?: number }) | undefined;
     if (counted) counted.activeStreams = (counted.activeStreams ?? 0) + 1;
     const activeStreams = counted?.activeStreams ?? 0;
@@ -272,7 +288,8 @@ export class MockApns {
         body,
         receivedAtMs: Date.now(),
         clientSubject: { ...(socket?.getPeerCertificate().subject ?? {}) },
-        connectionId: (stream.session as (http2.ServerHttp2Session & { connectionId?: number }) | undefined)?.connectionId ?? 0,
+        connectionId:
+          (stream.session as (http2.ServerHttp2Session & { connectionId?: number }) | undefined)?.connectionId ?? 0,
         status: null,
         activeStreams,
       };
@@ -301,7 +318,12 @@ export class MockApns {
     });
   }
 
-  private replyLater(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, record: RecordedRequest, reply: { status: number; reason?: string; retryAfter?: string; timestamp?: number }): void {
+  private replyLater(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    record: RecordedRequest,
+    reply: { status: number; reason?: string; retryAfter?: string; timestamp?: number },
+  ): void {
     if (stream.closed) return;
     record.status = reply.status;
     this.answer(stream, headers, reply);
@@ -316,15 +338,22 @@ export class MockApns {
     const suffix = PUSH_TYPE_TOPIC_SUFFIX[pushType];
     if (suffix === undefined) return { status: 400, reason: "InvalidPushType" };
     const priority = record.headers["apns-priority"];
-    if (priority !== undefined && !["1", "5", "10"].includes(String(priority))) return { status: 400, reason: "BadPriority" };
+    if (priority !== undefined && !["1", "5", "10"].includes(String(priority)))
+      return { status: 400, reason: "BadPriority" };
+    // Apple, apns-push-type background: "Always use priority 5. Using priority 10 is an error." Which reason APNs
+    // answers is not documented; BadPriority is its error table's word for a bad apns-priority (sending-notification-
+    // requests-to-apns, handling-notification-responses-from-apns).
+    if (pushType === "background" && String(priority ?? "10") === "10") return { status: 400, reason: "BadPriority" };
     const expiration = record.headers["apns-expiration"];
-    if (expiration !== undefined && !/^\d+$/.test(String(expiration))) return { status: 400, reason: "BadExpirationDate" };
+    if (expiration !== undefined && !/^\d+$/.test(String(expiration)))
+      return { status: 400, reason: "BadExpirationDate" };
     // Certificate auth: the certificate's UID is the bundle id; only its own topics are allowed, with the
     // suffix the push type requires (the .voip rule).
     const bundleId = record.clientSubject.UID;
     if (typeof bundleId === "string" && topic !== bundleId + suffix) return { status: 400, reason: "BadTopic" };
     // Token auth: any topic of the team, but the suffix must fit the push type.
-    if (this.options.auth === "token" && (suffix ? !topic.endsWith(suffix) : topic.endsWith(".voip"))) return { status: 400, reason: "BadTopic" };
+    if (this.options.auth === "token" && (suffix ? !topic.endsWith(suffix) : topic.endsWith(".voip")))
+      return { status: 400, reason: "BadTopic" };
     if (!/^\/3\/device\//.test(record.path)) return { status: 404, reason: "BadPath" };
     if (record.token === "") return { status: 400, reason: "MissingDeviceToken" };
     if (this.options.auth === "token") {
@@ -332,9 +361,11 @@ export class MockApns {
       if (refused) return refused;
     }
     if (bodyBytes === 0) return { status: 400, reason: "PayloadEmpty" };
-    if (bodyBytes > (pushType === "voip" ? MAX_VOIP_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES)) return { status: 413, reason: "PayloadTooLarge" };
+    if (bodyBytes > (pushType === "voip" ? MAX_VOIP_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES))
+      return { status: 413, reason: "PayloadTooLarge" };
     // Apple documents no reason for a body that is not JSON; the mock uses its own word for it.
-    if (record.body === undefined || typeof record.body !== "object" || record.body === null) return { status: 400, reason: "BadPayload" };
+    if (record.body === undefined || typeof record.body !== "object" || record.body === null)
+      return { status: 400, reason: "BadPayload" };
     return null;
   }
 
@@ -346,7 +377,8 @@ export class MockApns {
     const device = this.devices.get(record.token);
     if (!device || device.environment !== record.environment) return { status: 400, reason: "BadDeviceToken" };
     const topic = String(record.headers["apns-topic"]);
-    if (topic !== (device.kind === "voip" ? `${device.bundle}.voip` : device.bundle)) return { status: 400, reason: "DeviceTokenNotForTopic" };
+    if (topic !== (device.kind === "voip" ? `${device.bundle}.voip` : device.bundle))
+      return { status: 400, reason: "DeviceTokenNotForTopic" };
     return null;
   }
 
@@ -370,16 +402,26 @@ export class MockApns {
       return { status: 403, reason: "InvalidProviderToken" };
     }
     const key = (this.options.signingKeys ?? []).find((candidate) => candidate.keyId === header.kid);
-    if (header.alg !== "ES256" || !key || claims.iss !== key.teamId || typeof claims.iat !== "number") return { status: 403, reason: "InvalidProviderToken" };
+    if (header.alg !== "ES256" || !key || claims.iss !== key.teamId || typeof claims.iat !== "number")
+      return { status: 403, reason: "InvalidProviderToken" };
     const signature = Buffer.from(signaturePart ?? "", "base64url");
-    const valid = verify("sha256", Buffer.from(`${headerPart}.${claimsPart}`), { key: key.publicKey, dsaEncoding: signature.length === 64 ? "ieee-p1363" : "der" }, signature);
+    const valid = verify(
+      "sha256",
+      Buffer.from(`${headerPart}.${claimsPart}`),
+      { key: key.publicKey, dsaEncoding: signature.length === 64 ? "ieee-p1363" : "der" },
+      signature,
+    );
     if (!valid) return { status: 403, reason: "InvalidProviderToken" };
     const nowSeconds = (this.options.now ?? Date.now)() / 1000;
     if (nowSeconds - claims.iat > 3600) return { status: 403, reason: "ExpiredProviderToken" };
     return null;
   }
 
-  private answer(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, reply: { status: number; reason?: string; retryAfter?: string; timestamp?: number }): void {
+  private answer(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    reply: { status: number; reason?: string; retryAfter?: string; timestamp?: number },
+  ): void {
     const { status, reason, retryAfter } = reply;
     const apnsId = typeof headers["apns-id"] === "string" ? headers["apns-id"] : randomUUID();
     if (status === 200) {
@@ -388,7 +430,12 @@ export class MockApns {
     }
     // 410 carries the time APNs learnt the token was invalid, in epoch milliseconds.
     const errorBody = status === 410 ? { reason, timestamp: reply.timestamp ?? Date.now() } : { reason };
-    stream.respond({ ":status": status, "apns-id": apnsId, "content-type": "application/json", ...(retryAfter ? { "retry-after": retryAfter } : {}) });
+    stream.respond({
+      ":status": status,
+      "apns-id": apnsId,
+      "content-type": "application/json",
+      ...(retryAfter ? { "retry-after": retryAfter } : {}),
+    });
     stream.end(JSON.stringify(errorBody));
   }
 }

@@ -18,7 +18,9 @@ export interface FcmRequest {
 }
 
 /** A scripted FCM answer: a google.rpc.Status with an FcmError errorCode, or a stall. */
-export type FcmReply = { status: number; errorCode?: string; errorStatus?: string; message?: string; retryAfter?: string } | { stall: true };
+export type FcmReply =
+  | { status: number; errorCode?: string; errorStatus?: string; message?: string; retryAfter?: string }
+  | { stall: true };
 export type OAuthReply = { status: number; error?: string; description?: string };
 
 interface Account {
@@ -123,12 +125,18 @@ export class MockFcm {
   private onToken(stream: http2.ServerHttp2Stream, text: string): void {
     this.tokenRequests++;
     const scripted = this.oauthScript.shift();
-    if (scripted) return json(stream, scripted.status, { error: scripted.error ?? "server_error", error_description: scripted.description ?? "" });
+    if (scripted)
+      return json(stream, scripted.status, {
+        error: scripted.error ?? "server_error",
+        error_description: scripted.description ?? "",
+      });
     const form = new URLSearchParams(text);
-    if (form.get("grant_type") !== "urn:ietf:params:oauth:grant-type:jwt-bearer") return json(stream, 400, { error: "unsupported_grant_type" });
+    if (form.get("grant_type") !== "urn:ietf:params:oauth:grant-type:jwt-bearer")
+      return json(stream, 400, { error: "unsupported_grant_type" });
     const assertion = form.get("assertion") ?? "";
     const [headerPart, claimsPart, signaturePart] = assertion.split(".");
-    const invalid = (why: string) => json(stream, 400, { error: "invalid_grant", error_description: `Invalid JWT: ${why}` });
+    const invalid = (why: string) =>
+      json(stream, 400, { error: "invalid_grant", error_description: `Invalid JWT: ${why}` });
     let header: any;
     let claims: any;
     try {
@@ -139,9 +147,18 @@ export class MockFcm {
     }
     const account = this.accounts.find((candidate) => candidate.clientEmail === claims.iss);
     if (header.alg !== "RS256" || !account) return invalid("unknown issuer or algorithm");
-    if (!verify("sha256", Buffer.from(`${headerPart}.${claimsPart}`), account.publicKey, Buffer.from(signaturePart ?? "", "base64url"))) return invalid("bad signature");
+    if (
+      !verify(
+        "sha256",
+        Buffer.from(`${headerPart}.${claimsPart}`),
+        account.publicKey,
+        Buffer.from(signaturePart ?? "", "base64url"),
+      )
+    )
+      return invalid("bad signature");
     if (claims.aud !== this.tokenUri) return invalid(`aud must be ${this.tokenUri}`);
-    if (!String(claims.scope).split(" ").includes("https://www.googleapis.com/auth/firebase.messaging")) return invalid("scope");
+    if (!String(claims.scope).split(" ").includes("https://www.googleapis.com/auth/firebase.messaging"))
+      return invalid("scope");
     if (typeof claims.iat !== "number" || typeof claims.exp !== "number" || claims.exp - claims.iat > 3600) {
       return invalid("Token must be a short-lived token (60 minutes) and in a reasonable timeframe");
     }
@@ -150,7 +167,12 @@ export class MockFcm {
     json(stream, 200, { access_token: accessToken, expires_in: this.expiresInSeconds, token_type: "Bearer" });
   }
 
-  private onSend(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, project: string, text: string): void {
+  private onSend(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    project: string,
+    text: string,
+  ): void {
     let body: any;
     try {
       body = JSON.parse(text);
@@ -164,31 +186,63 @@ export class MockFcm {
       json(stream, status, payload, extra);
     };
     const bearer = /^Bearer (\S+)$/.exec(String(headers.authorization ?? ""));
-    if (!bearer) return answer(401, googleError(401, "UNAUTHENTICATED", "Request is missing required authentication credential. Expected OAuth 2 access token"));
+    if (!bearer)
+      return answer(
+        401,
+        googleError(
+          401,
+          "UNAUTHENTICATED",
+          "Request is missing required authentication credential. Expected OAuth 2 access token",
+        ),
+      );
     const issued = this.accessTokens.get(bearer[1]);
     if (!issued || issued.expiresAtMs < Date.now()) {
       return answer(401, googleError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."), {
         "www-authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"',
       });
     }
-    if (issued.account.projectId !== project) return answer(403, googleError(403, "PERMISSION_DENIED", "The caller does not have permission"));
+    // FCM's answer for a project the service account has no rights on (or that does not exist): 403, no FcmError.
+    if (issued.account.projectId !== project) {
+      return answer(
+        403,
+        googleError(
+          403,
+          "PERMISSION_DENIED",
+          `Permission 'cloudmessaging.messages.create' denied on resource '//cloudresourcemanager.googleapis.com/projects/${project}' (or it may not exist).`,
+        ),
+      );
+    }
     const message = body?.message;
-    if (!message || typeof message.token !== "string") return answer(400, googleError(400, "INVALID_ARGUMENT", "message.token is required", "INVALID_ARGUMENT"));
+    if (!message || typeof message.token !== "string")
+      return answer(400, googleError(400, "INVALID_ARGUMENT", "message.token is required", "INVALID_ARGUMENT"));
     const data = message.data ?? {};
     const keys = Object.keys(data);
     for (let index = 0; index < keys.length; index++) {
       if (typeof data[keys[index]] !== "string") {
-        return answer(400, googleError(400, "INVALID_ARGUMENT", `Invalid value at 'message.data[${index}].value' (TYPE_STRING), ${JSON.stringify(data[keys[index]])}`));
+        return answer(
+          400,
+          googleError(
+            400,
+            "INVALID_ARGUMENT",
+            `Invalid value at 'message.data[${index}].value' (TYPE_STRING), ${JSON.stringify(data[keys[index]])}`,
+          ),
+        );
       }
       if (keys[index] === "from" || keys[index] === "message_type" || keys[index].startsWith("google.")) {
-        return answer(400, googleError(400, "INVALID_ARGUMENT", `reserved data key ${keys[index]}`, "INVALID_ARGUMENT"));
+        return answer(
+          400,
+          googleError(400, "INVALID_ARGUMENT", `reserved data key ${keys[index]}`, "INVALID_ARGUMENT"),
+        );
       }
     }
     const dataBytes = keys.reduce((sum, key) => sum + Buffer.byteLength(key) + Buffer.byteLength(data[key]), 0);
-    if (dataBytes > 4096) return answer(400, googleError(400, "INVALID_ARGUMENT", "Message is too big", "INVALID_ARGUMENT"));
+    if (dataBytes > 4096)
+      return answer(400, googleError(400, "INVALID_ARGUMENT", "Message is too big", "INVALID_ARGUMENT"));
     const android = message.android ?? {};
-    if (android.priority !== undefined && !/^(normal|high)$/i.test(android.priority)) return answer(400, googleError(400, "INVALID_ARGUMENT", "android.priority", "INVALID_ARGUMENT"));
-    if (android.ttl !== undefined && !/^\d+(\.\d{1,9})?s$/.test(android.ttl)) return answer(400, googleError(400, "INVALID_ARGUMENT", "android.ttl", "INVALID_ARGUMENT"));
+    if (android.priority !== undefined && !/^(normal|high)$/i.test(android.priority))
+      return answer(400, googleError(400, "INVALID_ARGUMENT", "android.priority", "INVALID_ARGUMENT"));
+    if (android.ttl !== undefined && !/^\d+(\.\d{1,9})?s$/.test(android.ttl))
+      return answer(400, googleError(400, "INVALID_ARGUMENT", "android.ttl", "INVALID_ARGUMENT"));
 
     const replies = this.scripts.get(message.token);
     const reply = replies && replies.length ? (replies.length > 1 ? replies.shift()! : replies[0]) : undefined;
@@ -197,10 +251,16 @@ export class MockFcm {
       stream.on("close", () => this.stalled.delete(stream));
       return;
     }
-    if (!reply || reply.status === 200) return answer(200, { name: `projects/${project}/messages/${randomBytes(8).toString("hex")}` });
+    if (!reply || reply.status === 200)
+      return answer(200, { name: `projects/${project}/messages/${randomBytes(8).toString("hex")}` });
     answer(
       reply.status,
-      googleError(reply.status, reply.errorStatus ?? "INVALID_ARGUMENT", reply.message ?? "scripted error", reply.errorCode),
+      googleError(
+        reply.status,
+        reply.errorStatus ?? "INVALID_ARGUMENT",
+        reply.message ?? "scripted error",
+        reply.errorCode,
+      ),
       reply.retryAfter ? { "retry-after": reply.retryAfter } : {},
     );
   }
@@ -212,7 +272,12 @@ function googleError(code: number, status: string, message: string, errorCode?: 
   return { error };
 }
 
-function json(stream: http2.ServerHttp2Stream, status: number, payload: unknown, extra: http2.OutgoingHttpHeaders = {}): void {
+function json(
+  stream: http2.ServerHttp2Stream,
+  status: number,
+  payload: unknown,
+  extra: http2.OutgoingHttpHeaders = {},
+): void {
   if (stream.destroyed) return;
   stream.respond({ ":status": status, "content-type": "application/json; charset=UTF-8", ...extra });
   stream.end(JSON.stringify(payload));

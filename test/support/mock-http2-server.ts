@@ -19,7 +19,11 @@ export class MockHttp2Server {
   /** The open sessions (a mock may send them GOAWAY). */
   readonly sessions = new Set<http2.ServerHttp2Session>();
 
-  private constructor(private readonly server: http2.Http2SecureServer, onStream: StreamHandler, onSession?: (session: http2.ServerHttp2Session) => void) {
+  private constructor(
+    private readonly server: http2.Http2SecureServer,
+    onStream: StreamHandler,
+    onSession?: (session: http2.ServerHttp2Session) => void,
+  ) {
     server.on("session", (session) => {
       this.sessions.add(session);
       session.on("close", () => this.sessions.delete(session));
@@ -29,7 +33,11 @@ export class MockHttp2Server {
     server.on("stream", onStream);
   }
 
-  static async listen(caDir: string, onStream: StreamHandler, options: MockHttp2Options = {}): Promise<MockHttp2Server> {
+  static async listen(
+    caDir: string,
+    onStream: StreamHandler,
+    options: MockHttp2Options = {},
+  ): Promise<MockHttp2Server> {
     const server = http2.createSecureServer({
       key: readFileSync(join(caDir, "server.key")),
       cert: readFileSync(join(caDir, "server.pem")),

@@ -22,7 +22,10 @@ export interface WebPushRequest {
 
 export class MockWebPush {
   readonly requests: WebPushRequest[] = [];
-  private readonly subscriptions = new Map<string, { ecdh: ReturnType<typeof createECDH>; auth: Buffer; replies: number[] }>();
+  private readonly subscriptions = new Map<
+    string,
+    { ecdh: ReturnType<typeof createECDH>; auth: Buffer; replies: number[] }
+  >();
   private server!: MockHttp2Server;
 
   private constructor() {}
@@ -44,7 +47,10 @@ export class MockWebPush {
     ecdh.generateKeys();
     const auth = randomBytes(16);
     this.subscriptions.set(id, { ecdh, auth, replies });
-    return { endpoint: `${this.origin}/push/${id}`, keys: { p256dh: ecdh.getPublicKey().toString("base64url"), auth: auth.toString("base64url") } };
+    return {
+      endpoint: `${this.origin}/push/${id}`,
+      keys: { p256dh: ecdh.getPublicKey().toString("base64url"), auth: auth.toString("base64url") },
+    };
   }
 
   requestsFor(subscription: Subscription): WebPushRequest[] {
@@ -68,7 +74,10 @@ export class MockWebPush {
       this.requests.push(record);
       const answer = (status: number) => {
         record.status = status;
-        stream.respond({ ":status": status, ...(status === 201 ? { location: `${this.origin}/message/${randomBytes(6).toString("hex")}` } : {}) });
+        stream.respond({
+          ":status": status,
+          ...(status === 201 ? { location: `${this.origin}/message/${randomBytes(6).toString("hex")}` } : {}),
+        });
         stream.end();
       };
       if (!subscription) return answer(404);
@@ -102,17 +111,37 @@ export class MockWebPush {
     const point = Buffer.from(match[2], "base64url");
     if (point.length !== 65) return null;
     const publicKey = createPublicKey({
-      key: { kty: "EC", crv: "P-256", x: point.subarray(1, 33).toString("base64url"), y: point.subarray(33).toString("base64url") },
+      key: {
+        kty: "EC",
+        crv: "P-256",
+        x: point.subarray(1, 33).toString("base64url"),
+        y: point.subarray(33).toString("base64url"),
+      },
       format: "jwk",
     });
     const signature = Buffer.from(signaturePart ?? "", "base64url");
     // JOSE r||s only: push services reject DER.
     if (signature.length !== 64) return null;
-    if (!verify("sha256", Buffer.from(`${headerPart}.${claimsPart}`), { key: publicKey, dsaEncoding: "ieee-p1363" }, signature)) return null;
+    if (
+      !verify(
+        "sha256",
+        Buffer.from(`${headerPart}.${claimsPart}`),
+        { key: publicKey, dsaEncoding: "ieee-p1363" },
+        signature,
+      )
+    )
+      return null;
     const header = JSON.parse(Buffer.from(headerPart, "base64url").toString("utf8"));
     const claims = JSON.parse(Buffer.from(claimsPart, "base64url").toString("utf8"));
     const nowSeconds = Date.now() / 1000;
-    if (header.alg !== "ES256" || claims.aud !== this.origin || typeof claims.exp !== "number" || claims.exp < nowSeconds || claims.exp > nowSeconds + 86400) return null;
+    if (
+      header.alg !== "ES256" ||
+      claims.aud !== this.origin ||
+      typeof claims.exp !== "number" ||
+      claims.exp < nowSeconds ||
+      claims.exp > nowSeconds + 86400
+    )
+      return null;
     if (!/^(mailto:|https:)/.test(String(claims.sub))) return null;
     return { aud: claims.aud, sub: claims.sub, exp: claims.exp, publicKey: match[2] };
   }
@@ -125,7 +154,15 @@ function decrypt(body: Buffer, ecdh: ReturnType<typeof createECDH>, auth: Buffer
   const senderPublicKey = body.subarray(21, 21 + idLength);
   const ciphertext = body.subarray(21 + idLength);
   const shared = ecdh.computeSecret(senderPublicKey);
-  const ikm = Buffer.from(hkdfSync("sha256", shared, auth, Buffer.concat([Buffer.from("WebPush: info\0"), ecdh.getPublicKey(), senderPublicKey]), 32));
+  const ikm = Buffer.from(
+    hkdfSync(
+      "sha256",
+      shared,
+      auth,
+      Buffer.concat([Buffer.from("WebPush: info\0"), ecdh.getPublicKey(), senderPublicKey]),
+      32,
+    ),
+  );
   const key = Buffer.from(hkdfSync("sha256", ikm, salt, Buffer.from("Content-Encoding: aes128gcm\0"), 16));
   const nonce = Buffer.from(hkdfSync("sha256", ikm, salt, Buffer.from("Content-Encoding: nonce\0"), 12));
   const decipher = createDecipheriv("aes-128-gcm", key, nonce);

@@ -13,6 +13,8 @@ export const TEST_CA_DIR = join(ROOT, "build", "test-ca");
 export interface PusherProcess {
   /** The `pusher start` process (signals: SIGHUP reloads, SIGTERM stops). */
   pid: number;
+  /** The address SIP listens on (udp and tcp): 127.0.0.1, or a cluster node's own (startPusher's `host`). */
+  sipHost: string;
   sipPort: number;
   linkPort: number;
   dir: string;
@@ -60,9 +62,16 @@ function killProcessGroup(leader: number): void {
   }
 }
 
-export async function startPusher(config: Record<string, unknown>): Promise<PusherProcess> {
+export interface StartOptions {
+  /** The loopback address SIP listens on (udp and tcp, a free port there); default 127.0.0.1. Cluster nodes sit on
+   * 127.0.1.x (test/support/cluster.ts). The helper link and metrics stay on 127.0.0.1. */
+  host?: string;
+}
+
+export async function startPusher(config: Record<string, unknown>, options: StartOptions = {}): Promise<PusherProcess> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-it-"));
-  const sipPort = await freePort();
+  const sipHost = options.host ?? "127.0.0.1";
+  const sipPort = await freePort(sipHost);
   const linkPort = await freePort();
   const configPath = join(dir, "pusher.json");
   const full = {
@@ -72,13 +81,23 @@ export async function startPusher(config: Record<string, unknown>): Promise<Push
     metrics: { port: await freePort() },
     stateDir: join(dir, "state"),
     ...config,
-    sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: false, ...(config.sip as object | undefined) },
+    sip: {
+      listen: [`udp:${sipHost}:${sipPort}`, `tcp:${sipHost}:${sipPort}`],
+      auth: false,
+      ...(config.sip as object | undefined),
+    },
   };
   writeFileSync(configPath, JSON.stringify(full, null, 2));
-  return runPusher(dir, configPath, sipPort, linkPort);
+  return runPusher(dir, configPath, sipHost, sipPort, linkPort);
 }
 
-async function runPusher(dir: string, configPath: string, sipPort: number, linkPort: number): Promise<PusherProcess> {
+async function runPusher(
+  dir: string,
+  configPath: string,
+  sipHost: string,
+  sipPort: number,
+  linkPort: number,
+): Promise<PusherProcess> {
   // Its own process group (detached), so a start that fails or times out can be killed whole: `pusher start`,
   // its Kamailio and its helper, instead of leaving them running on the test's ports.
   const child: ChildProcess = spawn(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", configPath, "start"], {
@@ -103,6 +122,7 @@ async function runPusher(dir: string, configPath: string, sipPort: number, linkP
 
   const process_: PusherProcess = {
     pid: child.pid!,
+    sipHost,
     sipPort,
     linkPort,
     dir,
@@ -112,13 +132,19 @@ async function runPusher(dir: string, configPath: string, sipPort: number, linkP
       const match = output.match(pattern);
       if (match) return Promise.resolve(match[0]);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; output:\n${output.slice(-4000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${pattern}; output:\n${output.slice(-4000)}`)),
+          timeoutMs,
+        );
         waiters.push({ pattern, done: (line) => (clearTimeout(timer), resolve(line)) });
       });
     },
     rpc(...command) {
       // A timeout, not a hang: an RPC that cannot finish (htable.dump waits on a slot lock left held) fails the test.
-      return execFileSync("kamcmd", ["-s", `unix:${join(dir, "state", "kamailio.ctl")}`, ...command], { encoding: "utf8", timeout: 10_000 });
+      return execFileSync("kamcmd", ["-s", `unix:${join(dir, "state", "kamailio.ctl")}`, ...command], {
+        encoding: "utf8",
+        timeout: 10_000,
+      });
     },
     async crashKamailio() {
       const kamailio = descendants(child.pid!).filter((pid) => {
@@ -133,7 +159,7 @@ async function runPusher(dir: string, configPath: string, sipPort: number, linkP
       await exited;
     },
     restart() {
-      return runPusher(dir, configPath, sipPort, linkPort);
+      return runPusher(dir, configPath, sipHost, sipPort, linkPort);
     },
     async stop() {
       if (child.exitCode === null) child.kill("SIGTERM");

@@ -37,6 +37,7 @@ export class SipCaller {
     readonly address: string,
     readonly port: number,
     private readonly proxyPort: number,
+    private readonly proxyHost: string,
     private readonly udp?: dgram.Socket,
     private readonly tcp?: net.Socket,
   ) {
@@ -45,20 +46,21 @@ export class SipCaller {
     tcp?.on("error", () => {});
   }
 
-  static async open(proxyPort: number, transport: "udp" | "tcp" = "udp"): Promise<SipCaller> {
+  /** A caller on a new loopback address of its own, towards the proxy at proxyHost:proxyPort (a cluster node: its 127.0.1.x). */
+  static async open(proxyPort: number, transport: "udp" | "tcp" = "udp", proxyHost = "127.0.0.1"): Promise<SipCaller> {
     const address = nextAddress();
     const port = await freePort(address);
     if (transport === "udp") {
       const socket = dgram.createSocket("udp4");
       await new Promise<void>((resolve) => socket.bind(port, address, resolve));
-      return new SipCaller("udp", address, port, proxyPort, socket);
+      return new SipCaller("udp", address, port, proxyPort, proxyHost, socket);
     }
-    const socket = net.connect({ host: "127.0.0.1", port: proxyPort, localAddress: address, localPort: port });
+    const socket = net.connect({ host: proxyHost, port: proxyPort, localAddress: address, localPort: port });
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
       socket.once("error", reject);
     });
-    return new SipCaller("tcp", address, port, proxyPort, undefined, socket);
+    return new SipCaller("tcp", address, port, proxyPort, proxyHost, undefined, socket);
   }
 
   /** Calls `user`@`domain` (from 15551234567@`domain`) with `callId`. */
@@ -91,7 +93,11 @@ export class SipCaller {
       `CSeq: 1 CANCEL\r\n` +
       `Content-Length: 0\r\n\r\n`;
     this.send(cancel);
-    this.retransmitUntil(cancel, () => this.answers.some((answer) => answer.method === "CANCEL" && answer.status >= 200), T1_MS);
+    this.retransmitUntil(
+      cancel,
+      () => this.answers.some((answer) => answer.method === "CANCEL" && answer.status >= 200),
+      T1_MS,
+    );
   }
 
   /** Resolves with the first answer (already received or to come) that `test` accepts. */
@@ -99,7 +105,15 @@ export class SipCaller {
     const found = this.answers.find(test);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching answer within ${timeoutMs} ms; got ${this.answers.map((a) => `${a.status} ${a.method}`).join(", ") || "none"}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no matching answer within ${timeoutMs} ms; got ${this.answers.map((a) => `${a.status} ${a.method}`).join(", ") || "none"}`,
+            ),
+          ),
+        timeoutMs,
+      );
       this.waiters.push({ test, done: (answer) => (clearTimeout(timer), resolve(answer)) });
     });
   }
@@ -111,7 +125,13 @@ export class SipCaller {
 
   /** The INVITE's final answers (each status once): exactly one is the only correct count. */
   inviteFinals(): number[] {
-    return [...new Set(this.answers.filter((answer) => answer.method === "INVITE" && answer.status >= 200).map((answer) => answer.status))];
+    return [
+      ...new Set(
+        this.answers
+          .filter((answer) => answer.method === "INVITE" && answer.status >= 200)
+          .map((answer) => answer.status),
+      ),
+    ];
   }
 
   close(): void {
@@ -122,7 +142,7 @@ export class SipCaller {
 
   private send(message: string): void {
     const bytes = Buffer.from(message, "latin1");
-    if (this.udp) this.udp.send(bytes, this.proxyPort, "127.0.0.1");
+    if (this.udp) this.udp.send(bytes, this.proxyPort, this.proxyHost);
     else this.tcp!.write(bytes);
   }
 
@@ -146,7 +166,12 @@ export class SipCaller {
   private onMessage(raw: string): void {
     const match = /^SIP\/2\.0 (\d{3})/.exec(raw);
     if (!match) return;
-    const answer: Answer = { status: Number(match[1]), method: header(raw, "CSeq").split(/\s+/)[1] ?? "", raw, atMs: Date.now() };
+    const answer: Answer = {
+      status: Number(match[1]),
+      method: header(raw, "CSeq").split(/\s+/)[1] ?? "",
+      raw,
+      atMs: Date.now(),
+    };
     this.answers.push(answer);
     if (answer.method === "INVITE" && answer.status >= 300) this.ack(raw);
     for (const waiter of [...this.waiters]) {

@@ -13,8 +13,10 @@ export interface SippRun {
 
 export interface SippOptions {
   scenario: string;
-  /** Kamailio's SIP port on 127.0.0.1. */
+  /** Kamailio's SIP port on remoteHost. */
   remotePort: number;
+  /** Kamailio's SIP address; default 127.0.0.1 (a cluster node: its own 127.0.1.x). */
+  remoteHost?: string;
   /** The address sipp sends from and listens on: a phone's own loopback address; default a new one (topology.ts). */
   localIp?: string;
   /** Values for [key] in the scenario (sipp -key). */
@@ -41,14 +43,21 @@ export async function runSipp(options: SippOptions): Promise<SippRun> {
   const localIp = options.localIp ?? nextAddress();
   const localPort = options.localPort ?? (await freePort(localIp));
   const args = [
-    `127.0.0.1:${options.remotePort}`,
-    "-sf", join(SCENARIOS, options.scenario),
-    "-i", localIp,
-    "-p", String(localPort),
-    "-mp", String(await freeMediaPort(localIp)),
-    "-t", options.transport === "tcp" ? "t1" : "u1",
-    "-m", String(options.calls ?? 1),
-    "-timeout", `${options.timeoutSeconds ?? 30}s`,
+    `${options.remoteHost ?? "127.0.0.1"}:${options.remotePort}`,
+    "-sf",
+    join(SCENARIOS, options.scenario),
+    "-i",
+    localIp,
+    "-p",
+    String(localPort),
+    "-mp",
+    String(await freeMediaPort(localIp)),
+    "-t",
+    options.transport === "tcp" ? "t1" : "u1",
+    "-m",
+    String(options.calls ?? 1),
+    "-timeout",
+    `${options.timeoutSeconds ?? 30}s`,
     "-timeout_error",
     "-nostdin",
   ];

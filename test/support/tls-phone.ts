@@ -83,11 +83,18 @@ export class TlsPhone {
   reply(request: string, status: number, reason: string): void {
     const to = headerOf(request, "To|t");
     const invite = request.startsWith("INVITE ");
-    const body = invite && status === 200 ? `v=0\r\no=phone 1 1 IN IP4 ${this.phone.address}\r\ns=-\r\nc=IN IP4 ${this.phone.address}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n` : "";
+    const body =
+      invite && status === 200
+        ? `v=0\r\no=phone 1 1 IN IP4 ${this.phone.address}\r\ns=-\r\nc=IN IP4 ${this.phone.address}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n`
+        : "";
     this.send(
       `SIP/2.0 ${status} ${reason}\r\n` +
-        headerLines(request, "Via|v").map((line) => line + "\r\n").join("") +
-        headerLines(request, "Record-Route").map((line) => line + "\r\n").join("") +
+        headerLines(request, "Via|v")
+          .map((line) => line + "\r\n")
+          .join("") +
+        headerLines(request, "Record-Route")
+          .map((line) => line + "\r\n")
+          .join("") +
         `From: ${headerOf(request, "From|f")}\r\n` +
         `To: ${/;\s*tag=/i.test(to) ? to : `${to};tag=${this.toTag}`}\r\n` +
         `Call-ID: ${headerOf(request, "Call-ID|i")}\r\n` +
@@ -114,7 +121,15 @@ export class TlsPhone {
     const index = this.received.findIndex(test);
     if (index >= 0) return Promise.resolve(this.received.splice(index, 1)[0]);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching SIP message over TLS within ${timeoutMs} ms; got ${JSON.stringify(this.received.map((m) => m.split("\r\n")[0]))}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no matching SIP message over TLS within ${timeoutMs} ms; got ${JSON.stringify(this.received.map((m) => m.split("\r\n")[0]))}`,
+            ),
+          ),
+        timeoutMs,
+      );
       this.waiters.push({ test, done: (message) => (clearTimeout(timer), resolve(message)) });
     });
   }

@@ -75,7 +75,15 @@ export class Phone {
     const domain = options.domain ?? same?.domain ?? DOMAIN;
     const contactUser = same?.contactUser ?? uniqueName("c");
     const address = same?.address ?? nextAddress();
-    return new Phone(user, domain, contactUser, address, await freePort(address), options.transport ?? same?.transport ?? "udp", options.nat ?? same?.nat ?? false);
+    return new Phone(
+      user,
+      domain,
+      contactUser,
+      address,
+      await freePort(address),
+      options.transport ?? same?.transport ?? "udp",
+      options.nat ?? same?.nat ?? false,
+    );
   }
 
   /** The same device on a new socket (new port, same address and Contact user), as after a wake-up. */
@@ -83,9 +91,9 @@ export class Phone {
     return Phone.create({ sameDeviceAs: this, transport: options.transport });
   }
 
-  /** user@domain, lower-cased as the plugin keys it. */
+  /** user@domain as the plugin keys it: the user as is, the domain lower-cased (RFC 3261 §19.1.4). */
   get aor(): string {
-    return `${this.user}@${this.domain}`.toLowerCase();
+    return `${this.user}@${this.domain.toLowerCase()}`;
   }
 
   /** host:port the phone writes in Contact and Via. */

@@ -5,13 +5,14 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "vitest";
+import { APP_ID } from "./app-id";
 import { freePort } from "./free-port";
 import { MockApns } from "./mock-apns";
 import { PusherProcess, startPusher, TEST_CA_DIR } from "./pusher-process";
 import { runSipp, SippRun } from "./sipp";
 import { DOMAIN, nextAddress, Phone, uniqueName } from "./topology";
 
-export const APP_ID = "com.app.mymobileapp";
+export { APP_ID };
 export const USER_AGENT = "MyMobileApp iOS 1.0";
 /** The caller's number and display name the call scenarios send. */
 export const CALLER = { number: "15551234567", name: "Caller Name" };
@@ -75,11 +76,17 @@ export interface RegisterOptions {
  * port; Via names that socket, or the NAT's private address). Its Contact is the phone's: INVITEs go to
  * phone.port (to the REGISTER's source port for a phone behind NAT). Returns the run; fails the test on non-zero.
  */
-export async function registerPhone(pusher: PusherProcess, phone: Phone, params: string, options: RegisterOptions = {}): Promise<SippRun> {
+export async function registerPhone(
+  pusher: PusherProcess,
+  phone: Phone,
+  params: string,
+  options: RegisterOptions = {},
+): Promise<SippRun> {
   const port = await freePort(phone.address);
   const run = await runSipp({
     scenario: options.scenario ?? "register.xml",
     remotePort: pusher.sipPort,
+    remoteHost: pusher.sipHost,
     localIp: phone.address,
     localPort: port,
     transport: phone.transport,
@@ -100,10 +107,17 @@ export async function registerPhone(pusher: PusherProcess, phone: Phone, params:
  * gets there (register-and-answer.xml): the only way for a phone behind NAT or on TCP to get a call. sipp
  * hands the INVITE only to the call with the same Call-ID, so the caller must use `callId` too.
  */
-export function registerAndAnswer(pusher: PusherProcess, phone: Phone, params: string, callId: string, options: RegisterOptions = {}): Promise<SippRun> {
+export function registerAndAnswer(
+  pusher: PusherProcess,
+  phone: Phone,
+  params: string,
+  callId: string,
+  options: RegisterOptions = {},
+): Promise<SippRun> {
   return runSipp({
     scenario: options.scenario ?? "register-and-answer.xml",
     remotePort: pusher.sipPort,
+    remoteHost: pusher.sipHost,
     localIp: phone.address,
     localPort: phone.port,
     transport: phone.transport,
@@ -123,10 +137,16 @@ export function sharedCallId(phone: Phone): string {
 }
 
 /** A caller on its own loopback address runs `scenario` (call-*.xml) towards `phone`'s AOR. */
-export function call(pusher: PusherProcess, phone: Phone, scenario: string, options: { callId?: string; transport?: "udp" | "tcp"; keys?: Record<string, string>; timeoutSeconds?: number } = {}): Promise<SippRun> {
+export function call(
+  pusher: PusherProcess,
+  phone: Phone,
+  scenario: string,
+  options: { callId?: string; transport?: "udp" | "tcp"; keys?: Record<string, string>; timeoutSeconds?: number } = {},
+): Promise<SippRun> {
   return runSipp({
     scenario,
     remotePort: pusher.sipPort,
+    remoteHost: pusher.sipHost,
     localIp: nextAddress(),
     transport: options.transport,
     callId: options.callId,
@@ -140,9 +160,17 @@ export function call(pusher: PusherProcess, phone: Phone, scenario: string, opti
  * `dir`), at most 50 in flight, and returns the run for the caller to check. Bulk load shares one address but
  * keeps the named domain and distinct Contact users.
  */
-export async function registerManyPhones(sipPort: number, dir: string, phones: { user: string; token: string }[], domain = DOMAIN): Promise<SippRun> {
+export async function registerManyPhones(
+  sipPort: number,
+  dir: string,
+  phones: { user: string; token: string }[],
+  domain = DOMAIN,
+): Promise<SippRun> {
   const injectionFile = join(dir, "phones.csv");
-  writeFileSync(injectionFile, ["SEQUENTIAL", ...phones.map((phone) => `${phone.user};${phone.token}`)].join("\n") + "\n");
+  writeFileSync(
+    injectionFile,
+    ["SEQUENTIAL", ...phones.map((phone) => `${phone.user};${phone.token}`)].join("\n") + "\n",
+  );
   return runSipp({
     scenario: "register-many.xml",
     remotePort: sipPort,
@@ -161,7 +189,13 @@ export function dropBindings(pusher: PusherProcess, phone: Phone): void {
   pusher.rpc("ul.rm", "location", phone.aor);
 }
 
-export async function waitForPushes(apns: MockApns, token: string, count = 1, timeoutMs = 8000, pusher?: PusherProcess): Promise<void> {
+export async function waitForPushes(
+  apns: MockApns,
+  token: string,
+  count = 1,
+  timeoutMs = 8000,
+  pusher?: PusherProcess,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (apns.requestsFor(token).length < count) {
     if (Date.now() > deadline) {
@@ -173,8 +207,39 @@ export async function waitForPushes(apns: MockApns, token: string, count = 1, ti
 }
 
 /** A phone's listening side: sipp as UAS on phone.address:phone.port running `scenario` for `calls` INVITEs. */
-export async function listeningPhone(pusher: PusherProcess, phone: Phone, scenario: string, calls = 1): Promise<{ run: Promise<SippRun> }> {
-  const run = runSipp({ scenario, remotePort: pusher.sipPort, localIp: phone.address, localPort: phone.port, transport: phone.transport, keys: phone.keys(), calls });
+export async function listeningPhone(
+  pusher: PusherProcess,
+  phone: Phone,
+  scenario: string,
+  calls = 1,
+): Promise<{ run: Promise<SippRun> }> {
+  const run = runSipp({
+    scenario,
+    remotePort: pusher.sipPort,
+    remoteHost: pusher.sipHost,
+    localIp: phone.address,
+    localPort: phone.port,
+    transport: phone.transport,
+    keys: phone.keys(),
+    calls,
+  });
   await new Promise((done) => setTimeout(done, 100)); // let sipp bind its socket
   return { run };
+}
+
+/** The team id RFC 8599 `pn-param` names in the tests (TeamID.BundleID[.voip]). */
+export const TEAM_ID = "ABCDE12345";
+
+/** RFC 8599 push params for the Contact URI: an APP_ID alert token, or with kind "voip" a PushKit token. */
+export function rfc8599AppleParams(token: string, kind: "alert" | "voip" = "alert"): string {
+  return `;pn-provider=apns;pn-prid=${token};pn-param=${TEAM_ID}.${APP_ID}${kind === "voip" ? ".voip" : ""}`;
+}
+
+/** A counter of htable pusher_stats (`pusher metrics`' Kamailio side), 0 while it is absent. */
+export function kamailioCounter(pusher: PusherProcess, name: string): number {
+  try {
+    return Number(/value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_stats", name))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }

@@ -9,7 +9,15 @@ import { runSipp } from "../../support/sipp";
 import { DOMAIN, nextAddress } from "../../support/topology";
 import { APP_ID, USER_AGENT, WakeFixture, startWakeFixture } from "../../support/wake-fixture";
 import { SentRequest, SipClient, invite, sendAtRate } from "./sip-client";
-import { callItems, currentTransactions, helperPid, kamailioPids, pusherStartPid, sharedMemoryUsed, waitUntil } from "./processes";
+import {
+  callItems,
+  currentTransactions,
+  helperPid,
+  kamailioPids,
+  pusherStartPid,
+  sharedMemoryUsed,
+  waitUntil,
+} from "./processes";
 
 export interface LoadOptions {
   /** Callee AORs (each with one device); calls go to them in turn. */
@@ -50,7 +58,15 @@ interface PhoneSocket {
   port: number;
 }
 
-async function registerAll(fixture: WakeFixture, users: string[], tokens: string[], file: string, rate: number, socket: PhoneSocket, calls = users.length) {
+async function registerAll(
+  fixture: WakeFixture,
+  users: string[],
+  tokens: string[],
+  file: string,
+  rate: number,
+  socket: PhoneSocket,
+  calls = users.length,
+) {
   const injection = join(fixture.pusher.dir, file);
   writeFileSync(injection, ["SEQUENTIAL", ...users.map((user, i) => `${user};${tokens[i]}`)].join("\n") + "\n");
   return runSipp({
@@ -87,8 +103,18 @@ export async function runLoad(fixture: WakeFixture, options: LoadOptions): Promi
 
   // A warm-up round of the same traffic, smaller, so the baseline includes what the first calls allocate for good.
   const client = await SipClient.open(pusher.sipPort);
-  const warmRegisters = registerAll(fixture, registering, phoneTokens, "phones.csv", options.registersPerSecond, phoneSocket, options.registersPerSecond);
-  const warmCalls = await sendAtRate(client, 10, options.callsPerSecond, (i) => invite(client, callees[i % callees.length], DOMAIN));
+  const warmRegisters = registerAll(
+    fixture,
+    registering,
+    phoneTokens,
+    "phones.csv",
+    options.registersPerSecond,
+    phoneSocket,
+    options.registersPerSecond,
+  );
+  const warmCalls = await sendAtRate(client, 10, options.callsPerSecond, (i) =>
+    invite(client, callees[i % callees.length], DOMAIN),
+  );
   await Promise.all(warmCalls.map((call) => call.final));
   expect((await warmRegisters).code).toBe(0);
   await waitUntil(() => currentTransactions(pusher.rpc) === 0, 20000, "the warm-up transactions to end");
@@ -108,8 +134,18 @@ export async function runLoad(fixture: WakeFixture, options: LoadOptions): Promi
       // a sample may fail under load; the next one counts
     }
   }, 1000);
-  const registers = registerAll(fixture, registering, phoneTokens, "phones.csv", options.registersPerSecond, phoneSocket, options.registersPerSecond * options.registerSeconds);
-  const calls = await sendAtRate(client, options.calls, options.callsPerSecond, (i) => invite(client, callees[i % callees.length], DOMAIN));
+  const registers = registerAll(
+    fixture,
+    registering,
+    phoneTokens,
+    "phones.csv",
+    options.registersPerSecond,
+    phoneSocket,
+    options.registersPerSecond * options.registerSeconds,
+  );
+  const calls = await sendAtRate(client, options.calls, options.callsPerSecond, (i) =>
+    invite(client, callees[i % callees.length], DOMAIN),
+  );
   await Promise.all(calls.map((call) => call.final));
   const registerRun = await registers;
   clearInterval(sampler);
@@ -118,7 +154,8 @@ export async function runLoad(fixture: WakeFixture, options: LoadOptions): Promi
   await waitUntil(() => currentTransactions(pusher.rpc) === 0, 30000, "tm.stats current to return to 0");
   await new Promise((done) => setTimeout(done, 500));
   const afterShmBytes = sharedMemoryUsed(pusher.rpc);
-  if (process.env.FAULTS_DEBUG) console.log(pusher.rpc("core.shmmem"), pusher.rpc("htable.stats"), pusher.rpc("tm.stats"));
+  if (process.env.FAULTS_DEBUG)
+    console.log(pusher.rpc("core.shmmem"), pusher.rpc("htable.stats"), pusher.rpc("tm.stats"));
 
   const events: [number, number][] = [];
   for (const call of calls) {
@@ -176,7 +213,9 @@ export function useLoadFixture(options: LoadOptions): () => WakeFixture {
 export function expectLoadSurvived(figures: LoadFigures, options: LoadOptions, fixture: WakeFixture): void {
   expect(figures.calls).toHaveLength(options.calls);
   // Exactly one final answer per call, and it is t2's 480.
-  expect(figures.calls.filter((call) => call.finals().length === 1 && call.finals()[0].status === 480)).toHaveLength(options.calls);
+  expect(figures.calls.filter((call) => call.finals().length === 1 && call.finals()[0].status === 480)).toHaveLength(
+    options.calls,
+  );
   expect(figures.strayAnswers).toBe(0);
   expect(figures.maxFinalMs).toBeLessThanOrEqual(options.t2Ms + 1000);
   // Held the whole t2: a push that failed would have answered its caller early.
@@ -187,9 +226,17 @@ export function expectLoadSurvived(figures: LoadFigures, options: LoadOptions, f
   expect(figures.leftCallItems).toEqual([]);
   expect(Math.abs(figures.afterShmBytes - figures.baselineShmBytes)).toBeLessThanOrEqual(SHM_SLACK_BYTES);
   // Every call was pushed, and APNs accepted the push (an unknown token would have been dropped as dead).
-  const accepted = new Set(fixture.apns.requests.filter((request) => request.status === 200).map((request) => (request.body as { "call-id"?: string } | undefined)?.["call-id"]));
+  const accepted = new Set(
+    fixture.apns.requests
+      .filter((request) => request.status === 200)
+      .map((request) => (request.body as { "call-id"?: string } | undefined)?.["call-id"]),
+  );
   expect(figures.calls.filter((call) => !accepted.has(call.callId)).map((call) => call.callId)).toEqual([]);
-  expect(fixture.apns.requests.filter((request) => request.status !== 200).map((request) => `${request.token} ${request.status}`)).toEqual([]);
+  expect(
+    fixture.apns.requests
+      .filter((request) => request.status !== 200)
+      .map((request) => `${request.token} ${request.status}`),
+  ).toEqual([]);
 }
 
 export function describeLoad(name: string, figures: LoadFigures, options: LoadOptions): string {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kamailioArguments, packageKamailioFiles, runtimePaths } from "../../../src/cli/kamailio-runtime";
 import { validateConfig } from "../../../src/config";
+import { LINK_SECRET_FILE_NAME, ensureLinkSecretFile } from "../../../src/link-secret-file";
 import { freePort } from "../../support/free-port";
 import { waitUntil as pollUntil } from "../../support/wait-until";
 import type { PusherProcess } from "../../support/pusher-process";
@@ -39,7 +40,8 @@ export function pusherStartPid(pusher: PusherProcess): number {
   const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
   for (const line of out.split("\n")) {
     const match = /^\s*(\d+)\s+(.*)$/.exec(line);
-    if (match && match[2].includes(pusher.configPath) && match[2].includes("cli.js") && / start\b/.test(match[2])) return Number(match[1]);
+    if (match && match[2].includes(pusher.configPath) && match[2].includes("cli.js") && / start\b/.test(match[2]))
+      return Number(match[1]);
   }
   throw new Error(`no pusher start process for ${pusher.configPath}`);
 }
@@ -98,19 +100,31 @@ export interface SeparateServices {
 /**
  * Writes `config` (with free SIP and link ports) as the runtime config both read, the way `pusher start` would,
  * and returns the controls; nothing runs yet. `options.cfg`: an operator's own kamailio.cfg instead of
- * kamailio/kamailio.cfg (with pusher.cfg next to it).
+ * kamailio/kamailio.cfg (with pusher.cfg next to it); `options.deviceDatabaseUrl`: device records in that database
+ * (test/support/postgres.ts) instead of the state folder's sqlite file.
  */
-export async function separateServices(config: Record<string, unknown>, options: { auth?: boolean; cfg?: string } = {}): Promise<SeparateServices> {
+export async function separateServices(
+  config: Record<string, unknown>,
+  options: { auth?: boolean; cfg?: string; deviceDatabaseUrl?: string } = {},
+): Promise<SeparateServices> {
   const dir = mkdtempSync(join(tmpdir(), "pusher-faults-"));
   const stateDir = join(dir, "state");
   mkdirSync(stateDir, { mode: 0o700 });
+  // As `pusher start` does: the helper finds it in stateDir, Kamailio through PUSHER_LINK_SECRET_FILE.
+  ensureLinkSecretFile(join(stateDir, LINK_SECRET_FILE_NAME));
   const sipPort = await freePort();
   const linkPort = await freePort();
   const configPath = join(stateDir, "pusher.runtime.json");
   writeFileSync(
     configPath,
     JSON.stringify(
-      { sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: options.auth ?? false }, link: { port: linkPort }, metrics: { port: await freePort() }, stateDir, ...config },
+      {
+        sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`], auth: options.auth ?? false },
+        link: { port: linkPort },
+        metrics: { port: await freePort() },
+        stateDir,
+        ...config,
+      },
       null,
       2,
     ),
@@ -128,26 +142,36 @@ export async function separateServices(config: Record<string, unknown>, options:
     helper: null,
     kamailioOutput: () => kamailioLog,
     helperOutput: () => helperLog,
-    rpc: (...command) => execFileSync("kamcmd", ["-s", `unix:${ctl}`, ...command], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
+    rpc: (...command) =>
+      execFileSync("kamcmd", ["-s", `unix:${ctl}`, ...command], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
     async startKamailio(extra = {}) {
       // The command line `pusher start` gives it (src/cli/kamailio-runtime.ts), plus the test's defines.
       const config = validateConfig(JSON.parse(readFileSync(configPath, "utf8")));
       const files = { ...packageKamailioFiles(ROOT), ...(options.cfg ? { cfg: options.cfg } : {}) };
-      const args = kamailioArguments(files, runtimePaths(configPath, config), config, config.sip.listen);
+      const args = kamailioArguments(files, runtimePaths(configPath, config), config, config.sip.listen, {
+        deviceDatabaseUrl: options.deviceDatabaseUrl,
+      });
       for (const [name, value] of Object.entries(extra)) args.push("-A", value === true ? name : `${name}=${value}`);
       const child = spawn("kamailio", args, { stdio: ["ignore", "pipe", "pipe"] });
       child.stdout!.on("data", (chunk) => (kamailioLog += chunk));
       child.stderr!.on("data", (chunk) => (kamailioLog += chunk));
       services.kamailio = child;
-      await waitUntil(() => {
-        if (child.exitCode !== null) throw new Error(`kamailio exited at start:\n${kamailioLog.slice(-3000)}`);
-        try {
-          services.rpc("core.uptime");
-          return true;
-        } catch {
-          return false;
-        }
-      }, 15000, "kamailio's control socket");
+      await waitUntil(
+        () => {
+          if (child.exitCode !== null) throw new Error(`kamailio exited at start:\n${kamailioLog.slice(-3000)}`);
+          try {
+            services.rpc("core.uptime");
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        15000,
+        "kamailio's control socket",
+      );
     },
     async killKamailio() {
       const main = services.kamailio;
@@ -164,7 +188,9 @@ export async function separateServices(config: Record<string, unknown>, options:
       services.kamailio = null;
     },
     startHelper() {
-      const child = spawn(process.execPath, [join(ROOT, "dist", "pusher-helper.js"), "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [join(ROOT, "dist", "pusher-helper.js"), "--config", configPath], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       child.stdout!.on("data", (chunk) => (helperLog += chunk));
       child.stderr!.on("data", (chunk) => (helperLog += chunk));
       services.helper = child;

@@ -45,7 +45,6 @@ export function newTag(): string {
   return randomBytes(6).toString("hex");
 }
 
-
 /** The branch of the top Via, the key answers are matched on (with the CSeq method: a CANCEL shares its INVITE's). */
 export function topBranch(message: string): string {
   const via = headerOf(message, "(?:Via|v)");
@@ -81,6 +80,8 @@ export class SipClient {
   readonly sent: SentRequest[] = [];
   /** Answers that matched no request we sent (must stay 0). */
   strayAnswers = 0;
+  /** Requests the proxy sent to this client over UDP (a phone's INVITEs): recorded, never answered. */
+  readonly requestsReceived: string[] = [];
 
   private constructor(
     private readonly udp: dgram.Socket,
@@ -194,14 +195,19 @@ export class SipClient {
 
   private onAnswer(raw: string, tcp?: net.Socket): void {
     const answer = parseAnswer(raw);
-    if (!answer) return;
+    if (!answer) {
+      if (!tcp && /^[A-Z]+ \S+ SIP\/2\.0\r\n/.test(raw)) this.requestsReceived.push(raw);
+      return;
+    }
     const entry = this.pending.get(transactionKey(topBranch(raw), headerOf(raw, "CSeq").split(/\s+/)[1] ?? ""));
     if (!entry) {
       this.strayAnswers++;
       return;
     }
     const { request } = entry;
-    const repeat = request.answers.some((seen) => seen.status === answer.status && seen.toTag === answer.toTag && answer.status >= 200);
+    const repeat = request.answers.some(
+      (seen) => seen.status === answer.status && seen.toTag === answer.toTag && answer.status >= 200,
+    );
     if (!repeat) request.answers.push(answer);
     entry.resolveFirst(answer);
     if (answer.status < 200) return;
@@ -233,7 +239,12 @@ export const CALLER_NUMBER = "15551234567";
 /**
  * A plain INVITE to `callee`@`domain` from 15551234567@`domain`, sent from the client's address (Via, Contact).
  */
-export function invite(client: SipClient, callee: string, domain: string, options: { callId?: string; fromDisplay?: string; extraHeaders?: string[] } = {}): string {
+export function invite(
+  client: SipClient,
+  callee: string,
+  domain: string,
+  options: { callId?: string; fromDisplay?: string; extraHeaders?: string[] } = {},
+): string {
   const callId = options.callId ?? `${newTag()}@${client.address}`;
   const display = options.fromDisplay ?? '"Caller"';
   return (
@@ -299,7 +310,12 @@ export function cancel(invite: string): string {
 }
 
 /** Sends `count` requests made by `make(i)` at `perSecond`, spread evenly; resolves once all are sent. */
-export async function sendAtRate(client: SipClient, count: number, perSecond: number, make: (index: number) => string): Promise<SentRequest[]> {
+export async function sendAtRate(
+  client: SipClient,
+  count: number,
+  perSecond: number,
+  make: (index: number) => string,
+): Promise<SentRequest[]> {
   const requests: SentRequest[] = [];
   const startedMs = Date.now();
   for (let i = 0; i < count; i++) {
@@ -309,6 +325,18 @@ export async function sendAtRate(client: SipClient, count: number, perSecond: nu
     requests.push(client.send(make(i)));
   }
   return requests;
+}
+
+/** Sends a REGISTER; a 401 challenge is answered with `user`'s digest credentials. Resolves with the final status. */
+export async function registerWithDigest(
+  client: SipClient,
+  raw: string,
+  user: string,
+  password: string,
+): Promise<number | undefined> {
+  const challenge = await client.send(raw).final;
+  if (challenge?.status !== 401) return challenge?.status;
+  return (await client.send(withDigest(raw, challenge, user, password)).final)?.status;
 }
 
 /**

@@ -1,0 +1,34 @@
+// The plugin's timer: route PUSHER_INTERNAL_TIMER (kamailio/pusher.cfg, rtimer every second, in its own process)
+// runs it. Each second: the refresh pushes that are due (refresh-pushes.ts), then the device records the database
+// has not got yet (device-store.ts retryDeviceDatabase: nothing to do while it answers); every
+// MESSAGE_EXPIRY_INTERVAL_S: the stored messages whose retention ended (message-store.ts); every minute, in a cluster,
+// this node's marks of AORs it holds no call for any more (cluster.ts).
+
+import { dropStaleMarks } from "./cluster";
+import { retryDeviceDatabase } from "./device-store";
+import { ensureMessagesLoaded, expireMessages } from "./message-store";
+import { fireDueRefreshes } from "./refresh-pushes";
+
+// Expiry counts in days: a sweep every few seconds is plenty, and its SELECT never runs on a SIP worker.
+const MESSAGE_EXPIRY_INTERVAL_S = 5;
+// A cluster node's stale marks (cluster.ts dropStaleMarks) only cost a KDMQ request per REGISTER of their AORs.
+const STALE_MARKS_INTERVAL_S = 60;
+
+// The timer is one process: its own JS heap holds when it last swept.
+let nextExpiryAtS = 0;
+let nextMarksSweepAtS = 0;
+
+export function onTimerTick(): void {
+  fireDueRefreshes();
+  retryDeviceDatabase();
+  const nowS = Date.now() / 1000;
+  if (nowS >= nextMarksSweepAtS) {
+    // The first sweep a minute after start: by then htable's DMQ sync has brought the marks back.
+    if (nextMarksSweepAtS > 0) dropStaleMarks();
+    nextMarksSweepAtS = nowS + STALE_MARKS_INTERVAL_S;
+  }
+  if (nowS < nextExpiryAtS) return;
+  nextExpiryAtS = nowS + MESSAGE_EXPIRY_INTERVAL_S;
+  ensureMessagesLoaded();
+  expireMessages(nowS);
+}

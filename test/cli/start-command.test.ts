@@ -1,0 +1,152 @@
+// `pusher start` before it starts anything: with sip.auth false it refuses a SIP address other machines may reach,
+// naming the keys, unless --insecure-no-auth insists. Runs dist/cli.js as a process, with a PATH that has no
+// kamailio, so a start the check lets through stops at the next step ("kamailio is not installed") with nothing running.
+// The cluster options (--node-id …) are checked as the cluster.* keys are, naming the option.
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT } from "../support/pusher-process";
+
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "pusher-start-"));
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function start(sip: Record<string, unknown>, ...args: string[]) {
+  const config = join(dir, "pusher.json");
+  writeFileSync(config, JSON.stringify({ sip, stateDir: join(dir, "state") }));
+  const result = spawnSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", config, "start", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, PATH: join(dir, "no-kamailio-here") },
+    timeout: 20_000,
+  });
+  return { code: result.status, output: result.stdout + result.stderr };
+}
+
+it("refuses sip.auth false on an address other machines reach, naming sip.auth and sip.listen, before anything starts", () => {
+  for (const listen of [
+    ["udp:192.0.2.10:5060"],
+    ["udp:127.0.0.1:5060", "tcp:0.0.0.0:5060"],
+    ["tls:[2001:db8::1]:5061"],
+    ["udp:pbx.example.com:5060"],
+  ]) {
+    const run = start({ listen, auth: false });
+    expect(run.code, listen.join(" ")).toBe(1);
+    expect(run.output).toMatch(
+      /^pusher: sip\.auth is false while sip\.listen \(or --listen\) has \S+, which other machines may reach: .* --insecure-no-auth to insist\n$/,
+    );
+    expect(run.output).toContain(listen[listen.length - 1]);
+    expect(existsSync(join(dir, "state"))).toBe(false);
+  }
+  // --listen is checked as sip.listen is.
+  expect(start({ auth: false }, "--listen", "udp:198.51.100.7:5060").output).toMatch(
+    /sip\.auth is false .* udp:198\.51\.100\.7:5060/,
+  );
+});
+
+it("starts with --insecure-no-auth, saying why it should not, and with sip.auth false on loopback", () => {
+  const insisted = start({ listen: ["udp:192.0.2.10:5060"], auth: false }, "--insecure-no-auth");
+  expect(insisted.output).toContain(
+    "[pusher] WARNING: sip.auth is false while sip.listen (or --listen) has udp:192.0.2.10:5060",
+  );
+  // Past the check: the next step finds no kamailio in this PATH.
+  expect(insisted.output).toContain("kamailio is not installed");
+  for (const listen of [["udp:127.0.0.1:5060", "tcp:127.0.0.2:5060"], ["udp:[::1]:5060"], ["tcp:localhost:5060"]]) {
+    const run = start({ listen, auth: false });
+    expect(run.output, listen.join(" ")).not.toMatch(/sip\.auth is false/);
+    expect(run.output).toContain("kamailio is not installed");
+  }
+  // With auth on, any address is fine.
+  expect(start({ listen: ["udp:192.0.2.10:5060"], auth: true }).output).not.toMatch(/sip\.auth is false/);
+});
+
+it("takes --insecure-no-auth only with start", () => {
+  const config = join(dir, "pusher.json");
+  const result = spawnSync(
+    process.execPath,
+    [join(ROOT, "dist", "cli.js"), "--config", config, "check", "--insecure-no-auth"],
+    { encoding: "utf8" },
+  );
+  expect(result.status).toBe(2);
+  expect(result.stderr).toContain(`--insecure-no-auth is only valid with "start"`);
+});
+
+const CLUSTER_OPTIONS = [
+  "--node-id",
+  "1",
+  "--nodes",
+  "2",
+  "--dmq-listen",
+  "127.0.1.1:5090",
+  "--peers",
+  "127.0.1.2:5090",
+];
+
+it("takes a cluster node's options instead of cluster.*, refusing a value as the key would, naming option and key", () => {
+  const config = join(dir, "pusher.json");
+  const sqlite = start(
+    { auth: true },
+    ...CLUSTER_OPTIONS,
+    "--database",
+    "sqlite:////var/lib/kamailio-pusher/devices.sqlite",
+  );
+  expect(sqlite.code).toBe(1);
+  expect(sqlite.output).toMatch(
+    new RegExp(
+      `^pusher: --database \\(instead of ${config}'s cluster\\.database\\): cluster\\.database: must be a postgres:// URL: an sqlite file belongs to one node`,
+    ),
+  );
+  const peer = start(
+    { auth: true },
+    ...CLUSTER_OPTIONS.slice(0, 6),
+    "--peers",
+    "127.0.1.2:5090,127.0.1.3",
+    "--database",
+    "postgres://p@db/pusher",
+  );
+  expect(peer.output).toContain("pusher: --peers (instead of");
+  expect(peer.output).toContain("cluster.peers[1]: must be another node's DMQ host:port");
+  // A key no option gave: the file with the options is named.
+  expect(start({ auth: true }, "--node-id", "1").output).toContain(
+    `pusher: ${config} with the cluster options: cluster.dmqListen: must be set when cluster.nodeId is`,
+  );
+  expect(existsSync(join(dir, "state"))).toBe(false);
+  // Accepted: the next step finds no kamailio in this PATH.
+  expect(start({ auth: true }, ...CLUSTER_OPTIONS, "--database", "postgres://p:secret@db/pusher").output).toContain(
+    "kamailio is not installed",
+  );
+});
+
+it("counts a cluster node's DMQ address as a listen address other machines may reach", () => {
+  const run = start(
+    { auth: false },
+    ...CLUSTER_OPTIONS.slice(0, 4),
+    "--dmq-listen",
+    "192.0.2.1:5090",
+    "--peers",
+    "192.0.2.2:5090",
+    "--database",
+    "postgres://p@db/pusher",
+  );
+  expect(run.code).toBe(1);
+  expect(run.output).toMatch(
+    /^pusher: sip\.auth is false while sip\.listen \(or --listen\) has udp:192\.0\.2\.1:5090, which other machines may reach/,
+  );
+});
+
+it("takes the cluster options only with start, each once", () => {
+  const config = join(dir, "pusher.json");
+  const other = spawnSync(
+    process.execPath,
+    [join(ROOT, "dist", "cli.js"), "--config", config, "check", "--node-id", "1"],
+    { encoding: "utf8" },
+  );
+  expect(other.status).toBe(2);
+  expect(other.stderr).toContain(`--node-id is only valid with "start"`);
+  expect(start({ auth: true }, "--peers", "a:1", "--peers", "b:1").output).toContain("--peers given more than once");
+});
