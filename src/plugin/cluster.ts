@@ -9,7 +9,7 @@
 
 import { CLUSTER_MESSAGE_VERSION, ClusterRegistration, parseClusterRegistration } from "../protocol";
 import { logError, logInfo } from "./log";
-import { CALLS_TABLE, STATE_TABLE, STATS_TABLE, getNumber, getString, remove, withLock } from "./shared-state";
+import { STATE_TABLE, STATS_TABLE, getNumber, getString, remove } from "./shared-state";
 import { pvString, setVar } from "./sip-message";
 import { bindingAt } from "./usrloc-bindings";
 
@@ -42,30 +42,22 @@ export function markCallsOf(aor: string, hasCalls: boolean): void {
 }
 
 /**
- * Drops this node's marks of AORs it holds and rings no call for any more: the marks of a node that died with
- * calls held came back to it from the other nodes (htable's DMQ sync) when it restarted, and would have cost every
- * REGISTER of those AORs a useless KDMQ request until they expired. The timer runs it every minute; each check is
- * made under the AOR's lock, as hold-call.ts changes the marks.
+ * The AORs this node has marked. Marks of a node that died with calls held come back to it from the other nodes
+ * (htable's DMQ sync) when it restarts; hold-call.ts dropStaleMarks re-marks each from the calls it really has.
  */
-export function dropStaleMarks(): void {
+export function markedAors(): string[] {
   const nodeId = clusterNodeId();
-  if (nodeId <= 0) return;
+  const aors: string[] = [];
+  if (nodeId <= 0) return aors;
   const prefix = nodeId + ":";
   const iterator = "pusher_cluster_marks";
-  const aors: string[] = [];
-  if (KSR.htable.sht_iterator_start(iterator, CLUSTER_CALLS_TABLE) < 0) return;
+  if (KSR.htable.sht_iterator_start(iterator, CLUSTER_CALLS_TABLE) < 0) return aors;
   while (KSR.htable.sht_iterator_next(iterator) > 0) {
     const key = String(KSR.pv.get("$shtitkey(" + iterator + ")"));
     if (key.substring(0, prefix.length) === prefix) aors.push(key.substring(prefix.length));
   }
   KSR.htable.sht_iterator_end(iterator);
-  for (let i = 0; i < aors.length; i++) {
-    const aor = aors[i];
-    withLock(CALLS_TABLE, "wait:" + aor, function () {
-      if (getString(CALLS_TABLE, "wait:" + aor) === null && getString(CALLS_TABLE, "ringing:" + aor) === null)
-        markCallsOf(aor, false);
-    });
-  }
+  return aors;
 }
 
 /** The first URI of a Path header value (`<sip:node;lr;received=…>, …`), or "" when there is none. */

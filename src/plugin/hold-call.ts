@@ -8,7 +8,7 @@
 
 import { Caller, CallRef } from "../protocol";
 import { Admission, admitPushedCall, CallLimits } from "./call-limits";
-import { markCallsOf } from "./cluster";
+import { markCallsOf, markedAors } from "./cluster";
 import { CallDevice } from "./device-store";
 import { forgetRegistrationToken } from "./register-token";
 import { CALLS_TABLE, getJson, getString, remove, setJson, withLock } from "./shared-state";
@@ -119,6 +119,21 @@ function forget(call: PushedCall): void {
 /** In a cluster, the other nodes learn whether this node still holds or rings calls for `aor` (cluster.ts). */
 function markCluster(aor: string): void {
   markCallsOf(aor, getString(CALLS_TABLE, waitKey(aor)) !== null || getString(CALLS_TABLE, ringingKey(aor)) !== null);
+}
+
+/**
+ * Drops this node's cluster marks of AORs it holds and rings no call for any more (a node that died with calls
+ * held gets its marks back by DMQ sync when it restarts; each would cost every REGISTER of its AOR a useless KDMQ
+ * request until it expired). The timer runs it every minute; each AOR under its lock, as every change of a mark.
+ */
+export function dropStaleMarks(): void {
+  const aors = markedAors();
+  for (let i = 0; i < aors.length; i++) {
+    const aor = aors[i];
+    withLock(CALLS_TABLE, waitKey(aor), function () {
+      markCluster(aor);
+    });
+  }
 }
 
 /**

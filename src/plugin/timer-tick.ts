@@ -2,16 +2,16 @@
 // runs it. Each second: the refresh pushes that are due (refresh-pushes.ts), then the device records the database
 // has not got yet (device-store.ts retryDeviceDatabase: nothing to do while it answers); every
 // MESSAGE_EXPIRY_INTERVAL_S: the stored messages whose retention ended (message-store.ts); every minute, in a cluster,
-// this node's marks of AORs it holds no call for any more (cluster.ts).
+// this node's marks of AORs it holds no call for any more (hold-call.ts).
 
-import { dropStaleMarks } from "./cluster";
+import { dropStaleMarks } from "./hold-call";
 import { retryDeviceDatabase } from "./device-store";
 import { ensureMessagesLoaded, expireMessages } from "./message-store";
 import { fireDueRefreshes } from "./refresh-pushes";
 
 // Expiry counts in days: a sweep every few seconds is plenty, and its SELECT never runs on a SIP worker.
 const MESSAGE_EXPIRY_INTERVAL_S = 5;
-// A cluster node's stale marks (cluster.ts dropStaleMarks) only cost a KDMQ request per REGISTER of their AORs.
+// A cluster node's stale marks (hold-call.ts dropStaleMarks) only cost a KDMQ request per REGISTER of their AORs.
 const STALE_MARKS_INTERVAL_S = 60;
 
 // The timer is one process: its own JS heap holds when it last swept.

@@ -9,7 +9,7 @@
 // What the restarted node must learn by sync was replicated to it before it died: a change made while it is down
 // also reaches it as tm's retransmission of the KDMQ request (for fr_timer, 30 s), so it would prove nothing.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Cluster, startCluster } from "../support/cluster";
+import { bindingsOn, Cluster, startCluster } from "../support/cluster";
 import { SipCaller } from "../support/sip-caller";
 import type { SippRun } from "../support/sipp";
 import { Phone } from "../support/topology";
@@ -105,13 +105,9 @@ function knowsCallOn(id: number, holder: number, aor: string): boolean {
   return cluster.node(id).rpc("htable.dump", "pusher_cluster_calls").includes(`${holder}:${aor}`);
 }
 
-/** Node `id`'s usrloc bindings of `aor` (kamcmd ul.lookup), "" while it has none. */
+/** Node `id`'s usrloc bindings of `aor`, "" while it has none. */
 function bindings(id: number, aor: string): string {
-  try {
-    return cluster.node(id).rpc("ul.lookup", "location", aor);
-  } catch {
-    return ""; // ul.lookup answers an error for an AOR it does not hold
-  }
+  return bindingsOn(cluster.node(id), aor);
 }
 
 // Registered before node 1 dies. Their sipp exits after the REGISTER's 200: asleep, but F, whose listening side

@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Cluster, startCluster } from "../support/cluster";
+import { bindingsOn, Cluster, startCluster } from "../support/cluster";
 import { ROOT } from "../support/pusher-process";
 import { Phone } from "../support/topology";
 import { call, pushParams, registerAndAnswer, registerPhone, sharedCallId, voipToken } from "../support/wake-fixture";
@@ -24,13 +24,9 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** Node `id`'s usrloc bindings of `aor` (kamcmd ul.lookup), "" while it has none. */
+/** Node `id`'s usrloc bindings of `aor`, "" while it has none. */
 function bindings(id: number, aor: string): string {
-  try {
-    return cluster.node(id).rpc("ul.lookup", "location", aor);
-  } catch {
-    return ""; // ul.lookup answers an error for an AOR it does not hold
-  }
+  return bindingsOn(cluster.node(id), aor);
 }
 
 const literally = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -19,6 +19,7 @@ import { MockFcm } from "./mock-fcm";
 import { startPostgres, type PostgresServer } from "./postgres";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "./pusher-process";
 import { waitUntil } from "./wait-until";
+import { parseDmqNodes } from "../../src/cli/cluster-check";
 
 /** The Firebase app of the cluster's config (its service account's project is ANDROID_PROJECT). */
 export const ANDROID_APP = "com.example.android";
@@ -69,27 +70,18 @@ function firstNodeHost(count: number): number {
   return (process.pid % slots) * count;
 }
 
-interface DmqNode {
-  host: string;
-  port: string;
-  status: string;
+/** `kamcmd dmq.list_nodes` of a node: `host:port` → status, as `pusher check` reads it. */
+export function dmqNodes(pusher: PusherProcess): Map<string, string> {
+  return parseDmqNodes(pusher.rpc("dmq.list_nodes"));
 }
 
-/** `kamcmd dmq.list_nodes`: one block of `key: value` lines per node. */
-export function dmqNodes(pusher: PusherProcess): DmqNode[] {
-  const nodes: DmqNode[] = [];
-  let current: Partial<DmqNode> | null = null;
-  for (const line of pusher.rpc("dmq.list_nodes").split("\n")) {
-    const match = /^\s*(host|port|status):\s*(\S*)/.exec(line);
-    if (!match) continue;
-    if (match[1] === "host") {
-      current = { host: match[2] };
-      nodes.push(current as DmqNode);
-    } else if (current) {
-      current[match[1] as "port" | "status"] = match[2];
-    }
+/** Node `pusher`'s usrloc bindings of `aor` (kamcmd ul.lookup), "" while it has none. */
+export function bindingsOn(pusher: PusherProcess, aor: string): string {
+  try {
+    return pusher.rpc("ul.lookup", "location", aor);
+  } catch {
+    return ""; // ul.lookup answers an error for an AOR it does not hold
   }
-  return nodes;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -139,10 +131,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         () =>
           running.every((node) => {
             try {
-              const active = dmqNodes(node.pusher)
-                .filter((entry) => entry.status === "active")
-                .map((entry) => `${entry.host}:${entry.port}`);
-              return expected.every((address) => active.includes(address));
+              const known = dmqNodes(node.pusher);
+              return expected.every((address) => known.get(address) === "active");
             } catch {
               return false;
             }
@@ -215,7 +205,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
 function safeList(pusher: PusherProcess): string {
   try {
-    return JSON.stringify(dmqNodes(pusher));
+    return JSON.stringify([...dmqNodes(pusher)]);
   } catch (error) {
     return (error as Error).message;
   }
