@@ -24,13 +24,14 @@ import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { BenchApns } from "./lib/bench-apns";
 import { firstByCallId, LoopbackCapture, type SipPacket } from "./lib/capture";
-import { cpuMsOf, htableItems, kamailioCpuMs } from "./lib/kamailio-direct";
+import { htableItems, kamailioCpuMs } from "./lib/kamailio-direct";
 import { TEST_CA_DIR } from "./lib/paths";
+import { backendCpuMs } from "./lib/postgres-backends";
 import { makePhones, runSippLoad, startSippLoad, writeInjectionFile, type SippLoad } from "./lib/sipp-load";
 import { distribution, median, round, type Distribution } from "./lib/stats";
 import { BENCH_APP_ID, BENCH_USER_AGENT_REGEX, registerKeys, registerRound } from "./register-cost";
 import { startCluster, type Cluster, type ClusterNode } from "../test/support/cluster";
-import { startPostgres, type PostgresServer } from "../test/support/postgres";
+import { startPostgres } from "../test/support/postgres";
 import { DOMAIN, nextAddress } from "../test/support/topology";
 import { waitUntil } from "../test/support/wait-until";
 
@@ -129,16 +130,6 @@ function hasBinding(node: ClusterNode, aor: string): boolean {
   } catch {
     return false; // 404: no binding
   }
-}
-
-/** CPU (ms) of each PostgreSQL backend of the `pusher` role: the sessions of the Kamailio under test. */
-function backendCpuMs(postgres: PostgresServer): Map<number, number> {
-  const pids = postgres
-    .query("SELECT pid FROM pg_stat_activity WHERE usename = 'pusher'")
-    .split("\n")
-    .filter(Boolean)
-    .map(Number);
-  return new Map(pids.map((pid) => [pid, cpuMsOf(pid)]));
 }
 
 /**

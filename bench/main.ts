@@ -13,8 +13,8 @@ import { benchMemory } from "./memory";
 import { RESULTS_DIR } from "./lib/paths";
 import { benchRegisterCost } from "./register-cost";
 import { benchRegistrationStorm } from "./registration-storm";
-import { evaluate, GOALS, machineAndVersions, markdownTable, type BenchResults } from "./report";
-import { benchRestartWithDevices } from "./restart-with-devices";
+import { evaluate, GOALS, machineAndVersions, markdownTable, type BenchResults, type RestartFigures } from "./report";
+import { benchRestartWithDevices, type RestartWithDevicesResult } from "./restart-with-devices";
 import { benchWakeLatency } from "./wake-latency";
 
 export const BENCHMARKS = ["wake", "register", "helper", "memory", "hostile", "cluster", "restart", "storm"] as const;
@@ -152,14 +152,13 @@ export async function runBenchmarks(options: {
     };
   });
   await attempt("restart", async () => {
-    const restart = await benchRestartWithDevices(sizes.restart, log);
-    results.details.restart = restart;
-    results.restartWithDevices = {
-      devices: restart.devices,
-      firstPushSeconds: restart.firstPushSeconds,
-      allLoadedSeconds: restart.allLoadedSeconds,
-      callsDuringLoad: restart.callsDuringLoad,
-    };
+    // sqlite first, then PostgreSQL: the same restart, figures and goal; sqlite's stay when PostgreSQL's fail.
+    const sqlite = await benchRestartWithDevices({ ...sizes.restart, database: "sqlite" }, log);
+    results.details.restart = { sqlite };
+    results.restartWithDevices = restartFigures(sqlite);
+    const postgres = await benchRestartWithDevices({ ...sizes.restart, database: "postgres" }, log);
+    results.details.restart.postgres = postgres;
+    results.restartWithDevices.postgres = restartFigures(postgres);
   });
   await attempt("storm", async () => {
     const storm = await benchRegistrationStorm(sizes.storm, log);
@@ -179,6 +178,16 @@ export async function runBenchmarks(options: {
   });
   evaluate(results);
   return results;
+}
+
+/** Benchmark 8's key figures of one device database (latest.json `restartWithDevices`, and its `postgres`). */
+function restartFigures(restart: RestartWithDevicesResult): RestartFigures {
+  return {
+    devices: restart.devices,
+    firstPushSeconds: restart.firstPushSeconds,
+    allLoadedSeconds: restart.allLoadedSeconds,
+    callsDuringLoad: restart.callsDuringLoad,
+  };
 }
 
 // With the versions they were measured on: a run on Kamailio 6.0 after one on 5.6 says so in `previous`.

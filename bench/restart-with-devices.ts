@@ -1,14 +1,20 @@
-// Benchmark 8, a restart with many device records on disk: `pusher start` with N rows seeded straight into its sqlite
-// device database (bench/lib/seeded-restart.ts). As soon as it is up (its helper connected) a caller calls the phone
-// the load reaches last, then calls random sleeping phones at a steady rate until every record is loaded. Figures:
-// seconds from the spawn of `pusher start` to that first call's push at the mock APNs, and to the log line that
-// every record is loaded (with the loading worker's CPU and the shared memory then in use), and how each call sent
-// meanwhile ended: pushed to its own phone's token (then 480 at t2: no phone wakes here), refused without a push,
-// pushed to another token (never expected), or unanswered.
+// Benchmark 8, a restart with many device records on disk: `pusher start` with N rows seeded straight into its device
+// database, sqlite or PostgreSQL (bench/lib/seeded-restart.ts). As soon as it is up (its helper connected) a caller
+// calls the phone the load reaches last, then calls random sleeping phones at a steady rate until every record is
+// loaded. Figures: seconds from the spawn of `pusher start` to that first call's push at the mock APNs, and to the
+// log line that every record is loaded (with the loading worker's CPU, the database server's, and the shared memory
+// then in use), and how each call sent meanwhile ended: pushed to its own phone's token (then 480 at t2: no phone
+// wakes here), refused without a push, pushed to another token (never expected), or unanswered.
 import { BenchApns } from "./lib/bench-apns";
 import { cpuMsOf } from "./lib/kamailio-direct";
 import { TEST_CA_DIR } from "./lib/paths";
-import { lastLoaded, loaderPid, restartWithSeededDevices, shmUsed } from "./lib/seeded-restart";
+import {
+  lastLoaded,
+  loaderPid,
+  restartWithSeededDevices,
+  shmUsed,
+  type DeviceDatabaseKind,
+} from "./lib/seeded-restart";
 import { distribution, round, type Distribution } from "./lib/stats";
 import { SipClient, invite, type SentRequest } from "../test/faults/support/sip-client";
 import { seededPhone, type SeededPhone } from "../test/support/seed-devices";
@@ -22,6 +28,8 @@ export interface RestartWithDevicesOptions {
   sharedMemoryMb: number;
   /** PUSHER_DEVICES_HTABLE_SIZE and PUSHER_TOKENS_HTABLE_SIZE. */
   htableSize: number;
+  /** Where the rows are (default sqlite). */
+  database?: DeviceDatabaseKind;
 }
 
 export interface CallsDuringLoad {
@@ -37,6 +45,7 @@ export interface CallsDuringLoad {
 }
 
 export interface RestartWithDevicesResult {
+  database: DeviceDatabaseKind;
   devices: number;
   sharedMemoryMb: number;
   htableSize: number;
@@ -50,6 +59,8 @@ export interface RestartWithDevicesResult {
   devicesLoaded: number;
   /** CPU of the worker that loaded them. */
   loadCpuSeconds: number;
+  /** CPU of the database server's sessions of Kamailio from the restart until then (0 for sqlite: Kamailio's own). */
+  databaseCpuSeconds: number;
   /** Kamailio's shared memory in use once they are loaded. */
   shmUsedMb: number;
   callsDuringLoad: CallsDuringLoad;
@@ -63,7 +74,9 @@ export async function benchRestartWithDevices(
   options: RestartWithDevicesOptions,
   log: (line: string) => void = () => {},
 ): Promise<RestartWithDevicesResult> {
+  const database = options.database ?? "sqlite";
   const group = { prefix: "seed", count: options.devices };
+  const step = (line: string) => log(`restart (${database}): ${line}`);
   const apns = await BenchApns.start({ caDir: TEST_CA_DIR, record: true });
   let caller: SipClient | null = null;
   let cleanUp = () => {};
@@ -76,14 +89,15 @@ export async function benchRestartWithDevices(
         htableSize: options.htableSize,
         apnsHost: apns.host,
         timers: { inviteFirstMs: 2000, pushWaitMs: 1000, afterWakeMs: 5000 },
+        database,
       },
-      log,
+      step,
     );
     const { pusher, restartedAt } = restart;
     cleanUp = restart.cleanUp;
     stop = () => pusher.stop();
     const secondsSinceRestart = (at: number) => round((at - restartedAt) / 1000, 2);
-    log(`restart: pusher start up (helper connected) after ${secondsSinceRestart(restart.readyAt)} s`);
+    step(`pusher start up (helper connected) after ${secondsSinceRestart(restart.readyAt)} s`);
     caller = await SipClient.open(pusher.sipPort);
     const client = caller;
     const calls: { phone: SeededPhone; request: SentRequest }[] = [];
@@ -95,6 +109,7 @@ export async function benchRestartWithDevices(
     let firstPushAt = NaN;
     let loadedAt = NaN;
     let loadCpuMs = NaN;
+    let databaseCpuMs = NaN;
     const loader = loaderPid(pusher);
     const callEveryMs = 1000 / options.callRate;
     let nextCallAt = performance.now() + callEveryMs;
@@ -106,17 +121,20 @@ export async function benchRestartWithDevices(
       if (Number.isNaN(loadedAt) && LOADED.test(pusher.output())) {
         loadedAt = now;
         loadCpuMs = cpuMsOf(loader);
+        databaseCpuMs = restart.database.serverCpuMs();
       }
       if (Number.isNaN(loadedAt) && now >= nextCallAt) {
         call(seededPhone(group.prefix, 1 + Math.floor(Math.random() * group.count)));
         nextCallAt += callEveryMs;
       }
       if (now - restartedAt > 600_000)
-        throw new Error(`bench: restart: the records did not load within 10 minutes:\n${pusher.output().slice(-3000)}`);
+        throw new Error(
+          `bench: restart (${database}): the records did not load within 10 minutes:\n${pusher.output().slice(-3000)}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    log(
-      `restart: first call pushed after ${secondsSinceRestart(firstPushAt)} s, every record loaded after ${secondsSinceRestart(loadedAt)} s`,
+    step(
+      `first call pushed after ${secondsSinceRestart(firstPushAt)} s, every record loaded after ${secondsSinceRestart(loadedAt)} s`,
     );
     const shmUsedMb = round(shmUsed(pusher) / 1024 / 1024, 0);
     // Each call ends within t2 (1 s) of its push, or at once without one.
@@ -142,6 +160,7 @@ export async function benchRestartWithDevices(
       else outcome.unanswered++;
     }
     return {
+      database,
       devices: options.devices,
       sharedMemoryMb: options.sharedMemoryMb,
       htableSize: options.htableSize,
@@ -150,6 +169,7 @@ export async function benchRestartWithDevices(
       allLoadedSeconds: secondsSinceRestart(loadedAt),
       devicesLoaded: Number(LOADED.exec(pusher.output())?.[1] ?? NaN),
       loadCpuSeconds: round(loadCpuMs / 1000, 2),
+      databaseCpuSeconds: round(databaseCpuMs / 1000, 2),
       shmUsedMb,
       callsDuringLoad: outcome,
       pushLatencyDuringLoadMs: distribution(latencies),

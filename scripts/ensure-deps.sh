@@ -2,8 +2,9 @@
 # Installs what `npm start` and `npm test` need and a fresh Debian 12 + Node 20 machine lacks:
 # Kamailio 5.6 with the modules the plugin uses, sipp (package sip-tester), duk (duktape), openssl, sqlite3
 # (`pusher users` writes the users database with it), and the npm dependencies; with --test also linphonec
-# (package linphone-cli: the tests' real SIP client), debootstrap, and PostgreSQL with Kamailio's db_postgres. Does
-# nothing when everything is there.
+# (package linphone-cli: the tests' real SIP client), debootstrap (as root only: it makes the Debian 13 root for
+# Kamailio 6.0, which only root can make and enter), and PostgreSQL with Kamailio's db_postgres. Does nothing when
+# everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +21,15 @@ command -v sqlite3 >/dev/null || packages+=(sqlite3)
 command -v openssl >/dev/null || packages+=(openssl)
 if [ "${1:-}" = "--test" ]; then
   command -v linphonec >/dev/null || packages+=(linphone-cli)
-  # Builds the Debian 13 root the integration suite also runs Kamailio 6.0 from (scripts/ensure-debian13-root.sh).
-  [ -x /usr/sbin/debootstrap ] || packages+=(debootstrap)
+  # Builds the Debian 13 root the integration suite also runs Kamailio 6.0 from (scripts/ensure-debian13-root.sh),
+  # which needs root to make and enter: without root it is no use.
+  if [ ! -x /usr/sbin/debootstrap ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+      packages+=(debootstrap)
+    else
+      echo "not root: debootstrap not installed (only the Debian 13 root for Kamailio 6.0 needs it, and making that root needs root; the tests run on Kamailio 5.6 only)"
+    fi
+  fi
   # Device records in PostgreSQL: a throwaway cluster per test file (test/support/postgres.ts), and Kamailio's driver.
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
   [ -f "$MODULES/db_postgres.so" ] || packages+=(kamailio-postgres-modules)

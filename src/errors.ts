@@ -188,8 +188,8 @@ export const ERROR_CODES = {
     meaning: "A frame from Kamailio was not a valid plugin message; it was ignored.",
     action: "Check that the plugin and the helper come from the same release.",
   },
-  // The CLI's own codes (`pusher <command>`, src/cli): CliError carries one; the handler prints its message as
-  // `pusher: <message>` and exits 2 for PUSHER_ERR_USAGE, 1 for any other.
+  // The CLI's own codes (`pusher <command>`, src/cli): CliError carries one; the handler prints it with its message
+  // as `pusher: <code>: <message>` and exits 2 for PUSHER_ERR_USAGE, 1 for any other.
   PUSHER_ERR_USAGE: {
     meaning:
       "The command line is wrong: an unknown command or option, a missing or malformed argument (e.g. not user@domain, an empty password).",
@@ -220,8 +220,8 @@ export const ERROR_CODES = {
   },
   PUSHER_ERR_RELOAD: {
     meaning:
-      "`pusher reload` cannot tell the helper: its pid file is missing or holds no process id, or the process cannot be signalled.",
-    action: "Check that pusher start runs (it writes the pid file) and that you run reload as its user.",
+      "`pusher reload` cannot tell the helper (its pid file is missing or holds no process id, or the process cannot be signalled), or cannot read the cluster options pusher start keeps in the state dir (cluster-options.json).",
+    action: "Check that pusher start runs (it writes both files) and that you run reload as its user.",
   },
   PUSHER_ERR_METRICS: {
     meaning:

@@ -109,8 +109,9 @@ export interface PushResult {
   /** The token is dead: the plugin removes the device record. */
   dropToken?: boolean;
   /** The token that was pushed (the helper always sends it). The plugin changes nothing unless callRef, callId, aor,
-   * instance and this token are what it sent for a call it still holds; with dropToken the record goes only while
-   * it still holds this token (the phone may have registered a new one since). */
+   * instance and this token name a push it sent and still knows: one of a call it holds, one of a call that ended
+   * since (there callRef, instance and token alone), or one for no call (src/plugin/sent-pushes.ts); with dropToken
+   * the record goes only while it still holds this token (the phone may have registered a new one since). */
   token?: string;
   /** With dropToken, from APNs 410: epoch ms since when the token is invalid. A record registered after that
    * (the phone registered the token again) is kept. */
@@ -326,17 +327,41 @@ export interface ClusterRegistration {
   registeredAt: string;
 }
 
-/** A ClusterRegistration from a KDMQ body, or null when it is not one (or another version's). */
-export function parseClusterRegistration(text: string): ClusterRegistration | null {
+/**
+ * A REGISTER of a pushed phone of `aor` failed on the sending node (RFC 8599 §5.6.2): the node holding calls pushed
+ * to one of `tokens` ends them at once.
+ */
+export interface ClusterRegisterFailed {
+  v: number;
+  type: "register-failed";
+  aor: string;
+  tokens: string[];
+  /** The code the sending node answered (or any text when its cfg did not know it), for the log. */
+  code: string;
+}
+
+export type ClusterMessage = ClusterRegistration | ClusterRegisterFailed;
+
+/** A ClusterMessage from a KDMQ body, or null when it is not one (or another version's). */
+export function parseClusterMessage(text: string): ClusterMessage | null {
   const message = parseObject(text);
-  if (!message || message.v !== CLUSTER_MESSAGE_VERSION || message.type !== "registered") return null;
-  if (!isString(message.aor) || !isString(message.instance) || !isString(message.contact) || !isString(message.path))
-    return null;
+  if (!message || message.v !== CLUSTER_MESSAGE_VERSION || !isString(message.aor)) return null;
+  const tokens = message.tokens;
+  if (!(tokens instanceof Array) || !tokens.every(isString)) return null;
+  if (message.type === "register-failed") {
+    return {
+      v: CLUSTER_MESSAGE_VERSION,
+      type: "register-failed",
+      aor: message.aor,
+      tokens: tokens as string[],
+      code: isString(message.code) ? message.code.substring(0, 32) : "",
+    };
+  }
+  if (message.type !== "registered") return null;
+  if (!isString(message.instance) || !isString(message.contact) || !isString(message.path)) return null;
   if (!/^sips?:/i.test(message.contact) || !/^\s*<sips?:[^>]+>/i.test(message.path)) return null;
   // Both go into the relayed INVITE (R-URI, Route header): no control character may split a header.
   if (/[\x00-\x1f\x7f]/.test(message.contact + message.path)) return null;
-  const tokens = message.tokens;
-  if (!(tokens instanceof Array) || !tokens.every(isString)) return null;
   return {
     v: CLUSTER_MESSAGE_VERSION,
     type: "registered",

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import {
   CLUSTER_MESSAGE_VERSION,
   ClusterRegistration,
-  parseClusterRegistration,
+  ClusterRegisterFailed,
+  parseClusterMessage,
   parseHelperMessage,
   parsePluginMessage,
   PROTOCOL_VERSION,
@@ -299,25 +300,37 @@ describe("the cluster's registration message (KDMQ between nodes)", () => {
   };
 
   it("reads back what a node sends", () => {
-    expect(parseClusterRegistration(JSON.stringify(message))).toEqual(message);
+    expect(parseClusterMessage(JSON.stringify(message))).toEqual(message);
   });
 
   it("refuses another version, a contact or Path that is not a SIP URI, and tokens that are not strings", () => {
-    expect(parseClusterRegistration(JSON.stringify({ ...message, v: 2 }))).toBeNull();
-    expect(parseClusterRegistration(JSON.stringify({ ...message, contact: "http://x" }))).toBeNull();
-    expect(parseClusterRegistration(JSON.stringify({ ...message, path: "sip:127.0.1.2;lr" }))).toBeNull();
-    expect(parseClusterRegistration(JSON.stringify({ ...message, tokens: [1] }))).toBeNull();
-    expect(parseClusterRegistration("not json")).toBeNull();
+    expect(parseClusterMessage(JSON.stringify({ ...message, v: 2 }))).toBeNull();
+    expect(parseClusterMessage(JSON.stringify({ ...message, contact: "http://x" }))).toBeNull();
+    expect(parseClusterMessage(JSON.stringify({ ...message, path: "sip:127.0.1.2;lr" }))).toBeNull();
+    expect(parseClusterMessage(JSON.stringify({ ...message, tokens: [1] }))).toBeNull();
+    expect(parseClusterMessage("not json")).toBeNull();
   });
 
   it("refuses a contact or Path with a control character (they go into the INVITE's R-URI and Route header)", () => {
-    expect(
-      parseClusterRegistration(JSON.stringify({ ...message, path: "<sip:127.0.1.2;lr>\r\nX-Evil: 1" })),
-    ).toBeNull();
-    expect(parseClusterRegistration(JSON.stringify({ ...message, contact: "sip:a@b\nc" }))).toBeNull();
+    expect(parseClusterMessage(JSON.stringify({ ...message, path: "<sip:127.0.1.2;lr>\r\nX-Evil: 1" }))).toBeNull();
+    expect(parseClusterMessage(JSON.stringify({ ...message, contact: "sip:a@b\nc" }))).toBeNull();
   });
 
   it("drops a registration time that is not $TV(Sn)'s form (the wake latency then has no start)", () => {
-    expect(parseClusterRegistration(JSON.stringify({ ...message, registeredAt: "soon" }))?.registeredAt).toBe("");
+    const read = parseClusterMessage(JSON.stringify({ ...message, registeredAt: "soon" }));
+    expect(read?.type === "registered" && read.registeredAt).toBe("");
+  });
+
+  it("reads a failed registration (RFC 8599 §5.6.2 across nodes), and refuses one without its tokens", () => {
+    const failed: ClusterRegisterFailed = {
+      v: CLUSTER_MESSAGE_VERSION,
+      type: "register-failed",
+      aor: "alice@example.com",
+      tokens: ["t1"],
+      code: "403",
+    };
+    expect(parseClusterMessage(JSON.stringify(failed))).toEqual(failed);
+    expect(parseClusterMessage(JSON.stringify({ ...failed, tokens: "t1" }))).toBeNull();
+    expect(parseClusterMessage(JSON.stringify({ ...failed, type: "gone" }))).toBeNull();
   });
 });

@@ -1,17 +1,29 @@
 // How benchmarks 8 and 9 restart a node with many device records on disk: `pusher start` (Kamailio + helper) with one
 // phone registered for real through bench/sipp/register.xml, whose record, as the plugin wrote it, is the template
-// of every seeded row; then stopped, the sqlite device database seeded straight with many more phones
-// (test/support/seed-devices.ts: no REGISTERs), and started again on the same config, state and ports.
+// of every seeded row; then stopped, the device database seeded straight with many more phones
+// (test/support/seed-devices.ts: no REGISTERs), and started again on the same config, state and ports. The device
+// database is the state folder's sqlite file, or a PostgreSQL server of its own (test/support/postgres.ts), which
+// `pusher start` uses as a cluster node (cluster.database): here a cluster of one node, the only way `pusher start`
+// keeps its records in PostgreSQL (it also loads dmq: each record stored is replicated, to no other node here).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { DeviceRecord } from "../../src/device-record";
 import { parseHtableItems } from "../../src/cli/devices-command";
-import { seedDeviceRows, seededPhone, type SeededPhone } from "../../test/support/seed-devices";
+import { freePort } from "../../test/support/free-port";
+import { startPostgres, type PostgresServer } from "../../test/support/postgres";
+import {
+  seedDeviceRows,
+  seedPostgresDeviceRows,
+  seededPhone,
+  type SeededPhone,
+  type SeedOptions,
+} from "../../test/support/seed-devices";
 import { DOMAIN, nextAddress } from "../../test/support/topology";
 import { BENCH_APP_ID, BENCH_USER_AGENT_REGEX, registerKeys } from "../register-cost";
 import { TEST_CA_DIR } from "./paths";
+import { backendCpuMs } from "./postgres-backends";
 import { startPusherRun, type PusherRun } from "./pusher-run";
 import { runSippLoad, writeInjectionFile } from "./sipp-load";
 
@@ -29,6 +41,52 @@ export interface SeededRestartOptions {
   /** The mock APNs (bench-apns.ts) as `host:port`: production and sandbox. */
   apnsHost: string;
   timers: { inviteFirstMs: number; pushWaitMs: number; afterWakeMs: number };
+  /** Where the records are: the state folder's sqlite file (default), or PostgreSQL. */
+  database?: DeviceDatabaseKind;
+}
+
+export type DeviceDatabaseKind = "sqlite" | "postgres";
+
+/** The device database of a seeded restart: what `pusher start` is told, and how rows get in. */
+export interface SeededDatabase {
+  kind: DeviceDatabaseKind;
+  /** pusher.json keys that point `pusher start` at it. */
+  config: Record<string, unknown>;
+  seed(stateDir: string, options: SeedOptions): Promise<void>;
+  rows(stateDir: string): number;
+  /** CPU (ms) of the database server's sessions of Kamailio so far (0 for sqlite: its work is Kamailio's). */
+  serverCpuMs(): number;
+  stop(): void;
+}
+
+function sqliteFile(stateDir: string): string {
+  return join(stateDir, "devices.sqlite");
+}
+
+async function openDeviceDatabase(kind: DeviceDatabaseKind): Promise<SeededDatabase> {
+  if (kind === "sqlite")
+    return {
+      kind,
+      config: {},
+      seed: async (stateDir, options) => seedDeviceRows(sqliteFile(stateDir), options),
+      rows: (stateDir) =>
+        Number(
+          execFileSync("sqlite3", [sqliteFile(stateDir), "SELECT count(*) FROM pusher_devices"], { encoding: "utf8" }),
+        ),
+      serverCpuMs: () => 0,
+      stop: () => {},
+    };
+  const postgres: PostgresServer = await startPostgres();
+  return {
+    kind,
+    config: {
+      cluster: { nodeId: 1, nodes: 1, dmqListen: `127.0.0.1:${await freePort()}`, database: postgres.url },
+    },
+    seed: (_stateDir, options) => seedPostgresDeviceRows(postgres, options),
+    rows: () => Number(postgres.query("SELECT count(*) FROM pusher_devices")),
+    serverCpuMs: () => [...backendCpuMs(postgres).values()].reduce((sum, ms) => sum + ms, 0),
+    stop: () => postgres.stop(),
+  };
 }
 
 export interface SeededRestart {
@@ -39,7 +97,8 @@ export interface SeededRestart {
   readyAt: number;
   /** The template record (the model phone's). */
   template: DeviceRecord;
-  /** Removes the run's files (a million rows are 500 MB of sqlite); after pusher.stop(). */
+  database: SeededDatabase;
+  /** Removes the run's files (a million rows are 500 MB of sqlite) and stops its PostgreSQL; after pusher.stop(). */
   cleanUp(): void;
 }
 
@@ -65,25 +124,36 @@ export async function restartWithSeededDevices(
   options: SeededRestartOptions,
   log: (line: string) => void,
 ): Promise<SeededRestart> {
-  let pusher = await startPusherRun({
-    timers: options.timers,
-    userAgents: [{ name: "MyMobileApp", regex: BENCH_USER_AGENT_REGEX }],
-    apps: {
-      [BENCH_APP_ID]: {
-        apple: {
-          certificateFile: join(TEST_CA_DIR, "apple-app.pem"),
-          host: options.apnsHost,
-          sandboxHost: options.apnsHost,
+  const database = await openDeviceDatabase(options.database ?? "sqlite");
+  let pusher: PusherRun;
+  try {
+    pusher = await startPusherRun({
+      ...database.config,
+      timers: options.timers,
+      userAgents: [{ name: "MyMobileApp", regex: BENCH_USER_AGENT_REGEX }],
+      apps: {
+        [BENCH_APP_ID]: {
+          apple: {
+            certificateFile: join(TEST_CA_DIR, "apple-app.pem"),
+            host: options.apnsHost,
+            sandboxHost: options.apnsHost,
+          },
         },
       },
-    },
-    kamailio: {
-      sharedMemoryMb: options.sharedMemoryMb,
-      defines: { PUSHER_DEVICES_HTABLE_SIZE: options.htableSize, PUSHER_TOKENS_HTABLE_SIZE: options.htableSize },
-    },
-  });
+      kamailio: {
+        sharedMemoryMb: options.sharedMemoryMb,
+        defines: { PUSHER_DEVICES_HTABLE_SIZE: options.htableSize, PUSHER_TOKENS_HTABLE_SIZE: options.htableSize },
+      },
+    });
+  } catch (error) {
+    database.stop();
+    throw error;
+  }
   const runDir = dirname(pusher.stateDir);
-  const cleanUp = () => rmSync(runDir, { recursive: true, force: true });
+  const cleanUp = () => {
+    rmSync(runDir, { recursive: true, force: true });
+    database.stop();
+  };
   try {
     const dir = mkdtempSync(join(tmpdir(), "pusher-bench-seed-"));
     const model = seededPhone("model", 1);
@@ -110,24 +180,22 @@ export async function restartWithSeededDevices(
     await pusher.stop();
 
     const started = Date.now();
-    const file = join(pusher.stateDir, "devices.sqlite");
     // Registered an hour ago: within retention, and a REGISTER of the same binding changes nothing (no write).
     for (const group of options.groups)
-      seedDeviceRows(file, {
+      await database.seed(pusher.stateDir, {
         prefix: group.prefix,
         count: group.count,
         domain: DOMAIN,
         template,
         registeredAtMs: Date.now() - 3600_000,
       });
-    const rows = execFileSync("sqlite3", [file, "SELECT count(*) FROM pusher_devices"], { encoding: "utf8" }).trim();
     log(
-      `${rows} device rows seeded straight into the sqlite file in ${Math.round((Date.now() - started) / 100) / 10} s`,
+      `${database.rows(pusher.stateDir)} device rows seeded straight into ${database.kind} in ${Math.round((Date.now() - started) / 100) / 10} s`,
     );
 
     const restartedAt = performance.now();
     pusher = await pusher.restart();
-    return { pusher, restartedAt, readyAt: performance.now(), template, cleanUp };
+    return { pusher, restartedAt, readyAt: performance.now(), template, database, cleanUp };
   } catch (error) {
     await pusher.stop();
     cleanUp();

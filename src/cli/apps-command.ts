@@ -43,7 +43,8 @@ export function runApps(
   const [subcommand, ...rest] = args;
   if (json && subcommand !== "list") throw usageError(`--json is only valid with "apps list"`);
   const allowed: { [subcommand: string]: string[] } = {
-    "add-apple-token": ["--key-file", "--key-id", "--team-id", "--host"],
+    "add-apple": ["--sandbox-host"],
+    "add-apple-token": ["--key-file", "--key-id", "--team-id", "--host", "--sandbox-host"],
     "add-firebase": ["--host"],
     "add-webpush": ["--vapid-key", "--subject", "--endpoint-hosts"],
   };
@@ -52,7 +53,7 @@ export function runApps(
       throw usageError(`${name} is not an option of "apps ${subcommand ?? ""}"`);
   }
   if (subcommand === "add-apple" && (rest.length === 2 || rest.length === 3))
-    return addApple(configPath, rest[0], rest[1], rest[2]);
+    return addApple(configPath, rest[0], rest[1], rest[2], options["--sandbox-host"]);
   if (subcommand === "add-apple-token" && rest.length === 1) return addAppleToken(configPath, rest[0], options);
   if (subcommand === "add-firebase" && rest.length === 2)
     return addFirebase(configPath, rest[0], rest[1], options["--host"]);
@@ -62,7 +63,7 @@ export function runApps(
   if ((subcommand === "enable" || subcommand === "disable") && rest.length === 1)
     return setEnabled(configPath, rest[0], subcommand === "enable");
   throw usageError(
-    `expected "apps add-apple <app-id> <cert.pem> [host]", "apps add-apple-token <app-id> --key-file F --key-id K --team-id T [--host H]", ` +
+    `expected "apps add-apple <app-id> <cert.pem> [host] [--sandbox-host H]", "apps add-apple-token <app-id> --key-file F --key-id K --team-id T [--host H] [--sandbox-host H]", ` +
       `"apps add-firebase <app-id> <service-account.json> [--host H]", "apps add-webpush <app-id> --vapid-key F --subject S [--endpoint-hosts H,…]", ` +
       `"apps list [--json]", "apps remove <app-id>" or "apps enable|disable <app-id>"`,
   );
@@ -73,9 +74,28 @@ export function applePemPath(configPath: string, appId: string): string {
   return join(dirname(configPath), "credentials", appId + ".apple.pem");
 }
 
-function addApple(configPath: string, appId: string, pemFile: string, host = DEFAULT_APPLE_HOST): void {
+/** `apple.sandboxHost` as the option gives it: only when given (the config's default is Apple's sandbox). */
+function sandboxHostOf(sandboxHost: string | undefined): { sandboxHost?: string } {
+  if (sandboxHost === undefined) return {};
+  checkHost(sandboxHost, "--sandbox-host");
+  return { sandboxHost };
+}
+
+/** ", sandbox host H" for the saved line when --sandbox-host was given. */
+function sandboxHostText(section: { sandboxHost?: string }): string {
+  return section.sandboxHost === undefined ? "" : `, sandbox host ${section.sandboxHost}`;
+}
+
+function addApple(
+  configPath: string,
+  appId: string,
+  pemFile: string,
+  host = DEFAULT_APPLE_HOST,
+  sandboxHostOption?: string,
+): void {
   checkAppId(appId);
   checkHost(host, "host");
+  const sandboxHost = sandboxHostOf(sandboxHostOption);
   let pem: string;
   try {
     pem = readFileSync(pemFile, "utf8");
@@ -86,9 +106,10 @@ function addApple(configPath: string, appId: string, pemFile: string, host = DEF
   const certificateFile = saveApp(configPath, appId, "apple", applePemPath, pem, (file) => ({
     certificateFile: file,
     host,
+    ...sandboxHost,
   }));
   console.log(
-    `apple app ${appId} saved: host ${host}, certificate ${certificateFile} (valid until ${certificate.validTo})`,
+    `apple app ${appId} saved: host ${host}${sandboxHostText(sandboxHost)}, certificate ${certificateFile} (valid until ${certificate.validTo})`,
   );
 }
 
@@ -166,6 +187,7 @@ function addAppleToken(configPath: string, appId: string, options: { [name: stri
   checkAppId(appId);
   const host = options["--host"] ?? DEFAULT_APPLE_HOST;
   checkHost(host, "--host");
+  const sandboxHost = sandboxHostOf(options["--sandbox-host"]);
   const keyId = options["--key-id"];
   const teamId = options["--team-id"];
   if (!keyId || !teamId) throw usageError("--key-id and --team-id are required");
@@ -191,9 +213,10 @@ function addAppleToken(configPath: string, appId: string, options: { [name: stri
     keyId,
     teamId,
     host,
+    ...sandboxHost,
   }));
   console.log(
-    `apple app ${appId} saved: token auth, key ${keyId} of team ${teamId}, host ${host}, key copied to ${copy}`,
+    `apple app ${appId} saved: token auth, key ${keyId} of team ${teamId}, host ${host}${sandboxHostText(sandboxHost)}, key copied to ${copy}`,
   );
 }
 

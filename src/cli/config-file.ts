@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { validateConfig, type PusherConfig } from "../config";
 import type { ErrorCode } from "../errors";
 
-/** An error for the CLI's one handler: printed as `pusher: <message>`; PUSHER_ERR_USAGE exits 2, others 1. */
+/** An error for the CLI's one handler: printed as `pusher: <code>: <message>`; PUSHER_ERR_USAGE exits 2, others 1. */
 export class CliError extends Error {
   constructor(
     readonly code: ErrorCode,

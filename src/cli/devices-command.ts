@@ -1,7 +1,10 @@
 // `pusher devices [aor] [--json] [--show-tokens]`: the device records of the running Kamailio, read over its
 // ctl socket from the htable every worker uses (htable.get for one AOR, htable.dump for all), so what is
 // listed is what a call would push. Tokens are masked unless asked: they are credentials to wake a phone.
+// While the records load at start, memory lacks the AORs the load has not reached (a call to one reads its row from
+// the database): the list says so, and how far the load is (src/device-load-progress.ts), instead of "no devices".
 import { PusherConfig } from "../config";
+import { loadProgressNote } from "../device-load-progress";
 import { DeviceRecord } from "../device-record";
 import { escapeControlCharacters } from "../log-text";
 import { maskToken } from "../mask-token";
@@ -11,6 +14,7 @@ import { runtimePaths } from "./kamailio-runtime";
 
 const DEVICES_TABLE = "pusher_devices";
 const MESSAGES_TABLE = "pusher_messages";
+const STATE_TABLE = "pusher_state";
 const DAY_MS = 24 * 3600 * 1000;
 
 /** A record as the plugin stores it. */
@@ -105,6 +109,14 @@ async function messagesWaiting(ctlSocket: string, aor: string): Promise<number> 
   }
 }
 
+/** loadProgressNote of the running Kamailio's pusher_state: null once every device record is loaded. */
+async function loadingNote(ctlSocket: string): Promise<string | null> {
+  const state: { [key: string]: number } = {};
+  for (const item of parseHtableItems(await callKamailio(ctlSocket, ["htable.dump", STATE_TABLE])))
+    state[item.name] = Number(item.value);
+  return loadProgressNote(state);
+}
+
 async function readItems(ctlSocket: string, aor: string | undefined): Promise<{ name: string; value: string }[]> {
   if (aor === undefined) return parseHtableItems(await callKamailio(ctlSocket, ["htable.dump", DEVICES_TABLE]));
   const own = await readItem(ctlSocket, aorKey(aor));
@@ -132,12 +144,20 @@ export async function runDevices(
       if (device.alertToken) device.alertToken = maskToken(device.alertToken);
     }
   }
+  // An AOR with devices in memory has them all (a REGISTER or call during the load read its row first); the list of
+  // every AOR, or an AOR without any, may lack what the load has not reached.
+  const note = args[0] === undefined || devices.length === 0 ? await loadingNote(paths.ctlSocket) : null;
   if (json) {
     console.log(JSON.stringify(devices, null, 2));
+    // stdout stays the list of records.
+    if (note) console.error(`pusher devices: ${note}: the list may lack AORs not read yet`);
     return;
   }
-  if (devices.length === 0) console.log(args[0] ? `no devices for ${args[0]}` : "no devices");
+  if (devices.length === 0 && note)
+    console.log(args[0] ? `no devices for ${args[0]} in memory yet: ${note}` : `no devices in memory yet: ${note}`);
+  else if (devices.length === 0) console.log(args[0] ? `no devices for ${args[0]}` : "no devices");
   for (const device of devices) console.log(deviceLine(device));
+  if (devices.length && note) console.log(`${note}: AORs not read yet are not listed`);
   // For one AOR: the MESSAGEs stored for its phones, delivered at their next REGISTER (docs/messages.md).
   if (args[0] !== undefined) console.log(`messages waiting: ${await messagesWaiting(paths.ctlSocket, args[0])}`);
 }

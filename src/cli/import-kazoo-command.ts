@@ -26,6 +26,12 @@ const BINARY_APNS_HOSTS: { [host: string]: string } = {
   "gateway.sandbox.push.apple.com": "api.sandbox.push.apple.com",
 };
 
+// The APNs sandbox (development builds' tokens) under both of Apple's names. Kazoo sent every push of an app to its
+// one host, and its phones never say apns.dev: an app Kazoo pointed at the sandbox keeps it as host (its tokens are
+// sandbox ones) and gets it as sandboxHost too, so apns.dev tokens go there as well and a BadDeviceToken is not tried
+// again at the other name of the same sandbox.
+const SANDBOX_APNS_HOSTS = ["api.sandbox.push.apple.com", "api.development.push.apple.com"];
+
 type Json = { [key: string]: unknown };
 type RawRule = { name?: unknown; [key: string]: unknown };
 type RawApps = { [appId: string]: Json };
@@ -255,10 +261,11 @@ function importApp(
       host = modern;
     }
     checkHost(host, `${item}.host`);
+    const sandbox = SANDBOX_APNS_HOSTS.includes(host.replace(/:\d+$/, "").toLowerCase());
     const apps = (raw.apps ?? {}) as RawApps;
     const copy = applePemPath(configPath, appId);
     const previous = apps[appId] ?? {};
-    apps[appId] = { ...previous, apple: { certificateFile: copy, host } };
+    apps[appId] = { ...previous, apple: { certificateFile: copy, host, ...(sandbox ? { sandboxHost: host } : {}) } };
     const enabled = apple.enabled ?? appleDefaults.enabled;
     let state = "";
     if (enabled === false) {
@@ -274,7 +281,7 @@ function importApp(
     }
     raw.apps = apps;
     return {
-      line: `apple app ${appId}: host ${host}, certificate ${copy} (valid until ${certificate.validTo})${state}`,
+      line: `apple app ${appId}: host ${host}${sandbox ? " (the APNs sandbox: sandboxHost too)" : ""}, certificate ${copy} (valid until ${certificate.validTo})${state}`,
       file: { path: copy, content: apple.certificate as string },
     };
   });

@@ -36,6 +36,8 @@ export interface RuntimePaths {
   usersDatabase: string;
   /** The running helper's pid, for `pusher reload`. */
   helperPidFile: string;
+  /** The cluster options `pusher start` was given (--node-id …), which `pusher reload` applies again. */
+  clusterOptions: string;
   /** Kamailio's tls module config, written when a `tls:` listen address is used. */
   tlsConfig: string;
   /** The secret Kamailio and the helper prove to each other (pusher.cfg's PUSHER_LINK_SECRET_FILE). */
@@ -54,6 +56,7 @@ export function runtimePaths(configPath: string, config: PusherConfig): RuntimeP
     deviceDatabase: join(stateDir, "devices.sqlite"),
     usersDatabase: join(stateDir, "users.sqlite"),
     helperPidFile: join(stateDir, "helper.pid"),
+    clusterOptions: join(stateDir, "cluster-options.json"),
     tlsConfig: join(stateDir, "tls.cfg"),
     linkSecretFile: join(stateDir, LINK_SECRET_FILE_NAME),
     databasePasswordFile: join(stateDir, "pgpass"),
@@ -88,6 +91,11 @@ export interface KamailioFiles {
 
 export function packageKamailioFiles(root: string = packageRoot()): KamailioFiles {
   return { cfg: join(root, "kamailio", "kamailio.cfg"), plugin: join(root, "dist", "pusher.js") };
+}
+
+/** Where Kamailio runs: the cfg's folder, against which the cfg's relative paths (include_file "…") resolve. */
+export function kamailioWorkingDirectory(files: KamailioFiles): string {
+  return dirname(resolve(files.cfg));
 }
 
 /** Loopback and the sources pusher.json trusts, as CIDRs (ipops is_in_subnet wants a prefix length). */

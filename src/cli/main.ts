@@ -6,7 +6,8 @@ import { runUsers } from "./users-command";
 import { CliError, loadConfig, resolveConfigPath, usageError } from "./config-file";
 import { runDevices } from "./devices-command";
 import { runImportKazoo } from "./import-kazoo-command";
-import { ClusterOptions, runStart, withClusterOptions } from "./start";
+import { runStart } from "./start";
+import { ClusterOptions, withClusterOptions } from "./cluster-options";
 import { runCheck } from "./check-command";
 import { runMetrics } from "./metrics-command";
 import { runReload } from "./reload-command";
@@ -15,11 +16,13 @@ import { RULE_OPTIONS, RuleOptions, runUserAgents } from "./ua-command";
 const USAGE = `Usage: pusher [--config FILE] <command> [arguments]
 
 Commands:
-  apps add-apple <app-id> <cert.pem> [host]
+  apps add-apple <app-id> <cert.pem> [host] [--sandbox-host host[:port]]
                           add or replace an APNs app; the PEM holds the certificate and its unencrypted
                           private key and is copied to credentials/ next to the config; host defaults to
-                          api.push.apple.com (production; sandbox tokens go to apple.sandboxHost), host:port allowed
+                          api.push.apple.com (production), host:port allowed; sandbox tokens (apns.dev) go to
+                          --sandbox-host (apple.sandboxHost, default api.sandbox.push.apple.com)
   apps add-apple-token <app-id> --key-file <AuthKey.p8> --key-id <KEYID> --team-id <TEAMID> [--host host[:port]]
+        [--sandbox-host host[:port]]
                           add or replace an APNs app with token auth (one JWT per key, refreshed every 50 min);
                           the .p8 is copied to credentials/ (mode 0600)
   apps add-firebase <app-id> <service-account.json> [--host host[:port]]
@@ -59,7 +62,8 @@ Commands:
   reload [--kamailio-ctl SOCKET] [--helper-pid-file FILE|PID]
                           apply a changed config to the running Kamailio and helper without a restart (held
                           calls keep waiting); a config that does not validate is refused and the running one
-                          stays. Defaults: pusher start's (state dir); give both options for your own Kamailio
+                          stays; start's cluster options still replace cluster.* (a change there needs a
+                          restart). Defaults: pusher start's (state dir); give both options for your own Kamailio
   metrics [--kamailio-ctl SOCKET]
                           print the helper's and Kamailio's counters as Prometheus text
   check                   validate the config, the Kamailio in PATH (5.6 or later) and each app's credentials
@@ -89,6 +93,7 @@ const PROVIDER_OPTIONS = [
   "--key-id",
   "--team-id",
   "--host",
+  "--sandbox-host",
   "--vapid-key",
   "--subject",
   "--endpoint-hosts",
@@ -213,14 +218,18 @@ async function main(argv: string[]): Promise<void> {
       const listen = options["--listen"]
         ? options["--listen"].map((value) => checkListen(value, "--listen"))
         : [...config.sip.listen];
-      return runStart(configPath, config, listen, { insecureNoAuth: options["--insecure-no-auth"] !== undefined });
+      return runStart(configPath, config, listen, {
+        insecureNoAuth: options["--insecure-no-auth"] !== undefined,
+        clusterOptions,
+      });
     }
     default:
       throw usageError(`unknown command ${JSON.stringify(command)}`);
   }
 }
 
-// The one error handler: our coded errors as one line, anything else (a bug) with its stack.
+// The one error handler: our coded errors as one line, `pusher: <code>: <message>` (docs/errors.md), anything else
+// (a bug) with its stack.
 // The helper's senders unref their sockets and timers (a long-running helper must not be kept alive by them), so
 // a command awaiting a provider's answer (test-push, check) would otherwise let Node exit, silently, with 0.
 const keepAlive = setInterval(() => undefined, 60_000);
@@ -229,7 +238,7 @@ main(process.argv.slice(2))
   .catch((error: unknown) => {
     const code = (error as CliError | undefined)?.code;
     if (typeof code === "string" && code.startsWith("PUSHER_ERR")) {
-      console.error(`pusher: ${(error as Error).message}`);
+      console.error(`pusher: ${code}: ${(error as Error).message}`);
       process.exitCode = code === "PUSHER_ERR_USAGE" ? 2 : 1;
     } else {
       console.error(error instanceof Error ? error.stack : error);

@@ -6,17 +6,19 @@
 //   3. bump $sht(pusher_state=>config_generation): every Kamailio process re-reads the file at its next
 //      message (src/plugin/settings.ts);
 //   4. SIGHUP the helper: it re-reads the file and swaps apps and credentials (src/helper/main.ts).
-// Listen addresses, the link and metrics ports, the state dir and Kamailio -A defines are read only at start:
-// a change to them is reported as needing a restart.
+// Listen addresses, the link and metrics ports, the state dir, Kamailio -A defines and the cluster settings are read
+// only at start: a change to them is reported as needing a restart. `pusher start`'s cluster options (--node-id …)
+// replace the file's cluster.* keys at every reload as they did at start (start keeps them in the state dir).
 
 import { existsSync, readFileSync } from "node:fs";
 import type { PusherConfig } from "../config";
+import { ClusterOptions, readStartClusterOptions, withClusterOptions } from "./cluster-options";
 import { CliError, loadConfig, writeFileAtomic } from "./config-file";
 import { callKamailio } from "./kamailio-rpc";
 import { runtimeConfigText, runtimePaths } from "./kamailio-runtime";
 
 /** Keys only a restart applies (compared with the running copy). */
-const RESTART_ONLY_KEYS = ["sip.listen", "sip.tls", "sip.auth", "link", "metrics", "stateDir", "kamailio"];
+const RESTART_ONLY_KEYS = ["sip.listen", "sip.tls", "sip.auth", "link", "metrics", "stateDir", "kamailio", "cluster"];
 
 export interface ReloadTargets {
   /** Kamailio's ctl socket path (kamcmd `-s unix:<path>`). */
@@ -25,6 +27,8 @@ export interface ReloadTargets {
   runtimeConfig?: string;
   /** Signals the helper (SIGHUP); throws CliError when there is no helper to tell. */
   signalHelper: () => void;
+  /** The cluster options the running `pusher start` was given: they replace the file's cluster.* keys again. */
+  clusterOptions?: ClusterOptions;
 }
 
 function valueAt(config: unknown, path: string): string {
@@ -60,7 +64,7 @@ export async function bumpConfigGeneration(ctlSocket: string): Promise<number> {
  * Throws CliError (PUSHER_ERR_CONFIG… when the file is refused; nothing is changed then).
  */
 export async function applyConfig(configPath: string, targets: ReloadTargets): Promise<string[]> {
-  const { config } = loadConfig(configPath);
+  const config = withClusterOptions(loadConfig(configPath), targets.clusterOptions ?? {});
   const lines: string[] = [];
   const restart = restartOnlyChanges(targets.runtimeConfig, config);
   if (targets.runtimeConfig) writeFileAtomic(targets.runtimeConfig, runtimeConfigText(config));
@@ -118,6 +122,8 @@ export async function runReload(configPath: string, options: ReloadOptions): Pro
     ctlSocket: ownKamailio ? options.kamailioCtl!.replace(/^unix:/, "") : paths.ctlSocket,
     runtimeConfig: ownKamailio ? undefined : paths.runtimeConfig,
     signalHelper: () => signalPid(options.helperPid ?? paths.helperPidFile),
+    // Your own Kamailio has no pusher start, hence no cluster options: its cluster.* are the file's.
+    clusterOptions: ownKamailio ? {} : readStartClusterOptions(paths.clusterOptions),
   });
   for (const line of lines) console.log(line);
 }

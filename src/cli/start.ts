@@ -6,13 +6,15 @@ import { ChildProcess, spawn } from "node:child_process";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { ConfigError, PusherConfig, validateConfig } from "../config";
+import { PusherConfig } from "../config";
 import { isInCidrList } from "../ip-match";
-import { CliError, LoadedConfig } from "./config-file";
+import { CliError } from "./config-file";
+import { ClusterOptions, saveStartClusterOptions } from "./cluster-options";
 import { ensureLinkSecretFile } from "../link-secret-file";
 import {
   clusterArguments,
   kamailioArguments,
+  kamailioWorkingDirectory,
   packageKamailioFiles,
   packageRoot,
   RuntimePaths,
@@ -137,58 +139,11 @@ function checkUnauthenticatedListen(config: PusherConfig, listen: string[], inse
   );
 }
 
-/** `pusher start`'s cluster options, each instead of its `cluster.*` key. */
-export interface ClusterOptions {
-  nodeId?: string;
-  nodes?: string;
-  dmqListen?: string;
-  peers?: string;
-  database?: string;
-}
-
-const CLUSTER_OPTION_KEYS: { [key: string]: { option: string; name: keyof ClusterOptions } } = {
-  nodeId: { option: "--node-id", name: "nodeId" },
-  nodes: { option: "--nodes", name: "nodes" },
-  dmqListen: { option: "--dmq-listen", name: "dmqListen" },
-  peers: { option: "--peers", name: "peers" },
-  database: { option: "--database", name: "database" },
-};
-
-/**
- * The config `pusher start` runs with: the file's, with the `cluster.*` keys the options name replaced, validated as
- * the file is (a wrong value is refused naming its option and key). The file itself is not changed.
- */
-export function withClusterOptions(loaded: LoadedConfig, options: ClusterOptions): PusherConfig {
-  const given = Object.keys(CLUSTER_OPTION_KEYS).filter((key) => options[CLUSTER_OPTION_KEYS[key].name] !== undefined);
-  if (given.length === 0) return loaded.config;
-  const cluster: { [key: string]: unknown } = { ...(loaded.raw.cluster as object | undefined) };
-  for (const key of given) {
-    const value = options[CLUSTER_OPTION_KEYS[key].name]!;
-    if (key === "nodeId" || key === "nodes") cluster[key] = /^[0-9]+$/.test(value) ? Number(value) : value;
-    else if (key === "peers")
-      cluster[key] = value
-        .split(",")
-        .map((peer) => peer.trim())
-        .filter((peer) => peer !== "");
-    else cluster[key] = value;
-  }
-  try {
-    return validateConfig({ ...loaded.raw, cluster });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    const key = error.key.replace(/^cluster\.|\[\d+\]$/g, "");
-    const option = given.includes(key)
-      ? `${CLUSTER_OPTION_KEYS[key].option} (instead of ${loaded.path}'s cluster.${key}): `
-      : `${loaded.path} with the cluster options: `;
-    throw new CliError("PUSHER_ERR_CONFIG", option + error.message);
-  }
-}
-
 export async function runStart(
   configPath: string,
   config: PusherConfig,
   listen: string[],
-  options: { insecureNoAuth?: boolean } = {},
+  options: { insecureNoAuth?: boolean; clusterOptions?: ClusterOptions } = {},
 ): Promise<void> {
   // A cluster node's DMQ socket takes SIP requests too: it counts as a listen address here.
   checkUnauthenticatedListen(config, [...listen, ...clusterArguments(config).listen], options.insecureNoAuth === true);
@@ -219,6 +174,9 @@ export async function runStart(
   ensureLinkSecretFile(paths.linkSecretFile);
   // Kamailio's plugin and the helper read the validated config, never the hand-edited file directly.
   writeFileSync(paths.runtimeConfig, runtimeConfigText(config), { mode: 0o600 });
+  // What `pusher reload` applies over the changed file, as this start did (none: the file's cluster.* alone).
+  const clusterOptions = options.clusterOptions ?? {};
+  saveStartClusterOptions(paths.clusterOptions, clusterOptions);
   // auth_db needs the file and its table before Kamailio starts.
   if (config.sip.auth) ensureUsersDatabase(paths.usersDatabase);
   // usrloc checks its table too: the bindings survive restarts (kamailio.cfg WITH_USRLOCDB).
@@ -226,11 +184,17 @@ export async function runStart(
   ensureLocationDatabase(locationDatabase);
   if (listen.some((address) => address.startsWith("tls:"))) writeTlsConfig(paths, config);
 
+  const kamailioFiles = packageKamailioFiles(root);
   const kamailioArgs = [
-    ...kamailioArguments(packageKamailioFiles(root), paths, config, listen, { deviceDatabaseUrl: database?.url }),
+    ...kamailioArguments(kamailioFiles, paths, config, listen, { deviceDatabaseUrl: database?.url }),
     ...locationDatabaseArguments(locationDatabase),
   ];
-  const kamailio = spawn("kamailio", kamailioArgs, { stdio: ["ignore", "pipe", "pipe"], env: kamailioEnv });
+  const kamailio = spawn("kamailio", kamailioArgs, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: kamailioEnv,
+    // Relative include_file and other paths in the cfg resolve against its own folder, whatever the shell's is.
+    cwd: kamailioWorkingDirectory(kamailioFiles),
+  });
   // A binary that cannot run emits "error" and never "exit": wait for the spawn before relying on "exit".
   try {
     await new Promise<void>((resolve, reject) => {
@@ -289,10 +253,13 @@ export async function runStart(
       ctlSocket: paths.ctlSocket,
       runtimeConfig: paths.runtimeConfig,
       signalHelper: () => helper?.kill("SIGHUP"),
+      clusterOptions,
     })
       .then((lines) => lines.forEach((line) => process.stdout.write(`[pusher] reload: ${line}\n`)))
-      .catch((error: Error) =>
-        process.stdout.write(`[pusher] reload refused, the running config stays: ${error.message}\n`),
+      .catch((error: CliError) =>
+        process.stdout.write(
+          `[pusher] reload refused, the running config stays: ${error.code ? `${error.code}: ` : ""}${error.message}\n`,
+        ),
       );
   };
   process.on("SIGHUP", reload);

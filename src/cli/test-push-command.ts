@@ -90,7 +90,8 @@ export async function runTestPush(
     const dead = outcome.dropToken ? "; the token is dead (a call would remove the device record)" : "";
     throw new CliError(
       outcome.code ?? "PUSHER_ERR_APNS_REJECTED",
-      `${type} did not accept the push: ${outcome.reason ?? "no reason given"} (${outcome.code}, ${details})${dead}`,
+      // The handler prints the code before the message (`pusher: <code>: …`).
+      `${type} did not accept the push: ${outcome.reason ?? "no reason given"} (${details})${dead}`,
     );
   } finally {
     await Promise.all([senders.apple.close(), senders.firebase.close(), senders.webpush.close()]);

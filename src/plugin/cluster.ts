@@ -7,7 +7,7 @@
 // phone's binding; A continues its suspended transaction and relays the INVITE to the phone through B (Route: B's
 // Path), so a phone on TCP/TLS or behind NAT is reached over its own connection.
 
-import { CLUSTER_MESSAGE_VERSION, ClusterRegistration, parseClusterRegistration } from "../protocol";
+import { ClusterMessage, parseClusterMessage } from "../protocol";
 import { logError, logInfo } from "./log";
 import { STATE_TABLE, STATS_TABLE, getNumber, getString, remove } from "./shared-state";
 import { pvString, setVar } from "./sip-message";
@@ -67,16 +67,11 @@ export function firstPathUri(path: string): string {
 }
 
 /**
- * REGISTER on this node, after save(): every other node that marked `aor` gets the binding, to deliver or fork its
- * calls. `contact` is the registering Contact URI, `path` the Path this node stored with the binding.
+ * Sends `message` (about a REGISTER of `aor` on this node) to every other node that marked `aor`. A registration goes
+ * before save() (route PUSHER_REGISTER_BEFORE_SAVE): the holding node relays the call through this node's Path at
+ * once, while this node still writes the record and answers the phone.
  */
-export function tellNodesHoldingCalls(
-  aor: string,
-  instance: string,
-  tokens: string[],
-  contact: string,
-  path: string,
-): void {
+export function tellNodesHoldingCalls(aor: string, message: ClusterMessage): void {
   const self = clusterNodeId();
   if (self <= 0) return;
   const nodes = getNumber(STATE_TABLE, "cluster_nodes");
@@ -85,32 +80,21 @@ export function tellNodesHoldingCalls(
     if (nodeId === self) continue;
     const address = getString(CLUSTER_CALLS_TABLE, markKey(nodeId, aor));
     if (!address) continue;
-    if (!firstPathUri(path)) {
+    if (message.type === "registered" && !firstPathUri(message.path)) {
       logError(
         "cluster: a call for " +
           aor +
           " waits on node " +
           nodeId +
-          ", but this REGISTER has no Path to reach the phone through (kamailio.cfg adds it with add_path_received() WITH_CLUSTER)",
+          ", but this REGISTER has no Path to reach the phone through (kamailio.cfg adds it WITH_CLUSTER: route PATH_TO_THIS_NODE)",
       );
       return;
     }
-    if (!body) {
-      const message: ClusterRegistration = {
-        v: CLUSTER_MESSAGE_VERSION,
-        type: "registered",
-        aor: aor,
-        instance: instance,
-        tokens: tokens,
-        contact: contact,
-        path: path,
-        registeredAt: pvString("$var(pusher_register_at)"),
-      };
-      body = JSON.stringify(message);
-    }
+    if (!body) body = JSON.stringify(message);
+    const what = message.type === "registered" ? "registered here" : "failed to register here (" + message.code + ")";
     if (KSR.dmq.send_message(CLUSTER_PEER, address, body, "application/json") > 0) {
-      KSR.htable.sht_inc(STATS_TABLE, "cluster_wakes_sent");
-      logInfo("cluster: told node " + nodeId + " (" + address + ") that a phone of " + aor + " registered here");
+      if (message.type === "registered") KSR.htable.sht_inc(STATS_TABLE, "cluster_wakes_sent");
+      logInfo("cluster: told node " + nodeId + " (" + address + ") that a phone of " + aor + " " + what);
     } else {
       KSR.htable.sht_inc(STATS_TABLE, "cluster_dmq_failures");
       logError(
@@ -120,7 +104,9 @@ export function tellNodesHoldingCalls(
           address +
           ") that a phone of " +
           aor +
-          " registered here: DMQ refused the message",
+          " " +
+          what +
+          ": DMQ refused the message",
       );
     }
   }
@@ -157,13 +143,14 @@ export function waitForBinding(aor: string, contact: string): boolean {
 }
 
 /** A KDMQ request of peer "pusher" ($rb), or null (logged) when it is not one this version understands. */
-export function readClusterMessage(): ClusterRegistration | null {
-  const message = parseClusterRegistration(pvString("$rb"));
+export function readClusterMessage(): ClusterMessage | null {
+  const message = parseClusterMessage(pvString("$rb"));
   if (!message) {
     KSR.htable.sht_inc(STATS_TABLE, "cluster_dmq_failures");
-    logError("cluster: ignoring a KDMQ message from " + pvString("$si") + ": not a registration this version reads");
+    logError("cluster: ignoring a KDMQ message from " + pvString("$si") + ": not a message this version reads");
     return null;
   }
+  if (message.type !== "registered") return message;
   KSR.htable.sht_inc(STATS_TABLE, "cluster_wakes_received");
   // The route PUSHER_INTERNAL_DELIVER_REMOTE relays to the phone through its node; the wake latency starts at its REGISTER.
   setVar("pusher_remote_contact", message.contact);

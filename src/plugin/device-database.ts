@@ -190,6 +190,17 @@ export function readAorRow(aor: string, nowS: number): string | null {
 }
 
 /**
+ * How many rows the table holds (past retention too: count(*) alone reads only an index in sqlite, and the load's
+ * progress needs no more), or -1 when the database failed or is held.
+ */
+export function countRows(): number {
+  const rc = query("SELECT count(*) FROM " + TABLE, RESULT);
+  const rows = rc >= 0 && KSR.sqlops.sql_num_rows(RESULT) > 0 ? Number(KSR.sqlops.sql_result_get(RESULT, 0, 0)) : -1;
+  KSR.sqlops.sql_result_free(RESULT);
+  return rows;
+}
+
+/**
  * Calls `visit` with every row still within retention, in pages (sqlops holds a result in pkg memory); `beforePage`
  * right before each page is read.
  */

@@ -15,7 +15,9 @@
 
 import { DeviceRecord } from "../device-record";
 import { PushDevice } from "../protocol";
+import { LOAD_PENDING_KEY, LOAD_READ_KEY, LOAD_ROWS_KEY } from "../device-load-progress";
 import {
+  countRows,
   createSchema,
   databaseHeld,
   deleteAor,
@@ -53,12 +55,27 @@ const DAY_MS = 24 * 3600 * 1000;
 const REFRESH_AFTER_MS = DAY_MS;
 // pusher_state: 1 once a worker took the load at start (ensureDevicesLoaded).
 const LOADED_KEY = "devices_loaded";
-// pusher_state: 2 while the load at start runs, 1 once it failed (the database did not answer; the timer loads the
-// records once it does), 0 when they are loaded.
-const LOAD_PENDING_KEY = "devices_load_pending";
+// pusher_state LOAD_PENDING_KEY: 2 while the load at start runs, 1 once it failed (the database did not answer; the
+// timer loads the records once it does), 0 when they are loaded. With LOAD_ROWS_KEY and LOAD_READ_KEY, `pusher
+// devices` says how far it is (src/device-load-progress.ts).
 // pusher_state, while the load at start runs: how many AORs lost their last device (row deleted). The load reads rows
 // a page at a time; a row removed after its page was read is read again before it is loaded (loadDevices).
 const REMOVED_WHILE_LOADING_KEY = "devices_removed_while_loading";
+// In a cluster, every write of a replicated htable (every KSR.htable set, $sht, even of a key just read from the
+// database) goes to every other node as its own KDMQ request, and htable has no write that stays local: a node whose
+// load wrote a million rows sent a million requests to each peer. So a node loads only once the other nodes' full
+// copy (htable dmq_init_sync) has come, and the load writes only the rows memory still lacks (none, usually).
+// pusher_state: when the load was taken (epoch s) while it waits for that copy; 0 once it started.
+const LOAD_WAITING_SINCE_KEY = "devices_load_waiting_since";
+// pusher_state: when the last request of another node's full copy came (epoch s; route PUSHER_CLUSTER_MESSAGE).
+const CLUSTER_SYNC_AT_KEY = "cluster_sync_at";
+// No copy this long after the load was taken: no other node runs (DMQ asks them within milliseconds of the start),
+// and the records come from the database.
+const CLUSTER_SYNC_WAIT_S = 5;
+// The copy is over when none of its requests came for this long. They come back to back, 60 KB each over UDP, and a
+// burst of them overflows the socket's buffer: a request lost so is sent again by the peer's tm at most T2 (4 s)
+// after its last try. So the quiet must last more than 4 s ($TV(s) counts whole seconds: 6 is at least 5 s).
+const CLUSTER_SYNC_QUIET_S = 6;
 // pusher_stats: how many AORs pusher_unsaved holds (a gauge, `pusher_devices_unsaved`).
 const UNSAVED_COUNT = "devices_unsaved";
 // The timer writes at most this many unsaved AORs a second (a round trip each); the database stays held until
@@ -276,10 +293,13 @@ function indexTokens(record: DeviceRecord, claim?: string): void {
 
 function unindexTokens(record: DeviceRecord): void {
   const keys = tokensOf(record);
-  for (let i = 0; i < keys.length; i++) {
-    const owner = getJson<TokenOwner>(TOKENS_TABLE, keys[i]);
-    if (owner && owner.aor === record.aor && owner.instance === record.instance) remove(TOKENS_TABLE, keys[i]);
-  }
+  for (let i = 0; i < keys.length; i++) unindexToken(record, keys[i]);
+}
+
+/** Takes `key` (`<provider>:<token>`) out of the token index while it names the record's device. */
+function unindexToken(record: DeviceRecord, key: string): void {
+  const owner = getJson<TokenOwner>(TOKENS_TABLE, key);
+  if (owner && owner.aor === record.aor && owner.instance === record.instance) remove(TOKENS_TABLE, key);
 }
 
 /** Every field a REGISTER sets, except the time: equal means the re-REGISTER changed nothing. */
@@ -380,7 +400,11 @@ export function ensureDevicesLoaded(): void {
       return true;
     });
     // Outside the lock: a pusher_state slot held for the whole load would stall every process reading that slot.
-    if (taken) loadAtStart();
+    // In a cluster the timer starts it (loadDevicesAfterClusterSync); meanwhile a read of an AOR memory lacks reads
+    // its row (loadAor), as during the load, and REGISTERs write theirs: the table is created now.
+    if (taken && getNumber(STATE_TABLE, "cluster_nodes") > 1 && createSchema())
+      KSR.htable.sht_seti(STATE_TABLE, LOAD_WAITING_SINCE_KEY, Math.floor(Date.now() / 1000));
+    else if (taken) loadAtStart();
   }
   loadedHere = getNumber(STATE_TABLE, LOAD_PENDING_KEY) === 0;
 }
@@ -393,6 +417,29 @@ function loadAtStart(): void {
   logError(
     "cannot read device records from the database (connection pusher, knob PUSHER_DB_CONNECTION): REGISTERs are kept in memory, and the records are loaded when it answers",
   );
+}
+
+/**
+ * The timer, every second, in a cluster: starts the load at start that ensureDevicesLoaded took, once the other nodes'
+ * full copy of the records is over (CLUSTER_SYNC_QUIET_S without a request of it), or CLUSTER_SYNC_WAIT_S after it was
+ * taken when none came (no other node runs: the first node started loads every record from the database). The load
+ * skips every AOR the copy brought, so it writes, and replicates, only what the copy lacked.
+ */
+export function loadDevicesAfterClusterSync(): void {
+  const since = getNumber(STATE_TABLE, LOAD_WAITING_SINCE_KEY);
+  if (since <= 0) return;
+  const nowS = Math.floor(Date.now() / 1000);
+  const syncAt = getNumber(STATE_TABLE, CLUSTER_SYNC_AT_KEY);
+  if (syncAt > 0 ? nowS - syncAt < CLUSTER_SYNC_QUIET_S : nowS - since < CLUSTER_SYNC_WAIT_S) return;
+  KSR.htable.sht_seti(STATE_TABLE, LOAD_WAITING_SINCE_KEY, 0);
+  logInfo(
+    syncAt > 0
+      ? "cluster: the other nodes' copy of the device records came: loading the rows it lacked from the database"
+      : "cluster: no other node sent the device records within " +
+          CLUSTER_SYNC_WAIT_S +
+          " s: loading them from the database",
+  );
+  loadAtStart();
 }
 
 /** Whether the load at start is running (not done, not failed). */
@@ -513,11 +560,16 @@ function loadDevices(merge: boolean): boolean {
   let devices = 0;
   let merged = 0;
   let removedBeforePage = 0;
+  let rowsRead = 0;
   const loaded =
     createSchema() &&
+    countRowsToLoad() &&
     readAll(
       nowMs / 1000,
       function (aor: string, json: string) {
+        rowsRead++;
+        // Most rows of a cluster node's load: the other nodes' copy brought the AOR (checked again under its lock).
+        if (!merge && KSR.htable.sht_is_null(DEVICES_TABLE, aor) === -1) return;
         let row = liveRecordsOf(aor, json, nowMs);
         if (!row) return;
         withLock(DEVICES_TABLE, aor, function () {
@@ -540,6 +592,7 @@ function loadDevices(merge: boolean): boolean {
       },
       function () {
         removedBeforePage = getNumber(STATE_TABLE, REMOVED_WHILE_LOADING_KEY);
+        KSR.htable.sht_seti(STATE_TABLE, LOAD_READ_KEY, rowsRead);
       },
     );
   if (loaded) {
@@ -553,6 +606,14 @@ function loadDevices(merge: boolean): boolean {
     );
   }
   return loaded;
+}
+
+/** Notes how many rows the load has ahead of it, none read yet (`pusher devices` shows it); false when the count failed. */
+function countRowsToLoad(): boolean {
+  const rows = countRows();
+  KSR.htable.sht_seti(STATE_TABLE, LOAD_ROWS_KEY, rows);
+  KSR.htable.sht_seti(STATE_TABLE, LOAD_READ_KEY, 0);
+  return rows >= 0;
 }
 
 /** Adds the row's devices that the AOR's item in memory lacks (see loadDevices); how many. Under the AOR's lock. */
@@ -811,6 +872,50 @@ export function removeDevice(
   unindexAll(gone);
   if (removed) unindexTokens(removed);
   return removed;
+}
+
+/**
+ * A provider says `tokenKey` (`<provider>:<token>`) of the device is dead. Its `token` (what calls are pushed to):
+ * the record is removed (removeDevice). Its Apple `alertToken` (Linphone's `:remote`, for call-ended, message and
+ * refresh pushes): only that token goes, the record is rewritten without it, so its VoIP token still takes calls.
+ * Nothing while the record holds neither, nor (`onlyRegisteredBeforeMs`) when its last written REGISTER is later.
+ * Returns what went ("device", "alert token"), or null.
+ */
+export function dropDeadToken(
+  aor: string,
+  instance: string,
+  tokenKey: string,
+  onlyRegisteredBeforeMs?: number,
+): "device" | "alert token" | null {
+  ensureDevicesLoaded();
+  aor = keyHolding(aor, instance);
+  let gone: DeviceRecord[] = [];
+  const dropped = withLock(DEVICES_TABLE, aor, function (): { record: DeviceRecord; device: boolean } | null {
+    const item = readAor(aor, Date.now());
+    const devices = item.devices;
+    if (!has(devices, instance)) return null;
+    const record = devices[instance];
+    const at = tokensOf(record).indexOf(tokenKey);
+    if (at < 0) return null;
+    if (onlyRegisteredBeforeMs !== undefined && record.registeredAtMs > onlyRegisteredBeforeMs) return null;
+    gone = item.expired;
+    if (at === 0) {
+      delete devices[instance];
+    } else {
+      // A copy (the record may be this process's cached item: readAor), its REGISTER time kept: retention is
+      // counted from the phone's REGISTERs only.
+      const kept = JSON.parse(JSON.stringify(record)) as DeviceRecord;
+      delete kept.alertToken;
+      devices[instance] = kept;
+    }
+    storeAor(aor, devices);
+    return { record: record, device: at === 0 };
+  });
+  unindexAll(gone);
+  if (!dropped) return null;
+  if (dropped.device) unindexTokens(dropped.record);
+  else unindexToken(dropped.record, tokenKey);
+  return dropped.device ? "device" : "alert token";
 }
 
 /** Removes every device of an AOR (`Contact: *`); returns how many there were. */

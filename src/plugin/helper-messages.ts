@@ -1,18 +1,21 @@
 // Messages from the helper, read in event_route[evapi:message-received] (the evapi dispatcher process). Only the
 // authenticated helper's are obeyed (helper-link.ts); a push result changes something only when it answers a push
-// the plugin sent for a call it still holds.
+// the plugin sent: for a call it still holds, or one it remembers (sent-pushes.ts: call-ended, message and refresh
+// pushes, and the pushes of a call that ended before their results came), whose dead tokens are dropped as a call
+// push's are.
 // A failed push for the last device of a call sets $var(pusher_fail)=1 with $var(pusher_tindex|tlabel):
 // cfg then continues the call into route PUSHER_INTERNAL_PUSH_FAILED, which answers the caller at once.
 
-import { parseHelperMessage, PushResult, StatsReport } from "../protocol";
+import { parseHelperMessage, PushProvider, PushResult, StatsReport } from "../protocol";
 import { kamailioStatsKeys } from "../kamailio-stats";
-import { CallDevice, devicesOf, removeDevice } from "./device-store";
+import { CallDevice, devicesOf, dropDeadToken } from "./device-store";
 import { findCall, recordPushFailure } from "./hold-call";
 import { countCall, countTokenPurged } from "./call-metrics";
 import { fromAuthenticatedHelper, relayToHelper } from "./helper-link";
 import { getNumber, STATE_TABLE, STATS_TABLE } from "./shared-state";
 import { logError, logInfo, logWarn } from "./log";
 import { pvString, setVar } from "./sip-message";
+import { takeEndedCallPush, takeSentPush } from "./sent-pushes";
 import { DeviceRecord } from "../device-record";
 
 export function onHelperMessage(): void {
@@ -49,7 +52,8 @@ function statsReport(id: number): StatsReport {
 
 /**
  * The device a push result answers for: its call is still held or ringing, and callRef, callId, AOR, instance and
- * the pushed token are what the plugin sent for it. Null otherwise (a call that ended, or a result nobody asked for).
+ * the pushed token are what the plugin sent for it. Null otherwise (a call that ended: takeEndedCallPush, or a
+ * result nobody asked for).
  */
 function pushedDevice(result: PushResult): CallDevice | null {
   const call = findCall(result.callRef);
@@ -62,13 +66,25 @@ function pushedDevice(result: PushResult): CallDevice | null {
   return null;
 }
 
-function dropDeadToken(result: PushResult, device: CallDevice, token: string): void {
-  // removeDevice leaves a record that holds another token by now (the phone registered again between the push and
-  // the provider's answer), or that was registered again after APNs found the token invalid.
-  if (removeDevice(result.aor, result.instance, device.provider + ":" + token, result.tokenInvalidSinceMs)) {
+function dropToken(result: PushResult, provider: PushProvider, token: string): void {
+  // dropDeadToken leaves a record that holds another token by now (the phone registered again between the push and
+  // the provider's answer), or that was registered again after APNs found the token invalid. A dead Apple alert
+  // token (call-ended, message, refresh pushes) costs the device only that token: its VoIP token still takes calls.
+  const dropped = dropDeadToken(result.aor, result.instance, provider + ":" + token, result.tokenInvalidSinceMs);
+  if (dropped === "device") {
     countTokenPurged();
     logInfo(
       "device removed aor=" + result.aor + " instance=" + result.instance + ": the provider says its token is dead",
+    );
+    return;
+  }
+  if (dropped === "alert token") {
+    logInfo(
+      "alert token dropped aor=" +
+        result.aor +
+        " instance=" +
+        result.instance +
+        ": the provider says it is dead; the device keeps its VoIP token for calls",
     );
     return;
   }
@@ -96,6 +112,8 @@ function dropDeadToken(result: PushResult, device: CallDevice, token: string): v
 }
 
 function onPushResult(result: PushResult): void {
+  // A call-ended, message or refresh push is forgotten at its result, whatever it says.
+  const sent = takeSentPush(result);
   if (result.outcome === "sent") return;
   logWarn(
     "push failed call-id=" +
@@ -107,19 +125,27 @@ function onPushResult(result: PushResult): void {
       " reason=" +
       (result.reason || ""),
   );
+  if (sent) {
+    if (result.dropToken) dropToken(result, sent.provider, sent.token);
+    return;
+  }
   const device = pushedDevice(result);
   if (!device) {
-    if (result.dropToken)
+    if (!result.dropToken) return;
+    // Its call ended before this result came (the caller cancelled, another phone answered): the token is as dead.
+    const ended = takeEndedCallPush(result);
+    if (ended) dropToken(result, ended.provider, ended.token);
+    else
       logInfo(
         "dead token of aor=" +
           result.aor +
           " instance=" +
           result.instance +
-          " kept: its push was for no call the plugin holds (the call ended)",
+          " kept: its push was for no call the plugin holds and no push it remembers",
       );
     return;
   }
-  if (result.dropToken) dropDeadToken(result, device, result.token as string);
+  if (result.dropToken) dropToken(result, device.provider, result.token as string);
   const call = recordPushFailure(result.aor, result.callRef, result.instance);
   if (!call) return;
   countCall("unreachable");

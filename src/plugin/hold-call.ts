@@ -11,6 +11,7 @@ import { Admission, admitPushedCall, CallLimits } from "./call-limits";
 import { markCallsOf, markedAors } from "./cluster";
 import { CallDevice } from "./device-store";
 import { forgetRegistrationToken } from "./register-token";
+import { rememberCallPushes } from "./sent-pushes";
 import { CALLS_TABLE, getJson, getString, remove, setJson, withLock } from "./shared-state";
 
 export type CallState = "held" | "ringing";
@@ -108,6 +109,9 @@ function removeFromList(key: string, callRef: CallRef): void {
 }
 
 function forget(call: PushedCall): void {
+  // Results of its pushes may still come (the helper retries until ringsUntilMs): one that says a token is dead
+  // drops it all the same (sent-pushes.ts). Written before the call item goes: a result always finds one of them.
+  rememberCallPushes(call);
   remove(CALLS_TABLE, callKey(call.callRef));
   if (call.registrationToken) forgetRegistrationToken(call.registrationToken);
   remove(CALLS_TABLE, callIdKey(call.callId));
@@ -199,7 +203,10 @@ export function takeHeldCalls(aor: string, phone: RegisteringPhone): PushedCall[
   });
 }
 
-/** Ends the calls held for `aor` that pushed one of `tokens`: their phone's REGISTER failed (RFC 8599 §5.6.2). */
+/**
+ * Ends the calls held for `aor` that pushed one of `tokens`: their phone's REGISTER failed (RFC 8599 §5.6.2). In
+ * each one returned, that phone's devices count as failed: it got the REGISTER's error, so no call-ended push.
+ */
 export function endHeldCallsPushedTo(aor: string, tokens: string[]): PushedCall[] {
   return withLock(CALLS_TABLE, waitKey(aor), function () {
     const waiting = getJson<CallRef[]>(CALLS_TABLE, waitKey(aor)) || [];
@@ -207,12 +214,14 @@ export function endHeldCallsPushedTo(aor: string, tokens: string[]): PushedCall[
     for (let i = 0; i < waiting.length; i++) {
       const call = findCall(waiting[i]);
       if (!call || call.state !== "held") continue;
-      for (let j = 0; j < call.devices.length; j++) {
-        if (tokens.indexOf(call.devices[j].token) < 0) continue;
-        forget(call);
-        ended.push(call);
-        break;
-      }
+      const phoneInstances: string[] = [];
+      for (let j = 0; j < call.devices.length; j++)
+        if (tokens.indexOf(call.devices[j].token) >= 0) phoneInstances.push(call.devices[j].instance);
+      if (!phoneInstances.length) continue;
+      forget(call);
+      // After forget: the phone's push is remembered as the others are (its result may still come), not as failed.
+      call.failedInstances = call.failedInstances.concat(phoneInstances);
+      ended.push(call);
     }
     return ended;
   });

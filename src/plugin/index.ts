@@ -16,7 +16,13 @@ import { ensureDevicesLoaded } from "./device-store";
 import { onDelivered } from "./call-metrics";
 import { checkRegistrationToken } from "./register-token";
 import { registerBeforeSave, registerDevices, repairContactHeader } from "./register-before-save";
-import { nextHeldCall, onClusterRegistration, onRegister, onRegisterFailed } from "./register-after-save";
+import {
+  nextHeldCall,
+  onClusterMessage,
+  onRegister,
+  onRegisterFailed,
+  tellClusterOfRegistration,
+} from "./register-after-save";
 import { stripPushParams } from "./strip-push-params";
 import { deliverMessages, onMessage, onMessageNotSent, onMessageReply, storeMessage } from "./message-flow";
 import { ensureMessagesLoaded } from "./message-store";
@@ -33,7 +39,8 @@ const entryPoints: { [name: string]: (code: string) => void } = {
   pusher_on_register: onRegister,
   pusher_next_held_call: nextHeldCall,
   pusher_on_register_failed: onRegisterFailed,
-  pusher_on_cluster_message: onClusterRegistration,
+  pusher_on_cluster_message: onClusterMessage,
+  pusher_tell_cluster: tellClusterOfRegistration,
   pusher_check_registration_token: checkRegistrationToken,
   pusher_on_invite: onInvite,
   pusher_on_invite_first_failed: onInviteFirstFailed,

@@ -28,6 +28,7 @@ import { CallTimers, readKazooCall } from "./kazoo-headers";
 import { instanceAt } from "./answering-device";
 import { countCall, countCallEnded } from "./call-metrics";
 import { relayToHelper } from "./helper-link";
+import { relayRememberedPush } from "./sent-pushes";
 import { forgetRegistrationToken, issueRegistrationToken } from "./register-token";
 import { Admission } from "./call-limits";
 import { logError, logInfo, logWarn } from "./log";
@@ -185,7 +186,8 @@ export function onParallelFailed(): void {
   if (!call) return;
   const leftMs = call.ringsUntilMs - Date.now();
   if (leftMs < 100) {
-    endCall(call.callRef);
+    const ended = endCall(call.callRef);
+    if (ended) tellPushedPhonesCallEnded(ended, "cancelled");
     return;
   }
   setVar("pusher_wait_ms", leftMs);
@@ -297,7 +299,9 @@ function relayPush(call: PushedCall, device: PushDevice, endReason?: CallEndReas
     request.endReason = endReason;
   }
   // evapi hands the frame to its dispatcher process over a socketpair: the SIP worker never waits on the network.
-  relayToHelper(JSON.stringify(request));
+  // A call-ended push outlives its call: it is remembered on its own, so that its result can drop a dead token.
+  if (endReason) relayRememberedPush(request);
+  else relayToHelper(JSON.stringify(request));
   logInfo(
     (endReason ? "call-ended push (" + endReason + ")" : "push") +
       " requested call-id=" +
@@ -341,9 +345,10 @@ function callEndedTarget(device: CallDevice): PushDevice | null {
 /**
  * A pushed phone has told iOS CallKit a call is ringing; it must learn at once that the call is over, or it
  * shows a ghost call. Every pushed device with no branch of the call gets a call-ended push where it can take
- * one (callEndedTarget); those with a branch get tm's CANCEL instead.
+ * one (callEndedTarget); those with a branch get tm's CANCEL instead, those whose push failed (or whose REGISTER
+ * failed: register-after-save.ts) nothing.
  */
-function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason, answeredBy?: string | null): void {
+export function tellPushedPhonesCallEnded(call: PushedCall, reason: CallEndReason, answeredBy?: string | null): void {
   const config = currentConfig();
   if (reason === "cancelled" && !config.calls.missedCallPush) return;
   if (reason === "answered-elsewhere" && !config.calls.answeredElsewherePush) return;
@@ -364,9 +369,16 @@ export function onAnswered(): void {
     tellPushedPhonesCallEnded(call, "answered-elsewhere", instanceAt(call.aor, pvString("$si"), pvString("$sp")));
 }
 
-/** failure_route of a held or delivered call: forget it (timeout, cancel, or the woken phone failed). */
-export function onCallEnded(): void {
-  countCallEnded(endCall(currentCallRef()));
+/**
+ * failure_route of a held or delivered call, or a held call whose delivery could not be sent: forget it. A call still
+ * known here ended unanswered, and not by a CANCEL (onCancel forgot those): t2 passed with no REGISTER, t3 with no
+ * answer, the woken phone declined or could not be reached. Its pushed phones may show it ringing, so they are told
+ * as for a cancel (`call-cancelled`, calls.missedCallPush). `before-pushes`: t_suspend() failed, nothing was pushed.
+ */
+export function onCallEnded(when?: string): void {
+  const call = endCall(currentCallRef());
+  countCallEnded(call);
+  if (call && when !== "before-pushes") tellPushedPhonesCallEnded(call, "cancelled");
 }
 
 /**

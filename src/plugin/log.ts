@@ -13,7 +13,8 @@ declare const Duktape: { enc(format: "jx", value: string): string } | undefined;
  */
 function safe(message: string): string {
   if (typeof Duktape !== "undefined") {
-    const plain = message.indexOf("\u2026") < 0 ? message : message.split("\u2026").join("");
+    // (one `…` is usual: one masked token; with more the check below fails and the regex scan decides)
+    const plain = message.indexOf("\u2026") < 0 ? message : message.replace("\u2026", "");
     if (Duktape.enc("jx", plain).length === plain.length + 2) return message;
   }
   return escapeControlCharacters(message);

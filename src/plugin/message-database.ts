@@ -146,3 +146,15 @@ export function waitingCounts(nowS: number): { [aor: string]: number } | null {
   );
   return ok ? counts : null;
 }
+
+/** How many messages within retention wait for `aor`; null when the database refused the query. */
+export function waitingCountOf(aor: string, nowS: number): number | null {
+  let count = 0;
+  const ok = select(
+    "SELECT COUNT(*) FROM " + TABLE + " WHERE aor = " + sqlString(aor) + " AND expires > " + Math.floor(nowS),
+    function (row: number) {
+      count = Number(text(row, 0));
+    },
+  );
+  return ok ? count : null;
+}

@@ -15,14 +15,20 @@ import { maskToken } from "../mask-token";
 import { PushRequest } from "../protocol";
 import { CALLER_ID_HEADERS, pickCallerId } from "./caller-id";
 import { devicesOf } from "./device-store";
-import { relayToHelper } from "./helper-link";
 import { logInfo, logWarn } from "./log";
 import { StoredMessage, oldestMessageOf } from "./message-database";
 import { bodyPreviewText, deliveredHeaders, previewOf, storeRefusal, withoutTag } from "./message-content";
 import { isUtf8Hex } from "./sip-text";
-import { ensureMessagesLoaded, keepMessage, removeDeliveredMessage, waitingCount } from "./message-store";
+import {
+  clearWaitingIfNone,
+  ensureMessagesLoaded,
+  keepMessage,
+  removeDeliveredMessage,
+  waitingCount,
+} from "./message-store";
 import { parseContacts, contactExpires } from "./parse-contact";
 import { nonVoipPushDevice } from "./push-targets";
+import { relayRememberedPush } from "./sent-pushes";
 import { currentConfig } from "./settings";
 import { STATE_TABLE, getJson, getNumber, getString, remove, withLock } from "./shared-state";
 import { aorOf, header, headerText, pvString, setVar } from "./sip-message";
@@ -182,7 +188,7 @@ function pushMessage(message: StoredMessage, preview: string | null): number {
       expiresAtMs: message.expiresAtS * 1000,
     };
     if (preview !== null) request.preview = preview;
-    relayToHelper(JSON.stringify(request));
+    relayRememberedPush(request);
     logInfo(
       "message push requested id=" +
         message.id +
@@ -238,9 +244,11 @@ function releaseDelivery(aor: string): void {
 
 /** Hands the AOR's oldest message to cfg to send (the $var(pusher_uac_*)), or ends the delivery when none is left. */
 function sendOldest(delivery: Delivery, justDelivered: string): void {
-  const message = oldestMessageOf(delivery.aor, Date.now() / 1000);
+  const nowS = Date.now() / 1000;
+  const message = oldestMessageOf(delivery.aor, nowS);
   // The same one again: its delete failed (logged); it goes at the next REGISTER, not in a loop now.
   if (!message || message.id === justDelivered) {
+    if (!message && !justDelivered) clearWaitingIfNone(delivery.aor, nowS);
     releaseDelivery(delivery.aor);
     return;
   }

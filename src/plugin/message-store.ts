@@ -2,6 +2,11 @@
 // `pusher_messages` (`waiting:<aor>`), so that a REGISTER of an AOR with nothing waiting costs kamailio/pusher.cfg
 // one htable read and no JavaScript, and `pusher devices <aor>` can say how many wait. The counts are rebuilt from
 // the table once per Kamailio run; every store, delivery and expiry keeps them in step.
+// In a cluster (docs/cluster.md) the messages are in the shared database and pusher_messages is replicated over DMQ
+// (dmqreplicate): htable replicates each write as the item's new value, not as an increment, so two nodes that
+// change one AOR's count at the same moment can lose one change (the last write wins), and two nodes' expiry sweeps
+// may both uncount one row. Every sweep therefore sets the counts that differ from the database's
+// (reconcileWaitingCounts): a count is never left wrong for more than a sweep, and it never hides a message longer.
 
 import {
   createMessageSchema,
@@ -10,8 +15,10 @@ import {
   insertMessage,
   messageExists,
   StoredMessage,
+  waitingCountOf,
   waitingCounts,
 } from "./message-database";
+import { clusterNodeId } from "./cluster";
 import { logError, logInfo } from "./log";
 import { STATE_TABLE, STATS_TABLE, getNumber, remove, withLock } from "./shared-state";
 
@@ -61,11 +68,49 @@ export function ensureMessagesLoaded(): void {
     let aors = 0;
     for (const aor in counts) {
       if (!Object.prototype.hasOwnProperty.call(counts, aor)) continue;
-      KSR.htable.sht_seti(MESSAGES_TABLE, waitingKey(aor), counts[aor]);
+      setWaiting(aor, counts[aor]);
       total += counts[aor];
       aors++;
     }
     logInfo("stored messages loaded from the database: " + total + " messages for " + aors + " AORs");
+  });
+}
+
+/**
+ * Sets the AOR's count unless it holds that value already: in a cluster every write is a DMQ broadcast, and a node
+ * that (re)starts usually has the counts from htable's sync by the time it loads them.
+ */
+function setWaiting(aor: string, count: number): void {
+  const key = waitingKey(aor);
+  withLock(MESSAGES_TABLE, key, function () {
+    if (getNumber(MESSAGES_TABLE, key) !== count) KSR.htable.sht_seti(MESSAGES_TABLE, key, count);
+  });
+}
+
+/**
+ * A cluster node's sweep: every AOR with messages in the database gets the database's count where this node's
+ * differs (a change lost between two nodes). It never writes 0: a count too high only costs the AOR's next
+ * REGISTER one query (deliverMessages clears it), and a 0 written from a count read a moment ago could hide a
+ * message another node just stored.
+ */
+export function reconcileWaitingCounts(nowS: number): void {
+  if (clusterNodeId() <= 0 || getNumber(STATE_TABLE, LOADED_KEY) <= 0) return;
+  const counts = waitingCounts(nowS);
+  if (!counts) return;
+  for (const aor in counts) {
+    if (Object.prototype.hasOwnProperty.call(counts, aor)) setWaiting(aor, counts[aor]);
+  }
+}
+
+/**
+ * deliverMessages found nothing to send although the AOR's count said some wait (a change lost between two nodes):
+ * the count goes once the database confirms none waits, so the AOR's REGISTERs take the cfg fast path again.
+ */
+export function clearWaitingIfNone(aor: string, nowS: number): void {
+  const key = waitingKey(aor);
+  // Under the lock keepMessage counts under: a message stored meanwhile is either in the COUNT or counted after.
+  withLock(MESSAGES_TABLE, key, function () {
+    if (waitingCountOf(aor, nowS) === 0) remove(MESSAGES_TABLE, key);
   });
 }
 

@@ -220,15 +220,18 @@ function conflictingParam(contact: ParsedContact, names: string[]): string | nul
 /** Reads a contact's push params; `names` are a User-Agent rule's legacy param names. */
 export function readPushParams(contact: ParsedContact, names?: PushParamNames): PushParamsReading {
   const legacy = names || DEFAULT_PUSH_PARAM_NAMES;
-  const conflict = conflictingParam(contact, [
-    "pn-provider",
-    "pn-prid",
-    "pn-param",
-    "app-id",
-    legacy.appId,
-    legacy.type,
-    legacy.token,
-  ]);
+  // Most contacts have no conflicting param: no list of names to build and search (Duktape: ~35 000 instructions).
+  const conflict =
+    contact.conflicts.length > 0 &&
+    conflictingParam(contact, [
+      "pn-provider",
+      "pn-prid",
+      "pn-param",
+      "app-id",
+      legacy.appId,
+      legacy.type,
+      legacy.token,
+    ]);
   if (conflict) {
     const token = param(contact, "pn-prid") || param(contact, legacy.token) || "";
     return { kind: "refused", problem: conflict + " is given twice with different values", token: token };

@@ -19,13 +19,13 @@ import { DeviceRecord } from "../device-record";
 import { maskToken } from "../mask-token";
 import { PushRequest } from "../protocol";
 import { devicesOf } from "./device-store";
-import { relayToHelper } from "./helper-link";
 import { pushedLifetimes, recordRefreshPush } from "./refresh-database";
 import { logInfo, logWarn } from "./log";
 import { has } from "./own-key";
 import { contactExpires, parseContacts, ParsedContact } from "./parse-contact";
 import { PushBinding, readPushParams } from "./parse-push-params";
 import { nonVoipPushDevice } from "./push-targets";
+import { relayRememberedPush } from "./sent-pushes";
 import { parseRefreshEntry, RefreshPlan, refreshPlanText } from "./refresh-plan";
 import { currentConfig } from "./settings";
 import {
@@ -38,7 +38,7 @@ import {
   remove,
   withLock,
 } from "./shared-state";
-import { aorOf, header, pvString, setVar } from "./sip-message";
+import { aorOf, header, pvOwnString, pvString, setVar } from "./sip-message";
 import { UsrlocBinding, bindingAt, bindingsOf } from "./usrloc-bindings";
 
 /** `count:<second>`, `due:<second>:<n>` (initval 0) and `cursor` (the last second the timer took). */
@@ -85,7 +85,7 @@ export interface RefreshableContact {
  * request); null otherwise.
  */
 export function refreshableContact(config: PusherConfig): RefreshableContact | null {
-  if (pvString("$hdrc(Contact)") !== "1" || KSR.hdr.is_present("Feature-Caps") > 0) return null;
+  if (pvOwnString("$hdrc(Contact)") !== "1" || KSR.hdr.is_present("Feature-Caps") > 0) return null;
   // parseContacts keeps its last result: the plugin's other REGISTER steps parse this same Contact.
   const contacts = parseContacts(header("Contact") || "");
   if (contacts.length !== 1 || !has(contacts[0].uriParams, "pn-provider")) return null;
@@ -257,7 +257,7 @@ function fire(entry: string, nowS: number): void {
     ringsUntilMs: expiresAt * 1000,
     expiresAtMs: expiresAt * 1000,
   };
-  relayToHelper(JSON.stringify(request));
+  relayRememberedPush(request);
   KSR.htable.sht_inc(STATS_TABLE, "refresh_pushes");
   // No instance in the line: a device without +sip.instance is named by its Contact URI, push token and all.
   logInfo(

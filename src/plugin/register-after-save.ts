@@ -15,7 +15,9 @@ import {
   takeCallsToFork,
   takeHeldCalls,
 } from "./hold-call";
+import { tellPushedPhonesCallEnded } from "./invite-flow";
 import { logInfo } from "./log";
+import { CLUSTER_MESSAGE_VERSION } from "../protocol";
 import { contactExpires, ParsedContact, parseContacts } from "./parse-contact";
 import { deviceInstance, readPushParams } from "./parse-push-params";
 import { aorOf, header, pvString, setVar } from "./sip-message";
@@ -23,32 +25,75 @@ import { aorOf, header, pvString, setVar } from "./sip-message";
 export function onRegister(): void {
   setVar("pusher_resume", 0);
   setVar("pusher_resume_queue", "");
+  const registering = registeringPhone();
+  if (!registering) return;
+  forkRingingCalls(registering.aor, registering.phone);
+  deliverHeldCalls(registering.aor, registering.phone);
+}
+
+interface Registering {
+  aor: string;
+  phone: RegisteringPhone;
+  /** The Contact URI of the binding that registers (the last one with an expiry). */
+  uri: string;
+}
+
+/** The phone this REGISTER registers, or null for a fetch or a de-REGISTER. */
+function registeringPhone(): Registering | null {
   const contactHeader = header("Contact");
-  if (!contactHeader) return;
+  if (!contactHeader) return null;
   const expiresHeader = header("Expires");
   const contacts = parseContacts(contactHeader).filter(function (contact) {
     return contactExpires(contact, expiresHeader) > 0;
   });
-  if (!contacts.length) return;
-  const aor = aorOf(pvString("$tU"), pvString("$td"));
+  if (!contacts.length) return null;
   const registering = contacts[contacts.length - 1];
-  const phone: RegisteringPhone = { instance: deviceInstance(registering), tokens: tokensOf(contacts) };
-  forkRingingCalls(aor, phone);
-  deliverHeldCalls(aor, phone);
-  // In a cluster, calls held on other nodes for this AOR are theirs to deliver (cluster.ts).
-  tellNodesHoldingCalls(aor, phone.instance, phone.tokens, registering.uri, header("Path") || "");
+  return {
+    aor: aorOf(pvString("$tU"), pvString("$td")),
+    phone: { instance: deviceInstance(registering), tokens: tokensOf(contacts) },
+    uri: registering.uri,
+  };
 }
 
 /**
- * request_route, a KDMQ request of peer "pusher": a phone registered on another node of the cluster. Its calls held
- * here are delivered through that node (route PUSHER_INTERNAL_DELIVER_REMOTE, with the $var(pusher_remote_*) set
- * by readClusterMessage); a call ringing here is forked to it. Sets $var(pusher_resume…) as onRegister does.
+ * REGISTER, before save() and the device records' write (register-before-save.ts, or route
+ * PUSHER_INTERNAL_TELL_CLUSTER for one cfg answers alone), when $var(pusher_calls_elsewhere) is 1: another node
+ * holds or rings a call for the AOR (cluster.ts). Telling it first saves it the database write and the answer.
  */
-export function onClusterRegistration(): void {
+export function tellClusterOfRegistration(): void {
+  if (pvString("$var(pusher_calls_elsewhere)") !== "1") return;
+  const registering = registeringPhone();
+  if (!registering) return;
+  tellNodesHoldingCalls(registering.aor, {
+    v: CLUSTER_MESSAGE_VERSION,
+    type: "registered",
+    aor: registering.aor,
+    instance: registering.phone.instance,
+    tokens: registering.phone.tokens,
+    contact: registering.uri,
+    path: header("Path") || "",
+    registeredAt: pvString("$var(pusher_register_at)"),
+  });
+}
+
+/**
+ * request_route, a KDMQ request of peer "pusher" from another node of the cluster. A phone registered there: its
+ * calls held here are delivered through that node (route PUSHER_INTERNAL_DELIVER_REMOTE, with the
+ * $var(pusher_remote_*) set by readClusterMessage); a call ringing here is forked to it. A pushed phone's REGISTER
+ * failed there: its calls held here end (route PUSHER_INTERNAL_PUSH_FAILED, $var(pusher_resume_failed) 1). Sets
+ * $var(pusher_resume…) as onRegister does.
+ */
+export function onClusterMessage(): void {
   setVar("pusher_resume", 0);
   setVar("pusher_resume_queue", "");
+  setVar("pusher_resume_failed", 0);
   const message = readClusterMessage();
   if (!message) return;
+  if (message.type === "register-failed") {
+    setVar("pusher_resume_failed", 1);
+    endCallsOfFailedRegister(message.aor, message.tokens, message.code + " on another node");
+    return;
+  }
   // tsilo forks a ringing call to the phones this node's usrloc holds: the new binding must be there first. It comes
   // by dmq_usrloc, which this KDMQ request can overtake.
   if (hasRingingCalls(message.aor)) waitForBinding(message.aor, message.contact);
@@ -113,6 +158,19 @@ export function onRegisterFailed(code: string): void {
   const tokens = tokensOf(contactHeader ? parseContacts(contactHeader) : []);
   if (!tokens.length) return;
   const aor = aorOf(pvString("$tU"), pvString("$td"));
+  // In a cluster the pushed phone's calls may be held on another node (cluster.ts): it ends its own.
+  tellNodesHoldingCalls(aor, {
+    v: CLUSTER_MESSAGE_VERSION,
+    type: "register-failed",
+    aor: aor,
+    tokens: tokens,
+    code: code,
+  });
+  endCallsOfFailedRegister(aor, tokens, code);
+}
+
+/** Queues the held calls of `aor` pushed to one of `tokens` for cfg to end (RFC 8599 §5.6.2). */
+function endCallsOfFailedRegister(aor: string, tokens: string[], code: string): void {
   const calls = endHeldCallsPushedTo(aor, tokens);
   if (!calls.length) return;
   const refs: string[] = [];
@@ -120,6 +178,8 @@ export function onRegisterFailed(code: string): void {
     logInfo(
       "REGISTER of a pushed phone failed with " + code + ": ending held call-id=" + calls[i].callId + " aor=" + aor,
     );
+    // Its other pushed phones may show the call ringing: told as when t2 passes (that phone got the error).
+    tellPushedPhonesCallEnded(calls[i], "cancelled");
     refs.push(calls[i].callRef);
   }
   setVar("pusher_resume_queue", refs.join(","));

@@ -16,6 +16,7 @@ import { PushProvider } from "../protocol";
 import { DEFAULT_WEBPUSH_ENDPOINT_HOSTS, endpointAllowed, endpointAuthority } from "../webpush-endpoint";
 import { DeviceRecord } from "../device-record";
 import { appleBundleOf, isTopicOfApp } from "../apple-bundle";
+import { tellClusterOfRegistration } from "./register-after-save";
 import { ensureDevicesLoaded, removeAllDevices, removeDevice, saveDevice, withRowsWrittenOnce } from "./device-store";
 import { markOf } from "./register-marks";
 import { logError, logInfo, logWarn } from "./log";
@@ -24,7 +25,7 @@ import { deviceInstance, PushBinding, readPushParams } from "./parse-push-params
 import { minExpiresOf, planRefreshOf, RefreshableContact, refreshableContact } from "./refresh-pushes";
 import { currentConfig, withConfig } from "./settings";
 import { STATE_TABLE, firstTimeIn, getNumber } from "./shared-state";
-import { aorOf, aorOfText, header, pvString, receivingProxyUri, setVar } from "./sip-message";
+import { aorOf, aorOfText, header, pvOwnString, pvString, receivingProxyUri, setVar } from "./sip-message";
 import { matchUserAgent, pushParamNamesOf, ruleAcceptsApp } from "./user-agent-rules";
 import { instanceIdProblem, pushBindingProblem } from "./validate-push-params";
 import { repairContact } from "./repair-contact";
@@ -193,20 +194,22 @@ function addOnce(list: string[], value: string): void {
   if (list.indexOf(value) < 0) list.push(value);
 }
 
+/** `userAgent` and `expiresHeader`: the REGISTER's, read once for all its contacts (each read crosses into C). */
 function planContact(
   plan: RegisterPlan,
   contact: ParsedContact,
   aor: string,
   rule: UserAgentRule | null,
   config: PusherConfig,
+  userAgent: string,
+  expiresHeader: string | null,
 ): void {
-  if (contactExpires(contact, header("Expires")) <= 0) {
+  if (contactExpires(contact, expiresHeader) <= 0) {
     // RFC 8599 §4.1.2: removing the binding disables push; the record goes at once.
     plan.removals.push(deviceInstance(contact));
     return;
   }
   const reading = readPushParams(contact, pushParamNamesOf(rule));
-  const userAgent = pvString("$ua");
   if (reading.kind === "none") return;
   if (reading.kind === "query") {
     const supported = configuredProviders(config);
@@ -324,7 +327,8 @@ function recordOf(aor: string, binding: PushBinding, rule: UserAgentRule | null,
  * Route PUSHER_REGISTER_BEFORE_SAVE's one call into JavaScript, in the order the three steps had as calls of their
  * own (each costs a jsdt_run, the config read and the Contact read again): pusher_check_refresh_interval (a binding
  * too short for its refresh push: $var(pusher_min_expires), cfg answers 423 and nothing is stored), then
- * pusher_register_devices ($var(pusher_refuse) 1: cfg answers 555), then pusher_plan_refresh.
+ * pusher_register_devices ($var(pusher_refuse) 1: cfg answers 555), then pusher_plan_refresh. In a cluster a
+ * REGISTER that is not refused 423 tells another node holding the AOR's calls first (tellClusterOfRegistration).
  */
 export function registerBeforeSave(): void {
   withConfig(function (config: PusherConfig): void {
@@ -339,7 +343,9 @@ export function registerBeforeSave(): void {
       found = null;
     }
     setVar("pusher_min_expires", minExpires);
-    if (minExpires > 0 || registerDevices()) return;
+    if (minExpires > 0) return;
+    tellClusterOfRegistration();
+    if (registerDevices()) return;
     planRefreshOf(config, found);
   });
 }
@@ -393,7 +399,9 @@ export function registerDevices(): boolean {
     return false;
   }
   const config = currentConfig();
-  const rule = matchUserAgent(config.userAgents, pvString("$ua"));
+  const userAgent = pvString("$ua");
+  const expiresHeader = header("Expires");
+  const rule = matchUserAgent(config.userAgents, userAgent);
   const plan: RegisterPlan = { records: [], removals: [], featureCaps: [], vapidKey: "", unsupported: [] };
   let contacts = parseContacts(contactValue);
   if (contacts.length > MAX_CONTACTS) {
@@ -408,7 +416,7 @@ export function registerDevices(): boolean {
     );
     contacts = contacts.slice(0, MAX_CONTACTS);
   }
-  for (let i = 0; i < contacts.length; i++) planContact(plan, contacts[i], aor, rule, config);
+  for (let i = 0; i < contacts.length; i++) planContact(plan, contacts[i], aor, rule, config, userAgent, expiresHeader);
 
   if (plan.unsupported.length && getNumber(STATE_TABLE, "reject_unsupported") > 0) {
     logInfo(
@@ -432,7 +440,7 @@ export function registerDevices(): boolean {
   const authenticatedAor = authenticatedText === "*" ? "*" : aorOfText(authenticatedText);
   const rememberable = plan.records.length === 1 && !plan.removals.length && plan.featureCaps.length <= 1;
   const mark = rememberable
-    ? markOf(pvString("$var(pusher_binding_key)"), plan.featureCaps.length ? plan.featureCaps[0] : "")
+    ? markOf(pvOwnString("$var(pusher_binding_key)"), plan.featureCaps.length ? plan.featureCaps[0] : "")
     : "";
   // Several changes: each AOR's row is written once, after them all (one change writes it as it goes).
   if (plan.records.length + plan.removals.length > 1) {

@@ -8,7 +8,8 @@ export const TOKENS_TABLE = "pusher_tokens";
 /** AORs whose record the database has not got (it failed or was held): AOR → epoch s of the next retry (0: the
  * timer's next tick). Node-local, never replicated: the node that took the change writes it (device-store.ts). */
 export const UNSAVED_TABLE = "pusher_unsaved";
-/** Held calls (`call:<callRef>`) and the calls waiting per AOR (`wait:<aor>`). */
+/** Held calls (`call:<callRef>`), the calls waiting per AOR (`wait:<aor>`), and the call-ended, message and refresh
+ * pushes awaiting their result (`sent:<ref>`, sent-pushes.ts). */
 export const CALLS_TABLE = "pusher_calls";
 /** One-time registration tokens (`regtoken:<token>`, register-token.ts): replicated in a cluster, as a phone woken
  * by a call held on one node may register on another. */

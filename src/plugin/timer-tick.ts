@@ -1,12 +1,14 @@
 // The plugin's timer: route PUSHER_INTERNAL_TIMER (kamailio/pusher.cfg, rtimer every second, in its own process)
-// runs it. Each second: the refresh pushes that are due (refresh-pushes.ts), then the device records the database
-// has not got yet (device-store.ts retryDeviceDatabase: nothing to do while it answers); every
-// MESSAGE_EXPIRY_INTERVAL_S: the stored messages whose retention ended (message-store.ts); every minute, in a cluster,
+// runs it. Each second: the refresh pushes that are due (refresh-pushes.ts), in a cluster the load of the device
+// records at start once the other nodes' copy came (device-store.ts loadDevicesAfterClusterSync), then the device
+// records the database has not got yet (device-store.ts retryDeviceDatabase: nothing to do while it answers); every
+// MESSAGE_EXPIRY_INTERVAL_S: the stored messages whose retention ended, and in a cluster the waiting counts other
+// nodes' changes left wrong (message-store.ts); every minute, in a cluster,
 // this node's marks of AORs it holds no call for any more (hold-call.ts).
 
 import { dropStaleMarks } from "./hold-call";
-import { retryDeviceDatabase } from "./device-store";
-import { ensureMessagesLoaded, expireMessages } from "./message-store";
+import { loadDevicesAfterClusterSync, retryDeviceDatabase } from "./device-store";
+import { ensureMessagesLoaded, expireMessages, reconcileWaitingCounts } from "./message-store";
 import { fireDueRefreshes } from "./refresh-pushes";
 
 // Expiry counts in days: a sweep every few seconds is plenty, and its SELECT never runs on a SIP worker.
@@ -20,6 +22,7 @@ let nextMarksSweepAtS = 0;
 
 export function onTimerTick(): void {
   fireDueRefreshes();
+  loadDevicesAfterClusterSync();
   retryDeviceDatabase();
   const nowS = Date.now() / 1000;
   if (nowS >= nextMarksSweepAtS) {
@@ -31,4 +34,5 @@ export function onTimerTick(): void {
   nextExpiryAtS = nowS + MESSAGE_EXPIRY_INTERVAL_S;
   ensureMessagesLoaded();
   expireMessages(nowS);
+  reconcileWaitingCounts(nowS);
 }

@@ -125,7 +125,13 @@ describe("pusher import-kazoo", () => {
     const devCopy = join(dir, "credentials", "com.acme.phone.dev.apple.pem");
     const retiredCopy = join(dir, "credentials", "com.acme.retired.apple.pem");
     expect(config.apps).toEqual({
-      "com.acme.phone.dev": { apple: { certificateFile: devCopy, host: "api.development.push.apple.com" } },
+      "com.acme.phone.dev": {
+        apple: {
+          certificateFile: devCopy,
+          host: "api.development.push.apple.com",
+          sandboxHost: "api.development.push.apple.com",
+        },
+      },
       "com.acme.retired": { apple: { certificateFile: retiredCopy, host: "api.push.apple.com" }, enabled: false },
     });
     expect(Object.keys(config).sort()).toEqual(["apps", "userAgents"]);
@@ -171,6 +177,41 @@ describe("pusher import-kazoo", () => {
     expect(result.stdout).toContain('imported user agent rule AcmePhone "^AcmePhone" (replaced)');
   });
 
+  it("gives an app Kazoo pushed to the APNs sandbox that host as sandboxHost too, and leaves production apps' alone", () => {
+    const result = importDocument({
+      default: { apple: { host: "api.push.apple.com" } },
+      "com.acme.dev": { apple: { certificate: goodPem, host: "api.development.push.apple.com:2197" } },
+      "com.acme.binary": { apple: { certificate: goodPem, host: "gateway.sandbox.push.apple.com" } },
+      "com.acme.sandbox": { apple: { certificate: goodPem, host: "api.sandbox.push.apple.com" } },
+      "com.acme.store": { apple: { certificate: goodPem } },
+      "com.acme.proxy": { apple: { certificate: goodPem, host: "apns-proxy.example.com:8443" } },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const apple = (appId: string) => {
+      const { host, sandboxHost } = configOnDisk().apps[appId].apple;
+      return { host, sandboxHost };
+    };
+    // Kazoo sent all of such an app's pushes there, and its phones never say apns.dev: both keys name the sandbox.
+    expect(apple("com.acme.dev")).toEqual({
+      host: "api.development.push.apple.com:2197",
+      sandboxHost: "api.development.push.apple.com:2197",
+    });
+    expect(apple("com.acme.binary")).toEqual({
+      host: "api.sandbox.push.apple.com",
+      sandboxHost: "api.sandbox.push.apple.com",
+    });
+    expect(apple("com.acme.sandbox")).toEqual({
+      host: "api.sandbox.push.apple.com",
+      sandboxHost: "api.sandbox.push.apple.com",
+    });
+    expect(apple("com.acme.store")).toEqual({ host: "api.push.apple.com", sandboxHost: undefined });
+    expect(apple("com.acme.proxy")).toEqual({ host: "apns-proxy.example.com:8443", sandboxHost: undefined });
+    expect(result.stdout).toContain(
+      "imported apple app com.acme.dev: host api.development.push.apple.com:2197 (the APNs sandbox: sandboxHost too), certificate",
+    );
+    expect(result.stdout).toMatch(/imported apple app com\.acme\.store: host api\.push\.apple\.com, certificate/);
+  });
+
   it("prints what it would import and writes nothing with --dry-run", () => {
     const result = importDocument(kazooDocument(), "--dry-run");
     expect(result.code, result.stderr).toBe(0);
@@ -192,7 +233,7 @@ describe("pusher import-kazoo", () => {
       /^error com\.acme\.locked\.apple: com\.acme\.locked\.apple\.certificate: the private key is encrypted/m,
     );
     expect(result.stderr).toMatch(/^error default\.User-Agents\.Behind: userAgents\[0\]\.regex: uses lookbehind/m);
-    expect(result.stderr).toMatch(/^pusher: 2 item\(s\) of .* could not be imported/m);
+    expect(result.stderr).toMatch(/^pusher: PUSHER_ERR_IMPORT: 2 item\(s\) of .* could not be imported/m);
     const config = configOnDisk();
     expect(config.userAgents).toEqual([{ name: "AcmePhone", regex: "^AcmePhone" }]);
     expect(Object.keys(config.apps).sort()).toEqual(["com.acme.phone.dev", "com.acme.retired"]);
@@ -206,7 +247,7 @@ describe("pusher import-kazoo", () => {
     });
     expect(result.code).toBe(1);
     expect(result.stdout).toContain("pusher apps add-firebase com.acme.android <service-account.json>");
-    expect(result.stderr).toMatch(/^pusher: nothing to import from /m);
+    expect(result.stderr).toMatch(/^pusher: PUSHER_ERR_IMPORT: nothing to import from /m);
     expect(existsSync(join(dir, "pusher.json"))).toBe(false);
   });
 

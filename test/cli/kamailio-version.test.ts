@@ -58,7 +58,7 @@ describe("the Kamailio version", () => {
     expect(result.signal).toBeNull();
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
-      `pusher: ${join(bin, "kamailio")} is kamailio 5.5.4 (x86_64/linux): kamailio-pusher needs Kamailio 5.6 or later (the plugin calls app_jsdt functions of 5.6; ` +
+      `pusher: PUSHER_ERR_KAMAILIO_VERSION: ${join(bin, "kamailio")} is kamailio 5.5.4 (x86_64/linux): kamailio-pusher needs Kamailio 5.6 or later (the plugin calls app_jsdt functions of 5.6; ` +
         "tested on 5.6 and 6.0): install Debian 12's or 13's kamailio kamailio-extra-modules kamailio-utils-modules kamailio-sqlite-modules kamailio-tls-modules, or put a newer kamailio first in PATH\n",
     );
     expect(calls()).toEqual(["-v"]); // asked for its version, never started
@@ -72,7 +72,7 @@ describe("the Kamailio version", () => {
     expect(result.stdout.split("\n")[1]).toMatch(
       /^FAIL .*\/kamailio is kamailio 5\.4\.8 \(x86_64\/linux\): kamailio-pusher needs Kamailio 5\.6 or later/,
     );
-    expect(result.stderr).toBe("pusher: Kamailio failed the check\n");
+    expect(result.stderr).toBe("pusher: PUSHER_ERR_CHECK: Kamailio failed the check\n");
   });
 
   it("pusher check prints the version of the kamailio in PATH and passes it", () => {

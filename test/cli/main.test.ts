@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ERROR_CODES } from "../../src/errors";
 
 let work: string; // bundle and certificates, shared by all tests
 let dir: string; // one fresh config directory per test
@@ -99,16 +100,47 @@ describe("pusher apps", () => {
     expect(apps["com.example.test"].apple.host).toBe("127.0.0.1:2197");
   });
 
+  it("stores --sandbox-host as the app's sandboxHost, and refuses one that is not host or host:port as --host is", () => {
+    const saved = pusher("apps", "add-apple", "com.example.phone", goodPem, "--sandbox-host", "127.0.0.1:2197");
+    expect(saved.code, saved.stderr).toBe(0);
+    expect(saved.stdout).toContain("host api.push.apple.com, sandbox host 127.0.0.1:2197,");
+    expect(configOnDisk().apps["com.example.phone"].apple).toEqual({
+      certificateFile: join(dir, "credentials", "com.example.phone.apple.pem"),
+      host: "api.push.apple.com",
+      sandboxHost: "127.0.0.1:2197",
+    });
+    // After a positional host too; without the option the key stays out (the default is Apple's sandbox).
+    expect(
+      pusher("apps", "add-apple", "com.example.test", goodPem, "127.0.0.1:2196", "--sandbox-host=sb.example").code,
+    ).toBe(0);
+    expect(configOnDisk().apps["com.example.test"].apple).toMatchObject({
+      host: "127.0.0.1:2196",
+      sandboxHost: "sb.example",
+    });
+    expect(configOnDisk().apps["com.example.phone"].apple.sandboxHost).toBe("127.0.0.1:2197");
+    const before = readFileSync(join(dir, "pusher.json"), "utf8");
+    const refused = pusher("apps", "add-apple", "com.example.other", goodPem, "--sandbox-host", "https://sandbox");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      'pusher: PUSHER_ERR_CONFIG: --sandbox-host: must be host or host:port, got "https://sandbox"\n',
+    );
+    expect(readFileSync(join(dir, "pusher.json"), "utf8")).toBe(before);
+    // Only the add-apple commands take it.
+    const firebase = pusher("apps", "add-firebase", "com.example.android", goodPem, "--sandbox-host", "sb.example");
+    expect(firebase.code).toBe(2);
+    expect(firebase.stderr).toContain('--sandbox-host is not an option of "apps add-firebase"');
+  });
+
   it("refuses a host that is not host or host:port", () => {
     const result = pusher("apps", "add-apple", "com.example.phone", goodPem, "https://api.push.apple.com");
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^pusher: host: must be host or host:port/);
+    expect(result.stderr).toMatch(/^pusher: PUSHER_ERR_CONFIG: host: must be host or host:port/);
   });
 
   it("refuses an encrypted private key with a coded one-line message and writes nothing", () => {
     const result = pusher("apps", "add-apple", "com.example.phone", encryptedPem);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^pusher: .*encrypted.*\n$/);
+    expect(result.stderr).toMatch(/^pusher: PUSHER_ERR_BAD_CERTIFICATE: .*encrypted.*\n$/);
     expect(existsSync(join(dir, "pusher.json"))).toBe(false);
     expect(existsSync(join(dir, "credentials"))).toBe(false);
   });
@@ -162,7 +194,7 @@ describe("pusher apps", () => {
 
     const again = pusher("apps", "remove", "com.example.phone");
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/^pusher: no app "com.example.phone"/);
+    expect(again.stderr).toMatch(/^pusher: PUSHER_ERR_NO_SUCH_APP: no app "com.example.phone"/);
   });
 });
 
@@ -191,7 +223,7 @@ describe("pusher ua", () => {
     const result = pusher("ua", "add", "Bad", "(unclosed");
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
-      /^pusher: .*pusher\.json not changed: userAgents\[1\]\.regex: is not a valid regular expression/,
+      /^pusher: PUSHER_ERR_CONFIG: .*pusher\.json not changed: userAgents\[1\]\.regex: is not a valid regular expression/,
     );
     expect(readFileSync(join(dir, "pusher.json"), "utf8")).toBe(before);
   });
@@ -213,14 +245,16 @@ describe("the config file", () => {
     writeFileSync(join(dir, "pusher.json"), JSON.stringify({ timers: { pushWait: 15000 } }));
     const result = pusher("apps", "list");
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe(`pusher: ${join(dir, "pusher.json")}: timers.pushWait: unknown key\n`);
+    expect(result.stderr).toBe(
+      `pusher: PUSHER_ERR_CONFIG: ${join(dir, "pusher.json")}: timers.pushWait: unknown key\n`,
+    );
   });
 
   it("names the file and the parse error when pusher.json is not JSON", () => {
     writeFileSync(join(dir, "pusher.json"), "{ nope");
     const result = pusher("ua", "list");
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^pusher: .*pusher\.json is not valid JSON: /);
+    expect(result.stderr).toMatch(/^pusher: PUSHER_ERR_CONFIG_FILE: .*pusher\.json is not valid JSON: /);
   });
 
   it("uses PUSHER_CONFIG when --config is not given", () => {
@@ -245,7 +279,27 @@ describe("the command line", () => {
     ]) {
       const result = pusher(...args);
       expect(result.code, args.join(" ")).toBe(2);
-      expect(result.stderr).toMatch(/^pusher: .*\(see pusher help\)\n$/);
+      expect(result.stderr).toMatch(/^pusher: PUSHER_ERR_USAGE: .*\(see pusher help\)\n$/);
+    }
+  });
+
+  it("prints a failure as one line, pusher: <code>: <message>, the code one of docs/errors.md's", () => {
+    writeFileSync(join(dir, "broken.json"), "{ nope");
+    for (const [args, code] of [
+      [["frobnicate"], "PUSHER_ERR_USAGE"],
+      [["apps", "remove", "com.example.none"], "PUSHER_ERR_NO_SUCH_APP"],
+      [["apps", "add-apple", "../evil", goodPem], "PUSHER_ERR_BAD_APP_ID"],
+      [["--config", join(dir, "broken.json"), "ua", "list"], "PUSHER_ERR_CONFIG_FILE"],
+    ] as const) {
+      const result = spawnSync(
+        process.execPath,
+        [cli, ...(args[0] === "--config" ? [] : ["--config", join(dir, "pusher.json")]), ...args],
+        {
+          encoding: "utf8",
+        },
+      );
+      expect(result.stderr, args.join(" ")).toMatch(new RegExp(`^pusher: ${code}: \\S.*\n$`));
+      expect(Object.keys(ERROR_CODES)).toContain(code);
     }
   });
 
@@ -281,6 +335,6 @@ describe("the command line", () => {
   it("refuses a malformed --listen for start before starting anything", () => {
     const result = pusher("start", "--listen", "udp:127.0.0.1:5060", "--listen", "sctp:1.2.3.4:5060");
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^pusher: --listen: must look like proto:ip:port/);
+    expect(result.stderr).toMatch(/^pusher: PUSHER_ERR_CONFIG: --listen: must look like proto:ip:port/);
   });
 });

@@ -99,6 +99,30 @@ describe("pusher apps add-apple-token", () => {
     expect(result.stdout).not.toContain("PRIVATE KEY");
   });
 
+  it("stores --sandbox-host as sandboxHost, checked as --host is", async () => {
+    const token = ["--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID];
+    const result = await pusher("apps", "add-apple-token", "com.example.phone", ...token, "--sandbox-host", apns.host);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`host api.push.apple.com, sandbox host ${apns.host},`);
+    expect(config().apps["com.example.phone"].apple).toMatchObject({
+      host: "api.push.apple.com",
+      sandboxHost: apns.host,
+    });
+    const refused = await pusher(
+      "apps",
+      "add-apple-token",
+      "com.example.other",
+      ...token,
+      "--sandbox-host",
+      "sb:99999",
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      'pusher: PUSHER_ERR_CONFIG: --sandbox-host: must be host or host:port, got "sb:99999"\n',
+    );
+    expect(config().apps["com.example.other"]).toBeUndefined();
+  });
+
   it("refuses a key id that is not Apple's 10 characters, and a key that is not EC P-256", async () => {
     const badId = await pusher(
       "apps",

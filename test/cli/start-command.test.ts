@@ -4,9 +4,9 @@
 // The cluster options (--node-id …) are checked as the cluster.* keys are, naming the option.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { ROOT } from "../support/pusher-process";
 
 let dir: string;
@@ -38,7 +38,7 @@ it("refuses sip.auth false on an address other machines reach, naming sip.auth a
     const run = start({ listen, auth: false });
     expect(run.code, listen.join(" ")).toBe(1);
     expect(run.output).toMatch(
-      /^pusher: sip\.auth is false while sip\.listen \(or --listen\) has \S+, which other machines may reach: .* --insecure-no-auth to insist\n$/,
+      /^pusher: PUSHER_ERR_CONFIG: sip\.auth is false while sip\.listen \(or --listen\) has \S+, which other machines may reach: .* --insecure-no-auth to insist\n$/,
     );
     expect(run.output).toContain(listen[listen.length - 1]);
     expect(existsSync(join(dir, "state"))).toBe(false);
@@ -98,7 +98,7 @@ it("takes a cluster node's options instead of cluster.*, refusing a value as the
   expect(sqlite.code).toBe(1);
   expect(sqlite.output).toMatch(
     new RegExp(
-      `^pusher: --database \\(instead of ${config}'s cluster\\.database\\): cluster\\.database: must be a postgres:// URL: an sqlite file belongs to one node`,
+      `^pusher: PUSHER_ERR_CONFIG: --database \\(instead of ${config}'s cluster\\.database\\): cluster\\.database: must be a postgres:// URL: an sqlite file belongs to one node`,
     ),
   );
   const peer = start(
@@ -109,11 +109,11 @@ it("takes a cluster node's options instead of cluster.*, refusing a value as the
     "--database",
     "postgres://p@db/pusher",
   );
-  expect(peer.output).toContain("pusher: --peers (instead of");
+  expect(peer.output).toContain("pusher: PUSHER_ERR_CONFIG: --peers (instead of");
   expect(peer.output).toContain("cluster.peers[1]: must be another node's DMQ host:port");
   // A key no option gave: the file with the options is named.
   expect(start({ auth: true }, "--node-id", "1").output).toContain(
-    `pusher: ${config} with the cluster options: cluster.dmqListen: must be set when cluster.nodeId is`,
+    `pusher: PUSHER_ERR_CONFIG: ${config} with the cluster options: cluster.dmqListen: must be set when cluster.nodeId is`,
   );
   expect(existsSync(join(dir, "state"))).toBe(false);
   // Accepted: the next step finds no kamailio in this PATH.
@@ -135,7 +135,7 @@ it("counts a cluster node's DMQ address as a listen address other machines may r
   );
   expect(run.code).toBe(1);
   expect(run.output).toMatch(
-    /^pusher: sip\.auth is false while sip\.listen \(or --listen\) has udp:192\.0\.2\.1:5090, which other machines may reach/,
+    /^pusher: PUSHER_ERR_CONFIG: sip\.auth is false while sip\.listen \(or --listen\) has udp:192\.0\.2\.1:5090, which other machines may reach/,
   );
 });
 
@@ -149,4 +149,68 @@ it("takes the cluster options only with start, each once", () => {
   expect(other.status).toBe(2);
   expect(other.stderr).toContain(`--node-id is only valid with "start"`);
   expect(start({ auth: true }, "--peers", "a:1", "--peers", "b:1").output).toContain("--peers given more than once");
+});
+
+/**
+ * `pusher start` up to the point where Kamailio runs, with a fake `kamailio` first in PATH: it answers -v as 5.6.3,
+ * and as Kamailio writes the folder it was started in to kamailio.cwd and exits 1 (a start-up failure), so the start
+ * has written its state files and stops with nothing left running. Then `pusher reload` against that state dir: it
+ * writes the runtime copy, then finds no Kamailio on the ctl socket (PUSHER_ERR_RPC).
+ */
+function startWithFakeKamailio(...args: string[]) {
+  const work = mkdtempSync(join(dir, "fake-"));
+  const bin = join(work, "bin");
+  mkdirSync(bin);
+  writeFileSync(
+    join(bin, "kamailio"),
+    `#!/bin/sh\nif [ "$1" = -v ]; then printf 'version: kamailio 5.6.3 (x86_64/linux)\\nflags: USE_TCP\\n'; exit 0; fi\n` +
+      `pwd > ${JSON.stringify(join(work, "kamailio.cwd"))}\nexit 1\n`,
+  );
+  chmodSync(join(bin, "kamailio"), 0o755);
+  const config = join(work, "pusher.json");
+  writeFileSync(config, JSON.stringify({ sip: { auth: false, listen: ["udp:127.0.0.1:5060"] } }));
+  const env = { ...process.env, PATH: bin + delimiter + process.env.PATH };
+  const run = (...words: string[]) => {
+    const result = spawnSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", config, ...words], {
+      encoding: "utf8",
+      env,
+      timeout: 20_000,
+      killSignal: "SIGKILL",
+    });
+    return { code: result.status, output: result.stdout + result.stderr };
+  };
+  const started = run("start", ...args);
+  return { work, config, started, run, state: join(work, "pusher-state") };
+}
+
+it("runs Kamailio in the folder of its cfg, so that the cfg's relative include_file paths resolve there", () => {
+  const { work, started } = startWithFakeKamailio();
+  expect(started.output).toContain("kamailio exited with code 1 during start-up");
+  expect(readFileSync(join(work, "kamailio.cwd"), "utf8").trim()).toBe(join(ROOT, "kamailio"));
+});
+
+it("keeps its cluster options for pusher reload, which applies them over the file's cluster.* as start did", () => {
+  const database = "postgres://p:secret@db/pusher";
+  const { state, started, run } = startWithFakeKamailio(...CLUSTER_OPTIONS, "--database", database);
+  expect(started.output).toContain("kamailio exited with code 1 during start-up");
+  const saved = join(state, "cluster-options.json");
+  expect(JSON.parse(readFileSync(saved, "utf8"))).toEqual({
+    nodeId: "1",
+    nodes: "2",
+    dmqListen: "127.0.1.1:5090",
+    peers: "127.0.1.2:5090",
+    database,
+  });
+  expect(statSync(saved).mode & 0o777).toBe(0o600); // --database may hold a password
+  const running = JSON.parse(readFileSync(join(state, "pusher.runtime.json"), "utf8")).cluster;
+  expect(running).toEqual({ nodeId: 1, nodes: 2, dmqListen: "127.0.1.1:5090", peers: ["127.0.1.2:5090"], database });
+
+  // The file has no cluster section: reload writes the runtime copy with start's cluster, not the file's (none).
+  const reload = run("reload");
+  expect(reload.output).toMatch(/^pusher: PUSHER_ERR_RPC: /m); // no Kamailio on the ctl socket
+  expect(JSON.parse(readFileSync(join(state, "pusher.runtime.json"), "utf8")).cluster).toEqual(running);
+
+  // A start without cluster options leaves none behind for the next reload.
+  expect(run("start").output).toContain("kamailio exited with code 1 during start-up");
+  expect(existsSync(saved)).toBe(false);
 });

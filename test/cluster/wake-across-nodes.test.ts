@@ -5,6 +5,8 @@
 // sends nothing. Nodes on 127.0.1.x, phones and callers on 127.0.0.x (test/support/cluster.ts, topology.ts).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Cluster, startCluster } from "../support/cluster";
+import { callState } from "../support/kamailio-checks";
+import { runSipp } from "../support/sipp";
 import { Phone } from "../support/topology";
 import {
   APP_ID,
@@ -94,7 +96,7 @@ describe("a phone that wakes on another node than the one that holds its call", 
     expect(wakes(3).failures + wakes(1).failures).toBe(before[3].failures + before[1].failures);
     // Delivered and answered: node 1 keeps nothing of the call, and its mark of the AOR is gone on every node.
     await waitUntil(
-      () => !cluster.node(1).rpc("htable.dump", "pusher_calls").includes(callId),
+      () => !callState(cluster.node(1).rpc).includes(callId),
       5000,
       `no item of ${callId} in node 1's pusher_calls`,
     );
@@ -172,5 +174,32 @@ describe("a phone that wakes on another node than the one that holds its call", 
     expect(wakes(3)).toEqual(before);
     for (const node of cluster.nodes)
       expect(node.pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${phone.aor}`));
+  });
+  it("ends on node 1 with 480 at once the held call of a pushed phone whose REGISTER fails on node 3 (RFC 8599 §5.6.2)", async () => {
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = cluster.apns.newDevice(APP_ID);
+    await registerPhone(cluster.node(2), phone, pushParams(token)); // its connection closed: pushed at once
+    await everyNodeKnows(phone.aor, token);
+    const caller = call(cluster.node(1), phone, "call-unavailable.xml");
+    await waitForPushes(cluster.apns, token, 1, 8000, cluster.node(1));
+    const startedAt = Date.now();
+    // q=5 is out of range: node 3's registrar refuses the REGISTER with 400, after the plugin's hooks ran.
+    const woken = await phone.newSocket();
+    const failed = await runSipp({
+      scenario: "register.xml",
+      remotePort: cluster.node(3).sipPort,
+      remoteHost: cluster.nodes[2].host,
+      localIp: woken.address,
+      localPort: woken.port,
+      transport: woken.transport,
+      keys: woken.keys({ contact: woken.contact(`;q=5${pushParams(token)}`) }),
+    });
+    expect(failed.code).not.toBe(0);
+    const result = await caller;
+    expect(result.code, result.output + cluster.output()).toBe(0);
+    expect(result.endedAtMs - startedAt).toBeLessThan(TIMERS.pushWaitMs / 2); // t2 would end it later
+    expect(cluster.node(1).output()).toMatch(
+      /REGISTER of a pushed phone failed with \S+ on another node: ending held call-id=/,
+    );
   });
 });

@@ -12,7 +12,7 @@ import { MockApns } from "../support/mock-apns";
 import { TEST_CA_DIR } from "../support/pusher-process";
 import { DOMAIN } from "../support/topology";
 import { APP_ID, pushParams } from "../support/wake-fixture";
-import { SipClient, invite, register } from "./support/sip-client";
+import { SipClient, cancel, invite, register } from "./support/sip-client";
 import { SeparateServices, separateServices, waitUntil } from "./support/processes";
 
 /** evapi's default max_clients (its README): the slots a lock-out would have to fill. */
@@ -292,6 +292,62 @@ it("obeys a push result only when it names the call, AOR, instance and token of 
     helper.send(result);
     await waitUntil(() => !devices().includes(ALICE_TOKEN), 3000, "alice's dead token to go");
     expect(services.rpc("htable.dump", "pusher_calls")).not.toContain(`call:${request.callRef}`);
+    expect(devices()).toContain(BOB_TOKEN);
+  } finally {
+    helper.socket.destroy();
+  }
+}, 30000);
+
+it("obeys a result that comes after its call ended only when it names that call's Call-ID and AOR too", async () => {
+  // Run alone, the real helper holds the link; after the previous test its stand-in is gone and alice too.
+  if (services.helper && services.helper.exitCode === null && services.helper.signalCode === null) await killHelper();
+  expect((await phone.send(register(phone, "alice", DOMAIN, pushParams(ALICE_TOKEN))).final)?.status).toBe(200);
+  const connected = (services.kamailioOutput().match(/pusher: helper connected \(pid 1,/g) ?? []).length;
+  const helper = await connectAsHelper();
+  try {
+    await waitUntil(
+      () => (services.kamailioOutput().match(/pusher: helper connected \(pid 1,/g) ?? []).length > connected,
+      3000,
+      "Kamailio to take the new stand-in as the helper",
+    );
+    const placed = invite(phone, "alice", DOMAIN);
+    phone.send(placed);
+    await waitUntil(() => helper.frames.some((frame) => frame.type === "push"), 5000, "alice's push request");
+    const request = helper.frames.find((frame) => frame.type === "push") as { [key: string]: any };
+    // The caller gives up before the result comes: the call is forgotten, its push remembered (sent-pushes.ts).
+    phone.send(cancel(placed));
+    await waitUntil(
+      () => !services.rpc("htable.dump", "pusher_calls").includes(`call:${request.callRef}`),
+      5000,
+      "the cancelled call to be forgotten",
+    );
+    expect(services.rpc("htable.dump", "pusher_calls")).toContain(`sent:${request.callRef}`);
+    const result = {
+      type: "push-result",
+      callRef: request.callRef,
+      callId: request.callId,
+      aor: request.aor,
+      instance: request.device.instance,
+      outcome: "failed",
+      code: "PUSHER_ERR_APNS_UNREGISTERED",
+      dropToken: true,
+      token: request.device.token,
+    };
+    // The call's ref, instance and token, but another AOR or another call: neither may take the remembered push.
+    helper.send({ ...result, aor: `bob@${DOMAIN}` });
+    helper.send({ ...result, callId: "another-call@127.0.0.1" });
+    helper.send({ type: "stats-request", id: 43 });
+    await waitUntil(
+      () => helper.frames.some((frame) => frame.type === "stats" && frame.id === 43),
+      3000,
+      "the stats report",
+    );
+    expect(devices()).toContain(ALICE_TOKEN);
+    expect(services.rpc("htable.dump", "pusher_calls")).toContain(`sent:${request.callRef}`);
+    // The true answer still finds it: alice's dead token goes.
+    helper.send(result);
+    await waitUntil(() => !devices().includes(ALICE_TOKEN), 3000, "alice's dead token to go");
+    expect(services.rpc("htable.dump", "pusher_calls")).not.toContain(`sent:${request.callRef}`);
     expect(devices()).toContain(BOB_TOKEN);
   } finally {
     helper.socket.destroy();

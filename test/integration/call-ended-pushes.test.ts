@@ -14,7 +14,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ListedDevice } from "../../src/cli/devices-command";
 import { MockApns, RecordedRequest } from "../support/mock-apns";
+import { MockFcm } from "../support/mock-fcm";
 import { PusherProcess, ROOT, startPusher, TEST_CA_DIR } from "../support/pusher-process";
+import { SipCaller } from "../support/sip-caller";
+import { runSipp } from "../support/sipp";
 import { Phone, SECOND_DOMAIN } from "../support/topology";
 import { call, registerAndAnswer, registerPhone, sharedCallId, waitForPushes } from "../support/wake-fixture";
 import { waitUntil } from "../support/wait-until";
@@ -28,10 +31,13 @@ const LINPHONE_BUNDLE = "org.example.linphone";
 const LINPHONE_UA = "LinphoneiOS/5.2.0 (iPhone) LinphoneSDK/5.3.0";
 const KEY_ID = "CEKEY00001";
 const TEAM_ID = "CETEAM0001";
+/** An Android app (Kazoo params, pn-type=firebase) on the mock FCM. */
+const ANDROID_APP = "com.example.endedandroid";
 const TIMERS = { inviteFirstMs: 1000, pushWaitMs: 3000, afterWakeMs: 5000 };
 
 let work: string;
 let apns: MockApns;
+let fcm: MockFcm;
 let pusher: PusherProcess;
 
 beforeAll(async () => {
@@ -45,6 +51,7 @@ beforeAll(async () => {
     signingKeys: [{ keyId: KEY_ID, teamId: TEAM_ID, publicKey: key.publicKey }],
   });
   const credentials = { keyFile, keyId: KEY_ID, teamId: TEAM_ID };
+  fcm = await MockFcm.start({ caDir: TEST_CA_DIR });
   pusher = await startPusher({
     timers: TIMERS,
     userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
@@ -52,13 +59,16 @@ beforeAll(async () => {
       [KAZOO_APP]: { apple: apns.appleConfig(credentials) },
       [VOIP_ENDED_APP]: { apple: apns.appleConfig({ ...credentials, callEndedVoipPush: true }) },
       [LINPHONE_BUNDLE]: { apple: apns.appleConfig(credentials) },
+      [ANDROID_APP]: {
+        firebase: { serviceAccountFile: fcm.createServiceAccount(work, "ended-project"), host: fcm.host },
+      },
     },
   });
 }, 30000);
 
 afterAll(async () => {
   await pusher?.stop();
-  await apns?.close();
+  await Promise.all([apns?.close(), fcm?.close()]);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -357,5 +367,311 @@ describe("a push refused as not for its topic", () => {
       new RegExp(`configuration error: token \\S+ of app ${KAZOO_APP} is not for topic ${KAZOO_APP}\\.voip`),
     );
     expect(testLog()).not.toMatch(new RegExp(`device removed aor=${phone.aor}`));
+  });
+});
+
+describe("a dead token reported by a call-ended push", () => {
+  it("drops only the alert token APNs answers 410 Unregistered for the Linphone device's call-ended notice: the device keeps its VoIP token, and the next call rings it", async () => {
+    const phone = await Phone.create({ transport: "tcp" });
+    const [alertToken, voipToken] = [apns.newDevice(LINPHONE_BUNDLE, "alert"), apns.newDevice(LINPHONE_BUNDLE, "voip")];
+    apns.replyFor(alertToken, { status: 410, reason: "Unregistered" });
+    await registerLinphone(phone, linphoneTwoTokens(alertToken, voipToken));
+    expect(tokensOf(phone).sort()).toEqual([alertToken, voipToken].sort());
+    const callId = sharedCallId(phone);
+    const caller = await call(pusher, phone, "call-cancelled.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    await pusher.waitFor(new RegExp(`alert token dropped aor=${phone.aor} .*dead`), 10000);
+    expect(apns.requestsFor(voipToken).map((push) => `${push.headers["apns-push-type"]} ${push.status}`)).toEqual([
+      "voip 200",
+    ]);
+    expect(apns.requestsFor(alertToken).map((push) => `${body(push).event} ${push.status}`)).toEqual([
+      "call-cancelled 410",
+    ]);
+    const [device] = devicesOf(phone);
+    expect(devicesOf(phone)).toHaveLength(1);
+    expect(device.token).toBe(voipToken);
+    expect(device.alertToken).toBeUndefined();
+    // Its index entry went with it (pusher_tokens); the VoIP token's stays.
+    const index = pusher.rpc("htable.dump", "pusher_tokens");
+    expect(index).not.toContain(`name: apple:${alertToken}`);
+    expect(index).toContain(`name: apple:${voipToken}`);
+    expect(testLog()).not.toMatch(new RegExp(`device removed aor=${phone.aor} `));
+    // The phone still gets calls at its VoIP token.
+    const next = await call(pusher, phone, "call-cancelled.xml");
+    expect(next.code, next.output).toBe(0);
+    await waitForPushes(apns, voipToken, 2, 5000, pusher);
+    expect(apns.requestsFor(alertToken)).toHaveLength(1);
+  });
+
+  it("removes the Android device whose call-ended push FCM answers UNREGISTERED (the call push before it was delivered)", async () => {
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = `fcm-${randomBytes(8).toString("hex")}:APA91b-call-ended`;
+    fcm.replyFor(
+      token,
+      { status: 200 },
+      { status: 404, errorStatus: "NOT_FOUND", errorCode: "UNREGISTERED", message: "Requested entity was not found." },
+    );
+    await registerPhone(
+      pusher,
+      phone,
+      `;+sip.instance="<urn:uuid:${randomUUID()}>";app-id=${ANDROID_APP};pn-tok=${token};pn-type=firebase`,
+    );
+    expect(tokensOf(phone)).toEqual([token]);
+    const caller = await call(pusher, phone, "call-cancelled.xml");
+    expect(caller.code, caller.output).toBe(0);
+    await waitUntil(
+      () => devicesOf(phone).length === 0,
+      10000,
+      () => `the record removed; pusher output:\n${testLog().slice(-4000)}`,
+      250,
+    );
+    expect(fcm.requestsFor(token).map((push) => `${push.body.message.data.event ?? "call"} ${push.status}`)).toEqual([
+      "call 200",
+      "call-cancelled 404",
+    ]);
+  });
+
+  it("keeps the device when APNs refuses its call-ended alert push as not for its topic (our request, not the token)", async () => {
+    const phone = await Phone.create({ transport: "tcp" });
+    // The alert token is another app's: the notice's topic (LINPHONE_BUNDLE) does not fit it.
+    const [alertToken, voipToken] = [
+      apns.newDevice("com.example.otherapp", "alert"),
+      apns.newDevice(LINPHONE_BUNDLE, "voip"),
+    ];
+    await registerLinphone(phone, linphoneTwoTokens(alertToken, voipToken));
+    const callId = sharedCallId(phone);
+    const caller = await call(pusher, phone, "call-cancelled.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    await callEndedPushesOf(callId);
+    await pusher.waitFor(
+      new RegExp(`push failed call-id=${callId} aor=${phone.aor} code=PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC`),
+      5000,
+    );
+    await new Promise((done) => setTimeout(done, 300)); // Kamailio's log trails its htable
+    expect(apns.requestsFor(alertToken).map((push) => `${body(push).event} ${push.status}`)).toEqual([
+      "call-cancelled 400",
+    ]);
+    expect(tokensOf(phone).sort()).toEqual([alertToken, voipToken].sort());
+    expect(testLog()).not.toMatch(new RegExp(`device removed aor=${phone.aor}`));
+  });
+});
+
+describe("a call that ends unanswered", () => {
+  it("tells the pushed phones it is over, as a cancel does: t2 passes, the caller gets 480, the Linphone device gets call-cancelled at its alert token, the PushKit-only one nothing", async () => {
+    const linphone = await Phone.create({ transport: "tcp" });
+    const kazoo = await Phone.create({ user: linphone.user, transport: "tcp" });
+    const [alertToken, voipToken] = [apns.newDevice(LINPHONE_BUNDLE, "alert"), apns.newDevice(LINPHONE_BUNDLE, "voip")];
+    const kazooToken = apns.newDevice(KAZOO_APP, "voip");
+    await registerLinphone(linphone, linphoneTwoTokens(alertToken, voipToken));
+    await registerPhone(pusher, kazoo, kazooParams(KAZOO_APP, kazooToken));
+    const callId = sharedCallId(linphone);
+    const caller = await call(pusher, linphone, "call-unavailable.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    expect(caller.endedAtMs - caller.startedAtMs).toBeGreaterThanOrEqual(TIMERS.pushWaitMs - 200);
+    await callEndedPushesOf(callId);
+
+    expect(apns.requestsFor(voipToken)).toHaveLength(1);
+    expect(apns.requestsFor(kazooToken)).toHaveLength(1);
+    const [notice] = apns.requestsFor(alertToken);
+    expect(apns.requestsFor(alertToken)).toHaveLength(1);
+    expect(notice.headers["apns-push-type"]).toBe("alert");
+    expect(notice.headers["apns-topic"]).toBe(LINPHONE_BUNDLE);
+    expect(body(notice)["call-id"]).toBe(callId);
+    expect(body(notice).event).toBe("call-cancelled");
+    expect(notice.receivedAtMs - caller.startedAtMs).toBeGreaterThanOrEqual(TIMERS.pushWaitMs - 200);
+    expectNoTopicRefusal();
+    expect(tokensOf(linphone)).toHaveLength(3);
+  });
+
+  it("tells the pushed phones without a branch when the woken phone rings past t3 without answering: the Linphone device gets call-cancelled, the ringing phone tm's CANCEL", async () => {
+    const kazoo = await Phone.create({ transport: "tcp" });
+    const linphone = await Phone.create({ user: kazoo.user, transport: "tcp" });
+    const kazooToken = apns.newDevice(KAZOO_APP, "voip");
+    const [alertToken, voipToken] = [apns.newDevice(LINPHONE_BUNDLE, "alert"), apns.newDevice(LINPHONE_BUNDLE, "voip")];
+    const kazooContact = kazooParams(KAZOO_APP, kazooToken);
+    await registerPhone(pusher, kazoo, kazooContact);
+    await registerLinphone(linphone, linphoneTwoTokens(alertToken, voipToken));
+    const callId = sharedCallId(kazoo);
+    const caller = await SipCaller.open(pusher.sipPort);
+    try {
+      caller.call(kazoo.user, kazoo.domain, callId);
+      await waitForPushes(apns, kazooToken, 1, 8000, pusher);
+      const ringing = registerAndAnswer(pusher, await kazoo.newSocket(), kazooContact, callId, {
+        scenario: "register-and-ring.xml",
+      });
+      await caller.inviteAnswer(180);
+      const ringingAtMs = Date.now();
+      await caller.waitFor((answer) => answer.method === "INVITE" && answer.status >= 300, TIMERS.afterWakeMs + 5000);
+      expect(Date.now() - ringingAtMs).toBeGreaterThanOrEqual(TIMERS.afterWakeMs - 1000);
+      const phoneRun = await ringing;
+      expect(phoneRun.code, phoneRun.output).toBe(0);
+      await callEndedPushesOf(callId);
+    } finally {
+      caller.close();
+    }
+
+    expect(apns.requestsFor(kazooToken)).toHaveLength(1);
+    expect(apns.requestsFor(voipToken)).toHaveLength(1);
+    const [notice] = apns.requestsFor(alertToken);
+    expect(apns.requestsFor(alertToken)).toHaveLength(1);
+    expect(notice.headers["apns-push-type"]).toBe("alert");
+    expect(body(notice)["call-id"]).toBe(callId);
+    expect(body(notice).event).toBe("call-cancelled");
+    expectNoTopicRefusal();
+  });
+});
+
+describe("a dead token reported for a call push after its call ended", () => {
+  /** Where in pusher start's output `pattern` first matches, -1 when it does not. */
+  function logIndex(pattern: RegExp): number {
+    return pusher.output().search(pattern);
+  }
+
+  it("removes the PushKit-only device whose call push APNs answers 410 Unregistered only after the caller cancelled", async () => {
+    // No call-ended push goes to a PushKit-only device: only the call push's own result can remove it.
+    const phone = await Phone.create({ transport: "tcp" });
+    const token = apns.newDevice(KAZOO_APP, "voip");
+    apns.replyFor(token, { status: 410, reason: "Unregistered", afterMs: 1500 });
+    await registerPhone(pusher, phone, kazooParams(KAZOO_APP, token));
+    const callId = sharedCallId(phone);
+    const caller = await call(pusher, phone, "call-cancelled.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    expect(apns.requestsFor(token).map((push) => push.status)).toEqual([null]); // APNs has not answered yet
+    expect(tokensOf(phone)).toEqual([token]);
+    await waitUntil(
+      () => devicesOf(phone).length === 0,
+      10000,
+      () => `the record removed; pusher output:\n${testLog().slice(-4000)}`,
+      250,
+    );
+    expect(apns.requestsFor(token).map((push) => `${body(push).event} ${push.status}`)).toEqual(["undefined 410"]);
+    await pusher.waitFor(new RegExp(`device removed aor=${phone.aor} .*token is dead`), 3000);
+    expect(logIndex(new RegExp(`caller cancelled call-id=${callId} `))).toBeLessThan(
+      logIndex(new RegExp(`device removed aor=${phone.aor} `)),
+    );
+  });
+
+  it("removes the Android device whose call push FCM answers UNREGISTERED only after another phone of the AOR answered", async () => {
+    const answering = await Phone.create({ nat: true });
+    const android = await Phone.create({ user: answering.user, transport: "tcp" });
+    const answeringToken = apns.newDevice(KAZOO_APP, "voip");
+    const answeringParams = kazooParams(KAZOO_APP, answeringToken);
+    const token = `fcm-${randomBytes(8).toString("hex")}:APA91b-late-answer`;
+    // The call push's answer comes late; the answered-elsewhere notice after it is delivered.
+    fcm.replyFor(
+      token,
+      {
+        status: 404,
+        errorStatus: "NOT_FOUND",
+        errorCode: "UNREGISTERED",
+        message: "Requested entity was not found.",
+        afterMs: 2000,
+      },
+      { status: 200 },
+    );
+    await registerPhone(pusher, answering, answeringParams);
+    await registerPhone(
+      pusher,
+      android,
+      `;+sip.instance="<urn:uuid:${randomUUID()}>";app-id=${ANDROID_APP};pn-tok=${token};pn-type=firebase`,
+    );
+    expect(tokensOf(answering).sort()).toEqual([answeringToken, token].sort());
+
+    const callId = sharedCallId(answering);
+    const caller = call(pusher, answering, "call-answered.xml", { callId });
+    await waitForPushes(apns, answeringToken, 1, 8000, pusher);
+    const answered = await registerAndAnswer(pusher, await answering.newSocket(), answeringParams, callId);
+    expect(answered.code, answered.output).toBe(0);
+    await pusher.waitFor(new RegExp(`call-ended push \\(answered-elsewhere\\) requested call-id=${callId} `), 5000);
+    await waitUntil(
+      () => !tokensOf(answering).includes(token),
+      10000,
+      () => `the Android record removed; pusher output:\n${testLog().slice(-4000)}`,
+      250,
+    );
+    expect(fcm.requestsFor(token).map((push) => `${push.body.message.data.event ?? "call"} ${push.status}`)).toEqual([
+      "call 404",
+      "answered-elsewhere 200",
+    ]);
+    expect(logIndex(new RegExp(`call-ended push \\(answered-elsewhere\\) requested call-id=${callId} `))).toBeLessThan(
+      logIndex(new RegExp(`device removed aor=${android.aor} instance=\\S+: the provider says its token is dead`)),
+    );
+    expect(tokensOf(answering)).toEqual([answeringToken]);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+  });
+
+  it("keeps the devices when the late answer is our request's fault (DeviceTokenNotForTopic) or a 410 older than the phone's last REGISTER", async () => {
+    const notForTopic = await Phone.create({ transport: "tcp" });
+    const registeredAgain = await Phone.create({ user: notForTopic.user, transport: "tcp" });
+    const [topicToken, oldToken] = [apns.newDevice(KAZOO_APP, "voip"), apns.newDevice(KAZOO_APP, "voip")];
+    apns.replyFor(topicToken, { status: 400, reason: "DeviceTokenNotForTopic", afterMs: 1500 });
+    // Apple found the token invalid an hour ago; the phone has registered it since.
+    apns.replyFor(oldToken, { status: 410, reason: "Unregistered", timestamp: Date.now() - 3600_000, afterMs: 1500 });
+    await registerPhone(pusher, notForTopic, kazooParams(KAZOO_APP, topicToken));
+    await registerPhone(pusher, registeredAgain, kazooParams(KAZOO_APP, oldToken));
+    const callId = sharedCallId(notForTopic);
+    const caller = await call(pusher, notForTopic, "call-cancelled.xml", { callId });
+    expect(caller.code, caller.output).toBe(0);
+    expect(apns.requests.filter((push) => body(push)["call-id"] === callId && push.status !== null)).toEqual([]);
+    // The kept 410 is logged once the plugin has weighed it (after the call ended: found through its pushes).
+    await pusher.waitFor(
+      new RegExp(
+        `device kept aor=${registeredAgain.aor} instance=\\S+: APNs found its token invalid at .*registered again after that`,
+      ),
+      8000,
+    );
+    await pusher.waitFor(
+      new RegExp(`push failed call-id=${callId} aor=${notForTopic.aor} code=PUSHER_ERR_APNS_TOKEN_NOT_FOR_TOPIC`),
+      5000,
+    );
+    await new Promise((done) => setTimeout(done, 300)); // Kamailio's log trails its htable
+    expect(tokensOf(notForTopic).sort()).toEqual([topicToken, oldToken].sort());
+    expect(testLog()).not.toMatch(new RegExp(`device removed aor=${notForTopic.aor}`));
+  });
+});
+
+describe("a pushed phone whose REGISTER fails", () => {
+  it("ends the held call with 480 at once and tells the other pushed phones it is over (call-cancelled at the Linphone device's alert token); the failing phone gets nothing more", async () => {
+    // The failing phone has an alert token too, so "it gets nothing more" below can fail.
+    const failing = await Phone.create({ transport: "tcp" });
+    const linphone = await Phone.create({ user: failing.user, transport: "tcp" });
+    const [failingVoip, failingAlert] = [apns.newDevice(KAZOO_APP, "voip"), apns.newDevice(KAZOO_APP, "alert")];
+    const failingParams = kazooParams(KAZOO_APP, `${failingAlert}:remote&${failingVoip}:voip`);
+    const [alertToken, voipToken] = [apns.newDevice(LINPHONE_BUNDLE, "alert"), apns.newDevice(LINPHONE_BUNDLE, "voip")];
+    await registerPhone(pusher, failing, failingParams);
+    await registerLinphone(linphone, linphoneTwoTokens(alertToken, voipToken));
+    const callId = sharedCallId(failing);
+    const caller = call(pusher, failing, "call-unavailable.xml", { callId });
+    await waitForPushes(apns, failingVoip, 1, 8000, pusher);
+    await waitForPushes(apns, voipToken, 1, 8000, pusher);
+
+    // q=5 is out of range: the registrar refuses the REGISTER with 400 (RFC 8599 §5.6.2: the call ends at once).
+    const woken = await failing.newSocket();
+    const startedAt = Date.now();
+    const refused = await runSipp({
+      scenario: "register.xml",
+      remotePort: pusher.sipPort,
+      localIp: woken.address,
+      localPort: woken.port,
+      transport: woken.transport,
+      keys: woken.keys({ contact: woken.contact(`;q=5${failingParams}`) }),
+    });
+    expect(refused.code).not.toBe(0);
+    const result = await caller;
+    expect(result.code, result.output).toBe(0);
+    expect(result.endedAtMs - startedAt).toBeLessThan(TIMERS.pushWaitMs / 2);
+    await callEndedPushesOf(callId);
+
+    const [notice] = apns.requestsFor(alertToken);
+    expect(apns.requestsFor(alertToken)).toHaveLength(1);
+    expect(notice.headers["apns-push-type"]).toBe("alert");
+    expect(notice.headers["apns-topic"]).toBe(LINPHONE_BUNDLE);
+    expect(body(notice)["call-id"]).toBe(callId);
+    expect(body(notice).event).toBe("call-cancelled");
+    expect(apns.requestsFor(voipToken)).toHaveLength(1);
+    expect(apns.requestsFor(failingVoip)).toHaveLength(1);
+    expect(apns.requestsFor(failingAlert)).toHaveLength(0);
+    expectNoTopicRefusal();
   });
 });

@@ -4,6 +4,7 @@
 // (the woken phone rings). Each ends with 200 to the CANCEL, exactly one 487 to the INVITE, the phone's own
 // CANCEL where it rings, and no call left in the plugin's table.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { callState } from "../support/kamailio-checks";
 import { SipCaller } from "../support/sip-caller";
 import { Phone, Transport, silentSocket } from "../support/topology";
 import {
@@ -31,7 +32,7 @@ async function expectCancelled(caller: SipCaller): Promise<void> {
 
 function noCallLeft(fixture: WakeFixture, phone: Phone): Promise<void> {
   return waitUntil(
-    () => !fixture.pusher.rpc("htable.dump", "pusher_calls").includes(phone.aor),
+    () => !callState(fixture.pusher.rpc).includes(phone.aor),
     3000,
     `no call of ${phone.aor} in pusher_calls`,
   );

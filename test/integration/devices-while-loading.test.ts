@@ -2,7 +2,8 @@
 // reached: 200 000 rows are seeded straight into the sqlite file (test/support/seed-devices.ts), so the load at start
 // takes seconds, and the AORs these tests use sort after all of them (rows load in AOR order). Meanwhile a call to a
 // sleeping phone is pushed (its record read through to the database), a REGISTER of a second device keeps the
-// first one, and a token that moves to another AOR leaves its old AOR for good. The tests run in order, in one load.
+// first one, a token that moves to another AOR leaves its old AOR for good, and `pusher devices` of an AOR not read
+// yet says how far the load is. The tests run in order, in one load.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -28,22 +29,19 @@ let template: DeviceRecord;
 const sleeping = seededPhone("target", 1);
 const twoDevices = seededPhone("ztwo", 1);
 const moving = seededPhone("zmoved", 1);
+const unread = seededPhone("zunread", 1);
+const PREFIXES = ["target", "ztwo", "zmoved", "zunread"];
 
-function listedDevices(user: string): DeviceRecord[] {
-  const out = execFileSync(
+function devicesCommand(user: string, ...options: string[]): string {
+  return execFileSync(
     process.execPath,
-    [
-      join(ROOT, "dist", "cli.js"),
-      "--config",
-      pusher.configPath,
-      "devices",
-      `${user}@${DOMAIN}`,
-      "--json",
-      "--show-tokens",
-    ],
+    [join(ROOT, "dist", "cli.js"), "--config", pusher.configPath, "devices", `${user}@${DOMAIN}`, ...options],
     { encoding: "utf8" },
   );
-  return JSON.parse(out) as DeviceRecord[];
+}
+
+function listedDevices(user: string): DeviceRecord[] {
+  return JSON.parse(devicesCommand(user, "--json", "--show-tokens")) as DeviceRecord[];
 }
 
 function rowOf(user: string): string {
@@ -80,8 +78,7 @@ beforeAll(async () => {
 
   const file = join(pusher.dir, "state", "devices.sqlite");
   seedDeviceRows(file, { prefix: "seed", count: SEEDED, domain: DOMAIN, template });
-  for (const prefix of ["target", "ztwo", "zmoved"])
-    seedDeviceRows(file, { prefix, count: 1, domain: DOMAIN, template });
+  for (const prefix of PREFIXES) seedDeviceRows(file, { prefix, count: 1, domain: DOMAIN, template });
   apns.addDevice(sleeping.token, { bundle: APP_ID, kind: "voip" });
   apns.addDevice(moving.token, { bundle: APP_ID, kind: "voip" });
   pusher = await pusher.restart();
@@ -112,6 +109,19 @@ describe("while the device records load at start", () => {
     expect(apns.requestsFor(sleeping.token).length, pusher.output().slice(-3000)).toBe(1);
     expect(loadFinished(), "pushed before the load reached the callee").toBe(false);
     expect((await call.final)?.status).toBe(480);
+  });
+
+  it("says how far the load is when `pusher devices` asks for an AOR it has not read yet", () => {
+    expect(loadFinished(), "the load must still run: seed more rows").toBe(false);
+    // Every row: the seeded ones, one of each other prefix, and the model phone's.
+    const rows = SEEDED + PREFIXES.length + 1;
+    const progress = new RegExp(
+      `^no devices for ${unread.user}@${DOMAIN} in memory yet: the device records are still loading \\((\\d+) of ${rows} rows read\\)\n`,
+    );
+    const output = devicesCommand(unread.user);
+    expect(output).toMatch(progress);
+    expect(Number(progress.exec(output)![1])).toBeLessThan(rows);
+    expect(loadFinished(), "listed before the load reached the AOR").toBe(false);
   });
 
   it("keeps a device stored on disk when another device of its AOR registers", async () => {
@@ -157,5 +167,7 @@ describe("while the device records load at start", () => {
       `${newOwner.user}@${DOMAIN}`,
     );
     expect(listedDevices(sleeping.user).map((device) => device.token)).toEqual([sleeping.token]);
+    expect(listedDevices(unread.user).map((device) => device.token)).toEqual([unread.token]);
+    expect(devicesCommand(unread.user)).not.toMatch(/loading/);
   }, 150_000);
 });

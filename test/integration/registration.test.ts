@@ -445,7 +445,7 @@ describe("each dialect, from REGISTER to the push APNs receives", () => {
     expect(push.status).toBe(200);
   });
 
-  it("Linphone: pn-prid=<tok>:remote&<tok>:voip → the call goes to the VoIP token, the alert token is kept", async () => {
+  it("Linphone: pn-prid=<tok>:remote&<tok>:voip → the call goes to the VoIP token, the alert token gets only the missed-call notice", async () => {
     const phone = await newPhone();
     const [remote, voip] = [apns.newDevice(RFC_BUNDLE, "alert"), apns.newDevice(RFC_BUNDLE, "voip")];
     const params =
@@ -468,7 +468,11 @@ describe("each dialect, from REGISTER to the push APNs receives", () => {
     expect(apns.requestsFor(voip)).toHaveLength(1);
     expect(apns.requestsFor(voip)[0].headers["apns-topic"]).toBe(`${RFC_BUNDLE}.voip`);
     expect(apns.requestsFor(voip)[0].status).toBe(200);
-    expect(apns.requestsFor(remote)).toHaveLength(0);
+    // t2 ended the call unanswered: the alert token is told it is over (calls.missedCallPush), and gets nothing else.
+    await waitForPushes(apns, remote, 1, 8000, pusher);
+    expect(apns.requestsFor(remote)).toHaveLength(1);
+    expect(apns.requestsFor(remote)[0].headers["apns-push-type"]).toBe("alert");
+    expect((apns.requestsFor(remote)[0].body as Record<string, unknown>).event).toBe("call-cancelled");
   });
 
   it("Linphone: pn-provider=apns.dev marks the record as a sandbox token", async () => {

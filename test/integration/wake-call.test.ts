@@ -4,7 +4,7 @@
 // a Contact user unlike its AOR user, asleep the ways phones sleep (a NAT mapping gone, a TCP connection closed,
 // a registration lapsed).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { callItems, dumpEveryPusherTable, pluginErrorsIn } from "../support/kamailio-checks";
+import { callItems, callState, dumpEveryPusherTable, pluginErrorsIn } from "../support/kamailio-checks";
 import { MockApns } from "../support/mock-apns";
 import { PusherProcess } from "../support/pusher-process";
 import { NAT_PRIVATE_ADDRESS, Phone } from "../support/topology";
@@ -142,11 +142,7 @@ describe("a call to a phone with a push device record", () => {
     expect(apns.requestsFor(token)).toHaveLength(1);
     expect(apns.requestsFor(alertToken)).toHaveLength(0);
     // Delivered and answered: the plugin keeps nothing of the call.
-    await waitUntil(
-      () => !pusher.rpc("htable.dump", "pusher_calls").includes(callId),
-      3000,
-      `no item of ${callId} in pusher_calls`,
-    );
+    await waitUntil(() => !callState(pusher.rpc).includes(callId), 3000, `no item of ${callId} in pusher_calls`);
   });
 
   it("pushes at once, without the invite-first wait, when the phone has a record but no registration", async () => {
@@ -336,7 +332,7 @@ describe("a call to a phone with a push device record", () => {
     expect(endedPush.headers["apns-topic"]).toBe(APP_ID);
     expect(endedPush.status).toBe(200);
     expect((endedPush.body as Record<string, any>).event).toBe("call-cancelled");
-    expect(pusher.rpc("htable.dump", "pusher_calls")).not.toContain(phone.aor);
+    expect(callState(pusher.rpc)).not.toContain(phone.aor);
     await registerPhone(pusher, await phone.newSocket(), "", { uriParams });
     await new Promise((done) => setTimeout(done, 500)); // Kamailio's log trails the REGISTER's 200
     expect(pusher.output()).not.toMatch(new RegExp(`delivering call-id=\\S+ aor=${phone.aor}`));

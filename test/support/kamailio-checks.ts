@@ -14,6 +14,19 @@ export function callItems(rpc: Rpc): string[] {
   return [...dump.matchAll(/name: ((?:call|wait|ringing|callid):\S*)/g)].map((match) => match[1]);
 }
 
+/**
+ * pusher_calls' items, one `name value` line each, without the pushes remembered until their results come
+ * (`sent:…`, src/plugin/sent-pushes.ts: they name the Call-ID and AOR a result must name, and expire on their
+ * own): what is left of calls, for a test to look for a call's Call-ID or AOR in once it ended.
+ */
+export function callState(rpc: Rpc): string {
+  const dump = rpc("htable.dump", "pusher_calls");
+  return [...dump.matchAll(/^\s*name: (\S+)\s*\n\s*value: (.*)$/gm)]
+    .filter((match) => !match[1].startsWith("sent:"))
+    .map((match) => `${match[1]} ${match[2]}`)
+    .join("\n");
+}
+
 /** The htables kamailio/pusher.cfg defines, read from the cfg itself. */
 export function pusherTables(): string[] {
   const cfg = readFileSync(join(import.meta.dirname, "..", "..", "kamailio", "pusher.cfg"), "utf8");

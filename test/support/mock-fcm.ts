@@ -17,9 +17,17 @@ export interface FcmRequest {
   status: number | null;
 }
 
-/** A scripted FCM answer: a google.rpc.Status with an FcmError errorCode, or a stall. */
+/** A scripted FCM answer: a google.rpc.Status with an FcmError errorCode, or a stall. `afterMs`: answered that much
+ * later (a slow FCM). */
 export type FcmReply =
-  | { status: number; errorCode?: string; errorStatus?: string; message?: string; retryAfter?: string }
+  | {
+      status: number;
+      errorCode?: string;
+      errorStatus?: string;
+      message?: string;
+      retryAfter?: string;
+      afterMs?: number;
+    }
   | { stall: true };
 export type OAuthReply = { status: number; error?: string; description?: string };
 
@@ -251,6 +259,21 @@ export class MockFcm {
       stream.on("close", () => this.stalled.delete(stream));
       return;
     }
+    if (reply?.afterMs) {
+      const { afterMs, ...later } = reply;
+      setTimeout(() => this.answerScripted(later, project, answer), afterMs).unref();
+      return;
+    }
+    this.answerScripted(reply, project, answer);
+  }
+
+  private answerScripted(
+    reply:
+      | { status: number; errorCode?: string; errorStatus?: string; message?: string; retryAfter?: string }
+      | undefined,
+    project: string,
+    answer: (status: number, payload: unknown, extra?: http2.OutgoingHttpHeaders) => void,
+  ): void {
     if (!reply || reply.status === 200)
       return answer(200, { name: `projects/${project}/messages/${randomBytes(8).toString("hex")}` });
     answer(

@@ -3,7 +3,7 @@
 // owned by the `postgres` user the package creates, on its own free port on 127.0.0.1 and its own socket folder
 // (never the system's cluster on 5432). fsync is off: the data is thrown away with the folder.
 // Kamailio logs in over TCP with a password (scram-sha-256), as it does with a real database server.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -20,6 +20,11 @@ export interface PostgresServer {
   url: string;
   /** Runs SQL as the superuser over the socket; psql's unaligned, tuples-only output. */
   query(sql: string): string;
+  /**
+   * Runs a psql script as the superuser, streamed to psql's stdin chunk by chunk (a `COPY … FROM STDIN` in it reads
+   * its rows from the lines after it, up to `\.`): a million rows never sit in one string. Rejects when psql fails.
+   */
+  script(chunks: Iterable<string>): Promise<void>;
   /** Stops the server and keeps its data: the database is down (connections refused) until up(). */
   down(): void;
   /** Starts the server again after down(), on the same port, with the same data. */
@@ -41,6 +46,30 @@ function binaries(): string {
   if (!versions.length)
     throw new Error(`no PostgreSQL under ${POSTGRES_LIB}: run scripts/ensure-deps.sh --test (package postgresql)`);
   return join(POSTGRES_LIB, versions[0], "bin");
+}
+
+/** Runs `program` as the postgres user in `cwd` with `chunks` written to its stdin, each after the pipe drained. */
+async function streamScript(cwd: string, program: string, args: string[], chunks: Iterable<string>): Promise<void> {
+  const child = spawn("runuser", ["-u", "postgres", "--", program, ...args], {
+    cwd,
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  let errors = "";
+  child.stderr.on("data", (chunk: Buffer) => (errors = (errors + chunk.toString()).slice(-4000)));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", resolve);
+  });
+  // psql gone early (an error) closes the pipe: stop writing, its exit code and stderr say why.
+  child.stdin.on("error", () => {});
+  for (const chunk of chunks) {
+    if (child.exitCode !== null || child.stdin.destroyed) break;
+    if (!child.stdin.write(chunk))
+      await Promise.race([new Promise((resolve) => child.stdin.once("drain", resolve)), exited]);
+  }
+  child.stdin.end();
+  const code = await exited;
+  if (code !== 0) throw new Error(`psql exited with ${code}: ${errors.trim()}`);
 }
 
 /** Starts a new cluster; stop() removes it with its folder. Needs root (the cluster runs as `postgres`). */
@@ -93,45 +122,28 @@ export async function startPostgres(): Promise<PostgresServer> {
   const signalServer = (signal: NodeJS.Signals) => {
     for (const pid of serverPids()) process.kill(pid, signal);
   };
-  const query = (sql: string) =>
-    asPostgres("psql", [
-      "-h",
-      dir,
-      "-p",
-      String(port),
-      "-U",
-      "postgres",
-      "-d",
-      "postgres",
-      "-X",
-      "-A",
-      "-t",
-      "-v",
-      "ON_ERROR_STOP=1",
-      "-c",
-      sql,
-    ]);
+  // psql as the superuser over the socket, unaligned and tuples only, stopping at the first error.
+  const psql = (database: string) => [
+    "-h",
+    dir,
+    "-p",
+    String(port),
+    "-U",
+    "postgres",
+    "-d",
+    database,
+    "-X",
+    "-A",
+    "-t",
+    "-v",
+    "ON_ERROR_STOP=1",
+  ];
+  const query = (sql: string) => asPostgres("psql", [...psql("postgres"), "-c", sql]);
   const server: PostgresServer = {
     port,
     url: `postgres://${ROLE}:${PASSWORD}@127.0.0.1:${port}/${ROLE}`,
-    query: (sql) =>
-      asPostgres("psql", [
-        "-h",
-        dir,
-        "-p",
-        String(port),
-        "-U",
-        "postgres",
-        "-d",
-        ROLE,
-        "-X",
-        "-A",
-        "-t",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-c",
-        sql,
-      ]),
+    query: (sql) => asPostgres("psql", [...psql(ROLE), "-c", sql]),
+    script: (chunks) => streamScript(dir, join(bin, "psql"), psql(ROLE), chunks),
     down() {
       asPostgres("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"]);
     },

@@ -23,12 +23,17 @@ export interface WakeFixture {
   stop(): Promise<void>;
 }
 
+/** Starts the mock APNs and the product with APP_ID on it; `config.apps` adds apps (another provider's) beside it. */
 export async function startWakeFixture(config: Record<string, unknown>): Promise<WakeFixture> {
   const apns = await MockApns.start({ caDir: TEST_CA_DIR });
+  const { apps, ...rest } = config;
   const pusher = await startPusher({
     userAgents: [{ name: "MyMobileApp", regex: "^MyMobileApp" }],
-    apps: { [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(TEST_CA_DIR, "apple-app.pem") }) } },
-    ...config,
+    ...rest,
+    apps: {
+      [APP_ID]: { apple: apns.appleConfig({ certificateFile: join(TEST_CA_DIR, "apple-app.pem") }) },
+      ...(apps as Record<string, unknown> | undefined),
+    },
   });
   return {
     apns,
@@ -69,6 +74,8 @@ export interface RegisterOptions {
   scenario?: string;
   /** Keys the scenario needs beyond the phone's. */
   keys?: Record<string, string>;
+  /** Digest credentials for a scenario that answers a challenge (register-auth*.xml; sip.auth on). */
+  auth?: { user: string; password: string };
 }
 
 /**
@@ -97,6 +104,7 @@ export async function registerPhone(
       expires: options.expires ?? "600",
       ...options.keys,
     }),
+    auth: options.auth,
   });
   expect(run.code, run.output + pusher.output().slice(-3000)).toBe(0);
   return run;
@@ -128,6 +136,7 @@ export function registerAndAnswer(
       expires: options.expires ?? "600",
       ...options.keys,
     }),
+    auth: options.auth,
   });
 }
 
