@@ -5,7 +5,7 @@
 
 import { readFileSync, rmSync } from "node:fs";
 import { ConfigError, PusherConfig, validateConfig } from "../config";
-import { CliError, LoadedConfig, writeFileAtomic } from "./config-file";
+import { CliError, LoadedConfig, validatedConfigFile, writeFileAtomic } from "./config-file";
 
 /** `pusher start`'s cluster options as given on its command line, each instead of its `cluster.*` key. */
 export interface ClusterOptions {
@@ -28,9 +28,10 @@ const CLUSTER_OPTION_KEYS: { [key: string]: { option: string; name: keyof Cluste
  * The config `pusher start` runs with: the file's, with the `cluster.*` keys the options name replaced, validated as
  * the file is (a wrong value is refused naming its option and key). The file itself is not changed.
  */
-export function withClusterOptions(loaded: LoadedConfig, options: ClusterOptions): PusherConfig {
+export function withClusterOptions(loaded: Omit<LoadedConfig, "config">, options: ClusterOptions): PusherConfig {
   const given = Object.keys(CLUSTER_OPTION_KEYS).filter((key) => options[CLUSTER_OPTION_KEYS[key].name] !== undefined);
-  if (given.length === 0) return loaded.config;
+  // The file alone may lack what the options give (a `cluster` section without `database`): validated with them.
+  if (given.length === 0) return validatedConfigFile(loaded);
   const cluster: { [key: string]: unknown } = { ...(loaded.raw.cluster as object | undefined) };
   for (const key of given) {
     const value = options[CLUSTER_OPTION_KEYS[key].name]!;

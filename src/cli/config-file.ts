@@ -40,21 +40,29 @@ export function resolveConfigPath(option?: string, env: NodeJS.ProcessEnv = proc
 }
 
 export function loadConfig(path: string): LoadedConfig {
+  const file = readConfigFile(path);
+  return { ...file, config: validatedConfigFile(file) };
+}
+
+/** The config file as JSON, not yet validated (`pusher start` and `reload` apply their cluster options first). */
+export function readConfigFile(path: string): Omit<LoadedConfig, "config"> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT")
-      return { path, exists: false, raw: {}, config: validateConfig({}) };
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { path, exists: false, raw: {} };
     throw new CliError("PUSHER_ERR_CONFIG_FILE", `cannot read ${path}: ${(error as Error).message}`);
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    return { path, exists: true, raw: JSON.parse(text) as RawConfig };
   } catch (error) {
     throw new CliError("PUSHER_ERR_CONFIG_FILE", `${path} is not valid JSON: ${(error as Error).message}`);
   }
-  return { path, exists: true, raw: raw as RawConfig, config: withFileName(path, "", () => validateConfig(raw)) };
+}
+
+/** readConfigFile's `raw`, validated; an error names the file. */
+export function validatedConfigFile(file: Omit<LoadedConfig, "config">): PusherConfig {
+  return withFileName(file.path, "", () => validateConfig(file.raw));
 }
 
 /** Validates `raw` and writes it (2-space JSON, mode 0600); an invalid config is refused and the file left as it was. */

@@ -3,7 +3,7 @@ import { checkListen } from "../config";
 import { runApps } from "./apps-command";
 import { runTestPush } from "./test-push-command";
 import { runUsers } from "./users-command";
-import { CliError, loadConfig, resolveConfigPath, usageError } from "./config-file";
+import { CliError, readConfigFile, resolveConfigPath, usageError } from "./config-file";
 import { runDevices } from "./devices-command";
 import { runImportKazoo } from "./import-kazoo-command";
 import { runStart } from "./start";
@@ -214,7 +214,7 @@ async function main(argv: string[]): Promise<void> {
       return runCheck(configPath);
     case "start": {
       if (args.length > 0) throw usageError(`"start" takes no arguments, got ${JSON.stringify(args[0])}`);
-      const config = withClusterOptions(loadConfig(configPath), clusterOptions);
+      const config = withClusterOptions(readConfigFile(configPath), clusterOptions);
       const listen = options["--listen"]
         ? options["--listen"].map((value) => checkListen(value, "--listen"))
         : [...config.sip.listen];

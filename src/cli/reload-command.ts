@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { PusherConfig } from "../config";
 import { ClusterOptions, readStartClusterOptions, withClusterOptions } from "./cluster-options";
-import { CliError, loadConfig, writeFileAtomic } from "./config-file";
+import { CliError, loadConfig, readConfigFile, writeFileAtomic } from "./config-file";
 import { callKamailio } from "./kamailio-rpc";
 import { runtimeConfigText, runtimePaths } from "./kamailio-runtime";
 
@@ -64,7 +64,7 @@ export async function bumpConfigGeneration(ctlSocket: string): Promise<number> {
  * Throws CliError (PUSHER_ERR_CONFIG… when the file is refused; nothing is changed then).
  */
 export async function applyConfig(configPath: string, targets: ReloadTargets): Promise<string[]> {
-  const config = withClusterOptions(loadConfig(configPath), targets.clusterOptions ?? {});
+  const config = withClusterOptions(readConfigFile(configPath), targets.clusterOptions ?? {});
   const lines: string[] = [];
   const restart = restartOnlyChanges(targets.runtimeConfig, config);
   if (targets.runtimeConfig) writeFileAtomic(targets.runtimeConfig, runtimeConfigText(config));

@@ -122,6 +122,26 @@ it("takes a cluster node's options instead of cluster.*, refusing a value as the
   );
 });
 
+it("takes a config file whose cluster section the options complete (no cluster.database in it, --database given)", () => {
+  const config = join(dir, "pusher.json");
+  const cluster = { nodeId: 1, nodes: 2, dmqListen: "127.0.1.1:5090", peers: ["127.0.1.2:5090"] };
+  writeFileSync(config, JSON.stringify({ sip: { auth: true }, stateDir: join(dir, "state"), cluster }));
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", config, "start", ...args], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: join(dir, "no-kamailio-here") },
+      timeout: 20_000,
+    });
+  // Accepted: the next step finds no kamailio in this PATH.
+  const completed = run("--database", "postgres://p@db/pusher");
+  expect(completed.stdout + completed.stderr).toContain("kamailio is not installed");
+  // Without the option the file alone is refused, naming the key.
+  const alone = run();
+  expect(alone.status).toBe(1);
+  expect(alone.stdout + alone.stderr).toContain("cluster.database");
+  rmSync(join(dir, "state"), { recursive: true, force: true });
+});
+
 it("counts a cluster node's DMQ address as a listen address other machines may reach", () => {
   const run = start(
     { auth: false },
