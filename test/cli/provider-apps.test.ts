@@ -59,6 +59,11 @@ beforeEach(() => {
   dir = mkdtempSync(join(work, "config-"));
 });
 
+/** `pusher apps add-apple-token <appId>` with the test's key (p8, KEY_ID, TEAM_ID), then `extra`. */
+function addAppleTokenApp(appId: string, ...extra: string[]) {
+  return pusher("apps", "add-apple-token", appId, "--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID, ...extra);
+}
+
 function pusher(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cli, "--config", join(dir, "pusher.json"), ...args], { env: process.env });
@@ -74,19 +79,7 @@ const config = () => JSON.parse(readFileSync(join(dir, "pusher.json"), "utf8"));
 
 describe("pusher apps add-apple-token", () => {
   it("copies the .p8 to credentials/ (0600) and stores key id, team id and host", async () => {
-    const result = await pusher(
-      "apps",
-      "add-apple-token",
-      "com.example.phone",
-      "--key-file",
-      p8,
-      "--key-id",
-      KEY_ID,
-      "--team-id",
-      TEAM_ID,
-      "--host",
-      apns.host,
-    );
+    const result = await addAppleTokenApp("com.example.phone", "--host", apns.host);
     expect(result.code, result.stderr).toBe(0);
     const copy = join(dir, "credentials", "com.example.phone.apple.p8");
     expect(config().apps["com.example.phone"].apple).toEqual({
@@ -100,22 +93,14 @@ describe("pusher apps add-apple-token", () => {
   });
 
   it("stores --sandbox-host as sandboxHost, checked as --host is", async () => {
-    const token = ["--key-file", p8, "--key-id", KEY_ID, "--team-id", TEAM_ID];
-    const result = await pusher("apps", "add-apple-token", "com.example.phone", ...token, "--sandbox-host", apns.host);
+    const result = await addAppleTokenApp("com.example.phone", "--sandbox-host", apns.host);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain(`host api.push.apple.com, sandbox host ${apns.host},`);
     expect(config().apps["com.example.phone"].apple).toMatchObject({
       host: "api.push.apple.com",
       sandboxHost: apns.host,
     });
-    const refused = await pusher(
-      "apps",
-      "add-apple-token",
-      "com.example.other",
-      ...token,
-      "--sandbox-host",
-      "sb:99999",
-    );
+    const refused = await addAppleTokenApp("com.example.other", "--sandbox-host", "sb:99999");
     expect(refused.code).toBe(1);
     expect(refused.stderr).toBe(
       'pusher: PUSHER_ERR_CONFIG: --sandbox-host: must be host or host:port, got "sb:99999"\n',
@@ -225,19 +210,7 @@ describe("pusher apps add-webpush", () => {
 
 describe("pusher apps enable|disable", () => {
   it("disables an app (it keeps its credentials), and test-push then refuses it with PUSHER_ERR_APP_DISABLED", async () => {
-    await pusher(
-      "apps",
-      "add-apple-token",
-      "com.example.off",
-      "--key-file",
-      p8,
-      "--key-id",
-      KEY_ID,
-      "--team-id",
-      TEAM_ID,
-      "--host",
-      apns.host,
-    );
+    await addAppleTokenApp("com.example.off", "--host", apns.host);
     const disabled = await pusher("apps", "disable", "com.example.off");
     expect(disabled.code, disabled.stderr).toBe(0);
     expect(config().apps["com.example.off"].enabled).toBe(false);
@@ -253,19 +226,7 @@ describe("pusher apps enable|disable", () => {
 
 describe("pusher test-push", () => {
   it("exits 0 and prints the provider's answer when APNs accepts the push", async () => {
-    await pusher(
-      "apps",
-      "add-apple-token",
-      "com.example.phone",
-      "--key-file",
-      p8,
-      "--key-id",
-      KEY_ID,
-      "--team-id",
-      TEAM_ID,
-      "--host",
-      apns.host,
-    );
+    await addAppleTokenApp("com.example.phone", "--host", apns.host);
     // A PushKit token APNs issued to the app's phone (production).
     const token = apns.addDevice("ab".repeat(32), { bundle: "com.example.phone", kind: "voip" });
     const result = await pusher("test-push", "com.example.phone", token);
@@ -275,19 +236,7 @@ describe("pusher test-push", () => {
   });
 
   it("exits non-zero with the provider's reason when the token is unregistered", async () => {
-    await pusher(
-      "apps",
-      "add-apple-token",
-      "com.example.phone",
-      "--key-file",
-      p8,
-      "--key-id",
-      KEY_ID,
-      "--team-id",
-      TEAM_ID,
-      "--host",
-      apns.host,
-    );
+    await addAppleTokenApp("com.example.phone", "--host", apns.host);
     const token = "cd".repeat(32);
     apns.replyFor(token, { status: 410, reason: "Unregistered" });
     const result = await pusher("test-push", "com.example.phone", token, "--type", "apple");
