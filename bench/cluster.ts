@@ -27,7 +27,15 @@ import { firstByCallId, LoopbackCapture, type SipPacket } from "./lib/capture";
 import { htableItems, kamailioCpuMs } from "./lib/kamailio-direct";
 import { TEST_CA_DIR } from "./lib/paths";
 import { backendCpuMs } from "./lib/postgres-backends";
-import { makePhones, runSippLoad, startSippLoad, writeInjectionFile, type SippLoad } from "./lib/sipp-load";
+import {
+  checkWakeRound,
+  makePhones,
+  runSippLoad,
+  startSippLoad,
+  wakePhonesOf,
+  writeInjectionFile,
+  type SippLoad,
+} from "./lib/sipp-load";
 import { distribution, median, round, type Distribution } from "./lib/stats";
 import { BENCH_APP_ID, BENCH_USER_AGENT_REGEX, registerKeys, registerRound } from "./register-cost";
 import { startCluster, type Cluster, type ClusterNode } from "../test/support/cluster";
@@ -322,7 +330,7 @@ export async function benchCluster(
       );
       log(`cluster (${name}): ${calls} calls held on node 1 and pushed`);
       // Woken, the phones come back from a new socket on their address, to node 3.
-      const phonesLoad = await startSippLoad({
+      const woken = await wakePhonesOf(callers, {
         scenario: "wake-and-answer.xml",
         remoteHost: node3.host,
         remotePort: node3.pusher.sipPort,
@@ -334,20 +342,9 @@ export async function benchCluster(
         timeoutSeconds: 60,
         localIp: phonesAddress,
       });
-      const callersDone = callers.done.then((called) => {
-        // A failed caller leaves its phone waiting: stop the phones' sipp too, so the error shows at once.
-        if (called.code !== 0) phonesLoad.child.kill();
-        return called;
-      });
-      const [wake, called] = await Promise.all([phonesLoad.done, callersDone]);
       sipp.callers = null;
-      if (called.code !== 0)
-        throw new Error(
-          `bench: callers' sipp exited with ${called.code}:\n${called.output}\n${running.cluster.output()}`,
-        );
-      if (wake.code !== 0)
-        throw new Error(`bench: phones' sipp exited with ${wake.code}:\n${wake.output}\n${running.cluster.output()}`);
-      log(`cluster (${name}): ${calls} phones woke on node 3 and answered in ${round(wake.elapsedMs, 0)} ms`);
+      checkWakeRound(woken, `\n${running.cluster.output()}`);
+      log(`cluster (${name}): ${calls} phones woke on node 3 and answered in ${round(woken.wake.elapsedMs, 0)} ms`);
       return { phonesAddress, aors };
     };
 

@@ -15,7 +15,15 @@ import { BenchApns } from "./lib/bench-apns";
 import { firstByCallId, LoopbackCapture } from "./lib/capture";
 import { TEST_CA_DIR } from "./lib/paths";
 import { startPusherRun, type PusherRun } from "./lib/pusher-run";
-import { makePhones, runSippLoad, startSippLoad, writeInjectionFile, type SippLoad } from "./lib/sipp-load";
+import {
+  checkWakeRound,
+  makePhones,
+  runSippLoad,
+  startSippLoad,
+  wakePhonesOf,
+  writeInjectionFile,
+  type SippLoad,
+} from "./lib/sipp-load";
 import { distribution, round, type Distribution } from "./lib/stats";
 import { BENCH_APP_ID, BENCH_USER_AGENT_REGEX, registerKeys } from "./register-cost";
 import { DOMAIN, nextAddress } from "../test/support/topology";
@@ -108,7 +116,7 @@ export async function benchWakeLatency(
       );
       log(`wake (${name}): ${calls} calls held and pushed`);
       // Woken, the phones come back from a new socket on their address.
-      const phonesLoad = await startSippLoad({
+      const woken = await wakePhonesOf(callers, {
         scenario: "wake-and-answer.xml",
         remotePort: running.sipPort,
         injectionFile,
@@ -119,16 +127,9 @@ export async function benchWakeLatency(
         timeoutSeconds: 60,
         localIp: phonesAddress,
       });
-      const callersDone = callers.done.then((called) => {
-        // A failed caller leaves its phone waiting: stop the phones' sipp too, so the error shows at once.
-        if (called.code !== 0) phonesLoad.child.kill();
-        return called;
-      });
-      const [wake, called] = await Promise.all([phonesLoad.done, callersDone]);
       sipp.callers = null;
-      if (called.code !== 0) throw new Error(`bench: callers' sipp exited with ${called.code}:\n${called.output}`);
-      if (wake.code !== 0) throw new Error(`bench: phones' sipp exited with ${wake.code}:\n${wake.output}`);
-      log(`wake (${name}): ${calls} phones woke and answered in ${round(wake.elapsedMs, 0)} ms`);
+      checkWakeRound(woken);
+      log(`wake (${name}): ${calls} phones woke and answered in ${round(woken.wake.elapsedMs, 0)} ms`);
     };
 
     // A proxy in service is warm: a few calls first, not measured, so that the figures are not those of the first

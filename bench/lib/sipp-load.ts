@@ -131,3 +131,31 @@ export async function runSippLoad(options: SippLoadOptions): Promise<{ elapsedMs
   if (result.code !== 0) throw new Error(`sipp ${options.scenario} exited with ${result.code}:\n${result.output}`);
   return result;
 }
+
+/** The callers' and the woken phones' sipp runs of one wake round. */
+export interface WakeRound {
+  called: { code: number | null; output: string; elapsedMs: number };
+  wake: { code: number | null; output: string; elapsedMs: number };
+}
+
+/**
+ * The woken phones of a wake round: starts `phones` (wake-and-answer.xml, the callers' Call-IDs) and waits for it
+ * and for `callers`. A failed caller leaves its phone waiting: the phones' sipp is stopped too, so the error shows at
+ * once. The caller checks the runs (checkWakeRound) once it has forgotten its callers.
+ */
+export async function wakePhonesOf(callers: SippLoad, phones: SippLoadOptions): Promise<WakeRound> {
+  const phonesLoad = await startSippLoad(phones);
+  const callersDone = callers.done.then((called) => {
+    if (called.code !== 0) phonesLoad.child.kill();
+    return called;
+  });
+  const [wake, called] = await Promise.all([phonesLoad.done, callersDone]);
+  return { called, wake };
+}
+
+/** Throws with sipp's output, then `context`, when the callers' or the phones' sipp of a wake round failed. */
+export function checkWakeRound({ called, wake }: WakeRound, context = ""): void {
+  if (called.code !== 0)
+    throw new Error(`bench: callers' sipp exited with ${called.code}:\n${called.output}${context}`);
+  if (wake.code !== 0) throw new Error(`bench: phones' sipp exited with ${wake.code}:\n${wake.output}${context}`);
+}
