@@ -15,7 +15,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/cli/config-file";
 import { runtimePaths } from "../../src/cli/kamailio-runtime";
 import { addUser, parseSipUser } from "../../src/cli/users-database";
-import { Cluster, startCluster } from "../support/cluster";
+import { Cluster, everyNodeHolds, htableItemOn, startCluster } from "../support/cluster";
 import { ROOT } from "../support/pusher-process";
 import { runSipp, SippRun } from "../support/sipp";
 import { nextAddress, Phone } from "../support/topology";
@@ -97,26 +97,6 @@ function credentials(phone: Phone): { user: string; password: string } {
   return { user: phone.user, password: PASSWORD };
 }
 
-/** Node `id`'s htable item `key` of `table`, "" while it has none. */
-function item(id: number, table: string, key: string): string {
-  try {
-    return cluster.node(id).rpc("htable.get", table, key);
-  } catch {
-    return ""; // htable.get answers an error for a missing item
-  }
-}
-
-/** Resolves once every node holds the AOR's device with `token` (replicated records). */
-async function everyNodeKnows(aor: string, token: string): Promise<void> {
-  for (const node of cluster.nodes) {
-    await waitUntil(
-      () => item(node.id, "pusher_devices", aor).includes(token),
-      10000,
-      () => `node ${node.id} to hold ${aor}'s device\n${cluster.output()}`,
-    );
-  }
-}
-
 /** `pusher devices <aor>`'s "messages waiting" count on node `id`. */
 async function messagesWaiting(id: number, phone: Phone): Promise<number> {
   const out = await cli(id, "devices", phone.aor);
@@ -129,7 +109,10 @@ async function messagesWaiting(id: number, phone: Phone): Promise<number> {
 async function everyNodeCounts(phone: Phone, count: number): Promise<void> {
   for (const node of cluster.nodes) {
     await waitUntil(
-      () => Number(/value:\s*(\d+)/.exec(item(node.id, "pusher_messages", `waiting:${phone.aor}`))?.[1] ?? 0) === count,
+      () =>
+        Number(
+          /value:\s*(\d+)/.exec(htableItemOn(node.pusher, "pusher_messages", `waiting:${phone.aor}`))?.[1] ?? 0,
+        ) === count,
       10000,
       () => `node ${node.id} to count ${count} messages for ${phone.aor}\n${cluster.output()}`,
     );
@@ -165,7 +148,7 @@ describe("a MESSAGE stored on one node", () => {
       auth: credentials(phone),
       uriParams,
     });
-    await everyNodeKnows(phone.aor, alertToken);
+    await everyNodeHolds(cluster, phone.aor, alertToken);
 
     const callId = sharedCallId(phone);
     const sent = await call(cluster.node(1), phone, "send-message-stored.xml", { callId });
@@ -228,8 +211,8 @@ describe("the parallel strategy", () => {
       auth,
       userAgent: PARALLEL_APP,
     });
-    await everyNodeKnows(ringing.aor, ringingToken);
-    await everyNodeKnows(ringing.aor, sleepingToken);
+    await everyNodeHolds(cluster, ringing.aor, ringingToken);
+    await everyNodeHolds(cluster, ringing.aor, sleepingToken);
 
     const rings = await listeningPhone(cluster.node(2), ringing, "ring-until-cancelled.xml");
     const callId = sharedCallId(ringing);
@@ -265,7 +248,7 @@ describe("the push-first strategy", () => {
       auth: credentials(phone),
       userAgent: PUSH_FIRST_APP,
     });
-    await everyNodeKnows(phone.aor, token);
+    await everyNodeHolds(cluster, phone.aor, token);
 
     const callId = sharedCallId(phone);
     const caller = call(cluster.node(1), phone, "call-answered.xml", { callId });
@@ -351,7 +334,7 @@ describe("the one-time registration token of a push node 1 sent", () => {
       scenario: "register-auth.xml",
       auth: credentials(phone),
     });
-    await everyNodeKnows(phone.aor, token);
+    await everyNodeHolds(cluster, phone.aor, token);
     const callId = sharedCallId(phone);
     const caller = call(cluster.node(1), phone, "call-answered.xml", { callId });
     await waitForPushes(cluster.apns, token, 1, 8000, cluster.node(1));

@@ -5,7 +5,7 @@
 // per test. Timers that a scenario must tell apart come from the phone's User-Agent rule, so the tests poll and
 // never time a fast path. Nodes on 127.0.1.x, phones and callers on 127.0.0.x (test/support/cluster.ts, topology.ts).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { bindingsOn, Cluster, startCluster } from "../support/cluster";
+import { bindingsOn, Cluster, everyNodeHolds, htableItemOn, startCluster } from "../support/cluster";
 import { callItems, pluginErrorsIn } from "../support/kamailio-checks";
 import { Phone } from "../support/topology";
 import {
@@ -53,30 +53,6 @@ afterAll(async () => {
 beforeEach(() => {
   cluster.apns.requests.length = 0;
 });
-
-/**
- * Node `id`'s record of `aor` in htable pusher_devices (what its plugin pushes), "" while it has none. Cheaper to poll
- * than `pusher devices` (a CLI run per call: cluster.devices), which the test of a forgotten device reads.
- */
-function recordOn(id: number, aor: string): string {
-  try {
-    return cluster.node(id).rpc("htable.get", "pusher_devices", aor);
-  } catch {
-    return ""; // htable.get answers an error for a key it does not hold
-  }
-}
-
-/** Resolves once every node has the AOR's device with `token` (replicated records: the tests poll). */
-async function everyNodeKnows(aor: string, token: string): Promise<void> {
-  for (const node of cluster.nodes) {
-    await waitUntil(
-      () => recordOn(node.id, aor).includes(token),
-      10000,
-      () => `node ${node.id} to have ${aor}'s device\n${cluster.output()}`,
-      50,
-    );
-  }
-}
 
 /** Resolves once node `id`'s usrloc holds the binding of `phone` (dmq_usrloc is asynchronous). */
 async function nodeHoldsBinding(id: number, phone: Phone): Promise<void> {
@@ -141,7 +117,7 @@ describe("a phone registered on node 2, called on node 1", () => {
     const token = cluster.apns.newDevice(APP_ID);
     const params = pushParams(token);
     await registerPhone(cluster.node(2), phone, params, { userAgent: SLOW_INVITE_FIRST.userAgent });
-    await everyNodeKnows(phone.aor, token);
+    await everyNodeHolds(cluster, phone.aor, token);
     await nodeHoldsBinding(1, phone);
     // The binding lapsed where the phone registered; dmq_usrloc takes its removal to the other nodes. The record stays.
     cluster.node(2).rpc("ul.rm", "location", phone.aor);
@@ -196,7 +172,7 @@ describe("a phone registered on node 2, called on node 1", () => {
     const token = cluster.apns.newDevice(APP_ID);
     const params = pushParams(token);
     await registerPhone(cluster.node(2), phone, params);
-    await everyNodeKnows(phone.aor, token);
+    await everyNodeHolds(cluster, phone.aor, token);
     await nodeHoldsBinding(1, phone);
     for (const id of [1, 2, 3]) cluster.node(id).rpc("ul.rm", "location", phone.aor); // the binding lapsed
     const unchanged = kamailioCounter(cluster.node(2), "registers_unchanged");
@@ -226,7 +202,7 @@ describe("a phone registered on node 2, called on node 1", () => {
     const token = cluster.apns.newDevice(APP_ID);
     cluster.apns.replyFor(token, { status: 410, reason: "Unregistered" });
     await registerPhone(cluster.node(2), phone, pushParams(token), { userAgent: PATIENT.userAgent });
-    await everyNodeKnows(phone.aor, token);
+    await everyNodeHolds(cluster, phone.aor, token);
     await nodeHoldsBinding(1, phone);
 
     const caller = await call(cluster.node(1), phone, "call-unavailable.xml");
@@ -237,9 +213,10 @@ describe("a phone registered on node 2, called on node 1", () => {
     await cluster.node(1).waitFor(new RegExp(`device removed aor=${phone.aor} .*token is dead`), 5000);
     for (const node of cluster.nodes) {
       await waitUntil(
-        () => !recordOn(node.id, phone.aor).includes(token),
+        () => !htableItemOn(node.pusher, "pusher_devices", phone.aor).includes(token),
         10000,
-        () => `node ${node.id} to forget ${phone.aor}'s device: ${recordOn(node.id, phone.aor)}`,
+        () =>
+          `node ${node.id} to forget ${phone.aor}'s device: ${htableItemOn(node.pusher, "pusher_devices", phone.aor)}`,
         50,
       );
     }
@@ -254,13 +231,14 @@ describe("a phone registered on node 2, called on node 1", () => {
     // Apple's 410 onset is delayed: it can name a time before the phone's last REGISTER of that same token.
     cluster.apns.replyFor(token, { status: 410, reason: "Unregistered", timestamp: Date.now() - 3_600_000 });
     await registerPhone(cluster.node(2), phone, pushParams(token), { userAgent: PATIENT.userAgent });
-    await everyNodeKnows(phone.aor, token);
+    await everyNodeHolds(cluster, phone.aor, token);
 
     const caller = await call(cluster.node(1), phone, "call-unavailable.xml");
     expect(caller.code, caller.output + cluster.output()).toBe(0);
     expect(caller.endedAtMs - caller.startedAtMs).toBeLessThan(PATIENT.timers.pushWaitMs / 2); // the push failed
     await cluster.node(1).waitFor(new RegExp(`device kept aor=${phone.aor} .*registered again after that`), 5000);
-    for (const node of cluster.nodes) expect(recordOn(node.id, phone.aor), `node ${node.id}`).toContain(token);
+    for (const node of cluster.nodes)
+      expect(htableItemOn(node.pusher, "pusher_devices", phone.aor), `node ${node.id}`).toContain(token);
   });
 
   it("keeps the new device on every node when the phone registered a new token on node 3 before APNs answered that node 1's pushed one is dead", async () => {
@@ -270,18 +248,18 @@ describe("a phone registered on node 2, called on node 1", () => {
     cluster.apns.replyFor(oldToken, { status: 410, reason: "Unregistered", afterMs: 3000 });
     const instance = "00000000-0000-0000-0000-0000000000f8";
     await registerPhone(cluster.node(2), phone, pushParams(oldToken, instance));
-    await everyNodeKnows(phone.aor, oldToken);
+    await everyNodeHolds(cluster, phone.aor, oldToken);
     const callId = sharedCallId(phone);
     const caller = await call(cluster.node(1), phone, "call-cancelled.xml", { callId });
     expect(caller.code, caller.output + cluster.output()).toBe(0);
     await registerPhone(cluster.node(3), await phone.newSocket(), pushParams(newToken, instance));
-    await everyNodeKnows(phone.aor, newToken);
+    await everyNodeHolds(cluster, phone.aor, newToken);
     expect(cluster.apns.requestsFor(oldToken).map((push) => push.status)).toEqual([null]); // not answered yet
     await cluster.node(1).waitFor(new RegExp(`push failed call-id=${literally(callId)} aor=${phone.aor} `), 8000);
     expect(cluster.apns.requestsFor(oldToken).map((push) => push.status)).toEqual([410]);
     await new Promise((done) => setTimeout(done, 300)); // Kamailio's log and DMQ trail node 1's htable
     for (const node of cluster.nodes) {
-      const record = recordOn(node.id, phone.aor);
+      const record = htableItemOn(node.pusher, "pusher_devices", phone.aor);
       expect(record, `node ${node.id}`).toContain(newToken);
       expect(record, `node ${node.id}`).not.toContain(oldToken);
     }
@@ -292,7 +270,7 @@ describe("a phone registered on node 2, called on node 1", () => {
     const phone = await Phone.create({ transport: "tcp" });
     const token = cluster.apns.newDevice(APP_ID);
     await registerPhone(cluster.node(2), phone, pushParams(token), { userAgent: QUICK.userAgent }); // connection closed
-    await everyNodeKnows(phone.aor, token);
+    await everyNodeHolds(cluster, phone.aor, token);
     await nodeHoldsBinding(1, phone);
 
     const caller = await call(cluster.node(1), phone, "call-unavailable.xml");

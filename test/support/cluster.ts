@@ -84,6 +84,27 @@ export function bindingsOn(pusher: PusherProcess, aor: string): string {
   }
 }
 
+/** Node `pusher`'s htable item `key` of `table` (kamcmd htable.get), "" while it has none. */
+export function htableItemOn(pusher: PusherProcess, table: string, key: string): string {
+  try {
+    return pusher.rpc("htable.get", table, key);
+  } catch {
+    return ""; // htable.get answers an error for a missing item
+  }
+}
+
+/** Resolves once every node's pusher_devices item of `aor` holds `token` (replicated records: the tests poll). */
+export async function everyNodeHolds(cluster: Cluster, aor: string, token: string): Promise<void> {
+  for (const node of cluster.nodes) {
+    await waitUntil(
+      () => htableItemOn(node.pusher, "pusher_devices", aor).includes(token),
+      10000,
+      () => `node ${node.id} to hold ${aor}'s device\n${cluster.output()}`,
+      50,
+    );
+  }
+}
+
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const count = options.nodes ?? 3;
   const work = mkdtempSync(join(tmpdir(), "pusher-cluster-"));
