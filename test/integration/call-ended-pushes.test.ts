@@ -523,7 +523,9 @@ describe("a call that ends unanswered", () => {
 
 describe("a dead token reported for a call push after its call ended", () => {
   /** Where in pusher start's output `pattern` first matches, -1 when it does not. */
-  function logIndex(pattern: RegExp): number {
+  /** Where `pattern` first shows in Kamailio's log, once it does (the log trails the htable the tests poll). */
+  async function logIndex(pattern: RegExp): Promise<number> {
+    await pusher.waitFor(pattern, 5000);
     return pusher.output().search(pattern);
   }
 
@@ -546,8 +548,8 @@ describe("a dead token reported for a call push after its call ended", () => {
     );
     expect(apns.requestsFor(token).map((push) => `${body(push).event} ${push.status}`)).toEqual(["undefined 410"]);
     await pusher.waitFor(new RegExp(`device removed aor=${phone.aor} .*token is dead`), 3000);
-    expect(logIndex(new RegExp(`caller cancelled call-id=${callId} `))).toBeLessThan(
-      logIndex(new RegExp(`device removed aor=${phone.aor} `)),
+    expect(await logIndex(new RegExp(`caller cancelled call-id=${callId} `))).toBeLessThan(
+      await logIndex(new RegExp(`device removed aor=${phone.aor} `)),
     );
   });
 
@@ -593,8 +595,12 @@ describe("a dead token reported for a call push after its call ended", () => {
       "call 404",
       "answered-elsewhere 200",
     ]);
-    expect(logIndex(new RegExp(`call-ended push \\(answered-elsewhere\\) requested call-id=${callId} `))).toBeLessThan(
-      logIndex(new RegExp(`device removed aor=${android.aor} instance=\\S+: the provider says its token is dead`)),
+    expect(
+      await logIndex(new RegExp(`call-ended push \\(answered-elsewhere\\) requested call-id=${callId} `)),
+    ).toBeLessThan(
+      await logIndex(
+        new RegExp(`device removed aor=${android.aor} instance=\\S+: the provider says its token is dead`),
+      ),
     );
     expect(tokensOf(answering)).toEqual([answeringToken]);
     const result = await caller;
