@@ -43,6 +43,15 @@ import { startPostgres } from "../test/support/postgres";
 import { DOMAIN, nextAddress } from "../test/support/topology";
 import { waitUntil } from "../test/support/wait-until";
 
+/** What a KDMQ request carries: htable's `htable:<table>`, dmq_usrloc's `usrloc`, the plugin's `pusher:<type>`. */
+function kdmqKind(jsonMembers: string): string {
+  const table = /(?:^|[,|])htname:([^,|]+)/.exec(jsonMembers)?.[1];
+  if (table) return `htable:${table}`;
+  if (/(?:^|[,|])action:\d+,aor:/.test(jsonMembers)) return "usrloc";
+  const type = /(?:^|[,|])type:([^,|]+)/.exec(jsonMembers)?.[1];
+  return type ? `pusher:${type}` : "other";
+}
+
 export interface ClusterBenchOptions {
   /** Calls held on node 1 for phones registered on node 2 that wake on node 3. */
   calls: number;
@@ -109,6 +118,8 @@ export interface ClusterBenchResult {
   wakeRequestMs: Distribution;
   bindingReplicaMs: Distribution;
   registerAnsweredMs: Distribution;
+  /** KDMQ requests node 3 sent node 1 per woken phone, by kind (kdmqKind): the DMQ work of a wake on another node. */
+  wakeKdmqRequests: { [kind: string]: number };
   /** REGISTER on the wire to node 2 → node 1's or node 3's 200 to the KDMQ request with the record (one sample
    * per phone and other node). */
   recordPropagationMs: Distribution;
@@ -445,6 +456,7 @@ export async function benchCluster(
       packets,
       (p) => p.method === "INVITE" && p.sourceHost === node1.host && isTo(p, node3, node3.pusher.sipPort),
     );
+    const firstWakeRegisterMs = Math.min(...[...wakeRegisters.values()].map((packet) => packet.timeMs));
     const wakeSamples: number[] = [];
     const holdingSamples: number[] = [];
     for (const [callId, register] of wakeRegisters) {
@@ -468,6 +480,16 @@ export async function benchCluster(
       if (wake && !wakeRequests.has(wake)) wakeRequests.set(wake, packet.timeMs);
       if (binding && !bindingReplicas.has(binding)) bindingReplicas.set(binding, packet.timeMs);
     }
+    // Every KDMQ request node 3 sent node 1 during the wakes, by kind: what a woken phone's REGISTER costs in DMQ.
+    const wakeKdmqRequests: { [kind: string]: number } = {};
+    for (const packet of packets) {
+      if (packet.method !== "KDMQ" || packet.sourceHost !== node3.host || !isTo(packet, node1, node1.dmqPort)) continue;
+      if (packet.timeMs < firstWakeRegisterMs) continue;
+      const kind = kdmqKind(packet.jsonMembers);
+      wakeKdmqRequests[kind] = (wakeKdmqRequests[kind] ?? 0) + 1;
+    }
+    for (const kind of Object.keys(wakeKdmqRequests))
+      wakeKdmqRequests[kind] = round(wakeKdmqRequests[kind] / options.calls, 2);
     const wakeRequestSamples: number[] = [];
     const bindingReplicaSamples: number[] = [];
     const answeredSamples: number[] = [];
@@ -493,6 +515,7 @@ export async function benchCluster(
       wakeRequestMs: distribution(wakeRequestSamples),
       bindingReplicaMs: distribution(bindingReplicaSamples),
       registerAnsweredMs: distribution(answeredSamples),
+      wakeKdmqRequests,
       recordPropagationMs: distribution(propagationSamples),
       recordArrivalMs: distribution(arrivalSamples),
       clusterRegisterCpuUs: { registeringNode: cpuUs[1], otherNode: round((cpuUs[0] + cpuUs[2]) / 2, 1) },

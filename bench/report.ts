@@ -308,6 +308,10 @@ export function markdownTable(results: BenchResults): string {
       "",
       "",
     ]);
+    if (cluster.wakeKdmqRequests) {
+      const kinds = Object.entries(cluster.wakeKdmqRequests).map(([kind, count]) => `${kind} ${count}`);
+      rows.push(["   KDMQ requests node 3 sent node 1 per woken phone", kinds.join(", "), "", ""]);
+    }
   }
   // The same rows for the records in sqlite and in PostgreSQL.
   const restartRows = (restart: RestartWithDevicesResult, first: string, met: boolean | undefined) => {

@@ -286,9 +286,14 @@ interface TokenOwner {
 /** Names the record's device as the holder of its tokens; `claim`: see TokenOwner. */
 function indexTokens(record: DeviceRecord, claim?: string): void {
   const keys = tokensOf(record);
+  const owner = tokenOwnerOf(record, claim);
+  for (let i = 0; i < keys.length; i++) setJson(TOKENS_TABLE, keys[i], owner);
+}
+
+function tokenOwnerOf(record: DeviceRecord, claim?: string): TokenOwner {
   const owner: TokenOwner = { aor: record.aor, instance: record.instance };
   if (claim !== undefined) owner.claim = claim;
-  for (let i = 0; i < keys.length; i++) setJson(TOKENS_TABLE, keys[i], owner);
+  return owner;
 }
 
 function unindexTokens(record: DeviceRecord): void {
@@ -802,12 +807,23 @@ export function saveDevice(record: DeviceRecord, mark?: string, authenticatedAor
     );
   }
   if (outcome !== "stored") return outcome;
-  if (previous) unindexTokens(previous);
-  // Written before the old holder is removed: a crash in between leaves a duplicate, never a lost token.
   const keys = tokensOf(record);
+  // Tokens the device no longer holds leave the index; those it keeps (a changed User-Agent, or the phone now
+  // registered through another node) are not written again when the index names it already: in a cluster every
+  // index write is a KDMQ request to each other node.
+  if (previous) {
+    const previousKeys = tokensOf(previous);
+    for (let i = 0; i < previousKeys.length; i++)
+      if (keys.indexOf(previousKeys[i]) < 0) unindexToken(previous, previousKeys[i]);
+  }
+  // Before every record is loaded, a device not in memory yet may hold the token: the load decides (adoptRow).
+  const claim = loadedHere || getNumber(STATE_TABLE, LOAD_PENDING_KEY) === 0 ? undefined : authenticatedAor;
+  // Written before the old holder is removed: a crash in between leaves a duplicate, never a lost token.
   for (let i = 0; i < keys.length; i++) {
     const owner = getJson<TokenOwner>(TOKENS_TABLE, keys[i]);
-    if (owner && (owner.aor !== record.aor || owner.instance !== record.instance)) {
+    if (owner && owner.aor === record.aor && owner.instance === record.instance) {
+      if (owner.claim === claim) continue;
+    } else if (owner) {
       if (!mayTakeToken(owner, record, authenticatedAor)) {
         logInfo(
           "device token also held by aor=" +
@@ -822,24 +838,23 @@ export function saveDevice(record: DeviceRecord, mark?: string, authenticatedAor
             owner.aor +
             ")",
         );
-        continue;
+      } else {
+        const moved = removeDevice(owner.aor, owner.instance, keys[i]);
+        if (moved)
+          logInfo(
+            "device token moved from aor=" +
+              owner.aor +
+              " instance=" +
+              owner.instance +
+              " to aor=" +
+              record.aor +
+              " instance=" +
+              record.instance,
+          );
       }
-      const moved = removeDevice(owner.aor, owner.instance, keys[i]);
-      if (moved)
-        logInfo(
-          "device token moved from aor=" +
-            owner.aor +
-            " instance=" +
-            owner.instance +
-            " to aor=" +
-            record.aor +
-            " instance=" +
-            record.instance,
-        );
     }
+    setJson(TOKENS_TABLE, keys[i], tokenOwnerOf(record, claim));
   }
-  // Before every record is loaded, a device not in memory yet may hold the token: the load decides (adoptRow).
-  indexTokens(record, loadedHere || getNumber(STATE_TABLE, LOAD_PENDING_KEY) === 0 ? undefined : authenticatedAor);
   return outcome;
 }
 

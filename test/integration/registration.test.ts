@@ -228,6 +228,41 @@ describe("the device store", () => {
     expect(storedLines(phone)).toBe(2);
   });
 
+  it("keeps the token index naming the device as its record changes: User-Agent, token, alert token", async () => {
+    const phone = await newPhone();
+    const instance = "00000000-0000-0000-0000-0000000000e2";
+    // kamcmd prints htable.get's error for a missing item (and exits 0): "" then.
+    const indexed = (provider: string, token: string) => {
+      const item = pusher.rpc("htable.get", "pusher_tokens", `${provider}:${token}`);
+      return /doesn't exist/.test(item) ? "" : item;
+    };
+    const [token, newToken] = [nextToken(), nextToken()];
+    await register(phone, kazooParams(token, instance));
+    expect(indexed("apple", token)).toContain(`"instance":"urn:uuid:${instance}"`);
+    // Another User-Agent: the record is written again, its token stays where it was.
+    await register(await phone.newSocket(), kazooParams(token, instance), { userAgent: `${KAZOO_UA}.1` });
+    expect(devicesOf(phone).map((device) => device.userAgent)).toEqual([`${KAZOO_UA}.1`]);
+    expect(indexed("apple", token)).toContain(`"aor":"${phone.aor}"`);
+    expect(indexed("apple", token)).not.toContain("claim");
+    // A new token: the old one leaves the index.
+    await register(await phone.newSocket(), kazooParams(newToken, instance));
+    expect(indexed("apple", newToken)).toContain(`"instance":"urn:uuid:${instance}"`);
+    expect(indexed("apple", token)).toBe("");
+    // Linphone's two tokens, then the VoIP token alone: the alert token leaves the index, the VoIP token stays.
+    const linphone = await newPhone();
+    const [remote, voip] = [nextToken(), nextToken()];
+    const linphoneParams = (prid: string) =>
+      `;+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000e3>";pn-provider=apns;pn-prid=${prid}` +
+      `;pn-param=${TEAM_ID}.${RFC_BUNDLE}.${prid.includes("&") ? "remote%26voip" : "voip"}`;
+    await register(linphone, linphoneParams(`${remote}:remote%26${voip}:voip`), { userAgent: LINPHONE_UA });
+    expect(indexed("apple", remote)).toContain(linphone.aor);
+    await register(await linphone.newSocket(), linphoneParams(voip), { userAgent: LINPHONE_UA });
+    expect(devicesOf(linphone)[0]).toMatchObject({ token: voip });
+    expect(devicesOf(linphone)[0].alertToken).toBeUndefined();
+    expect(indexed("apple", remote)).toBe("");
+    expect(indexed("apple", voip)).toContain(linphone.aor);
+  });
+
   it("removes the device's record at once on a de-REGISTER with Expires: 0", async () => {
     const phoneA = await newPhone();
     const phoneB = await newPhone(phoneA.user);
