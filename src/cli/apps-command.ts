@@ -21,6 +21,8 @@ interface AppRow {
   providers: ("apple" | "firebase" | "webpush")[];
   enabled: boolean;
   host?: string;
+  /** Where pushes for sandbox tokens go (apns.dev bindings, and a token production refused). */
+  sandboxHost?: string;
   certificateFile?: string;
   keyFile?: string;
   keyId?: string;
@@ -324,6 +326,7 @@ function listApps(configPath: string, json: boolean): void {
     const row: AppRow = { appId, provider: providers[0] ?? null, providers, enabled: app.enabled !== false };
     if (app.apple) {
       row.host = app.apple.host;
+      row.sandboxHost = app.apple.sandboxHost;
       if (app.apple.certificateFile) row.certificateFile = app.apple.certificateFile;
       if (app.apple.keyFile)
         Object.assign(row, { keyFile: app.apple.keyFile, keyId: app.apple.keyId, teamId: app.apple.teamId });

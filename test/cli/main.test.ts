@@ -169,7 +169,7 @@ describe("pusher apps", () => {
     expect(result.stderr).toContain("app id must be");
   });
 
-  it("lists apps as JSON with provider and host and no key material", () => {
+  it("lists apps as JSON with provider, hosts (the sandbox host too) and no key material", () => {
     pusher("apps", "add-apple", "com.example.phone", goodPem);
     const result = pusher("apps", "list", "--json");
     expect(result.code).toBe(0);
@@ -180,6 +180,7 @@ describe("pusher apps", () => {
         providers: ["apple"],
         enabled: true,
         host: "api.push.apple.com",
+        sandboxHost: "api.sandbox.push.apple.com",
         certificateFile: join(dir, "credentials", "com.example.phone.apple.pem"),
       },
     ]);
