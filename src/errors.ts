@@ -268,6 +268,12 @@ export const ERROR_CODES = {
       "`pusher start`: the registrations database (location.sqlite in the state dir) cannot be created, or the sqlite3 command is missing.",
     action: "apt-get install sqlite3; check the state dir's owner and permissions.",
   },
+  PUSHER_ERR_DEVICES_DATABASE: {
+    meaning:
+      "`pusher devices` (every AOR, more than one htable.dump reply holds) cannot read the device records' database (devices.sqlite in the state dir; on a cluster node cluster.database), or the sqlite3 or psql command is missing.",
+    action:
+      "apt-get install sqlite3 (postgresql-client on a cluster node); run it as the user pusher start runs as; check that the PostgreSQL server answers.",
+  },
   PUSHER_ERR_IMPORT: {
     meaning:
       "`pusher import-kazoo`: the file is not Kazoo's system_config/pusher JSON object, holds nothing to import, or some of its items could not be imported (listed above).",

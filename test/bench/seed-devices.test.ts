@@ -7,22 +7,15 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { DeviceRecord } from "../../src/device-record";
 import { startPostgres, type PostgresServer } from "../support/postgres";
-import { seedDeviceRows, seedPostgresDeviceRows, seededPhone, type SeedOptions } from "../support/seed-devices";
+import {
+  MODEL_RECORD,
+  seedDeviceRows,
+  seedPostgresDeviceRows,
+  seededPhone,
+  type SeedOptions,
+} from "../support/seed-devices";
 
-const TEMPLATE: DeviceRecord = {
-  aor: "model1@example.com",
-  instance: "urn:uuid:00000000-0000-4000-8000-000000000001",
-  appId: "com.example.app",
-  provider: "apple",
-  token: "ab".repeat(32),
-  pushKind: "voip",
-  // A backslash and a quote: COPY's text format and SQL strings each escape their own.
-  userAgent: "MyMobileApp iOS 1.0 \\o/ 'quoted'",
-  proxy: "sip:127.0.0.1:5060",
-  options: { "pn-silent": "1" },
-  registeredAtMs: 1,
-  userCaseKept: true,
-};
+const TEMPLATE: DeviceRecord = { ...MODEL_RECORD, pushKind: "voip", options: { "pn-silent": "1" } };
 
 const SEED: SeedOptions = {
   prefix: "seed",

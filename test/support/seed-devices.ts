@@ -9,6 +9,20 @@ import { execFileSync } from "node:child_process";
 import type { DeviceRecord } from "../../src/device-record";
 import type { PostgresServer } from "./postgres";
 
+/** A device record for seeding tests: a backslash and a quote in its User-Agent, which each database and each
+ * command's output (COPY's text format, SQL strings, sqlite3 -json, psql) escape their own way. */
+export const MODEL_RECORD: DeviceRecord = {
+  aor: "model1@example.com",
+  instance: "urn:uuid:00000000-0000-4000-8000-000000000001",
+  appId: "com.example.app",
+  provider: "apple",
+  token: "ab".repeat(32),
+  userAgent: "MyMobileApp iOS 1.0 \\o/ 'quoted'",
+  proxy: "sip:127.0.0.1:5060",
+  registeredAtMs: 1,
+  userCaseKept: true,
+};
+
 export interface SeededPhone {
   /** The AOR's user part: `<prefix><n>`, n from 1. */
   user: string;
