@@ -5,7 +5,8 @@
 
 import { readFileSync, rmSync } from "node:fs";
 import { ConfigError, PusherConfig, validateConfig } from "../config";
-import { CliError, LoadedConfig, validatedConfigFile, writeFileAtomic } from "./config-file";
+import { CliError, LoadedConfig, readConfigFile, validatedConfigFile, writeFileAtomic } from "./config-file";
+import { RuntimePaths, runtimePaths } from "./kamailio-runtime";
 
 /** `pusher start`'s cluster options as given on its command line, each instead of its `cluster.*` key. */
 export interface ClusterOptions {
@@ -100,4 +101,18 @@ export function readStartClusterOptions(file: string): ClusterOptions {
       `${file} does not hold pusher start's cluster options (start pusher again to rewrite it)`,
     );
   return saved as ClusterOptions;
+}
+
+/**
+ * The config of the node `pusher start` runs (for `pusher reload` and `pusher devices`, which talk to it): the file's,
+ * with the cluster options start saved in its state dir, and that state dir's paths. The state dir is found from the
+ * file without its cluster section, which may be incomplete without those options (no `database`: start's
+ * `--database` gave it); the config is then validated whole, with them.
+ */
+export function runningConfig(configPath: string): { config: PusherConfig; paths: RuntimePaths } {
+  const file = readConfigFile(configPath);
+  const withoutCluster = validatedConfigFile({ ...file, raw: { ...file.raw, cluster: undefined } });
+  const paths = runtimePaths(configPath, withoutCluster);
+  const config = withClusterOptions(file, readStartClusterOptions(paths.clusterOptions));
+  return { config, paths: runtimePaths(configPath, config) };
 }

@@ -10,8 +10,8 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { CliError, readConfigFile } from "./config-file";
-import { readStartClusterOptions, withClusterOptions } from "./cluster-options";
+import { PusherConfig } from "../config";
+import { CliError } from "./config-file";
 import { RuntimePaths, splitDatabasePassword } from "./kamailio-runtime";
 
 const TABLE = "pusher_devices";
@@ -36,8 +36,7 @@ export interface DeviceRow {
  * node's cluster.database, with start's cluster options over the config file's cluster.* (as `pusher reload` reads
  * them), else the sqlite file in the state dir.
  */
-export function runningDeviceDatabase(configPath: string, paths: RuntimePaths): DeviceDatabase {
-  const config = withClusterOptions(readConfigFile(configPath), readStartClusterOptions(paths.clusterOptions));
+export function runningDeviceDatabase(config: PusherConfig, paths: RuntimePaths): DeviceDatabase {
   if (config.cluster.nodeId < 1) return { kind: "sqlite", file: paths.deviceDatabase };
   const { url, passwordLine } = splitDatabasePassword(config.cluster.database!);
   // start wrote the password there (mode 0600) for Kamailio's libpq; psql reads the same file.

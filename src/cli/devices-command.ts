@@ -10,10 +10,10 @@ import { loadProgressNote } from "../device-load-progress";
 import { DeviceRecord } from "../device-record";
 import { escapeControlCharacters } from "../log-text";
 import { maskToken } from "../mask-token";
-import { loadConfig, usageError } from "./config-file";
+import { runningConfig } from "./cluster-options";
+import { usageError } from "./config-file";
 import { describeDeviceDatabase, deviceRows, runningDeviceDatabase } from "./device-database-reader";
 import { callKamailio } from "./kamailio-rpc";
-import { runtimePaths } from "./kamailio-runtime";
 
 const DEVICES_TABLE = "pusher_devices";
 const MESSAGES_TABLE = "pusher_messages";
@@ -208,8 +208,7 @@ export async function runDevices(
   showTokens: boolean,
 ): Promise<void> {
   if (args.length > 1) throw usageError(`expected "devices [aor] [--json] [--show-tokens]"`);
-  const { config } = loadConfig(configPath);
-  const paths = runtimePaths(configPath, config);
+  const { config, paths } = runningConfig(configPath);
   const nowMs = Date.now();
   let devices: ListedDevice[];
   // Set when the list of every AOR comes from the database: what stderr says of it.
@@ -225,7 +224,7 @@ export async function runDevices(
       devices = devicesFromItems(dump.items, config, nowMs);
     } else {
       // The database holds every record (on disk before its REGISTER was answered), loaded at start or not yet.
-      const database = runningDeviceDatabase(configPath, paths);
+      const database = runningDeviceDatabase(config, paths);
       devices = devicesFromItems(deviceRows(database, nowMs / 1000), config, nowMs);
       databaseNote = `listed from the device database ${describeDeviceDatabase(database)} (${dump.tooBig})`;
       const unsaved = await storedNumber(paths.ctlSocket, STATS_TABLE, UNSAVED_COUNT);

@@ -12,10 +12,10 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import type { PusherConfig } from "../config";
-import { ClusterOptions, readStartClusterOptions, withClusterOptions } from "./cluster-options";
-import { CliError, loadConfig, readConfigFile, writeFileAtomic } from "./config-file";
+import { ClusterOptions, readStartClusterOptions, runningConfig, withClusterOptions } from "./cluster-options";
+import { CliError, readConfigFile, writeFileAtomic } from "./config-file";
 import { callKamailio } from "./kamailio-rpc";
-import { runtimeConfigText, runtimePaths } from "./kamailio-runtime";
+import { runtimeConfigText } from "./kamailio-runtime";
 
 /** Keys only a restart applies (compared with the running copy). */
 const RESTART_ONLY_KEYS = ["sip.listen", "sip.tls", "sip.auth", "link", "metrics", "stateDir", "kamailio", "cluster"];
@@ -115,8 +115,7 @@ export interface ReloadOptions {
 
 /** `pusher reload [--kamailio-ctl SOCKET] [--helper-pid-file FILE|PID]`. */
 export async function runReload(configPath: string, options: ReloadOptions): Promise<void> {
-  const { config } = loadConfig(configPath);
-  const paths = runtimePaths(configPath, config);
+  const { paths } = runningConfig(configPath);
   const ownKamailio = options.kamailioCtl !== undefined;
   const lines = await applyConfig(configPath, {
     ctlSocket: ownKamailio ? options.kamailioCtl!.replace(/^unix:/, "") : paths.ctlSocket,

@@ -6,9 +6,10 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runningConfig } from "../../src/cli/cluster-options";
 import { DeviceDatabase, deviceRows, runningDeviceDatabase } from "../../src/cli/device-database-reader";
 import { devicesFromItems, devicesJson } from "../../src/cli/devices-command";
-import { runtimePaths, splitDatabasePassword } from "../../src/cli/kamailio-runtime";
+import { splitDatabasePassword } from "../../src/cli/kamailio-runtime";
 import { defaultConfig } from "../../src/config";
 import type { DeviceRecord } from "../../src/device-record";
 import { startPostgres, type PostgresServer } from "../support/postgres";
@@ -111,8 +112,9 @@ describe("runningDeviceDatabase", () => {
   it("is the sqlite file in the state dir, or a cluster node's PostgreSQL from pusher start's options", () => {
     const configPath = join(dir, "pusher.json");
     writeFileSync(configPath, JSON.stringify({ stateDir: "state" }));
-    const paths = runtimePaths(configPath, { ...defaultConfig(), stateDir: "state" });
-    expect(runningDeviceDatabase(configPath, paths)).toEqual({
+    const running = () => runningConfig(configPath);
+    const { paths } = running();
+    expect(runningDeviceDatabase(running().config, paths)).toEqual({
       kind: "sqlite",
       file: join(dir, "state", "devices.sqlite"),
     });
@@ -128,7 +130,7 @@ describe("runningDeviceDatabase", () => {
       }),
     );
     writeFileSync(paths.databasePasswordFile, "db.example:5433:pusher:pusher:secret\n", { mode: 0o600 });
-    expect(runningDeviceDatabase(configPath, paths)).toEqual({
+    expect(runningDeviceDatabase(running().config, paths)).toEqual({
       kind: "postgres",
       url: "postgres://pusher@db.example:5433/pusher",
       passwordFile: paths.databasePasswordFile,

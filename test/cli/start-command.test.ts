@@ -178,6 +178,11 @@ it("takes the cluster options only with start, each once", () => {
  * writes the runtime copy, then finds no Kamailio on the ctl socket (PUSHER_ERR_RPC).
  */
 function startWithFakeKamailio(...args: string[]) {
+  return startFileWithFakeKamailio({}, ...args);
+}
+
+/** startWithFakeKamailio with `file`'s keys in the config file too. */
+function startFileWithFakeKamailio(file: Record<string, unknown>, ...args: string[]) {
   const work = mkdtempSync(join(dir, "fake-"));
   const bin = join(work, "bin");
   mkdirSync(bin);
@@ -188,7 +193,7 @@ function startWithFakeKamailio(...args: string[]) {
   );
   chmodSync(join(bin, "kamailio"), 0o755);
   const config = join(work, "pusher.json");
-  writeFileSync(config, JSON.stringify({ sip: { auth: false, listen: ["udp:127.0.0.1:5060"] } }));
+  writeFileSync(config, JSON.stringify({ sip: { auth: false, listen: ["udp:127.0.0.1:5060"] }, ...file }));
   const env = { ...process.env, PATH: bin + delimiter + process.env.PATH };
   const run = (...words: string[]) => {
     const result = spawnSync(process.execPath, [join(ROOT, "dist", "cli.js"), "--config", config, ...words], {
@@ -233,4 +238,14 @@ it("keeps its cluster options for pusher reload, which applies them over the fil
   // A start without cluster options leaves none behind for the next reload.
   expect(run("start").output).toContain("kamailio exited with code 1 during start-up");
   expect(existsSync(saved)).toBe(false);
+});
+
+it("lets pusher reload and pusher devices read a config file whose cluster section start's options completed", () => {
+  // No cluster.database in the file: the node runs with start's --database, which the file alone lacks.
+  const cluster = { nodeId: 1, nodes: 2, dmqListen: "127.0.1.1:5090", peers: ["127.0.1.2:5090"] };
+  const { started, run } = startFileWithFakeKamailio({ cluster }, "--database", "postgres://p@db/pusher");
+  expect(started.output).toContain("kamailio exited with code 1 during start-up");
+  // Both get as far as the ctl socket, where no Kamailio answers.
+  expect(run("reload").output).toMatch(/^pusher: PUSHER_ERR_RPC: /m);
+  expect(run("devices", "alice@example.com").output).toMatch(/^pusher: PUSHER_ERR_RPC: /m);
 });
