@@ -15,10 +15,10 @@ import { CliError } from "./config-file";
 import { RuntimePaths, splitDatabasePassword } from "./kamailio-runtime";
 
 const TABLE = "pusher_devices";
-// 5 000 rows of one device each are about 2.5 MB of output: one sqlite3 or psql run per page.
-const PAGE_ROWS = 5000;
-// A page of AORs of many devices each (devices.maxPerAor) may be tens of MB.
-const MAX_PAGE_BYTES = 512 * 1024 * 1024;
+// 1 000 rows of one device each are about 0.5 MB of output: one sqlite3 or psql run per page.
+const PAGE_ROWS = 1000;
+// A page of AORs of many devices each (devices.maxPerAor, 1 000 at most: about 500 MB) fits.
+const MAX_PAGE_BYTES = 768 * 1024 * 1024;
 
 export type DeviceDatabase =
   | { kind: "sqlite"; file: string }
@@ -29,6 +29,12 @@ export type DeviceDatabase =
 export interface DeviceRow {
   aor: string;
   value: string;
+}
+
+/** Where the next page starts: the last row's AOR as an SQL expression of the database's. */
+interface PageOf {
+  rows: DeviceRow[];
+  after: string;
 }
 
 /**
@@ -50,9 +56,12 @@ export function describeDeviceDatabase(database: DeviceDatabase): string {
   return database.kind === "sqlite" ? database.file : database.url;
 }
 
-/** Text as an SQL string literal: '' doubles a quote, the only escape both sqlite and PostgreSQL need here. */
-function literal(text: string): string {
-  return "'" + text.replace(/'/g, "''") + "'";
+/**
+ * Text as a PostgreSQL string literal, whatever the server's standard_conforming_strings: E'…' reads a backslash as
+ * an escape in every setting, so backslashes are doubled as quotes are.
+ */
+function postgresLiteral(text: string): string {
+  return "E'" + text.replace(/\\/g, "\\\\").replace(/'/g, "''") + "'";
 }
 
 function readError(database: DeviceDatabase, command: string, error: unknown): CliError {
@@ -70,12 +79,16 @@ function readError(database: DeviceDatabase, command: string, error: unknown): C
   );
 }
 
-/** One page of rows after `after`, in AOR order, still within retention at `nowS` (as the plugin's load reads them). */
-function readPage(database: DeviceDatabase, nowS: number, after: string, pageRows: number): DeviceRow[] {
-  const page =
-    `SELECT aor, devices FROM ${TABLE} WHERE expires > ${Math.floor(nowS)} AND aor > ${literal(after)} ` +
-    `ORDER BY aor LIMIT ${pageRows}`;
+/**
+ * One page of rows after `after` (an SQL expression: "" for the first page), in AOR order, still within retention at
+ * `nowS` (as the plugin's load reads them).
+ */
+function readPage(database: DeviceDatabase, nowS: number, after: string, pageRows: number): PageOf {
+  const where = `expires > ${Math.floor(nowS)}` + (after ? ` AND aor > ${after}` : "");
   if (database.kind === "sqlite") {
+    // The next page starts after the last AOR's bytes (hex): an AOR that is not valid UTF-8 (the plugin stores what
+    // the phone sent) reaches this process as U+FFFD, which would skip or repeat the rows in between.
+    const page = `SELECT aor, devices, hex(aor) AS cursor FROM ${TABLE} WHERE ${where} ORDER BY aor LIMIT ${pageRows}`;
     let output: string;
     try {
       // -json: every value JSON-quoted, whatever characters the AOR or the devices hold. -readonly: never a write
@@ -89,12 +102,14 @@ function readPage(database: DeviceDatabase, nowS: number, after: string, pageRow
       throw readError(database, "sqlite3", error);
     }
     // No rows: no output at all.
-    if (!output.trim()) return [];
-    return (JSON.parse(output) as { aor: string; devices: string }[]).map((row) => ({
-      aor: row.aor,
-      value: row.devices,
-    }));
+    if (!output.trim()) return { rows: [], after };
+    const read = JSON.parse(output) as { aor: string; devices: string; cursor: string }[];
+    return {
+      rows: read.map((row) => ({ aor: row.aor, value: row.devices })),
+      after: read.length ? `CAST(X'${read[read.length - 1].cursor.replace(/[^0-9A-F]/gi, "")}' AS TEXT)` : after,
+    };
   }
+  const page = `SELECT aor, devices FROM ${TABLE} WHERE ${where} ORDER BY aor LIMIT ${pageRows}`;
   let output: string;
   try {
     // One JSON array of [aor, devices] per page on one line (-A -t: unaligned, no header): any character survives.
@@ -127,7 +142,8 @@ function readPage(database: DeviceDatabase, nowS: number, after: string, pageRow
   } catch (error) {
     throw readError(database, "psql", error);
   }
-  return (JSON.parse(output) as [string, string][]).map(([aor, value]) => ({ aor, value }));
+  const rows = (JSON.parse(output) as [string, string][]).map(([aor, value]) => ({ aor, value }));
+  return { rows, after: rows.length ? postgresLiteral(rows[rows.length - 1].aor) : after };
 }
 
 /**
@@ -143,9 +159,9 @@ export function* deviceRows(
     throw new CliError("PUSHER_ERR_DEVICES_DATABASE", `no device database at ${database.file}`);
   let after = "";
   for (;;) {
-    const rows = readPage(database, nowS, after, pageRows);
-    yield* rows;
-    if (rows.length < pageRows) return;
-    after = rows[rows.length - 1].aor;
+    const page = readPage(database, nowS, after, pageRows);
+    yield* page.rows;
+    if (page.rows.length < pageRows) return;
+    after = page.after;
   }
 }

@@ -3,10 +3,10 @@
 // (pusher_kamailio_stats_up 1); otherwise Kamailio's call counters and wake-latency histogram (htable
 // pusher_stats, src/kamailio-stats.ts) are read here over the ctl socket.
 import http from "node:http";
-import { CliError, loadConfig } from "./config-file";
+import { runningConfig } from "./cluster-options";
+import { CliError } from "./config-file";
 import { parseHtableItems } from "./devices-command";
 import { callKamailio } from "./kamailio-rpc";
-import { runtimePaths } from "./kamailio-runtime";
 import { kamailioMetricsText } from "../kamailio-stats";
 
 const HELPER_TIMEOUT_MS = 3000;
@@ -48,8 +48,8 @@ async function readKamailioMetrics(ctlSocket: string): Promise<string> {
 
 /** `pusher metrics [--kamailio-ctl SOCKET]`: prints both sides; exit 1 when a side cannot be read. */
 export async function runMetrics(configPath: string, kamailioCtl?: string): Promise<void> {
-  const { config } = loadConfig(configPath);
-  const ctlSocket = kamailioCtl ? kamailioCtl.replace(/^unix:/, "") : runtimePaths(configPath, config).ctlSocket;
+  const { config, paths } = runningConfig(configPath);
+  const ctlSocket = kamailioCtl ? kamailioCtl.replace(/^unix:/, "") : paths.ctlSocket;
   const problems: string[] = [];
   const helper =
     config.metrics.port > 0

@@ -1,13 +1,13 @@
 // `pusher users add|list|remove`: SIP users the reference cfg authenticates REGISTERs against (sip.auth).
 
-import { CliError, loadConfig, usageError } from "./config-file";
-import { runtimePaths } from "./kamailio-runtime";
+import { runningConfig } from "./cluster-options";
+import { CliError, usageError } from "./config-file";
 import { addUser, listUsers, parseSipUser, removeUser } from "./users-database";
 
 export async function runUsers(configPath: string, args: string[], json: boolean): Promise<void> {
   const [action, ...rest] = args;
-  const { config } = loadConfig(configPath);
-  const file = runtimePaths(configPath, config).usersDatabase;
+  const { config, paths } = runningConfig(configPath);
+  const file = paths.usersDatabase;
   switch (action) {
     case "add": {
       if (rest.length !== 2) throw usageError(`expected "users add <user@domain> <password>"`);

@@ -65,6 +65,18 @@ afterAll(() => {
 });
 
 describe("deviceRows", () => {
+  it("pages past AORs that are not valid UTF-8 in sqlite (the plugin stores the bytes a phone sent) without skipping rows", () => {
+    const file = join(dir, "latin1.sqlite");
+    seedDeviceRows(file, { ...SEEDS[0], prefix: "z", count: 3 });
+    // caf\xE9, caf\xEE and caf\xFF: Latin-1 bytes, read by Node as U+FFFD (EF BF BD). A cursor of the AOR as read
+    // skipped caf\xEE (after E9) and read caf\xFF again and again (after FF: this test never ended).
+    const insert = (hex: string) =>
+      `INSERT INTO pusher_devices (aor, devices, expires) SELECT CAST(X'${hex}' AS TEXT), devices, expires FROM pusher_devices LIMIT 1;`;
+    execFileSync("sqlite3", [file, insert("636166E9406578") + insert("636166EE406578") + insert("636166FF406578")]);
+    const rows = [...deviceRows({ kind: "sqlite", file }, NOW_S, 1)];
+    expect(rows).toHaveLength(6);
+  });
+
   it("reads every row within its expiry from sqlite in AOR order, a page at a time", () => {
     const rows = [...deviceRows(sqlite, NOW_S, 100)];
     expect(rows).toHaveLength(LISTED);

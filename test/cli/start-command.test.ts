@@ -240,7 +240,7 @@ it("keeps its cluster options for pusher reload, which applies them over the fil
   expect(existsSync(saved)).toBe(false);
 });
 
-it("lets pusher reload and pusher devices read a config file whose cluster section start's options completed", () => {
+it("lets reload, devices, metrics and users read a config file whose cluster section start's options completed", () => {
   // No cluster.database in the file: the node runs with start's --database, which the file alone lacks.
   const cluster = { nodeId: 1, nodes: 2, dmqListen: "127.0.1.1:5090", peers: ["127.0.1.2:5090"] };
   const { started, run } = startFileWithFakeKamailio({ cluster }, "--database", "postgres://p@db/pusher");
@@ -248,4 +248,7 @@ it("lets pusher reload and pusher devices read a config file whose cluster secti
   // Both get as far as the ctl socket, where no Kamailio answers.
   expect(run("reload").output).toMatch(/^pusher: PUSHER_ERR_RPC: /m);
   expect(run("devices", "alice@example.com").output).toMatch(/^pusher: PUSHER_ERR_RPC: /m);
+  // pusher metrics reads the running node too (nothing answers it here), and pusher users its state dir.
+  expect(run("metrics").output).not.toContain("PUSHER_ERR_CONFIG");
+  expect(run("users", "list").output).toBe("");
 });
