@@ -3,7 +3,8 @@
 // listed is what a call would push. Tokens are masked unless asked: they are credentials to wake a phone.
 // While the records load at start, memory lacks the AORs the load has not reached (a call to one reads its row from
 // the database): the list says so, and how far the load is (src/device-load-progress.ts), instead of "no devices".
-// The list of every AOR of a big node comes from the device database instead (DUMP_MAX_AORS), said on stderr.
+// The list of every AOR of a big node comes from the device database instead (DUMP_MAX_AORS), said on stderr, in
+// the database's AOR order: streamed, never a million records held at once.
 import { once } from "node:events";
 import { PusherConfig } from "../config";
 import { loadProgressNote } from "../device-load-progress";
@@ -12,7 +13,7 @@ import { escapeControlCharacters } from "../log-text";
 import { maskToken } from "../mask-token";
 import { runningConfig } from "./cluster-options";
 import { usageError } from "./config-file";
-import { describeDeviceDatabase, deviceRows, runningDeviceDatabase } from "./device-database-reader";
+import { describeDeviceDatabase, DeviceRow, deviceRows, runningDeviceDatabase } from "./device-database-reader";
 import { callKamailio } from "./kamailio-rpc";
 
 const DEVICES_TABLE = "pusher_devices";
@@ -76,20 +77,44 @@ export function devicesFromItems(
   return devices.sort((a, b) => (a.aor === b.aor ? a.instance.localeCompare(b.instance) : a.aor.localeCompare(b.aor)));
 }
 
-/** JSON.stringify(devices, null, 2), a device at a time. */
-export function* devicesJson(devices: ListedDevice[]): Generator<string> {
-  if (devices.length === 0) {
-    yield "[]";
-    return;
-  }
+/** JSON.stringify([...devices], null, 2), a device at a time. */
+export function* devicesJson(devices: Iterable<ListedDevice>): Generator<string> {
+  let first = true;
   // Each element one level in: every line of its own text indented by two more spaces (JSON has no raw newline).
-  for (let i = 0; i < devices.length; i++)
-    yield (i === 0 ? "[\n  " : ",\n  ") + JSON.stringify(devices[i], null, 2).replace(/\n/g, "\n  ");
-  yield "\n]";
+  for (const device of devices) {
+    yield (first ? "[\n  " : ",\n  ") + JSON.stringify(device, null, 2).replace(/\n/g, "\n  ");
+    first = false;
+  }
+  yield first ? "[]" : "\n]";
 }
 
-function* deviceLines(devices: ListedDevice[]): Generator<string> {
+function* deviceLines(devices: Iterable<ListedDevice>): Generator<string> {
   for (const device of devices) yield deviceLine(device) + "\n";
+}
+
+function maskTokens(device: ListedDevice): void {
+  device.token = maskToken(device.token);
+  if (device.alertToken) device.alertToken = maskToken(device.alertToken);
+}
+
+/**
+ * The devices of the database's rows as they are read (a million never held at once): in the database's AOR order,
+ * each AOR's by instance, retention applied, tokens masked unless `showTokens`. `listed.count` counts them.
+ */
+function* databaseDevices(
+  rows: Iterable<DeviceRow>,
+  config: PusherConfig,
+  nowMs: number,
+  showTokens: boolean,
+  listed: { count: number },
+): Generator<ListedDevice> {
+  for (const row of rows) {
+    for (const device of devicesFromItems([row], config, nowMs)) {
+      if (!showTokens) maskTokens(device);
+      listed.count++;
+      yield device;
+    }
+  }
 }
 
 /** Writes `pieces` to stdout in chunks, waiting for a pipe that is full. */
@@ -211,8 +236,6 @@ export async function runDevices(
   const { config, paths } = runningConfig(configPath);
   const nowMs = Date.now();
   let devices: ListedDevice[];
-  // Set when the list of every AOR comes from the database: what stderr says of it.
-  let databaseNote: string | null = null;
   if (args[0] !== undefined) {
     // Under the lower-cased key of an AOR, only records written before keys kept the user's case are its own.
     devices = devicesFromItems(await readItems(paths.ctlSocket, args[0]), config, nowMs).filter(
@@ -225,31 +248,32 @@ export async function runDevices(
     } else {
       // The database holds every record (on disk before its REGISTER was answered), loaded at start or not yet.
       const database = runningDeviceDatabase(config, paths);
-      devices = devicesFromItems(deviceRows(database, nowMs / 1000), config, nowMs);
-      databaseNote = `listed from the device database ${describeDeviceDatabase(database)} (${dump.tooBig})`;
+      let note = `listed from the device database ${describeDeviceDatabase(database)} in its AOR order (${dump.tooBig})`;
       const unsaved = await storedNumber(paths.ctlSocket, STATS_TABLE, UNSAVED_COUNT);
       if (unsaved > 0)
-        databaseNote += `; ${unsaved} AORs changed in memory are not written to it yet: their rows there are older`;
+        note += `; ${unsaved} AORs changed in memory are not written to it yet: their rows there are older`;
+      const listed = { count: 0 };
+      const streamed = databaseDevices(deviceRows(database, nowMs / 1000), config, nowMs, showTokens, listed);
+      if (json) {
+        await writeOut(devicesJson(streamed));
+        console.log();
+      } else {
+        await writeOut(deviceLines(streamed));
+        if (listed.count === 0) console.log("no devices");
+      }
+      console.error(`pusher devices: ${note}`);
+      return;
     }
   }
-  if (!showTokens) {
-    for (const device of devices) {
-      device.token = maskToken(device.token);
-      if (device.alertToken) device.alertToken = maskToken(device.alertToken);
-    }
-  }
+  if (!showTokens) for (const device of devices) maskTokens(device);
   // An AOR with devices in memory has them all (a REGISTER or call during the load read its row first); the list of
   // every AOR, or an AOR without any, may lack what the load has not reached (not the database's list).
-  const note =
-    databaseNote === null && (args[0] === undefined || devices.length === 0)
-      ? await loadingNote(paths.ctlSocket)
-      : null;
+  const note = args[0] === undefined || devices.length === 0 ? await loadingNote(paths.ctlSocket) : null;
   if (json) {
     await writeOut(devicesJson(devices));
     console.log();
     // stdout stays the list of records.
     if (note) console.error(`pusher devices: ${note}: the list may lack AORs not read yet`);
-    if (databaseNote) console.error(`pusher devices: ${databaseNote}`);
     return;
   }
   if (devices.length === 0 && note)
@@ -257,7 +281,6 @@ export async function runDevices(
   else if (devices.length === 0) console.log(args[0] ? `no devices for ${args[0]}` : "no devices");
   await writeOut(deviceLines(devices));
   if (devices.length && note) console.log(`${note}: AORs not read yet are not listed`);
-  if (databaseNote) console.error(`pusher devices: ${databaseNote}`);
   // For one AOR: the MESSAGEs stored for its phones, delivered at their next REGISTER (docs/messages.md).
   if (args[0] !== undefined) console.log(`messages waiting: ${await messagesWaiting(paths.ctlSocket, args[0])}`);
 }
