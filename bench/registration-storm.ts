@@ -106,7 +106,7 @@ export async function benchRegistrationStorm(
     const sleepingFile = writeInjectionFile(dir, "sleeping.csv", sleepingPhones);
     capture = await LoopbackCapture.start(dir, sipPort);
 
-    const loader = loaderPid(pusher);
+    const loader = await loaderPid(pusher);
     const loadedBefore = LOADED.test(pusher.output());
     const cpuBefore = kamailioCpuMs(pusher.pid);
     const loaderCpuBefore = cpuMsOf(loader);

@@ -110,7 +110,7 @@ export async function benchRestartWithDevices(
     let loadedAt = NaN;
     let loadCpuMs = NaN;
     let databaseCpuMs = NaN;
-    const loader = loaderPid(pusher);
+    const loader = await loaderPid(pusher);
     const callEveryMs = 1000 / options.callRate;
     let nextCallAt = performance.now() + callEveryMs;
     while (Number.isNaN(loadedAt) || Number.isNaN(firstPushAt)) {

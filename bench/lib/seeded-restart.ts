@@ -21,6 +21,7 @@ import {
   type SeedOptions,
 } from "../../test/support/seed-devices";
 import { DOMAIN, nextAddress } from "../../test/support/topology";
+import { waitUntil } from "../../test/support/wait-until";
 import { BENCH_APP_ID, BENCH_USER_AGENT_REGEX, registerKeys } from "../register-cost";
 import { TEST_CA_DIR } from "./paths";
 import { backendCpuMs } from "./postgres-backends";
@@ -107,11 +108,20 @@ export function shmUsed(pusher: PusherRun): number {
   return Number(/\bused:\s*(\d+)/.exec(pusher.rpc("core.shmmem"))?.[1] ?? NaN);
 }
 
-/** The pid of the SIP worker route PUSHER_WORKER_INIT runs in (it loads the records before it serves SIP). */
-export function loaderPid(pusher: PusherRun): number {
-  const match = /PID:\s*(\d+)\s*\n\s*DSC:\s*udp receiver child=0\b/.exec(pusher.rpc("core.psx"));
-  if (!match) throw new Error("bench: no `udp receiver child=0` in kamcmd core.psx");
-  return Number(match[1]);
+/** The pid of the process loading the records (the load timer's, rtimer `pusher_load`), once the load started. */
+export async function loaderPid(pusher: PusherRun): Promise<number> {
+  let pid = 0;
+  await waitUntil(
+    () => {
+      const item = /value:\s*(\d+)/.exec(pusher.rpc("htable.get", "pusher_state", "devices_loader_pid"));
+      pid = item ? Number(item[1]) : 0;
+      return pid > 0;
+    },
+    30_000,
+    "the load of the device records to start (pusher_state devices_loader_pid)",
+    50,
+  );
+  return pid;
 }
 
 /** The phone of `group` the load reaches last (rows load in AOR order: `seed999999` after `seed1000000`). */

@@ -67,6 +67,8 @@ const REMOVED_WHILE_LOADING_KEY = "devices_removed_while_loading";
 // copy (htable dmq_init_sync) has come, and the load writes only the rows memory still lacks (none, usually).
 // pusher_state: when the load was taken (epoch s) while it waits for that copy; 0 once it started.
 const LOAD_WAITING_SINCE_KEY = "devices_load_waiting_since";
+// pusher_state: the pid of the process running the load at start (the load timer's).
+const LOADER_PID_KEY = "devices_loader_pid";
 // pusher_state: when the last request of another node's full copy came (epoch s; route PUSHER_CLUSTER_MESSAGE).
 const CLUSTER_SYNC_AT_KEY = "cluster_sync_at";
 // No copy this long after the load was taken: no other node runs (DMQ asks them within milliseconds of the start),
@@ -387,11 +389,12 @@ function mayTake(holderAor: string, holder: DeviceRecord | undefined, aor: strin
 let loadedHere = false;
 
 /**
- * Loads the records from disk into htable, once per Kamailio run: the first worker that needs them (route
- * PUSHER_WORKER_INIT's, at start) takes the load and runs it; the others go on meanwhile, reading the AORs it has not
- * reached through to the database (loadAor). Never call it holding a devices lock: the loader takes those. When the
- * database does not answer, the proxy works from memory and the timer loads the records once it does
- * (retryDeviceDatabase).
+ * Loads the records from disk into htable, once per Kamailio run: the first process that needs them (route
+ * PUSHER_WORKER_INIT's, at start) takes the load, which the load timer runs (rtimer `pusher_load`, its own process:
+ * loadDevicesWhenDue), so no SIP worker and not the refresh pushes' timer spends a minute on a million rows. Every
+ * process goes on meanwhile, reading the AORs the load has not reached through to the database (loadAor). Never call
+ * it holding a devices lock: the loader takes those. When the database does not answer, the proxy works from memory
+ * and the timer loads the records once it does (retryDeviceDatabase).
  */
 export function ensureDevicesLoaded(): void {
   if (loadedHere) return;
@@ -405,46 +408,55 @@ export function ensureDevicesLoaded(): void {
       return true;
     });
     // Outside the lock: a pusher_state slot held for the whole load would stall every process reading that slot.
-    // In a cluster the timer starts it (loadDevicesAfterClusterSync); meanwhile a read of an AOR memory lacks reads
-    // its row (loadAor), as during the load, and REGISTERs write theirs: the table is created now.
-    if (taken && getNumber(STATE_TABLE, "cluster_nodes") > 1 && createSchema())
+    // The load timer starts it (loadDevicesWhenDue); meanwhile a read of an AOR memory lacks reads its row
+    // (loadAor), as during the load, and REGISTERs write theirs: the table is created now. When that fails (the
+    // database is down) the load fails here at once, and the timer loads the records once it answers.
+    if (taken && createSchema())
       KSR.htable.sht_seti(STATE_TABLE, LOAD_WAITING_SINCE_KEY, Math.floor(Date.now() / 1000));
     else if (taken) loadAtStart();
   }
   loadedHere = getNumber(STATE_TABLE, LOAD_PENDING_KEY) === 0;
 }
 
-function loadAtStart(): void {
+/** True when every record is loaded. */
+function loadAtStart(): boolean {
   const loaded = loadDevices(false);
   KSR.htable.sht_seti(STATE_TABLE, LOAD_PENDING_KEY, loaded ? 0 : 1);
-  if (loaded) return;
+  if (loaded) return true;
   // The failed statement held the database: nothing is written before the timer has loaded the records.
   logError(
     "cannot read device records from the database (connection pusher, knob PUSHER_DB_CONNECTION): REGISTERs are kept in memory, and the records are loaded when it answers",
   );
+  return false;
 }
 
 /**
- * The timer, every second, in a cluster: starts the load at start that ensureDevicesLoaded took, once the other nodes'
- * full copy of the records is over (CLUSTER_SYNC_QUIET_S without a request of it), or CLUSTER_SYNC_WAIT_S after it was
- * taken when none came (no other node runs: the first node started loads every record from the database). The load
- * skips every AOR the copy brought, so it writes, and replicates, only what the copy lacked.
+ * The load timer (rtimer `pusher_load`), every second: runs the load at start that ensureDevicesLoaded took (true once
+ * it loaded every record, false when there was nothing to do yet or the database failed). On a
+ * single node at once; in a cluster once the other nodes' full copy of the records is over (CLUSTER_SYNC_QUIET_S
+ * without a request of it), or CLUSTER_SYNC_WAIT_S after it was taken when none came (no other node runs: the first
+ * node started loads every record from the database). A cluster node's load skips every AOR the copy brought, so it
+ * writes, and replicates, only what the copy lacked.
  */
-export function loadDevicesAfterClusterSync(): void {
+export function loadDevicesWhenDue(): boolean {
   const since = getNumber(STATE_TABLE, LOAD_WAITING_SINCE_KEY);
-  if (since <= 0) return;
-  const nowS = Math.floor(Date.now() / 1000);
-  const syncAt = getNumber(STATE_TABLE, CLUSTER_SYNC_AT_KEY);
-  if (syncAt > 0 ? nowS - syncAt < CLUSTER_SYNC_QUIET_S : nowS - since < CLUSTER_SYNC_WAIT_S) return;
+  if (since <= 0) return false;
+  if (getNumber(STATE_TABLE, "cluster_nodes") > 1) {
+    const nowS = Math.floor(Date.now() / 1000);
+    const syncAt = getNumber(STATE_TABLE, CLUSTER_SYNC_AT_KEY);
+    if (syncAt > 0 ? nowS - syncAt < CLUSTER_SYNC_QUIET_S : nowS - since < CLUSTER_SYNC_WAIT_S) return false;
+    logInfo(
+      syncAt > 0
+        ? "cluster: the other nodes' copy of the device records came: loading the rows it lacked from the database"
+        : "cluster: no other node sent the device records within " +
+            CLUSTER_SYNC_WAIT_S +
+            " s: loading them from the database",
+    );
+  }
   KSR.htable.sht_seti(STATE_TABLE, LOAD_WAITING_SINCE_KEY, 0);
-  logInfo(
-    syncAt > 0
-      ? "cluster: the other nodes' copy of the device records came: loading the rows it lacked from the database"
-      : "cluster: no other node sent the device records within " +
-          CLUSTER_SYNC_WAIT_S +
-          " s: loading them from the database",
-  );
-  loadAtStart();
+  // Which process loads (the benchmarks measure its CPU; every rtimer process is "RTIMER SEC EXEC" in core.psx).
+  KSR.htable.sht_seti(STATE_TABLE, LOADER_PID_KEY, Number(KSR.pv.get("$pp")));
+  return loadAtStart();
 }
 
 /** Whether the load at start is running (not done, not failed). */

@@ -27,7 +27,7 @@ import { stripPushParams } from "./strip-push-params";
 import { deliverMessages, onMessage, onMessageNotSent, onMessageReply, storeMessage } from "./message-flow";
 import { ensureMessagesLoaded } from "./message-store";
 import { armRefresh, checkRefreshInterval, planRefresh, rearmRefreshes } from "./refresh-pushes";
-import { onTimerTick } from "./timer-tick";
+import { onLoadTimerTick, onTimerTick } from "./timer-tick";
 
 declare var globalThis: { [name: string]: unknown };
 
@@ -65,6 +65,7 @@ const entryPoints: { [name: string]: (code: string) => void } = {
   pusher_arm_refresh: armRefresh,
   pusher_rearm_refreshes: rearmRefreshes,
   pusher_on_timer: onTimerTick,
+  pusher_on_load_timer: onLoadTimerTick,
 };
 
 for (const name in entryPoints) {

@@ -79,12 +79,16 @@ afterAll(async () => {
   await apns?.close();
 });
 
-it("starts with pusher.cfg's init routes run from the operator's own event routes", () => {
+it("starts with pusher.cfg's init routes run from the operator's own event routes", async () => {
   const log = services.kamailioOutput();
   expect(log).toContain("operator: own htable:mod-init");
   expect(log).toContain("operator: own core:worker-one-init");
-  // Before any SIP request: only the worker init route loads the records at start.
-  expect(log).toMatch(/device records loaded from the database: 0 devices of 0 AORs/);
+  // Before any SIP request: only the worker init route takes the load at start (rtimer pusher_load runs it).
+  await waitUntil(
+    () => /device records loaded from the database: 0 devices of 0 AORs/.test(services.kamailioOutput()),
+    5000,
+    "the load of the device records at start",
+  );
   expect(stateItem("config_generation")).toBe("1");
   expect(stateItem("reject_unsupported")).toBe("1");
 });
