@@ -61,6 +61,8 @@ async function restartWith(seed: () => void): Promise<void> {
 
 beforeAll(async () => {
   pusher = await startPusher({});
+  // The load timer loads the (empty) table within a second of the start; until then the list says it is loading.
+  await pusher.waitFor(/device records loaded from the database/);
 }, 60_000);
 
 afterAll(async () => {
