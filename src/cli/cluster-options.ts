@@ -109,8 +109,16 @@ export function readStartClusterOptions(file: string): ClusterOptions {
  * file without its cluster section, which may be incomplete without those options (no `database`: start's
  * `--database` gave it); the config is then validated whole, with them.
  */
-export function runningConfig(configPath: string): { config: PusherConfig; paths: RuntimePaths } {
+export function runningConfig(
+  configPath: string,
+  options: { ownKamailio?: boolean } = {},
+): { config: PusherConfig; paths: RuntimePaths } {
   const file = readConfigFile(configPath);
+  // Your own Kamailio (--kamailio-ctl) has no pusher start, hence no cluster options: its cluster.* are the file's.
+  if (options.ownKamailio) {
+    const config = validatedConfigFile(file);
+    return { config, paths: runtimePaths(configPath, config) };
+  }
   const withoutCluster = validatedConfigFile({ ...file, raw: { ...file.raw, cluster: undefined } });
   const paths = runtimePaths(configPath, withoutCluster);
   const config = withClusterOptions(file, readStartClusterOptions(paths.clusterOptions));

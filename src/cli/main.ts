@@ -39,7 +39,8 @@ Commands:
                           or the endpoint URL alone, as RFC 8599's pn-prid: a push without payload)
   devices [aor] [--json] [--show-tokens]
                           list the push device records of the running Kamailio (all, or one AOR);
-                          tokens are masked unless --show-tokens
+                          tokens are masked unless --show-tokens; all of a node with more than 200 AORs
+                          come from the device database (sqlite3, or psql on a cluster node)
   ua add <name> <regex> [--app-ids a,b] [--params appId=P,type=P,token=P] [--strategy <calls.strategy value>]
                           add a User-Agent rule at the end, or replace the rule with that name; --app-ids
                           accepts only those apps, --params names the Contact params of legacy bindings

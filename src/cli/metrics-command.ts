@@ -48,7 +48,7 @@ async function readKamailioMetrics(ctlSocket: string): Promise<string> {
 
 /** `pusher metrics [--kamailio-ctl SOCKET]`: prints both sides; exit 1 when a side cannot be read. */
 export async function runMetrics(configPath: string, kamailioCtl?: string): Promise<void> {
-  const { config, paths } = runningConfig(configPath);
+  const { config, paths } = runningConfig(configPath, { ownKamailio: kamailioCtl !== undefined });
   const ctlSocket = kamailioCtl ? kamailioCtl.replace(/^unix:/, "") : paths.ctlSocket;
   const problems: string[] = [];
   const helper =

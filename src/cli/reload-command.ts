@@ -115,8 +115,8 @@ export interface ReloadOptions {
 
 /** `pusher reload [--kamailio-ctl SOCKET] [--helper-pid-file FILE|PID]`. */
 export async function runReload(configPath: string, options: ReloadOptions): Promise<void> {
-  const { paths } = runningConfig(configPath);
   const ownKamailio = options.kamailioCtl !== undefined;
+  const { paths } = runningConfig(configPath, { ownKamailio });
   const lines = await applyConfig(configPath, {
     ctlSocket: ownKamailio ? options.kamailioCtl!.replace(/^unix:/, "") : paths.ctlSocket,
     runtimeConfig: ownKamailio ? undefined : paths.runtimeConfig,

@@ -235,6 +235,10 @@ it("keeps its cluster options for pusher reload, which applies them over the fil
   expect(reload.output).toMatch(/^pusher: PUSHER_ERR_RPC: /m); // no Kamailio on the ctl socket
   expect(JSON.parse(readFileSync(join(state, "pusher.runtime.json"), "utf8")).cluster).toEqual(running);
 
+  // Your own Kamailio (--kamailio-ctl) has no pusher start: start's saved options, even broken, are not read.
+  writeFileSync(saved, "{ broken");
+  expect(run("reload", "--kamailio-ctl", join(state, "none.ctl")).output).toMatch(/^pusher: PUSHER_ERR_RPC: /m);
+  expect(run("reload").output).toMatch(/^pusher: PUSHER_ERR_RELOAD: /m);
   // A start without cluster options leaves none behind for the next reload.
   expect(run("start").output).toContain("kamailio exited with code 1 during start-up");
   expect(existsSync(saved)).toBe(false);
