@@ -233,6 +233,7 @@ async function connectAsHelper(): Promise<LinkPeer> {
     createHmac("sha256", secret)
       .update(`kamailio-pusher link v1 ${role} ${kamailioNonce} ${helperNonce}`)
       .digest("hex");
+  const connected = helpersConnected();
   const peer = await connectToKamailio();
   await waitUntil(() => peer.frames.length >= 1, 3000, "Kamailio's challenge");
   const kamailioNonce = peer.frames[0].nonce as string;
@@ -242,12 +243,38 @@ async function connectAsHelper(): Promise<LinkPeer> {
   expect(peer.frames[1]).toEqual({ type: "link-proof", proof: proof("kamailio", kamailioNonce, helperNonce) });
   peer.send({ type: "link-proof", proof: proof("helper", kamailioNonce, helperNonce) });
   peer.send({ type: "hello", version: 1, pid: 1 });
-  await waitUntil(
-    () => (services.kamailioOutput().match(/pusher: helper connected \(pid 1,/g) ?? []).length > 0,
-    3000,
-    "Kamailio to take it as the helper",
-  );
+  await waitUntil(() => helpersConnected() > connected, 3000, "Kamailio to take it as the helper");
   return peer;
+}
+
+/** How many stand-ins (pid 1) Kamailio has taken as the helper so far. */
+function helpersConnected(): number {
+  return (services.kamailioOutput().match(/pusher: helper connected \(pid 1,/g) ?? []).length;
+}
+
+/** The result of `request` (a push frame) that says its token is dead, as the helper would send it. */
+function deadTokenResult(request: { [key: string]: any }) {
+  return {
+    type: "push-result",
+    callRef: request.callRef,
+    callId: request.callId,
+    aor: request.aor,
+    instance: request.device.instance,
+    outcome: "failed",
+    code: "PUSHER_ERR_APNS_UNREGISTERED",
+    dropToken: true,
+    token: request.device.token,
+  };
+}
+
+/** Resolves once Kamailio handled every frame `helper` sent before: a stats request is answered after them, in order. */
+async function handledSoFar(helper: LinkPeer, id: number): Promise<void> {
+  helper.send({ type: "stats-request", id });
+  await waitUntil(
+    () => helper.frames.some((frame) => frame.type === "stats" && frame.id === id),
+    3000,
+    "the stats report",
+  );
 }
 
 it("obeys a push result only when it names the call, AOR, instance and token of a push it sent", async () => {
@@ -257,17 +284,7 @@ it("obeys a push result only when it names the call, AOR, instance and token of 
     phone.send(invite(phone, "alice", DOMAIN));
     await waitUntil(() => helper.frames.some((frame) => frame.type === "push"), 5000, "alice's push request");
     const request = helper.frames.find((frame) => frame.type === "push") as { [key: string]: any };
-    const result = {
-      type: "push-result",
-      callRef: request.callRef,
-      callId: request.callId,
-      aor: request.aor,
-      instance: request.device.instance,
-      outcome: "failed",
-      code: "PUSHER_ERR_APNS_UNREGISTERED",
-      dropToken: true,
-      token: request.device.token,
-    };
+    const result = deadTokenResult(request);
     const before = devices();
     // Each names something Kamailio did not send for that call: bob's AOR, another token, another call, no token.
     const { token: _token, ...withoutToken } = result;
@@ -279,12 +296,7 @@ it("obeys a push result only when it names the call, AOR, instance and token of 
     ])
       helper.send(forged);
     // Then a stats request, answered only after the four were handled (one connection, one dispatcher, in order).
-    helper.send({ type: "stats-request", id: 42 });
-    await waitUntil(
-      () => helper.frames.some((frame) => frame.type === "stats" && frame.id === 42),
-      3000,
-      "the stats report",
-    );
+    await handledSoFar(helper, 42);
     expect(devices()).toEqual(before);
     expect(devices()).toContain(BOB_TOKEN);
     expect(services.rpc("htable.dump", "pusher_calls")).toContain(`call:${request.callRef}`);
@@ -302,14 +314,8 @@ it("obeys a result that comes after its call ended only when it names that call'
   // Run alone, the real helper holds the link; after the previous test its stand-in is gone and alice too.
   if (services.helper && services.helper.exitCode === null && services.helper.signalCode === null) await killHelper();
   expect((await phone.send(register(phone, "alice", DOMAIN, pushParams(ALICE_TOKEN))).final)?.status).toBe(200);
-  const connected = (services.kamailioOutput().match(/pusher: helper connected \(pid 1,/g) ?? []).length;
   const helper = await connectAsHelper();
   try {
-    await waitUntil(
-      () => (services.kamailioOutput().match(/pusher: helper connected \(pid 1,/g) ?? []).length > connected,
-      3000,
-      "Kamailio to take the new stand-in as the helper",
-    );
     const placed = invite(phone, "alice", DOMAIN);
     phone.send(placed);
     await waitUntil(() => helper.frames.some((frame) => frame.type === "push"), 5000, "alice's push request");
@@ -322,26 +328,11 @@ it("obeys a result that comes after its call ended only when it names that call'
       "the cancelled call to be forgotten",
     );
     expect(services.rpc("htable.dump", "pusher_calls")).toContain(`sent:${request.callRef}`);
-    const result = {
-      type: "push-result",
-      callRef: request.callRef,
-      callId: request.callId,
-      aor: request.aor,
-      instance: request.device.instance,
-      outcome: "failed",
-      code: "PUSHER_ERR_APNS_UNREGISTERED",
-      dropToken: true,
-      token: request.device.token,
-    };
+    const result = deadTokenResult(request);
     // The call's ref, instance and token, but another AOR or another call: neither may take the remembered push.
     helper.send({ ...result, aor: `bob@${DOMAIN}` });
     helper.send({ ...result, callId: "another-call@127.0.0.1" });
-    helper.send({ type: "stats-request", id: 43 });
-    await waitUntil(
-      () => helper.frames.some((frame) => frame.type === "stats" && frame.id === 43),
-      3000,
-      "the stats report",
-    );
+    await handledSoFar(helper, 43);
     expect(devices()).toContain(ALICE_TOKEN);
     expect(services.rpc("htable.dump", "pusher_calls")).toContain(`sent:${request.callRef}`);
     // The true answer still finds it: alice's dead token goes.
